@@ -1,0 +1,2 @@
+//! `mcptap-collector` (STUB).
+fn main() {}
