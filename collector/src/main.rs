@@ -1,2 +1,22 @@
-//! `mcptap-collector` (STUB).
-fn main() {}
+//! Entry point of `mcptap-collector`; see the library crate for the parts.
+
+use clap::Parser;
+use mcptap_collector::cli::{Cli, Command};
+use mcptap_collector::run;
+use std::process::ExitCode;
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    run::init_logging(&cli.run.log_format);
+    let res = match cli.command {
+        Some(Command::Demo { output }) => run::demo(&cli.run, output),
+        None => run::run(&cli.run),
+    };
+    match res {
+        Ok(code) => code,
+        Err(e) => {
+            eprintln!("mcptap-collector: error: {e:#}");
+            ExitCode::from(1)
+        }
+    }
+}

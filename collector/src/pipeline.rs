@@ -1,0 +1,196 @@
+//! The single-threaded decode pipeline: frame → TCP → HTTP → MCP → span sink.
+//!
+//! ```text
+//! link::decode_packet → tcp::FlowTable → conn::HttpConnection (per flow)
+//!                     → mcp::Decoder → SpanSink
+//! ```
+//! Each stage owns its counters; nothing here does I/O except the sink.
+
+use anyhow::Result;
+use mcptap_mcp::{Decoder, DecoderConfig, McpStats, Span};
+use mcptap_wire::conn::{HttpConfig, HttpConnection};
+use mcptap_wire::link::{DropReason, LinkType, decode_packet};
+use mcptap_wire::stats::WireStats;
+use mcptap_wire::tcp::{FlowTable, TcpConfig, TcpEvent, TcpSink};
+use mcptap_wire::{ConnMeta, FlowId, HttpEvent, TimestampNs};
+use std::collections::HashMap;
+
+/// Receives finished spans.
+pub trait SpanSink {
+    /// Takes a batch of spans (in completion order).
+    fn export(&mut self, spans: Vec<Span>) -> Result<()>;
+    /// End of input: flush everything.
+    fn finish(&mut self) -> Result<()>;
+}
+
+/// How often idle flows are expired, in capture time (ns).
+const EXPIRE_EVERY_NS: u64 = 1_000_000_000;
+
+/// The HTTP stage: one [`HttpConnection`] per open TCP flow.
+struct HttpStage {
+    cfg: HttpConfig,
+    conns: HashMap<FlowId, HttpConnection>,
+    stats: WireStats,
+    events: Vec<HttpEvent>,
+}
+
+impl TcpSink for HttpStage {
+    fn on_tcp_event(&mut self, ev: TcpEvent<'_>) {
+        match ev {
+            TcpEvent::Opened { flow, client, server, client_isn, saw_syn, .. } => {
+                let meta = ConnMeta { flow, client, server, client_isn };
+                self.conns.insert(flow, HttpConnection::new(meta, saw_syn, self.cfg));
+            }
+            TcpEvent::Data { flow, dir, ts, data } => {
+                if let Some(c) = self.conns.get_mut(&flow) {
+                    c.on_data(dir, ts, data, &mut self.stats, &mut self.events);
+                }
+            }
+            TcpEvent::Gap { flow, dir, ts, len } => {
+                if let Some(c) = self.conns.get_mut(&flow) {
+                    c.on_gap(dir, ts, len, &mut self.stats, &mut self.events);
+                }
+            }
+            TcpEvent::Closed { flow, ts, .. } => {
+                if let Some(mut c) = self.conns.remove(&flow) {
+                    c.on_close(ts, &mut self.stats, &mut self.events);
+                }
+            }
+        }
+    }
+}
+
+/// Limits and options of the whole pipeline.
+#[derive(Debug, Clone, Default)]
+pub struct PipelineConfig {
+    /// TCP reassembly limits.
+    pub tcp: TcpConfig,
+    /// HTTP framing limits.
+    pub http: HttpConfig,
+    /// MCP decoding options.
+    pub mcp: DecoderConfig,
+}
+
+/// Counters of every stage, for the summary and (later) `/metrics`.
+pub struct PipelineStats<'a> {
+    /// Link and TCP counters.
+    pub link_tcp: &'a WireStats,
+    /// HTTP and SSE counters.
+    pub http: &'a WireStats,
+    /// MCP counters.
+    pub mcp: &'a McpStats,
+    /// Spans handed to the sink.
+    pub spans: u64,
+    /// Connections currently tracked.
+    pub open_flows: usize,
+}
+
+/// Packets in, spans out.
+pub struct Pipeline {
+    link: LinkType,
+    flows: FlowTable,
+    http: HttpStage,
+    decoder: Decoder,
+    stats: WireStats,
+    spans: Vec<Span>,
+    spans_out: u64,
+    last_expire: TimestampNs,
+    last_ts: TimestampNs,
+}
+
+impl Pipeline {
+    /// A pipeline for packets of link type `link`.
+    pub fn new(link: LinkType, cfg: PipelineConfig) -> Pipeline {
+        Pipeline {
+            link,
+            flows: FlowTable::new(cfg.tcp),
+            http: HttpStage { cfg: cfg.http, conns: HashMap::new(), stats: WireStats::default(), events: Vec::new() },
+            decoder: Decoder::new(cfg.mcp),
+            stats: WireStats::default(),
+            spans: Vec::new(),
+            spans_out: 0,
+            last_expire: 0,
+            last_ts: 0,
+        }
+    }
+
+    /// Feeds one captured frame; spans completed by it go to `sink`.
+    pub fn packet(&mut self, ts: TimestampNs, frame: &[u8], sink: &mut dyn SpanSink) -> Result<()> {
+        self.stats.packets += 1;
+        self.stats.packet_bytes += frame.len() as u64;
+        self.last_ts = self.last_ts.max(ts);
+        match decode_packet(self.link, frame) {
+            Ok(pkt) => self.flows.ingest(ts, &pkt, &mut self.stats, &mut self.http),
+            Err(DropReason::NotTcp) => self.stats.packets_not_tcp += 1,
+            Err(DropReason::Malformed) => self.stats.packets_malformed += 1,
+            Err(DropReason::UnsupportedLink) => self.stats.packets_unsupported_link += 1,
+            Err(DropReason::Fragmented) => self.stats.packets_fragmented += 1,
+        }
+        if self.last_ts.saturating_sub(self.last_expire) >= EXPIRE_EVERY_NS {
+            self.last_expire = self.last_ts;
+            self.flows.expire(self.last_ts, &mut self.stats, &mut self.http);
+        }
+        self.drain(sink)
+    }
+
+    /// Expires idle flows at `now` (for live captures with no packets arriving).
+    pub fn tick(&mut self, now: TimestampNs, sink: &mut dyn SpanSink) -> Result<()> {
+        self.flows.expire(now, &mut self.stats, &mut self.http);
+        self.drain(sink)
+    }
+
+    /// End of input: flushes every flow and pending exchange, then the sink.
+    pub fn finish(&mut self, sink: &mut dyn SpanSink) -> Result<()> {
+        self.flows.finish(self.last_ts, &mut self.stats, &mut self.http);
+        self.drain(sink)?;
+        self.decoder.finish(&mut self.spans);
+        self.flush_spans(sink)?;
+        sink.finish()
+    }
+
+    fn drain(&mut self, sink: &mut dyn SpanSink) -> Result<()> {
+        if self.http.events.is_empty() {
+            return Ok(());
+        }
+        for ev in self.http.events.drain(..) {
+            self.decoder.on_event(ev, &mut self.spans);
+        }
+        self.flush_spans(sink)
+    }
+
+    fn flush_spans(&mut self, sink: &mut dyn SpanSink) -> Result<()> {
+        if !self.spans.is_empty() {
+            self.spans_out += self.spans.len() as u64;
+            sink.export(std::mem::take(&mut self.spans))?;
+        }
+        Ok(())
+    }
+
+    /// Counters of every stage.
+    pub fn stats(&self) -> PipelineStats<'_> {
+        PipelineStats {
+            link_tcp: &self.stats,
+            http: &self.http.stats,
+            mcp: self.decoder.stats(),
+            spans: self.spans_out,
+            open_flows: self.flows.len(),
+        }
+    }
+}
+
+/// Keeps every span in memory (tests, small replays).
+#[derive(Default)]
+pub struct VecSink {
+    /// Spans received, in order.
+    pub spans: Vec<Span>,
+}
+
+impl SpanSink for VecSink {
+    fn export(&mut self, spans: Vec<Span>) -> Result<()> {
+        self.spans.extend(spans);
+        Ok(())
+    }
+    fn finish(&mut self) -> Result<()> {
+        Ok(())
+    }
+}
