@@ -40,7 +40,18 @@ pub struct WireStats {
     /// Bytes skipped over in those gaps.
     pub tcp_gap_bytes: u64,
     /// Out-of-order bytes dropped because a direction's buffer cap was hit.
+    /// The reassembler never drops buffered bytes: it declares the hole in
+    /// front of them a gap and delivers them. So this counts the gap bytes
+    /// declared because a buffer cap (per direction, table total, or the
+    /// per-direction segment count) was hit; a subset of `tcp_gap_bytes`.
     pub tcp_buffer_overflow_bytes: u64,
+    /// Segments ignored because they carried neither payload nor SYN (pure
+    /// ACK, FIN, RST, e.g. the last ACK after both FINs) for a connection not
+    /// in the table. Such segments never open a connection.
+    pub tcp_segments_without_flow: u64,
+    /// Connections still open at end of input, closed by
+    /// [`crate::tcp::FlowTable::finish`].
+    pub flows_end_of_input: u64,
 
     /// HTTP requests parsed.
     pub http_requests: u64,
@@ -62,4 +73,11 @@ pub struct WireStats {
     pub sse_events: u64,
     /// SSE comment lines (keep-alives such as `: ping`).
     pub sse_comments: u64,
+    /// SSE events discarded: larger than the cap (`max_body_bytes`), damaged by a
+    /// TCP gap, or cut by the end of the stream before their blank line.
+    pub sse_events_dropped: u64,
+    /// Requests forgotten for pairing because more than 1024 requests were already
+    /// waiting for a response on one connection (their responses, if any, then
+    /// pair with later requests or count as unpaired).
+    pub http_outstanding_overflow: u64,
 }
