@@ -1,11 +1,33 @@
 //! Link-layer and IP decoding: one captured frame to one TCP segment.
 //!
-//! Link types follow the tcpdump.org LINKTYPE registry. Linux cooked capture v2
-//! (LINKTYPE_LINUX_SLL2 = 276, what `tcpdump -i any` writes with libpcap ≥ 1.10)
-//! is decoded here by hand because etherparse only knows v1.
-//! (STUB: filled in by the link/tcp work.)
+//! Link types follow the tcpdump.org LINKTYPE registry
+//! (<https://www.tcpdump.org/linktypes.html>). Ethernet (with 802.1Q/802.1ad
+//! VLAN tags), IPv4, IPv6 (with extension headers) and TCP are decoded with
+//! `etherparse`'s lax slicer, so that a frame cut short by the capture's
+//! snapshot length still yields the TCP payload bytes it carries. Linux cooked
+//! capture v1 (LINKTYPE_LINUX_SLL = 113) and v2 (LINKTYPE_LINUX_SLL2 = 276,
+//! what `tcpdump -i any` writes with libpcap ≥ 1.10) and BSD loopback
+//! (LINKTYPE_NULL / LINKTYPE_LOOP) headers are stripped here by hand, because
+//! etherparse only knows SLL v1 and has no lax entry point for it.
+//!
+//! Choices:
+//!
+//! - **Trimming.** The TCP payload is cut to the IPv4 total length / IPv6
+//!   payload length, so Ethernet padding (short frames are padded to 60 bytes)
+//!   and trailing FCS bytes never become TCP payload.
+//! - **Truncation.** A frame truncated by the snapshot length whose IP and TCP
+//!   headers are complete yields the payload bytes actually present (fewer than
+//!   the IP header announces). The reassembler then sees a hole where the
+//!   missing bytes were and declares a gap (see [`crate::tcp`]). A frame cut
+//!   inside the IP or TCP header is [`DropReason::Malformed`].
+//! - **Fragments.** IPv4 packets with MF set or a non-zero fragment offset and
+//!   IPv6 packets with a fragment header that fragments (M set or offset > 0)
+//!   are [`DropReason::Fragmented`]: fragments are not reassembled. An IPv6
+//!   "atomic fragment" (offset 0, M clear) is a whole packet and is decoded.
 
-use std::net::SocketAddr;
+use etherparse::err::Layer;
+use etherparse::{EtherType, LaxNetSlice, LaxSlicedPacket, TransportSlice};
+use std::net::{IpAddr, SocketAddr};
 
 /// Link-layer header types we decode (tcpdump.org LINKTYPE values in the docs).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -27,10 +49,32 @@ pub enum LinkType {
 }
 
 impl LinkType {
+    /// Every supported link type (for tests and fuzzing).
+    pub const ALL: [LinkType; 7] = [
+        LinkType::Ethernet,
+        LinkType::LinuxSll,
+        LinkType::LinuxSll2,
+        LinkType::RawIp,
+        LinkType::Ipv4,
+        LinkType::Ipv6,
+        LinkType::Null,
+    ];
+
     /// Maps a pcap/pcapng link-type (or DLT) number to a [`LinkType`]; `None` when unsupported.
+    ///
+    /// 1 → Ethernet, 113 → LinuxSll, 276 → LinuxSll2, 101/12/14 → RawIp,
+    /// 228 → Ipv4, 229 → Ipv6, 0/108 → Null.
     pub fn from_linktype(value: i32) -> Option<LinkType> {
-        let _ = value;
-        None
+        match value {
+            1 => Some(LinkType::Ethernet),
+            113 => Some(LinkType::LinuxSll),
+            276 => Some(LinkType::LinuxSll2),
+            101 | 12 | 14 => Some(LinkType::RawIp),
+            228 => Some(LinkType::Ipv4),
+            229 => Some(LinkType::Ipv6),
+            0 | 108 => Some(LinkType::Null),
+            _ => None,
+        }
     }
 }
 
@@ -77,10 +121,157 @@ pub enum DropReason {
     Fragmented,
 }
 
+/// EtherType of IPv4 (IEEE 802 numbers).
+const ETH_IPV4: u16 = 0x0800;
+/// EtherType of IPv6.
+const ETH_IPV6: u16 = 0x86DD;
+/// Length of the Linux cooked capture v1 header (LINKTYPE_LINUX_SLL).
+const SLL_LEN: usize = 16;
+/// Length of the Linux cooked capture v2 header (LINKTYPE_LINUX_SLL2).
+const SLL2_LEN: usize = 20;
+/// Length of the BSD loopback address-family header (LINKTYPE_NULL/LOOP).
+const NULL_LEN: usize = 4;
+
 /// Decodes one frame of link type `link` to its TCP segment.
+///
+/// `frame` is the captured bytes (possibly shorter than the original packet).
+/// The returned payload borrows from `frame`, trimmed to the IP length and
+/// possibly shorter than it when the capture truncated the frame (see the
+/// module docs).
 ///
 /// Errors: a [`DropReason`]; never panics on any input.
 pub fn decode_packet(link: LinkType, frame: &[u8]) -> Result<TcpPacket<'_>, DropReason> {
-    let _ = (link, frame);
-    Err(DropReason::UnsupportedLink)
+    let sliced = match link {
+        LinkType::Ethernet => {
+            LaxSlicedPacket::from_ethernet(frame).map_err(|_| DropReason::Malformed)?
+        }
+        LinkType::LinuxSll => {
+            // 2 packet type, 2 ARPHRD type, 2 address length, 8 address, 2 protocol.
+            let proto = be16(frame, 14).ok_or(DropReason::Malformed)?;
+            let rest = frame.get(SLL_LEN..).ok_or(DropReason::Malformed)?;
+            LaxSlicedPacket::from_ether_type(EtherType(proto), rest)
+        }
+        LinkType::LinuxSll2 => {
+            // 2 protocol, 2 reserved, 4 interface index, 2 ARPHRD type,
+            // 1 packet type, 1 address length, 8 address.
+            let proto = be16(frame, 0).ok_or(DropReason::Malformed)?;
+            let rest = frame.get(SLL2_LEN..).ok_or(DropReason::Malformed)?;
+            LaxSlicedPacket::from_ether_type(EtherType(proto), rest)
+        }
+        LinkType::RawIp => {
+            let first = *frame.first().ok_or(DropReason::Malformed)?;
+            let ether_type = match first >> 4 {
+                4 => ETH_IPV4,
+                6 => ETH_IPV6,
+                _ => return Err(DropReason::Malformed),
+            };
+            LaxSlicedPacket::from_ether_type(EtherType(ether_type), frame)
+        }
+        LinkType::Ipv4 => LaxSlicedPacket::from_ether_type(EtherType(ETH_IPV4), frame),
+        LinkType::Ipv6 => LaxSlicedPacket::from_ether_type(EtherType(ETH_IPV6), frame),
+        LinkType::Null => {
+            let af: [u8; 4] = frame
+                .get(..NULL_LEN)
+                .and_then(|b| b.try_into().ok())
+                .ok_or(DropReason::Malformed)?;
+            let rest = frame.get(NULL_LEN..).ok_or(DropReason::Malformed)?;
+            // Host byte order of the capturing machine: accept either.
+            let ether_type = match (u32::from_le_bytes(af), u32::from_be_bytes(af)) {
+                (2, _) | (_, 2) => ETH_IPV4,
+                // AF_INET6 is 24 (NetBSD/OpenBSD), 28 (FreeBSD), 30 (macOS).
+                (24 | 28 | 30, _) | (_, 24 | 28 | 30) => ETH_IPV6,
+                _ => return Err(DropReason::NotTcp),
+            };
+            LaxSlicedPacket::from_ether_type(EtherType(ether_type), rest)
+        }
+    };
+    classify(sliced)
+}
+
+/// Big-endian u16 at `at`, `None` when out of bounds.
+fn be16(b: &[u8], at: usize) -> Option<u16> {
+    let end = at.checked_add(2)?;
+    let s = b.get(at..end)?;
+    Some(u16::from_be_bytes([*s.first()?, *s.get(1)?]))
+}
+
+/// Turns the lax slicer's result into a segment or a drop reason.
+fn classify(p: LaxSlicedPacket<'_>) -> Result<TcpPacket<'_>, DropReason> {
+    let Some(net) = &p.net else {
+        // No IP layer: either the link layer was cut short/invalid, or it
+        // carried something other than IP (unknown EtherType, ...).
+        return Err(if p.stop_err.is_some() {
+            DropReason::Malformed
+        } else {
+            DropReason::NotTcp
+        });
+    };
+    let (src_ip, dst_ip, fragmented) = match net {
+        LaxNetSlice::Ipv4(s) => (
+            IpAddr::V4(s.header().source_addr()),
+            IpAddr::V4(s.header().destination_addr()),
+            s.payload().fragmented,
+        ),
+        LaxNetSlice::Ipv6(s) => (
+            IpAddr::V6(s.header().source_addr()),
+            IpAddr::V6(s.header().destination_addr()),
+            s.payload().fragmented,
+        ),
+        LaxNetSlice::Arp(_) => return Err(DropReason::NotTcp),
+    };
+    if fragmented {
+        return Err(DropReason::Fragmented);
+    }
+    match &p.transport {
+        Some(TransportSlice::Tcp(tcp)) => Ok(TcpPacket {
+            src: SocketAddr::new(src_ip, tcp.source_port()),
+            dst: SocketAddr::new(dst_ip, tcp.destination_port()),
+            seq: tcp.sequence_number(),
+            ack: tcp.acknowledgment_number(),
+            flags: TcpFlags {
+                syn: tcp.syn(),
+                ack: tcp.ack(),
+                fin: tcp.fin(),
+                rst: tcp.rst(),
+            },
+            payload: tcp.payload(),
+        }),
+        Some(_) => Err(DropReason::NotTcp),
+        None => match &p.stop_err {
+            // A broken UDP/ICMP/IGMP header is still "not TCP".
+            Some((
+                _,
+                Layer::UdpHeader
+                | Layer::UdpPayload
+                | Layer::Icmpv4
+                | Layer::Icmpv4Timestamp
+                | Layer::Icmpv4TimestampReply
+                | Layer::Icmpv6
+                | Layer::Igmp,
+            )) => Err(DropReason::NotTcp),
+            Some(_) => Err(DropReason::Malformed),
+            None => Err(DropReason::NotTcp),
+        },
+    }
+}
+
+/// Adds one decode outcome to the link counters of `stats`: `packets`,
+/// `packet_bytes` (`frame_len` bytes) and the counter matching `result`'s
+/// [`DropReason`], if any.
+pub fn count(
+    stats: &mut crate::stats::WireStats,
+    frame_len: usize,
+    result: &Result<TcpPacket<'_>, DropReason>,
+) {
+    stats.packets = stats.packets.saturating_add(1);
+    stats.packet_bytes = stats.packet_bytes.saturating_add(frame_len as u64);
+    if let Err(reason) = result {
+        let c = match reason {
+            DropReason::NotTcp => &mut stats.packets_not_tcp,
+            DropReason::Malformed => &mut stats.packets_malformed,
+            DropReason::UnsupportedLink => &mut stats.packets_unsupported_link,
+            DropReason::Fragmented => &mut stats.packets_fragmented,
+        };
+        *c = c.saturating_add(1);
+    }
 }

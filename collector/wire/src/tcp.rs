@@ -1,9 +1,74 @@
 //! TCP reassembly: per connection and direction, bytes in sequence order.
-//! (STUB: filled in by the link/tcp work.)
+//!
+//! [`FlowTable::ingest`] takes decoded segments ([`TcpPacket`]) in capture
+//! order and reports, per connection, [`TcpEvent::Opened`], then in-order
+//! [`TcpEvent::Data`] and [`TcpEvent::Gap`] per direction, then exactly one
+//! [`TcpEvent::Closed`]. It follows RFC 9293 sequence-number semantics (SYN and
+//! FIN each occupy one sequence number; comparisons are modulo 2³²).
+//!
+//! # Choices
+//!
+//! - **Connections.** A connection is the unordered pair of endpoints. Each gets
+//!   a fresh [`FlowId`] from a counter. A SYN without ACK on a known pair starts
+//!   a new connection (the old one is closed first) unless it is a retransmission
+//!   of the SYN that opened the current one (same sender, same ISN, no FIN seen
+//!   yet). Segments without payload and without SYN (pure ACKs, lone FIN or RST)
+//!   never open a connection: the last ACK after both FINs must not create a
+//!   phantom one (counted in `WireStats::tcp_segments_without_flow`).
+//! - **Client guess.** The SYN-without-ACK sender is the client; the SYN+ACK
+//!   sender is the server. Without a handshake (capture began mid-connection):
+//!   a port in [`COMMON_SERVER_PORTS`] marks the server when exactly one side
+//!   has one; else a port below 32768 (outside the usual ephemeral range) marks
+//!   the server when exactly one side has one; else the lower port is the
+//!   server; equal ports make the first segment's destination the server.
+//! - **`client_isn`.** The client's SYN sequence number when the SYN was seen;
+//!   the SYN+ACK's acknowledgement number minus one when only the SYN+ACK was
+//!   seen (`saw_syn` is `true` in both cases); without a handshake, the first
+//!   segment's sequence number if it came from the client, else its
+//!   acknowledgement number (the client's next sequence number) if it carries
+//!   ACK, else 0.
+//! - **Start of a stream.** A direction starts at SYN+1 (or at the SYN+ACK's
+//!   acknowledgement number for the client when its SYN was missed), else at
+//!   the first payload byte seen. Bytes before that start are ignored (counted
+//!   as retransmissions).
+//! - **Overlaps.** The first bytes received for a stream position win: bytes
+//!   already delivered are never delivered again, and a segment overlapping
+//!   buffered bytes only adds the positions not yet buffered.
+//! - **Gaps.** A hole (missing bytes before buffered ones) is declared a
+//!   [`TcpEvent::Gap`] and delivery continues after it when: the direction
+//!   buffers more than `max_buffered_bytes_per_dir` bytes or more than
+//!   [`MAX_SEGMENTS_PER_DIR`] separate runs; the table buffers more than
+//!   `max_buffered_bytes_total` bytes (holes of the largest buffer are skipped
+//!   first); the other side acknowledged bytes beyond the hole start (the
+//!   receiver got bytes the capture missed; the gap then ends at the
+//!   acknowledged position or at the next buffered byte, whichever comes
+//!   first); or the connection closes (RST, both FINs, idle timeout,
+//!   eviction, end of input). On close, bytes known to exist before a FIN but
+//!   never seen are also declared a gap. Bytes that never arrive after the
+//!   last byte seen are not reported (their length is unknown).
+//! - **Close.** RST closes at once ([`CloseReason::Rst`]). Once both sides sent
+//!   FIN, everything up to both FINs is delivered (gaps declared) and the
+//!   connection closes ([`CloseReason::Fin`]). Segments after that open
+//!   nothing unless they carry payload or SYN.
+//! - **Timestamps.** `Data.ts` is the capture time of the segment that
+//!   completed the bytes; `Gap.ts` and `Closed.ts` the time of the segment,
+//!   [`FlowTable::expire`] `now` or [`FlowTable::finish`] `ts` that caused them.
+//!
+//! # Cost
+//!
+//! Per connection: one slot (about 300 bytes, two empty `BTreeMap`s that
+//! allocate nothing), a hash-map entry and an LRU-index entry. An in-order
+//! segment with nothing buffered is delivered straight from the packet's
+//! payload slice without allocating. Out-of-order bytes are copied into
+//! per-direction buffers, adjacent runs merged. The LRU index is re-keyed at
+//! most once per [`LRU_GRANULARITY_NS`] per connection and corrected lazily,
+//! so eviction and [`FlowTable::expire`] stay exact and cost O(log n) per
+//! connection they touch.
 
 use crate::link::TcpPacket;
 use crate::stats::WireStats;
 use crate::{Dir, FlowId, TimestampNs};
+use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::net::SocketAddr;
 
 /// Limits of the flow table. Memory is bounded by
@@ -11,6 +76,7 @@ use std::net::SocketAddr;
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct TcpConfig {
     /// Connections tracked at once; the least recently active is evicted beyond it.
+    /// 0 is treated as 1.
     pub max_flows: usize,
     /// Out-of-order bytes buffered per direction before the hole is declared a gap.
     pub max_buffered_bytes_per_dir: usize,
@@ -35,8 +101,10 @@ impl Default for TcpConfig {
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum CloseReason {
     /// Both sides sent FIN (and everything before it was delivered).
+    /// Also used when a new SYN replaces a connection that had seen a FIN.
     Fin,
-    /// A RST was seen.
+    /// A RST was seen. Also used when a new SYN (different ISN) replaces a
+    /// connection that saw no FIN: the old connection must have been aborted.
     Rst,
     /// No packet for `idle_timeout_ns`.
     IdleTimeout,
@@ -57,9 +125,11 @@ pub enum TcpEvent<'a> {
         client: SocketAddr,
         /// The other side.
         server: SocketAddr,
-        /// Client ISN from the SYN, else the first client sequence number seen.
+        /// Client ISN from the SYN, else the first client sequence number seen
+        /// (see the module docs for the exact rule).
         client_isn: u32,
-        /// Whether the handshake was captured (else the capture began mid-connection).
+        /// Whether the handshake was captured (SYN or SYN+ACK seen first; else
+        /// the capture began mid-connection).
         saw_syn: bool,
         /// Timestamp of the first packet.
         ts: TimestampNs,
@@ -103,19 +173,405 @@ pub trait TcpSink {
     fn on_tcp_event(&mut self, ev: TcpEvent<'_>);
 }
 
+/// Server ports recognised by the client/server guess when the handshake was
+/// not captured (HTTP and common dev/proxy ports).
+pub const COMMON_SERVER_PORTS: &[u16] = &[
+    80, 443, 3000, 3001, 4000, 5000, 5001, 8000, 8001, 8008, 8080, 8081, 8088, 8443, 8888, 9000,
+    9090,
+];
+
+/// Separate buffered runs per direction beyond which the first hole is
+/// declared a gap (bounds the per-entry overhead of tiny segments).
+pub const MAX_SEGMENTS_PER_DIR: usize = 1024;
+
+/// The LRU index of a connection is re-keyed only when its last activity moved
+/// by at least this much (ns); stale keys are corrected lazily.
+pub const LRU_GRANULARITY_NS: u64 = 1_000_000_000;
+
+/// Unordered endpoint pair (smaller first).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+struct FlowKey(SocketAddr, SocketAddr);
+
+impl FlowKey {
+    fn new(a: SocketAddr, b: SocketAddr) -> FlowKey {
+        if a <= b { FlowKey(a, b) } else { FlowKey(b, a) }
+    }
+}
+
+/// One direction of a connection.
+#[derive(Debug, Default)]
+struct Half {
+    /// `next_seq`/`next_off` are valid.
+    init: bool,
+    /// Sequence number of the next byte to deliver.
+    next_seq: u32,
+    /// Stream offset of `next_seq` (bytes delivered or skipped so far).
+    next_off: u64,
+    /// ISN when the SYN (or the peer's SYN+ACK acknowledging it) was seen.
+    syn_seq: Option<u32>,
+    /// Stream offset of the FIN, once seen.
+    fin_off: Option<u64>,
+    /// Out-of-order runs by stream offset: non-overlapping, non-adjacent,
+    /// all starting after `next_off`.
+    buf: BTreeMap<u64, Vec<u8>>,
+    /// Bytes in `buf`.
+    buffered: usize,
+}
+
+/// Where a half's events go.
+struct Out<'x, S> {
+    flow: FlowId,
+    dir: Dir,
+    ts: TimestampNs,
+    stats: &'x mut WireStats,
+    sink: &'x mut S,
+}
+
+impl<S: TcpSink> Out<'_, S> {
+    fn data(&mut self, data: &[u8]) {
+        if data.is_empty() {
+            return;
+        }
+        self.stats.tcp_bytes_delivered = self
+            .stats
+            .tcp_bytes_delivered
+            .saturating_add(data.len() as u64);
+        self.sink.on_tcp_event(TcpEvent::Data {
+            flow: self.flow,
+            dir: self.dir,
+            ts: self.ts,
+            data,
+        });
+    }
+
+    fn gap(&mut self, len: u64, by_cap: bool) {
+        if len == 0 {
+            return;
+        }
+        self.stats.tcp_gaps = self.stats.tcp_gaps.saturating_add(1);
+        self.stats.tcp_gap_bytes = self.stats.tcp_gap_bytes.saturating_add(len);
+        if by_cap {
+            self.stats.tcp_buffer_overflow_bytes =
+                self.stats.tcp_buffer_overflow_bytes.saturating_add(len);
+        }
+        self.sink.on_tcp_event(TcpEvent::Gap {
+            flow: self.flow,
+            dir: self.dir,
+            ts: self.ts,
+            len,
+        });
+    }
+}
+
+impl Half {
+    /// Starts the stream at `seq` (offset 0).
+    fn start(&mut self, seq: u32) {
+        self.init = true;
+        self.next_seq = seq;
+        self.next_off = 0;
+    }
+
+    /// Signed distance of `seq` from `next_seq`, modulo 2³² (RFC 9293 §3.4).
+    fn rel(&self, seq: u32) -> i64 {
+        i64::from(seq.wrapping_sub(self.next_seq) as i32)
+    }
+
+    /// Stream offset of `seq`, `None` when it lies before the stream start.
+    fn offset_of(&self, seq: u32) -> Option<u64> {
+        let rel = self.rel(seq);
+        if rel >= 0 {
+            Some(self.next_off.saturating_add(rel.unsigned_abs()))
+        } else {
+            self.next_off.checked_sub(rel.unsigned_abs())
+        }
+    }
+
+    /// Moves the delivery point `n` bytes forward.
+    fn advance(&mut self, n: u64) {
+        self.next_off = self.next_off.saturating_add(n);
+        // Truncation is the modulo-2³² arithmetic sequence numbers use.
+        self.next_seq = self.next_seq.wrapping_add(n as u32);
+    }
+
+    /// Delivers the buffered run starting exactly at `next_off`, if any.
+    fn drain<S: TcpSink>(&mut self, out: &mut Out<'_, S>) {
+        while let Some(entry) = self.buf.first_entry() {
+            if *entry.key() != self.next_off {
+                break;
+            }
+            let v = entry.remove();
+            self.buffered = self.buffered.saturating_sub(v.len());
+            out.data(&v);
+            self.advance(v.len() as u64);
+        }
+    }
+
+    /// Declares the first hole a gap and delivers the run after it.
+    /// Returns `false` when nothing is buffered.
+    fn skip_hole<S: TcpSink>(&mut self, out: &mut Out<'_, S>, by_cap: bool) -> bool {
+        let Some((&first, _)) = self.buf.first_key_value() else {
+            return false;
+        };
+        let len = first.saturating_sub(self.next_off);
+        out.gap(len, by_cap);
+        self.advance(len);
+        self.drain(out);
+        true
+    }
+
+    /// Payload `payload` whose first byte has sequence number `seq`.
+    fn data<S: TcpSink>(
+        &mut self,
+        seq: u32,
+        payload: &[u8],
+        cap: usize,
+        pieces: &mut Vec<(u64, u64)>,
+        out: &mut Out<'_, S>,
+    ) {
+        if payload.is_empty() {
+            return;
+        }
+        if !self.init {
+            self.start(seq);
+        }
+        let rel = self.rel(seq);
+        let (start, p) = if rel < 0 {
+            let behind = rel.unsigned_abs();
+            match usize::try_from(behind).ok().and_then(|b| payload.get(b..)) {
+                Some(rest) if !rest.is_empty() => (self.next_off, rest),
+                _ => {
+                    out.stats.tcp_retransmitted_segments =
+                        out.stats.tcp_retransmitted_segments.saturating_add(1);
+                    return;
+                }
+            }
+        } else {
+            (self.next_off.saturating_add(rel.unsigned_abs()), payload)
+        };
+        let end = start.saturating_add(p.len() as u64);
+        if start == self.next_off {
+            let first = self.buf.first_key_value().map(|(k, _)| *k);
+            if first.is_none_or(|k| end < k) {
+                // Fast path: straight from the packet, nothing to merge.
+                out.data(p);
+                self.advance(p.len() as u64);
+                return;
+            }
+            self.insert(start, p, pieces);
+            self.drain(out);
+        } else {
+            if self.insert(start, p, pieces) == 0 {
+                out.stats.tcp_retransmitted_segments =
+                    out.stats.tcp_retransmitted_segments.saturating_add(1);
+                return;
+            }
+            out.stats.tcp_out_of_order_segments =
+                out.stats.tcp_out_of_order_segments.saturating_add(1);
+        }
+        while self.buffered > cap || self.buf.len() > MAX_SEGMENTS_PER_DIR {
+            if !self.skip_hole(out, true) {
+                break;
+            }
+        }
+    }
+
+    /// Buffers the positions of `[start, start + p.len())` not buffered yet
+    /// (first received wins). Returns the bytes added.
+    fn insert(&mut self, start: u64, p: &[u8], pieces: &mut Vec<(u64, u64)>) -> usize {
+        let end = start.saturating_add(p.len() as u64);
+        pieces.clear();
+        let mut cur = start;
+        if let Some((&k, v)) = self.buf.range(..start).next_back() {
+            cur = cur.max(k.saturating_add(v.len() as u64).min(end));
+        }
+        for (&k, v) in self.buf.range(start..end) {
+            if k > cur {
+                pieces.push((cur, k));
+            }
+            cur = cur.max(k.saturating_add(v.len() as u64).min(end));
+        }
+        if cur < end {
+            pieces.push((cur, end));
+        }
+        let mut added = 0;
+        for &(a, b) in pieces.iter() {
+            let (Ok(lo), Ok(hi)) = (usize::try_from(a - start), usize::try_from(b - start)) else {
+                continue;
+            };
+            let Some(bytes) = p.get(lo..hi) else {
+                continue;
+            };
+            self.insert_piece(a, bytes);
+            added += bytes.len();
+        }
+        added
+    }
+
+    /// Adds a run at `a` that overlaps nothing buffered, merging it with the
+    /// runs that end at `a` or start right after it.
+    fn insert_piece(&mut self, a: u64, bytes: &[u8]) {
+        let b = a.saturating_add(bytes.len() as u64);
+        let next = self.buf.remove(&b);
+        let prev = self
+            .buf
+            .range_mut(..a)
+            .next_back()
+            .filter(|(k, v)| k.saturating_add(v.len() as u64) == a);
+        match prev {
+            Some((_, v)) => {
+                v.extend_from_slice(bytes);
+                if let Some(n) = next {
+                    v.extend_from_slice(&n);
+                }
+            }
+            None => {
+                let mut v = Vec::with_capacity(bytes.len() + next.as_ref().map_or(0, Vec::len));
+                v.extend_from_slice(bytes);
+                if let Some(n) = next {
+                    v.extend_from_slice(&n);
+                }
+                self.buf.insert(a, v);
+            }
+        }
+        self.buffered = self.buffered.saturating_add(bytes.len());
+    }
+
+    /// The peer acknowledged everything before `ack`: holes before it will not
+    /// be filled by the capture.
+    fn on_ack<S: TcpSink>(&mut self, ack: u32, out: &mut Out<'_, S>) {
+        if !self.init || self.buf.is_empty() {
+            return;
+        }
+        let rel = self.rel(ack);
+        if rel <= 0 {
+            return;
+        }
+        let ack_off = self.next_off.saturating_add(rel.unsigned_abs());
+        while self.next_off < ack_off {
+            let Some((&first, _)) = self.buf.first_key_value() else {
+                break;
+            };
+            if first <= ack_off {
+                self.skip_hole(out, false);
+            } else {
+                let len = ack_off - self.next_off;
+                out.gap(len, false);
+                self.advance(len);
+                break;
+            }
+        }
+    }
+
+    /// A FIN at sequence number `seq`.
+    fn on_fin(&mut self, seq: u32) {
+        if !self.init {
+            self.start(seq);
+        }
+        if self.fin_off.is_none() {
+            self.fin_off = Some(self.offset_of(seq).unwrap_or(self.next_off));
+        }
+    }
+
+    /// Connection is going away: declare every hole, deliver every buffered
+    /// byte, and declare the bytes missing before a FIN.
+    fn flush<S: TcpSink>(&mut self, out: &mut Out<'_, S>) {
+        while self.skip_hole(out, false) {}
+        if let Some(fin) = self.fin_off
+            && fin > self.next_off
+        {
+            let len = fin - self.next_off;
+            out.gap(len, false);
+            self.advance(len);
+        }
+    }
+}
+
+/// One tracked connection.
+#[derive(Debug)]
+struct Flow {
+    id: FlowId,
+    key: FlowKey,
+    client: SocketAddr,
+    /// Latest capture time of a segment (max, so time going backwards is harmless).
+    last_ts: TimestampNs,
+    /// Key of this flow in `FlowTable::lru` (≤ `last_ts`).
+    lru_ts: TimestampNs,
+    /// `[client→server, server→client]`.
+    halves: [Half; 2],
+}
+
+impl Flow {
+    fn any_fin(&self) -> bool {
+        self.halves.iter().any(|h| h.fin_off.is_some())
+    }
+
+    /// Index into `halves` of segments sent by `src`.
+    fn dir_index(&self, src: SocketAddr) -> usize {
+        if src == self.client { 0 } else { 1 }
+    }
+}
+
+/// Direction of `halves[i]`.
+fn dir_of(i: usize) -> Dir {
+    if i == 0 {
+        Dir::ClientToServer
+    } else {
+        Dir::ServerToClient
+    }
+}
+
+/// Server side by ports when the handshake was not seen: `true` when `dst`
+/// (the first segment's receiver) is the server.
+fn dst_is_server(src: u16, dst: u16) -> bool {
+    let common = |p: u16| COMMON_SERVER_PORTS.contains(&p);
+    let low = |p: u16| p < 32768;
+    if common(src) != common(dst) {
+        return common(dst);
+    }
+    if low(src) != low(dst) {
+        return low(dst);
+    }
+    dst <= src
+}
+
 /// All tracked connections.
 #[derive(Debug)]
 pub struct FlowTable {
     cfg: TcpConfig,
+    /// Flow storage; `None` slots are in `free`.
+    slots: Vec<Option<Flow>>,
+    free: Vec<usize>,
+    by_key: HashMap<FlowKey, usize>,
+    /// `(lru_ts, flow id) → slot`, oldest first.
+    lru: BTreeMap<(TimestampNs, u64), usize>,
+    /// `(buffered bytes, flow id, slot, half)` for every half with bytes buffered.
+    by_buffer: BTreeSet<(usize, u64, usize, usize)>,
+    buffered_total: usize,
+    next_id: u64,
+    /// Scratch for `Half::insert`.
+    pieces: Vec<(u64, u64)>,
 }
 
 impl FlowTable {
     /// An empty table with limits `cfg`.
     pub fn new(cfg: TcpConfig) -> Self {
-        FlowTable { cfg }
+        FlowTable {
+            cfg,
+            slots: Vec::new(),
+            free: Vec::new(),
+            by_key: HashMap::new(),
+            lru: BTreeMap::new(),
+            by_buffer: BTreeSet::new(),
+            buffered_total: 0,
+            next_id: 0,
+            pieces: Vec::new(),
+        }
     }
 
     /// Feeds one segment captured at `ts`.
+    ///
+    /// Emits, for this and possibly other connections (eviction, the total
+    /// buffer cap), the events the segment causes. Never panics.
     pub fn ingest(
         &mut self,
         ts: TimestampNs,
@@ -123,22 +579,82 @@ impl FlowTable {
         stats: &mut WireStats,
         sink: &mut impl TcpSink,
     ) {
-        let _ = (ts, pkt, stats, sink, &self.cfg);
+        let key = FlowKey::new(pkt.src, pkt.dst);
+        let flags = pkt.flags;
+        let mut slot = self.by_key.get(&key).copied();
+        if let Some(s) = slot
+            && flags.syn
+            && !flags.ack
+            && !flags.rst
+            && let Some(f) = self.flow(s)
+        {
+            let h = &f.halves[f.dir_index(pkt.src)];
+            let retransmitted_syn = h.syn_seq == Some(pkt.seq) && !f.any_fin();
+            if !retransmitted_syn {
+                let reason = if f.any_fin() {
+                    CloseReason::Fin
+                } else {
+                    CloseReason::Rst
+                };
+                self.close(s, ts, reason, stats, sink);
+                slot = None;
+            }
+        }
+        let slot = match slot {
+            Some(s) => s,
+            None => {
+                if flags.rst || (pkt.payload.is_empty() && !flags.syn) {
+                    stats.tcp_segments_without_flow =
+                        stats.tcp_segments_without_flow.saturating_add(1);
+                    return;
+                }
+                self.open(ts, key, pkt, stats, sink)
+            }
+        };
+        self.touch(slot, ts);
+        let before = self.buffered_of(slot);
+        let close = match self.slots.get_mut(slot).and_then(Option::as_mut) {
+            Some(flow) => process(flow, ts, pkt, &self.cfg, &mut self.pieces, stats, sink),
+            None => None,
+        };
+        self.rebuffer(slot, before);
+        if let Some(reason) = close {
+            self.close(slot, ts, reason, stats, sink);
+        }
+        self.enforce_total(ts, stats, sink);
     }
 
-    /// Closes connections idle since before `now - idle_timeout_ns`.
+    /// Closes connections idle since before `now - idle_timeout_ns` (no
+    /// segment for strictly longer than `idle_timeout_ns`), delivering what
+    /// they buffered (gaps declared), with [`CloseReason::IdleTimeout`] at
+    /// `now`. Cost: O(log n) per connection examined; cheap to call once per
+    /// capture second.
     pub fn expire(&mut self, now: TimestampNs, stats: &mut WireStats, sink: &mut impl TcpSink) {
-        let _ = (now, stats, sink);
+        while let Some((&(kts, id), &slot)) = self.lru.first_key_value() {
+            if now.saturating_sub(kts) <= self.cfg.idle_timeout_ns {
+                break;
+            }
+            if self.fix_stale(kts, id, slot) {
+                continue;
+            }
+            self.close(slot, now, CloseReason::IdleTimeout, stats, sink);
+        }
     }
 
-    /// End of input: delivers what is buffered (declaring gaps) and closes every connection.
+    /// End of input: delivers what is buffered (declaring gaps) and closes
+    /// every connection with [`CloseReason::EndOfInput`] at `ts`, in
+    /// [`FlowId`] order. The table is empty afterwards and can be reused.
     pub fn finish(&mut self, ts: TimestampNs, stats: &mut WireStats, sink: &mut impl TcpSink) {
-        let _ = (ts, stats, sink);
+        let mut order: Vec<(u64, usize)> = self.lru.iter().map(|(&(_, id), &s)| (id, s)).collect();
+        order.sort_unstable();
+        for (_, slot) in order {
+            self.close(slot, ts, CloseReason::EndOfInput, stats, sink);
+        }
     }
 
     /// Connections currently tracked.
     pub fn len(&self) -> usize {
-        0
+        self.by_key.len()
     }
 
     /// `true` when no connection is tracked.
@@ -148,6 +664,268 @@ impl FlowTable {
 
     /// Out-of-order bytes currently buffered over all connections.
     pub fn buffered_bytes(&self) -> usize {
-        0
+        self.buffered_total
     }
+
+    fn flow(&self, slot: usize) -> Option<&Flow> {
+        self.slots.get(slot).and_then(Option::as_ref)
+    }
+
+    fn buffered_of(&self, slot: usize) -> [usize; 2] {
+        self.flow(slot)
+            .map_or([0, 0], |f| [f.halves[0].buffered, f.halves[1].buffered])
+    }
+
+    /// Records activity at `ts`, re-keying the LRU index when it moved enough.
+    fn touch(&mut self, slot: usize, ts: TimestampNs) {
+        let Some(f) = self.slots.get_mut(slot).and_then(Option::as_mut) else {
+            return;
+        };
+        f.last_ts = f.last_ts.max(ts);
+        if f.last_ts.saturating_sub(f.lru_ts) >= LRU_GRANULARITY_NS {
+            self.lru.remove(&(f.lru_ts, f.id.0));
+            f.lru_ts = f.last_ts;
+            self.lru.insert((f.lru_ts, f.id.0), slot);
+        }
+    }
+
+    /// When the LRU entry `(kts, id) → slot` is stale, re-keys it and returns `true`.
+    fn fix_stale(&mut self, kts: TimestampNs, id: u64, slot: usize) -> bool {
+        match self.slots.get_mut(slot).and_then(Option::as_mut) {
+            Some(f) if f.id.0 == id => {
+                if f.last_ts == kts {
+                    return false;
+                }
+                self.lru.remove(&(kts, id));
+                f.lru_ts = f.last_ts;
+                self.lru.insert((f.lru_ts, id), slot);
+                true
+            }
+            _ => {
+                // Cannot happen (index out of sync); drop the entry to make progress.
+                self.lru.remove(&(kts, id));
+                true
+            }
+        }
+    }
+
+    /// Updates `by_buffer` and `buffered_total` after a flow's halves changed.
+    fn rebuffer(&mut self, slot: usize, before: [usize; 2]) {
+        let Some(f) = self.slots.get(slot).and_then(Option::as_ref) else {
+            return;
+        };
+        for (i, &old) in before.iter().enumerate() {
+            let now = f.halves[i].buffered;
+            if now == old {
+                continue;
+            }
+            if old > 0 {
+                self.by_buffer.remove(&(old, f.id.0, slot, i));
+            }
+            if now > 0 {
+                self.by_buffer.insert((now, f.id.0, slot, i));
+            }
+            self.buffered_total = self.buffered_total.saturating_sub(old).saturating_add(now);
+        }
+    }
+
+    /// While the table buffers more than the total cap, skips the first hole
+    /// of the largest buffer.
+    fn enforce_total(&mut self, ts: TimestampNs, stats: &mut WireStats, sink: &mut impl TcpSink) {
+        while self.buffered_total > self.cfg.max_buffered_bytes_total {
+            let Some(&(_, _, slot, i)) = self.by_buffer.last() else {
+                break;
+            };
+            let before = self.buffered_of(slot);
+            let progressed = match self.slots.get_mut(slot).and_then(Option::as_mut) {
+                Some(f) => {
+                    let mut out = Out {
+                        flow: f.id,
+                        dir: dir_of(i),
+                        ts,
+                        stats: &mut *stats,
+                        sink: &mut *sink,
+                    };
+                    f.halves
+                        .get_mut(i)
+                        .is_some_and(|h| h.skip_hole(&mut out, true))
+                }
+                None => false,
+            };
+            self.rebuffer(slot, before);
+            if !progressed {
+                break;
+            }
+        }
+    }
+
+    /// Creates the flow for `pkt` (evicting when full) and emits `Opened`.
+    fn open(
+        &mut self,
+        ts: TimestampNs,
+        key: FlowKey,
+        pkt: &TcpPacket<'_>,
+        stats: &mut WireStats,
+        sink: &mut impl TcpSink,
+    ) -> usize {
+        let max = self.cfg.max_flows.max(1);
+        while self.by_key.len() >= max {
+            let Some((&(kts, id), &slot)) = self.lru.first_key_value() else {
+                break;
+            };
+            if self.fix_stale(kts, id, slot) {
+                continue;
+            }
+            self.close(slot, ts, CloseReason::Evicted, stats, sink);
+        }
+        let flags = pkt.flags;
+        let (client, server, client_isn, saw_syn) = if flags.syn && !flags.ack {
+            (pkt.src, pkt.dst, pkt.seq, true)
+        } else if flags.syn {
+            (pkt.dst, pkt.src, pkt.ack.wrapping_sub(1), true)
+        } else if dst_is_server(pkt.src.port(), pkt.dst.port()) {
+            (pkt.src, pkt.dst, pkt.seq, false)
+        } else {
+            let isn = if flags.ack { pkt.ack } else { 0 };
+            (pkt.dst, pkt.src, isn, false)
+        };
+        let id = FlowId(self.next_id);
+        self.next_id = self.next_id.wrapping_add(1);
+        let flow = Flow {
+            id,
+            key,
+            client,
+            last_ts: ts,
+            lru_ts: ts,
+            halves: [Half::default(), Half::default()],
+        };
+        let slot = match self.free.pop() {
+            Some(s) if s < self.slots.len() => {
+                self.slots[s] = Some(flow);
+                s
+            }
+            _ => {
+                self.slots.push(Some(flow));
+                self.slots.len() - 1
+            }
+        };
+        self.by_key.insert(key, slot);
+        self.lru.insert((ts, id.0), slot);
+        stats.flows_opened = stats.flows_opened.saturating_add(1);
+        sink.on_tcp_event(TcpEvent::Opened {
+            flow: id,
+            client,
+            server,
+            client_isn,
+            saw_syn,
+            ts,
+        });
+        slot
+    }
+
+    /// Flushes both halves, emits `Closed`, counts it and frees the slot.
+    fn close(
+        &mut self,
+        slot: usize,
+        ts: TimestampNs,
+        reason: CloseReason,
+        stats: &mut WireStats,
+        sink: &mut impl TcpSink,
+    ) {
+        let before = self.buffered_of(slot);
+        let Some(f) = self.slots.get_mut(slot).and_then(Option::as_mut) else {
+            return;
+        };
+        for (i, h) in f.halves.iter_mut().enumerate() {
+            let mut out = Out {
+                flow: f.id,
+                dir: dir_of(i),
+                ts,
+                stats: &mut *stats,
+                sink: &mut *sink,
+            };
+            h.flush(&mut out);
+        }
+        self.rebuffer(slot, before);
+        let Some(f) = self.slots.get_mut(slot).and_then(Option::take) else {
+            return;
+        };
+        self.by_key.remove(&f.key);
+        self.lru.remove(&(f.lru_ts, f.id.0));
+        self.free.push(slot);
+        let counter = match reason {
+            CloseReason::Fin | CloseReason::Rst => &mut stats.flows_closed,
+            CloseReason::IdleTimeout => &mut stats.flows_idle_timeout,
+            CloseReason::Evicted => &mut stats.flows_evicted,
+            CloseReason::EndOfInput => &mut stats.flows_end_of_input,
+        };
+        *counter = counter.saturating_add(1);
+        sink.on_tcp_event(TcpEvent::Closed {
+            flow: f.id,
+            ts,
+            reason,
+        });
+    }
+}
+
+/// Applies one segment to its flow; returns why the flow must close now, if so.
+fn process<S: TcpSink>(
+    flow: &mut Flow,
+    ts: TimestampNs,
+    pkt: &TcpPacket<'_>,
+    cfg: &TcpConfig,
+    pieces: &mut Vec<(u64, u64)>,
+    stats: &mut WireStats,
+    sink: &mut S,
+) -> Option<CloseReason> {
+    let flags = pkt.flags;
+    if flags.rst {
+        return Some(CloseReason::Rst);
+    }
+    let i = flow.dir_index(pkt.src);
+    let id = flow.id;
+    let [c2s, s2c] = &mut flow.halves;
+    let (me, other) = if i == 0 { (c2s, s2c) } else { (s2c, c2s) };
+    if flags.syn && !me.init {
+        me.start(pkt.seq.wrapping_add(1));
+        me.syn_seq = Some(pkt.seq);
+    }
+    if flags.syn && flags.ack && !other.init {
+        // The SYN+ACK acknowledges the peer's SYN: its stream starts at `ack`.
+        other.start(pkt.ack);
+        other.syn_seq = Some(pkt.ack.wrapping_sub(1));
+    }
+    if flags.ack {
+        let mut out = Out {
+            flow: id,
+            dir: dir_of(1 - i),
+            ts,
+            stats: &mut *stats,
+            sink: &mut *sink,
+        };
+        other.on_ack(pkt.ack, &mut out);
+    }
+    let data_seq = pkt.seq.wrapping_add(u32::from(flags.syn));
+    let mut out = Out {
+        flow: id,
+        dir: dir_of(i),
+        ts,
+        stats,
+        sink,
+    };
+    me.data(
+        data_seq,
+        pkt.payload,
+        cfg.max_buffered_bytes_per_dir,
+        pieces,
+        &mut out,
+    );
+    if flags.fin {
+        // Truncation is the modulo-2³² arithmetic sequence numbers use.
+        me.on_fin(data_seq.wrapping_add(pkt.payload.len() as u32));
+        if other.fin_off.is_some() {
+            return Some(CloseReason::Fin);
+        }
+    }
+    None
 }
