@@ -1,0 +1,191 @@
+//! Every span and span-event attribute name this crate emits, in one place.
+//!
+//! The table in `docs/attributes.md` documents each one (type, when set, source).
+//! Names under `mcp.*`, `gen_ai.*`, `jsonrpc.*`, `rpc.*` and `error.type` follow the
+//! OpenTelemetry MCP semantic conventions (semantic-conventions-genai `model/mcp`);
+//! `http.*`, `url.*`, `user_agent.*`, `client.*`, `server.*` and `network.*` follow the
+//! OTel HTTP server span conventions; `mcptap.*` names are this project's own.
+
+// ---- OTel MCP semantic conventions -------------------------------------------------
+
+/// JSON-RPC method, e.g. `tools/call` (Str).
+pub const MCP_METHOD_NAME: &str = "mcp.method.name";
+/// MCP protocol version, e.g. `2026-07-28` (Str).
+pub const MCP_PROTOCOL_VERSION: &str = "mcp.protocol.version";
+/// Legacy `Mcp-Session-Id` request header value (Str); never set for modern traffic
+/// that did not send one.
+pub const MCP_SESSION_ID: &str = "mcp.session.id";
+/// `params.uri` of resource requests (Str).
+pub const MCP_RESOURCE_URI: &str = "mcp.resource.uri";
+/// JSON-RPC `id` in string form (Str); absent for notifications and null ids.
+pub const JSONRPC_REQUEST_ID: &str = "jsonrpc.request.id";
+/// The `jsonrpc` member when it is not `"2.0"` (Str).
+pub const JSONRPC_PROTOCOL_VERSION: &str = "jsonrpc.protocol.version";
+/// Tool name of `tools/call` (Str).
+pub const GEN_AI_TOOL_NAME: &str = "gen_ai.tool.name";
+/// Prompt name of `prompts/get` (Str).
+pub const GEN_AI_PROMPT_NAME: &str = "gen_ai.prompt.name";
+/// `execute_tool` for `tools/call` (Str).
+pub const GEN_AI_OPERATION_NAME: &str = "gen_ai.operation.name";
+/// JSON-RPC error code as a string, e.g. `-32602` (Str).
+pub const RPC_RESPONSE_STATUS_CODE: &str = "rpc.response.status_code";
+/// Error class (Str): JSON-RPC code, `tool_error`, HTTP 5xx code or `no_response`.
+pub const ERROR_TYPE: &str = "error.type";
+
+// ---- OTel HTTP / network semantic conventions ----------------------------------------
+
+/// HTTP method, e.g. `POST` (Str).
+pub const HTTP_REQUEST_METHOD: &str = "http.request.method";
+/// HTTP status code of the final response (Int).
+pub const HTTP_RESPONSE_STATUS_CODE: &str = "http.response.status_code";
+/// Request target path without query or fragment (Str).
+pub const URL_PATH: &str = "url.path";
+/// Always `http` (the capture sees cleartext only) (Str).
+pub const URL_SCHEME: &str = "url.scheme";
+/// `User-Agent` request header (Str).
+pub const USER_AGENT_ORIGINAL: &str = "user_agent.original";
+/// Client IP address (Str).
+pub const CLIENT_ADDRESS: &str = "client.address";
+/// Client TCP port (Int).
+pub const CLIENT_PORT: &str = "client.port";
+/// Server IP address (Str).
+pub const SERVER_ADDRESS: &str = "server.address";
+/// Server TCP port (Int).
+pub const SERVER_PORT: &str = "server.port";
+/// Always `http` (Str).
+pub const NETWORK_PROTOCOL_NAME: &str = "network.protocol.name";
+/// `1.1` or `1.0` (Str).
+pub const NETWORK_PROTOCOL_VERSION: &str = "network.protocol.version";
+/// Always `tcp` (Str).
+pub const NETWORK_TRANSPORT: &str = "network.transport";
+
+// ---- mcptap: exchange shape -------------------------------------------------------------
+
+/// `request`, `notification` or `http` (Str).
+pub const EXCHANGE_KIND: &str = "mcptap.exchange.kind";
+/// `legacy` or `modern` (Str).
+pub const ERA: &str = "mcptap.era";
+/// Number of JSON-RPC requests/notifications in a batch body (Int; batches only).
+pub const BATCH_SIZE: &str = "mcptap.batch.size";
+/// Position of this message in its batch, from 0 (Int; batches only).
+pub const BATCH_INDEX: &str = "mcptap.batch.index";
+/// JSON-RPC responses the client POSTed in this body (Int; http spans only).
+pub const POSTED_RESPONSES: &str = "mcptap.jsonrpc.posted_responses";
+/// The request body was present but not valid JSON / not JSON-RPC (Bool).
+pub const REQUEST_INVALID: &str = "mcptap.request.invalid";
+/// The response body (or an SSE data field) was not valid JSON (Bool).
+pub const RESPONSE_INVALID: &str = "mcptap.response.invalid";
+/// No HTTP response arrived (Bool).
+pub const RESPONSE_MISSING: &str = "mcptap.response.missing";
+/// Why the exchange ended without a response: `closed`, `capture_end`, `evicted` (Str).
+pub const RESPONSE_MISSING_REASON: &str = "mcptap.response.missing_reason";
+/// An HTTP response came but no JSON-RPC response with this request's id (Bool).
+pub const RPC_RESPONSE_MISSING: &str = "mcptap.rpc.response.missing";
+/// The JSON-RPC error applied to this span had a null id (Bool).
+pub const RPC_ERROR_ID_NULL: &str = "mcptap.rpc.error.id_null";
+/// Long-lived stream (`subscriptions/listen`, GET SSE) (Bool).
+pub const STREAM_LONG_LIVED: &str = "mcptap.stream.long_lived";
+
+// ---- mcptap: session and client identity --------------------------------------------------
+
+/// `Mcp-Session-Id` response header value minted by the server (Str).
+pub const SESSION_MINTED: &str = "mcptap.session.minted";
+/// Client implementation name (Str).
+pub const CLIENT_NAME: &str = "mcptap.client.name";
+/// Client implementation version (Str).
+pub const CLIENT_VERSION: &str = "mcptap.client.version";
+/// `meta`, `initialize` or `session` (Str).
+pub const CLIENT_INFO_SOURCE: &str = "mcptap.client.info_source";
+/// Top-level client capability keys plus extension ids (StrArray).
+pub const CLIENT_CAPABILITIES: &str = "mcptap.client.capabilities";
+
+// ---- mcptap: routing headers (2026-07-28 §2.4/2.5) ------------------------------------------
+
+/// `Mcp-Method` header as sent (Str).
+pub const ROUTING_MCP_METHOD: &str = "mcptap.routing.mcp_method";
+/// `Mcp-Name` header, base64 sentinel decoded (Str).
+pub const ROUTING_MCP_NAME: &str = "mcptap.routing.mcp_name";
+/// `Mcp-Name` was sent base64-sentinel-encoded (Bool).
+pub const ROUTING_MCP_NAME_ENCODED: &str = "mcptap.routing.mcp_name_encoded";
+/// Raw `Mcp-Name` value when it was encoded (Str).
+pub const ROUTING_MCP_NAME_RAW: &str = "mcptap.routing.mcp_name_raw";
+/// `match`/`mismatch`/`missing`/`not_required` for `Mcp-Method` (Str).
+pub const ROUTING_METHOD_STATUS: &str = "mcptap.routing.method_status";
+/// `match`/`mismatch`/`missing`/`not_required` for `Mcp-Name` (Str).
+pub const ROUTING_NAME_STATUS: &str = "mcptap.routing.name_status";
+/// `match`/`mismatch`/`missing`/`not_required` for the version header vs `_meta` (Str).
+pub const ROUTING_PROTOCOL_VERSION_STATUS: &str = "mcptap.routing.protocol_version_status";
+/// Names (never values) of `Mcp-Param-*` headers (StrArray).
+pub const ROUTING_PARAM_HEADERS: &str = "mcptap.routing.param_headers";
+
+// ---- mcptap: results and tasks ---------------------------------------------------------------
+
+/// `result.resultType` (`complete`, `input_required`, `task`, ...) (Str).
+pub const RESULT_TYPE: &str = "mcptap.result.type";
+/// `result.ttlMs` (Int, milliseconds).
+pub const TTL_MS: &str = "mcptap.ttl_ms";
+/// `result.cacheScope` (Str).
+pub const CACHE_SCOPE: &str = "mcptap.cache_scope";
+/// Task id (Str).
+pub const TASK_ID: &str = "mcptap.task.id";
+/// `params.task` present (2025-11-25 task augmentation) (Bool).
+pub const TASK_LEGACY_REQUESTED: &str = "mcptap.task.legacy_requested";
+/// Task status (Str).
+pub const TASK_STATUS: &str = "mcptap.task.status";
+
+// ---- mcptap: SSE -----------------------------------------------------------------------------
+
+/// The response was `text/event-stream` (Bool).
+pub const RESPONSE_SSE: &str = "mcptap.response.sse";
+/// SSE events seen on the stream (Int).
+pub const SSE_EVENTS: &str = "mcptap.sse.events";
+/// JSON-RPC notifications attributed to this span (Int).
+pub const SSE_NOTIFICATIONS: &str = "mcptap.sse.notifications";
+/// Server→client JSON-RPC requests seen on the stream (Int).
+pub const SSE_SERVER_REQUESTS: &str = "mcptap.sse.server_requests";
+/// Span events not recorded because of `max_span_events` (Int).
+pub const SSE_EVENTS_DROPPED: &str = "mcptap.sse.events_dropped";
+
+// ---- mcptap: handles ---------------------------------------------------------------------------
+
+/// Handles found in `params.arguments`, as `key=value` (StrArray).
+pub const HANDLES_USED: &str = "mcptap.handles.used";
+/// Handles found in the result, as `key=value` (StrArray).
+pub const HANDLES_MINTED: &str = "mcptap.handles.minted";
+
+// ---- mcptap: bodies and framing flags ---------------------------------------------------------
+
+/// Redacted request message (Str; only with `capture_bodies`).
+pub const REQUEST_BODY: &str = "mcptap.request.body";
+/// Redacted response message (Str; only with `capture_bodies`).
+pub const RESPONSE_BODY: &str = "mcptap.response.body";
+/// A captured body was cut at `capture_body_max_bytes` (Bool).
+pub const BODY_CAPTURE_TRUNCATED: &str = "mcptap.body.capture_truncated";
+/// The HTTP layer cut a body at its cap (Bool).
+pub const BODY_TRUNCATED: &str = "mcptap.body.truncated";
+/// A message ended before its framing said it would (Bool).
+pub const MESSAGE_INCOMPLETE: &str = "mcptap.message.incomplete";
+/// A TCP gap fell inside the exchange (Bool).
+pub const TCP_GAP: &str = "mcptap.tcp.gap";
+/// The HTTP parser resynchronised on this exchange (Bool).
+pub const HTTP_RESYNCED: &str = "mcptap.http.resynced";
+
+// ---- mcptap: trace context -------------------------------------------------------------------
+
+/// Where the parent context came from: `meta` or `header` (Str).
+pub const TRACE_SOURCE: &str = "mcptap.trace.source";
+/// A `traceparent` was present but malformed and ignored (Bool).
+pub const TRACE_INVALID: &str = "mcptap.trace.invalid";
+
+// ---- span event attributes -----------------------------------------------------------------
+
+/// `params.progress` of `notifications/progress` (Str: the JSON number as written).
+pub const MCP_PROGRESS: &str = "mcp.progress";
+/// `params.total` of `notifications/progress` (Str: the JSON number as written).
+pub const MCP_PROGRESS_TOTAL: &str = "mcp.progress.total";
+/// `params.level` of `notifications/message` (Str).
+pub const MCP_LOG_LEVEL: &str = "mcp.log.level";
+/// `params.logger` of `notifications/message` (Str).
+pub const MCP_LOG_LOGGER: &str = "mcp.log.logger";
+/// Redacted notification params (Str; only with `capture_bodies`).
+pub const NOTIFICATION_BODY: &str = "mcptap.notification.body";

@@ -1,0 +1,1463 @@
+//! The decoder state machine: pairs [`HttpEvent`]s per (flow, request index) into
+//! exchanges, parses JSON-RPC bodies and SSE data, matches responses to requests
+//! by JSON-RPC `id`, and emits one [`Span`] per JSON-RPC request or notification
+//! (or one HTTP-level span for an exchange that carried none).
+//!
+//! Memory is bounded: at most `max_pending` exchanges and `max_sessions` session
+//! entries are kept (oldest evicted and counted); span events are capped per span;
+//! bodies are as large as the HTTP layer's cap allows.
+
+use std::borrow::Cow;
+use std::collections::{BTreeMap, HashMap};
+
+use mcptap_wire::{ConnMeta, FlowId, Header, HttpEvent, HttpRequest, MsgFlags, header_str};
+use serde_json::{Map, Value};
+
+use crate::attrs as a;
+use crate::config::DecoderConfig;
+use crate::handles::Handles;
+use crate::ids::{derive_ids, parse_traceparent};
+use crate::redact::capture;
+use crate::routing::{Check, Era, decode_header_value, name_param, param_header_names};
+use crate::span::{Attr, AttrValue, Span, SpanEvent, SpanStatus};
+use crate::stats::McpStats;
+
+/// `_meta` key carrying the protocol version (2026-07-28).
+const META_PROTOCOL_VERSION: &str = "io.modelcontextprotocol/protocolVersion";
+/// `_meta` key carrying the client implementation (2026-07-28).
+const META_CLIENT_INFO: &str = "io.modelcontextprotocol/clientInfo";
+/// `_meta` key carrying client capabilities (2026-07-28).
+const META_CLIENT_CAPS: &str = "io.modelcontextprotocol/clientCapabilities";
+
+/// JSON-RPC error codes that are the caller's fault and do not make a server span
+/// an error (OTel MCP semconv server rules, common.yaml citing v1.43.0).
+const CALLER_FAULT_CODES: &[i64] = &[-32700, -32600, -32601, -32602, -32002];
+
+/// Longest string kept for a span name target, attribute taken from the body, or
+/// event name, in bytes.
+const MAX_NAME_BYTES: usize = 512;
+
+/// Why an exchange ended without a response head.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum EndReason {
+    /// The response ended normally.
+    Response,
+    /// The connection closed.
+    Closed,
+    /// End of input ([`Decoder::finish`]).
+    CaptureEnd,
+    /// Evicted from the pending table.
+    Evicted,
+}
+
+/// Client identity remembered per legacy session.
+#[derive(Debug, Clone, Default)]
+struct SessionInfo {
+    seq: u64,
+    client_name: Option<String>,
+    client_version: Option<String>,
+    capabilities: Option<Vec<String>>,
+    protocol_version: Option<String>,
+}
+
+/// Notifications and server requests attributed to one span.
+#[derive(Debug, Default)]
+struct Attached {
+    events: Vec<SpanEvent>,
+    dropped: u64,
+    notifications: u64,
+    server_requests: u64,
+}
+
+/// A JSON-RPC response received for a message.
+#[derive(Debug)]
+struct Outcome {
+    msg: Value,
+    ts: u64,
+}
+
+/// One JSON-RPC request or notification from a request body.
+#[derive(Debug)]
+struct Msg {
+    value: Value,
+    method: String,
+    /// `Some` when the message has an `id` member (a request), even `null`.
+    id: Option<Value>,
+    batch_index: Option<u64>,
+    response: Option<Outcome>,
+    attached: Attached,
+}
+
+impl Msg {
+    fn params(&self) -> Option<&Map<String, Value>> {
+        self.value.get("params").and_then(Value::as_object)
+    }
+    fn is_request(&self) -> bool {
+        self.id.is_some()
+    }
+    fn awaiting(&self) -> bool {
+        self.is_request() && self.response.is_none()
+    }
+}
+
+/// One HTTP request and what has arrived of its response.
+#[derive(Debug)]
+struct Exchange {
+    seq: u64,
+    conn: ConnMeta,
+    index: u64,
+    method: String,
+    target: String,
+    version_minor: u8,
+    headers: Vec<Header>,
+    ts_first: u64,
+    flags: MsgFlags,
+    msgs: Vec<Msg>,
+    batch: bool,
+    posted_responses: u64,
+    request_invalid: bool,
+    request_json: Option<Value>,
+    status: Option<u16>,
+    resp_headers: Vec<Header>,
+    sse: bool,
+    sse_events: u64,
+    response_invalid: bool,
+    response_json: Option<Value>,
+    null_error: Option<Value>,
+    http_attached: Attached,
+    last_ts: u64,
+}
+
+/// Decodes a stream of [`HttpEvent`]s into MCP server spans. Pure: no I/O, no
+/// clock; never panics on any input.
+#[derive(Debug)]
+pub struct Decoder {
+    cfg: DecoderConfig,
+    stats: McpStats,
+    pending: BTreeMap<(FlowId, u64), Exchange>,
+    order: BTreeMap<u64, (FlowId, u64)>,
+    next_seq: u64,
+    sessions: HashMap<String, SessionInfo>,
+    session_order: BTreeMap<u64, String>,
+    next_session_seq: u64,
+}
+
+impl Decoder {
+    /// A decoder with configuration `cfg`.
+    pub fn new(cfg: DecoderConfig) -> Self {
+        Decoder {
+            cfg,
+            stats: McpStats::default(),
+            pending: BTreeMap::new(),
+            order: BTreeMap::new(),
+            next_seq: 0,
+            sessions: HashMap::new(),
+            session_order: BTreeMap::new(),
+            next_session_seq: 0,
+        }
+    }
+
+    /// Counters so far.
+    pub fn stats(&self) -> &McpStats {
+        &self.stats
+    }
+
+    /// Exchanges currently awaiting (the rest of) a response.
+    pub fn pending_len(&self) -> usize {
+        self.pending.len()
+    }
+
+    /// Feeds one event; finished spans are appended to `out`.
+    pub fn on_event(&mut self, ev: HttpEvent, out: &mut Vec<Span>) {
+        match ev {
+            HttpEvent::Request { conn, req } => self.on_request(conn, req, out),
+            HttpEvent::ResponseHead {
+                flow,
+                index,
+                ts,
+                status,
+                headers,
+                sse,
+            } => {
+                let Some(ex) = self.pending.get_mut(&(flow, index)) else {
+                    self.stats.orphan_events += 1;
+                    return;
+                };
+                ex.status = Some(status);
+                ex.resp_headers = headers;
+                ex.sse = sse;
+                ex.last_ts = ex.last_ts.max(ts);
+            }
+            HttpEvent::SseEvent {
+                flow,
+                index,
+                ts,
+                event,
+            } => {
+                let Some(ex) = self.pending.get_mut(&(flow, index)) else {
+                    self.stats.orphan_events += 1;
+                    return;
+                };
+                ex.sse_events += 1;
+                ex.last_ts = ex.last_ts.max(ts);
+                self.stats.sse_events += 1;
+                if event.data.trim().is_empty() {
+                    return; // priming event or keep-alive
+                }
+                match serde_json::from_str::<Value>(&event.data) {
+                    Ok(v) => absorb(ex, v, ts, &self.cfg, &mut self.stats),
+                    Err(_) => {
+                        self.stats.sse_json_errors += 1;
+                        ex.response_invalid = true;
+                    }
+                }
+            }
+            HttpEvent::ResponseEnd {
+                flow,
+                index,
+                ts,
+                body,
+                flags,
+            } => {
+                let Some(mut ex) = self.remove(flow, index) else {
+                    self.stats.orphan_events += 1;
+                    return;
+                };
+                ex.flags.merge(flags);
+                ex.last_ts = ex.last_ts.max(ts);
+                if !body.iter().all(u8::is_ascii_whitespace) {
+                    match serde_json::from_slice::<Value>(&body) {
+                        Ok(v) => {
+                            if self.cfg.capture_bodies && ex.msgs.is_empty() {
+                                ex.response_json = Some(v.clone());
+                            }
+                            absorb(&mut ex, v, ts, &self.cfg, &mut self.stats);
+                        }
+                        Err(_) => {
+                            self.stats.response_json_errors += 1;
+                            ex.response_invalid = true;
+                        }
+                    }
+                }
+                self.finalize(ex, ts, EndReason::Response, out);
+            }
+            HttpEvent::Closed { flow, ts } => {
+                let keys: Vec<(FlowId, u64)> = self
+                    .pending
+                    .range((flow, 0)..=(flow, u64::MAX))
+                    .map(|(k, _)| *k)
+                    .collect();
+                for (f, i) in keys {
+                    if let Some(ex) = self.remove(f, i) {
+                        if ex.status.is_none() {
+                            self.stats.closed_without_response += 1;
+                        }
+                        let end = ts.max(ex.last_ts);
+                        self.finalize(ex, end, EndReason::Closed, out);
+                    }
+                }
+            }
+        }
+    }
+
+    /// End of input: every pending exchange becomes a span, flagged
+    /// `mcptap.response.missing_reason = "capture_end"` when no response head came.
+    pub fn finish(&mut self, out: &mut Vec<Span>) {
+        let keys: Vec<(FlowId, u64)> = self.order.values().copied().collect();
+        for (f, i) in keys {
+            if let Some(ex) = self.remove(f, i) {
+                self.stats.pending_at_finish += 1;
+                let end = ex.last_ts;
+                self.finalize(ex, end, EndReason::CaptureEnd, out);
+            }
+        }
+    }
+
+    fn remove(&mut self, flow: FlowId, index: u64) -> Option<Exchange> {
+        let ex = self.pending.remove(&(flow, index))?;
+        self.order.remove(&ex.seq);
+        Some(ex)
+    }
+
+    fn on_request(&mut self, conn: ConnMeta, req: HttpRequest, out: &mut Vec<Span>) {
+        self.stats.http_requests += 1;
+        let key = (conn.flow, req.index);
+        if let Some(old) = self.remove(key.0, key.1) {
+            // Same (flow, index) twice: the first can no longer be answered.
+            self.stats.pending_evicted += 1;
+            let end = old.last_ts;
+            self.finalize(old, end, EndReason::Evicted, out);
+        }
+        while self.pending.len() >= self.cfg.max_pending.max(1) {
+            let Some((_, (f, i))) = self.order.pop_first() else {
+                break;
+            };
+            if let Some(old) = self.pending.remove(&(f, i)) {
+                self.stats.pending_evicted += 1;
+                let end = old.last_ts;
+                self.finalize(old, end, EndReason::Evicted, out);
+            }
+        }
+        let mut ex = Exchange {
+            seq: self.next_seq,
+            index: req.index,
+            conn,
+            method: req.method,
+            target: req.target,
+            version_minor: req.version_minor,
+            headers: req.headers,
+            ts_first: req.ts_first,
+            flags: req.flags,
+            msgs: Vec::new(),
+            batch: false,
+            posted_responses: 0,
+            request_invalid: false,
+            request_json: None,
+            status: None,
+            resp_headers: Vec::new(),
+            sse: false,
+            sse_events: 0,
+            response_invalid: false,
+            response_json: None,
+            null_error: None,
+            http_attached: Attached::default(),
+            last_ts: req.ts_last.max(req.ts_first),
+        };
+        self.next_seq += 1;
+        parse_request_body(&mut ex, &req.body, &self.cfg, &mut self.stats);
+        self.order.insert(ex.seq, key);
+        self.pending.insert(key, ex);
+    }
+
+    // ---- span building ---------------------------------------------------------------
+
+    fn finalize(&mut self, mut ex: Exchange, end_ts: u64, reason: EndReason, out: &mut Vec<Span>) {
+        self.stats.exchanges_done += 1;
+        self.stats.count_status(ex.status);
+        let era = Era::classify(header_str(&ex.headers, "mcp-protocol-version").as_deref());
+        match era {
+            Era::Legacy => self.stats.era_legacy += 1,
+            Era::Modern => self.stats.era_modern += 1,
+        }
+        let session_hdr = header_str(&ex.headers, "mcp-session-id");
+        if session_hdr.is_some() {
+            self.stats.legacy_session_requests += 1;
+        }
+        let minted = header_str(&ex.resp_headers, "mcp-session-id");
+        if minted.is_some() {
+            self.stats.sessions_minted += 1;
+        }
+        self.update_sessions(&ex, minted.as_deref(), session_hdr.as_deref());
+
+        let ctx = ExCtx {
+            era,
+            end_ts: end_ts.max(ex.ts_first),
+            reason,
+            session: session_hdr,
+            minted,
+            instance_id: self
+                .cfg
+                .instance_id
+                .clone()
+                .unwrap_or_else(|| ex.conn.server.to_string()),
+        };
+        let msgs = std::mem::take(&mut ex.msgs);
+        if msgs.is_empty() {
+            self.stats.http_only_exchanges += 1;
+            let span = self.http_span(&mut ex, &ctx);
+            self.stats.spans += 1;
+            out.push(span);
+        } else {
+            let n = msgs.len();
+            for m in msgs {
+                let span = self.msg_span(&ex, m, n, &ctx);
+                self.stats.spans += 1;
+                out.push(span);
+            }
+        }
+    }
+
+    fn update_sessions(&mut self, ex: &Exchange, minted: Option<&str>, sent: Option<&str>) {
+        let ok = ex.status.is_some_and(|s| (200..300).contains(&s));
+        if ex.method.eq_ignore_ascii_case("DELETE") && ok {
+            if let Some(id) = sent
+                && let Some(info) = self.sessions.remove(id)
+            {
+                self.session_order.remove(&info.seq);
+                self.stats.sessions_deleted += 1;
+            }
+            return;
+        }
+        let (Some(id), true) = (minted, ok) else {
+            return;
+        };
+        let Some(init) = ex.msgs.iter().find(|m| m.method == "initialize") else {
+            return;
+        };
+        let params = init.params();
+        let info = params.and_then(|p| p.get("clientInfo"));
+        let mut entry = SessionInfo {
+            seq: 0,
+            client_name: info.and_then(|i| str_field(i, "name")),
+            client_version: info.and_then(|i| str_field(i, "version")),
+            capabilities: params
+                .and_then(|p| p.get("capabilities"))
+                .map(capability_keys),
+            protocol_version: init
+                .response
+                .as_ref()
+                .and_then(|r| r.msg.get("result"))
+                .and_then(|r| str_field(r, "protocolVersion"))
+                .or_else(|| {
+                    params
+                        .and_then(|p| p.get("protocolVersion"))
+                        .and_then(as_string)
+                }),
+        };
+        if let Some(old) = self.sessions.remove(id) {
+            self.session_order.remove(&old.seq);
+        }
+        while self.sessions.len() >= self.cfg.max_sessions.max(1) {
+            let Some((_, k)) = self.session_order.pop_first() else {
+                break;
+            };
+            self.sessions.remove(&k);
+            self.stats.sessions_evicted += 1;
+        }
+        entry.seq = self.next_session_seq;
+        self.next_session_seq += 1;
+        self.session_order.insert(entry.seq, id.to_string());
+        self.sessions.insert(id.to_string(), entry);
+    }
+
+    /// Attributes shared by every span of an exchange.
+    fn base_attrs(&self, ex: &Exchange, ctx: &ExCtx, attrs: &mut Vec<Attr>) {
+        push_str(attrs, a::HTTP_REQUEST_METHOD, &ex.method);
+        if let Some(s) = ex.status {
+            push(
+                attrs,
+                a::HTTP_RESPONSE_STATUS_CODE,
+                AttrValue::Int(i64::from(s)),
+            );
+        }
+        push_str(attrs, a::URL_PATH, url_path(&ex.target));
+        push_str(attrs, a::URL_SCHEME, "http");
+        if let Some(ua) = header_str(&ex.headers, "user-agent") {
+            push(attrs, a::USER_AGENT_ORIGINAL, AttrValue::Str(ua));
+        }
+        push(
+            attrs,
+            a::CLIENT_ADDRESS,
+            AttrValue::Str(ex.conn.client.ip().to_string()),
+        );
+        push(
+            attrs,
+            a::CLIENT_PORT,
+            AttrValue::Int(i64::from(ex.conn.client.port())),
+        );
+        push(
+            attrs,
+            a::SERVER_ADDRESS,
+            AttrValue::Str(ex.conn.server.ip().to_string()),
+        );
+        push(
+            attrs,
+            a::SERVER_PORT,
+            AttrValue::Int(i64::from(ex.conn.server.port())),
+        );
+        push_str(attrs, a::NETWORK_PROTOCOL_NAME, "http");
+        push_str(
+            attrs,
+            a::NETWORK_PROTOCOL_VERSION,
+            if ex.version_minor == 0 { "1.0" } else { "1.1" },
+        );
+        push_str(attrs, a::NETWORK_TRANSPORT, "tcp");
+        push_str(attrs, a::ERA, ctx.era.as_str());
+        if let Some(s) = &ctx.session {
+            push(attrs, a::MCP_SESSION_ID, AttrValue::Str(s.clone()));
+        }
+        if let Some(s) = &ctx.minted {
+            push(attrs, a::SESSION_MINTED, AttrValue::Str(s.clone()));
+        }
+        if ex.status.is_some() {
+            push(attrs, a::RESPONSE_SSE, AttrValue::Bool(ex.sse));
+        }
+        if ex.sse {
+            push(attrs, a::SSE_EVENTS, AttrValue::Int(sat_i64(ex.sse_events)));
+        }
+        if ex.status.is_none() {
+            push(attrs, a::RESPONSE_MISSING, AttrValue::Bool(true));
+            let r = match ctx.reason {
+                EndReason::Closed => "closed",
+                EndReason::CaptureEnd => "capture_end",
+                EndReason::Evicted => "evicted",
+                EndReason::Response => "response",
+            };
+            push_str(attrs, a::RESPONSE_MISSING_REASON, r);
+        } else if ctx.reason != EndReason::Response {
+            // Head came but the body never ended.
+            push(attrs, a::MESSAGE_INCOMPLETE, AttrValue::Bool(true));
+        }
+        if ex.request_invalid {
+            push(attrs, a::REQUEST_INVALID, AttrValue::Bool(true));
+        }
+        if ex.response_invalid {
+            push(attrs, a::RESPONSE_INVALID, AttrValue::Bool(true));
+        }
+        let f = ex.flags;
+        if f.body_truncated {
+            push(attrs, a::BODY_TRUNCATED, AttrValue::Bool(true));
+        }
+        if f.incomplete && ctx.reason == EndReason::Response {
+            push(attrs, a::MESSAGE_INCOMPLETE, AttrValue::Bool(true));
+        }
+        if f.gap {
+            push(attrs, a::TCP_GAP, AttrValue::Bool(true));
+        }
+        if f.resynced {
+            push(attrs, a::HTTP_RESYNCED, AttrValue::Bool(true));
+        }
+        if let Some(m) = header_str(&ex.headers, "mcp-method") {
+            push(attrs, a::ROUTING_MCP_METHOD, AttrValue::Str(m));
+        }
+        let params = param_header_names(&ex.headers);
+        if !params.is_empty() {
+            push(attrs, a::ROUTING_PARAM_HEADERS, AttrValue::StrArray(params));
+        }
+    }
+
+    fn http_span(&mut self, ex: &mut Exchange, ctx: &ExCtx) -> Span {
+        let mut attrs = Vec::with_capacity(32);
+        self.base_attrs(ex, ctx, &mut attrs);
+        push_str(&mut attrs, a::EXCHANGE_KIND, "http");
+        if ex.posted_responses > 0 {
+            push(
+                &mut attrs,
+                a::POSTED_RESPONSES,
+                AttrValue::Int(sat_i64(ex.posted_responses)),
+            );
+        }
+        if let Some(raw) = ex
+            .headers
+            .iter()
+            .find(|h| h.name.eq_ignore_ascii_case("mcp-name"))
+        {
+            let n = decode_header_value(&raw.value);
+            push(&mut attrs, a::ROUTING_MCP_NAME, AttrValue::Str(n.value));
+        }
+        let pv = header_str(&ex.headers, "mcp-protocol-version").or_else(|| {
+            ctx.session
+                .as_ref()
+                .and_then(|s| self.sessions.get(s))
+                .and_then(|i| i.protocol_version.clone())
+        });
+        if let Some(pv) = pv {
+            push(&mut attrs, a::MCP_PROTOCOL_VERSION, AttrValue::Str(pv));
+        }
+        self.session_identity(ctx, &mut attrs);
+        let long_lived = ex.method.eq_ignore_ascii_case("GET") && ex.sse;
+        if long_lived {
+            push(&mut attrs, a::STREAM_LONG_LIVED, AttrValue::Bool(true));
+        }
+        let attached = std::mem::take(&mut ex.http_attached);
+        let events = attach_attrs(attached, &mut attrs);
+        let mut status = SpanStatus::Unset;
+        let mut has_rpc_error = false;
+        if let Some(err) = ex.null_error.as_ref().and_then(|e| e.get("error")) {
+            has_rpc_error = true;
+            status = rpc_error_attrs(err, &mut attrs);
+            push(&mut attrs, a::RPC_ERROR_ID_NULL, AttrValue::Bool(true));
+        }
+        http_status_rule(ex, ctx, has_rpc_error, &mut status, &mut attrs);
+        if self.cfg.capture_bodies {
+            let mut truncated = false;
+            if let Some(v) = &ex.request_json {
+                let (s, t) = capture(v, &self.cfg.handle_rule, self.cfg.capture_body_max_bytes);
+                truncated |= t;
+                push(&mut attrs, a::REQUEST_BODY, AttrValue::Str(s));
+            }
+            if let Some(v) = &ex.response_json {
+                let (s, t) = capture(v, &self.cfg.handle_rule, self.cfg.capture_body_max_bytes);
+                truncated |= t;
+                push(&mut attrs, a::RESPONSE_BODY, AttrValue::Str(s));
+            }
+            if truncated {
+                self.stats.bodies_capture_truncated += 1;
+                push(&mut attrs, a::BODY_CAPTURE_TRUNCATED, AttrValue::Bool(true));
+            }
+        }
+        let (span_id, trace_id) = derive_ids(
+            &ex.conn.client,
+            &ex.conn.server,
+            ex.conn.client_isn,
+            ex.index,
+            0,
+        );
+        let mut span = Span {
+            trace_id,
+            span_id,
+            parent_span_id: None,
+            trace_state: String::new(),
+            name: ex.method.clone(),
+            start_ns: ex.ts_first,
+            end_ns: ctx.end_ts,
+            status,
+            instance_id: ctx.instance_id.clone(),
+            attributes: attrs,
+            events,
+        };
+        self.apply_header_trace(ex, &mut span);
+        span
+    }
+
+    fn apply_header_trace(&mut self, ex: &Exchange, span: &mut Span) {
+        if let Some(tp) = header_str(&ex.headers, "traceparent") {
+            match parse_traceparent(&tp) {
+                Some(p) => {
+                    self.stats.trace_from_header += 1;
+                    span.trace_id = p.trace_id;
+                    span.parent_span_id = Some(p.span_id);
+                    span.trace_state = header_str(&ex.headers, "tracestate").unwrap_or_default();
+                    push_str(&mut span.attributes, a::TRACE_SOURCE, "header");
+                }
+                None => {
+                    self.stats.traceparent_invalid += 1;
+                    push(
+                        &mut span.attributes,
+                        a::TRACE_INVALID,
+                        AttrValue::Bool(true),
+                    );
+                }
+            }
+        }
+    }
+
+    fn session_identity(&self, ctx: &ExCtx, attrs: &mut Vec<Attr>) -> bool {
+        let Some(info) = ctx.session.as_ref().and_then(|s| self.sessions.get(s)) else {
+            return false;
+        };
+        let mut any = false;
+        if let Some(n) = &info.client_name {
+            push(attrs, a::CLIENT_NAME, AttrValue::Str(n.clone()));
+            any = true;
+        }
+        if let Some(v) = &info.client_version {
+            push(attrs, a::CLIENT_VERSION, AttrValue::Str(v.clone()));
+            any = true;
+        }
+        if any {
+            push_str(attrs, a::CLIENT_INFO_SOURCE, "session");
+        }
+        if let Some(c) = &info.capabilities {
+            push(
+                attrs,
+                a::CLIENT_CAPABILITIES,
+                AttrValue::StrArray(c.clone()),
+            );
+        }
+        true
+    }
+
+    fn msg_span(&mut self, ex: &Exchange, mut m: Msg, batch_size: usize, ctx: &ExCtx) -> Span {
+        let mut attrs = Vec::with_capacity(48);
+        self.base_attrs(ex, ctx, &mut attrs);
+        let attached = std::mem::take(&mut m.attached);
+        let empty = Map::new();
+        let params = m.params().unwrap_or(&empty);
+        let meta = params
+            .get("_meta")
+            .and_then(Value::as_object)
+            .unwrap_or(&empty);
+        let method = cap(&m.method);
+
+        push_str(
+            &mut attrs,
+            a::EXCHANGE_KIND,
+            if m.is_request() {
+                "request"
+            } else {
+                "notification"
+            },
+        );
+        push(
+            &mut attrs,
+            a::MCP_METHOD_NAME,
+            AttrValue::Str(method.to_string()),
+        );
+        if let Some(id) = m.id.as_ref().and_then(id_string) {
+            push(&mut attrs, a::JSONRPC_REQUEST_ID, AttrValue::Str(id));
+        }
+        if let Some(v) = m.value.get("jsonrpc").and_then(Value::as_str)
+            && v != "2.0"
+        {
+            push(
+                &mut attrs,
+                a::JSONRPC_PROTOCOL_VERSION,
+                AttrValue::Str(cap(v).to_string()),
+            );
+        }
+        if ex.batch {
+            push(
+                &mut attrs,
+                a::BATCH_SIZE,
+                AttrValue::Int(sat_i64(batch_size as u64)),
+            );
+            if let Some(i) = m.batch_index {
+                push(&mut attrs, a::BATCH_INDEX, AttrValue::Int(sat_i64(i)));
+            }
+        }
+
+        // Span name and target attributes.
+        let pname = params.get("name").and_then(Value::as_str).map(cap);
+        let mut name = method.to_string();
+        match m.method.as_str() {
+            "tools/call" => {
+                push_str(&mut attrs, a::GEN_AI_OPERATION_NAME, "execute_tool");
+                if let Some(n) = pname {
+                    push(
+                        &mut attrs,
+                        a::GEN_AI_TOOL_NAME,
+                        AttrValue::Str(n.to_string()),
+                    );
+                    name = format!("{method} {n}");
+                }
+            }
+            "prompts/get" => {
+                if let Some(n) = pname {
+                    push(
+                        &mut attrs,
+                        a::GEN_AI_PROMPT_NAME,
+                        AttrValue::Str(n.to_string()),
+                    );
+                    name = format!("{method} {n}");
+                }
+            }
+            _ => {}
+        }
+        if let Some(uri) = params.get("uri").and_then(Value::as_str) {
+            push(
+                &mut attrs,
+                a::MCP_RESOURCE_URI,
+                AttrValue::Str(cap(uri).to_string()),
+            );
+        }
+
+        // Protocol version.
+        let hdr_pv = header_str(&ex.headers, "mcp-protocol-version");
+        let meta_pv = meta.get(META_PROTOCOL_VERSION).and_then(as_string);
+        let session_info = ctx.session.as_ref().and_then(|s| self.sessions.get(s));
+        let pv = hdr_pv
+            .clone()
+            .or_else(|| meta_pv.clone())
+            .or_else(|| {
+                (m.method == "initialize")
+                    .then(|| params.get("protocolVersion").and_then(as_string))
+                    .flatten()
+            })
+            .or_else(|| session_info.and_then(|i| i.protocol_version.clone()));
+        if let Some(pv) = pv {
+            push(
+                &mut attrs,
+                a::MCP_PROTOCOL_VERSION,
+                AttrValue::Str(cap(&pv).to_string()),
+            );
+        }
+
+        // Client identity.
+        let meta_info = meta.get(META_CLIENT_INFO).filter(|v| v.is_object());
+        let init_info = (m.method == "initialize")
+            .then(|| params.get("clientInfo").filter(|v| v.is_object()))
+            .flatten();
+        let caps = meta
+            .get(META_CLIENT_CAPS)
+            .filter(|v| v.is_object())
+            .or_else(|| {
+                (m.method == "initialize")
+                    .then(|| params.get("capabilities").filter(|v| v.is_object()))
+                    .flatten()
+            })
+            .map(capability_keys);
+        if let Some((info, src)) = meta_info
+            .map(|i| (i, "meta"))
+            .or_else(|| init_info.map(|i| (i, "initialize")))
+        {
+            if let Some(n) = str_field(info, "name") {
+                push(&mut attrs, a::CLIENT_NAME, AttrValue::Str(n));
+            }
+            if let Some(v) = str_field(info, "version") {
+                push(&mut attrs, a::CLIENT_VERSION, AttrValue::Str(v));
+            }
+            push_str(&mut attrs, a::CLIENT_INFO_SOURCE, src);
+            if let Some(c) = caps {
+                push(&mut attrs, a::CLIENT_CAPABILITIES, AttrValue::StrArray(c));
+            }
+        } else if let Some(c) = caps {
+            push(&mut attrs, a::CLIENT_CAPABILITIES, AttrValue::StrArray(c));
+        } else {
+            self.session_identity(ctx, &mut attrs);
+        }
+        if m.method == "initialize" {
+            self.stats.initialize_calls += 1;
+        }
+
+        // Routing headers.
+        self.routing_attrs(
+            ex,
+            ctx,
+            &m,
+            params,
+            meta_pv.as_deref(),
+            hdr_pv.as_deref(),
+            &mut attrs,
+        );
+
+        // Long-lived streams.
+        let long_lived = m.method == "subscriptions/listen";
+        if long_lived {
+            push(&mut attrs, a::STREAM_LONG_LIVED, AttrValue::Bool(true));
+        }
+
+        // Tasks (request side).
+        if params.get("task").is_some_and(Value::is_object) {
+            push(&mut attrs, a::TASK_LEGACY_REQUESTED, AttrValue::Bool(true));
+        }
+        let mut task_id = if m.method.starts_with("tasks/") {
+            params.get("taskId").and_then(as_string)
+        } else {
+            None
+        };
+        let mut task_status = None;
+
+        // Handles used.
+        let mut used = Handles::default();
+        if let Some(args) = params.get("arguments") {
+            used.walk(args, &self.cfg.handle_rule);
+        }
+        if let Some(t) = params.get("taskId") {
+            used.push("taskId", t);
+        }
+
+        // Response.
+        let resp = m.response.as_ref();
+        let result = resp.and_then(|r| r.msg.get("result"));
+        let mut status = SpanStatus::Unset;
+        let mut has_rpc_error = false;
+        let own_err = resp.and_then(|r| r.msg.get("error"));
+        let null_err = ex.null_error.as_ref().and_then(|e| e.get("error"));
+        if let Some(err) = own_err.or(if resp.is_none() { null_err } else { None }) {
+            has_rpc_error = true;
+            status = rpc_error_attrs(err, &mut attrs);
+            if own_err.is_none() {
+                push(&mut attrs, a::RPC_ERROR_ID_NULL, AttrValue::Bool(true));
+            }
+        }
+        let mut minted = Handles::default();
+        if let Some(r) = result.and_then(Value::as_object) {
+            if r.get("isError").and_then(Value::as_bool) == Some(true) {
+                push_str(&mut attrs, a::ERROR_TYPE, "tool_error");
+                status = SpanStatus::Error("tool_error".into());
+            }
+            match r.get("resultType").and_then(Value::as_str) {
+                Some(t) => push(
+                    &mut attrs,
+                    a::RESULT_TYPE,
+                    AttrValue::Str(cap(t).to_string()),
+                ),
+                None if ctx.era == Era::Modern => push_str(&mut attrs, a::RESULT_TYPE, "complete"),
+                None => {}
+            }
+            if let Some(t) = r.get("ttlMs").and_then(Value::as_i64) {
+                push(&mut attrs, a::TTL_MS, AttrValue::Int(t));
+            }
+            if let Some(s) = r.get("cacheScope").and_then(Value::as_str) {
+                push(
+                    &mut attrs,
+                    a::CACHE_SCOPE,
+                    AttrValue::Str(cap(s).to_string()),
+                );
+            }
+            let wrapped = r.get("task").and_then(Value::as_object);
+            if let Some(t) = r.get("taskId").and_then(as_string) {
+                task_id = Some(t);
+                task_status = r.get("status").and_then(as_string);
+            } else if let Some(t) = wrapped.and_then(|w| w.get("taskId")).and_then(as_string) {
+                task_id = Some(t);
+                task_status = wrapped.and_then(|w| w.get("status")).and_then(as_string);
+            } else if m.method.starts_with("tasks/") {
+                task_status = r.get("status").and_then(as_string);
+            }
+            if let Some(sc) = r.get("structuredContent") {
+                minted.walk(sc, &self.cfg.handle_rule);
+            }
+            if let Some(t) = r.get("taskId") {
+                minted.push("taskId", t);
+            }
+            if let Some(t) = wrapped.and_then(|w| w.get("taskId")) {
+                minted.push("taskId", t);
+            }
+            minted.walk_text_content(result.unwrap_or(&Value::Null), &self.cfg.handle_rule);
+        }
+        if let Some(t) = task_id {
+            push(&mut attrs, a::TASK_ID, AttrValue::Str(cap(&t).to_string()));
+        }
+        if let Some(s) = task_status {
+            push(
+                &mut attrs,
+                a::TASK_STATUS,
+                AttrValue::Str(cap(&s).to_string()),
+            );
+        }
+        self.stats.handles_dropped += used.dropped + minted.dropped;
+        if !used.list.is_empty() {
+            push(&mut attrs, a::HANDLES_USED, AttrValue::StrArray(used.list));
+        }
+        if !minted.list.is_empty() {
+            push(
+                &mut attrs,
+                a::HANDLES_MINTED,
+                AttrValue::StrArray(minted.list),
+            );
+        }
+
+        // No JSON-RPC response although the HTTP exchange finished.
+        if m.is_request() && resp.is_none() && !has_rpc_error && ex.status.is_some() {
+            push(&mut attrs, a::RPC_RESPONSE_MISSING, AttrValue::Bool(true));
+            self.stats.rpc_responses_missing += 1;
+            let ok_2xx = ex
+                .status
+                .is_some_and(|s| (200..300).contains(&s) && s != 202);
+            let damaged = ex.response_invalid || ex.flags.body_truncated;
+            if ok_2xx && !long_lived && !damaged {
+                push_str(&mut attrs, a::ERROR_TYPE, "no_response");
+                status = SpanStatus::Error("no_response".into());
+            }
+        }
+        http_status_rule(ex, ctx, has_rpc_error, &mut status, &mut attrs);
+
+        // Events.
+        let events = attach_attrs(attached, &mut attrs);
+
+        // Bodies.
+        if self.cfg.capture_bodies {
+            let rule = &self.cfg.handle_rule;
+            let max = self.cfg.capture_body_max_bytes;
+            let (s, mut truncated) = capture(&m.value, rule, max);
+            push(&mut attrs, a::REQUEST_BODY, AttrValue::Str(s));
+            if let Some(r) = resp {
+                let (s, t) = capture(&r.msg, rule, max);
+                truncated |= t;
+                push(&mut attrs, a::RESPONSE_BODY, AttrValue::Str(s));
+            } else if let Some(e) = ex.null_error.as_ref() {
+                let (s, t) = capture(e, rule, max);
+                truncated |= t;
+                push(&mut attrs, a::RESPONSE_BODY, AttrValue::Str(s));
+            }
+            if truncated {
+                self.stats.bodies_capture_truncated += 1;
+                push(&mut attrs, a::BODY_CAPTURE_TRUNCATED, AttrValue::Bool(true));
+            }
+        }
+
+        // Ids and trace context.
+        let batch_idx = m.batch_index.unwrap_or(0);
+        let (span_id, trace_id) = derive_ids(
+            &ex.conn.client,
+            &ex.conn.server,
+            ex.conn.client_isn,
+            ex.index,
+            batch_idx,
+        );
+        let end = resp.map(|r| r.ts).unwrap_or(ctx.end_ts).max(ex.ts_first);
+        let mut span = Span {
+            trace_id,
+            span_id,
+            parent_span_id: None,
+            trace_state: String::new(),
+            name,
+            start_ns: ex.ts_first,
+            end_ns: end,
+            status,
+            instance_id: ctx.instance_id.clone(),
+            attributes: attrs,
+            events,
+        };
+        let meta_tp = meta.get("traceparent").and_then(Value::as_str);
+        let mut from_meta = false;
+        if let Some(tp) = meta_tp {
+            match parse_traceparent(tp) {
+                Some(p) => {
+                    from_meta = true;
+                    self.stats.trace_from_meta += 1;
+                    span.trace_id = p.trace_id;
+                    span.parent_span_id = Some(p.span_id);
+                    span.trace_state = meta
+                        .get("tracestate")
+                        .and_then(Value::as_str)
+                        .unwrap_or_default()
+                        .to_string();
+                    push_str(&mut span.attributes, a::TRACE_SOURCE, "meta");
+                }
+                None => {
+                    self.stats.traceparent_invalid += 1;
+                    push(
+                        &mut span.attributes,
+                        a::TRACE_INVALID,
+                        AttrValue::Bool(true),
+                    );
+                }
+            }
+        }
+        if !from_meta {
+            self.apply_header_trace(ex, &mut span);
+        }
+        span
+    }
+
+    #[allow(clippy::too_many_arguments)]
+    fn routing_attrs(
+        &mut self,
+        ex: &Exchange,
+        ctx: &ExCtx,
+        m: &Msg,
+        params: &Map<String, Value>,
+        meta_pv: Option<&str>,
+        hdr_pv: Option<&str>,
+        attrs: &mut Vec<Attr>,
+    ) {
+        let modern = ctx.era == Era::Modern && !ex.batch;
+        let hdr_method = header_str(&ex.headers, "mcp-method");
+        let name_hdr = ex
+            .headers
+            .iter()
+            .find(|h| h.name.eq_ignore_ascii_case("mcp-name"))
+            .map(|h| decode_header_value(&h.value));
+        if let Some(n) = &name_hdr {
+            push(attrs, a::ROUTING_MCP_NAME, AttrValue::Str(n.value.clone()));
+            if let Some(raw) = &n.raw_if_encoded {
+                push(attrs, a::ROUTING_MCP_NAME_ENCODED, AttrValue::Bool(true));
+                push(attrs, a::ROUTING_MCP_NAME_RAW, AttrValue::Str(raw.clone()));
+            }
+            if n.decode_error {
+                self.stats.mcp_name_decode_errors += 1;
+            }
+        }
+        let (ms, ns, ps) = if !modern {
+            (Check::NotRequired, Check::NotRequired, Check::NotRequired)
+        } else {
+            let ms = match &hdr_method {
+                Some(h) if *h == m.method => Check::Match,
+                Some(_) => Check::Mismatch,
+                None if m.is_request() => Check::Missing,
+                None => Check::NotRequired,
+            };
+            let ns = match name_param(&m.method) {
+                None => Check::NotRequired,
+                Some(field) => {
+                    let body = params.get(field).and_then(as_string);
+                    match (&name_hdr, body) {
+                        (None, _) => Check::Missing,
+                        (Some(h), Some(b)) if !h.decode_error && h.value == b => Check::Match,
+                        (Some(_), _) => Check::Mismatch,
+                    }
+                }
+            };
+            let ps = match (hdr_pv, meta_pv) {
+                (Some(h), Some(mv)) if h.trim() == mv => Check::Match,
+                (Some(_), Some(_)) => Check::Mismatch,
+                (_, None) => Check::Missing,
+                (None, Some(_)) => Check::Missing,
+            };
+            (ms, ns, ps)
+        };
+        for c in [ms, ns, ps] {
+            match c {
+                Check::Mismatch => self.stats.routing_mismatch += 1,
+                Check::Missing => self.stats.routing_missing += 1,
+                _ => {}
+            }
+        }
+        push_str(attrs, a::ROUTING_METHOD_STATUS, ms.as_str());
+        push_str(attrs, a::ROUTING_NAME_STATUS, ns.as_str());
+        push_str(attrs, a::ROUTING_PROTOCOL_VERSION_STATUS, ps.as_str());
+    }
+}
+
+/// Per-exchange context computed once at finalisation.
+struct ExCtx {
+    era: Era,
+    end_ts: u64,
+    reason: EndReason,
+    session: Option<String>,
+    minted: Option<String>,
+    instance_id: String,
+}
+
+// ---- body parsing ---------------------------------------------------------------------
+
+fn parse_request_body(ex: &mut Exchange, body: &[u8], cfg: &DecoderConfig, stats: &mut McpStats) {
+    if body.iter().all(u8::is_ascii_whitespace) {
+        return;
+    }
+    let v = match serde_json::from_slice::<Value>(body) {
+        Ok(v) => v,
+        Err(_) => {
+            stats.request_json_errors += 1;
+            ex.request_invalid = true;
+            return;
+        }
+    };
+    match v {
+        Value::Array(items) => {
+            stats.batches += 1;
+            stats.batch_messages += items.len() as u64;
+            if cfg.capture_bodies {
+                ex.request_json = Some(Value::Array(items.clone()));
+            }
+            ex.batch = true;
+            for (i, item) in items.into_iter().enumerate() {
+                push_msg(ex, item, Some(i as u64), stats);
+            }
+        }
+        other => {
+            if cfg.capture_bodies {
+                ex.request_json = Some(other.clone());
+            }
+            push_msg(ex, other, None, stats);
+        }
+    }
+    if !ex.msgs.is_empty() {
+        // Bodies are only kept for http-level spans.
+        ex.request_json = None;
+    }
+}
+
+fn push_msg(ex: &mut Exchange, item: Value, batch_index: Option<u64>, stats: &mut McpStats) {
+    let Some(obj) = item.as_object() else {
+        stats.invalid_jsonrpc += 1;
+        ex.request_invalid = true;
+        return;
+    };
+    if let Some(method) = obj.get("method").and_then(Value::as_str) {
+        let method = method.to_string();
+        let id = obj.get("id").cloned();
+        if id.is_some() {
+            stats.jsonrpc_requests += 1;
+        } else {
+            stats.jsonrpc_notifications += 1;
+        }
+        stats.count_method(&method);
+        ex.msgs.push(Msg {
+            value: item,
+            method,
+            id,
+            batch_index,
+            response: None,
+            attached: Attached::default(),
+        });
+    } else if obj.contains_key("result") || obj.contains_key("error") {
+        stats.posted_responses += 1;
+        ex.posted_responses += 1;
+    } else {
+        stats.invalid_jsonrpc += 1;
+        ex.request_invalid = true;
+    }
+}
+
+/// Applies one JSON value from a response body or SSE `data` field.
+fn absorb(ex: &mut Exchange, v: Value, ts: u64, cfg: &DecoderConfig, stats: &mut McpStats) {
+    match v {
+        Value::Array(items) => {
+            for item in items {
+                absorb_one(ex, item, ts, cfg, stats);
+            }
+        }
+        other => absorb_one(ex, other, ts, cfg, stats),
+    }
+}
+
+fn absorb_one(ex: &mut Exchange, v: Value, ts: u64, cfg: &DecoderConfig, stats: &mut McpStats) {
+    let Some(obj) = v.as_object() else {
+        stats.invalid_jsonrpc += 1;
+        return;
+    };
+    if let Some(method) = obj.get("method").and_then(Value::as_str) {
+        let is_request = obj.contains_key("id");
+        if is_request {
+            stats.sse_server_requests += 1;
+        } else {
+            stats.sse_notifications += 1;
+        }
+        let token = obj
+            .get("params")
+            .and_then(|p| p.get("progressToken"))
+            .cloned();
+        let ev = make_event(method, obj, ts, cfg);
+        let target: Option<&mut Attached> = if ex.msgs.is_empty() {
+            Some(&mut ex.http_attached)
+        } else {
+            let by_token = token.as_ref().and_then(|t| {
+                ex.msgs.iter().position(|m| {
+                    m.awaiting()
+                        && m.params()
+                            .and_then(|p| p.get("_meta"))
+                            .and_then(|mt| mt.get("progressToken"))
+                            == Some(t)
+                })
+            });
+            let idx = by_token.or_else(|| ex.msgs.iter().position(Msg::awaiting));
+            idx.and_then(|i| ex.msgs.get_mut(i))
+                .map(|m| &mut m.attached)
+        };
+        match target {
+            Some(t) => {
+                if is_request {
+                    t.server_requests += 1;
+                } else {
+                    t.notifications += 1;
+                }
+                if t.events.len() < cfg.max_span_events {
+                    t.events.push(ev);
+                } else {
+                    t.dropped += 1;
+                    stats.span_events_dropped += 1;
+                }
+            }
+            None => stats.span_events_dropped += 1,
+        }
+        return;
+    }
+    if !(obj.contains_key("result") || obj.contains_key("error")) {
+        stats.invalid_jsonrpc += 1;
+        return;
+    }
+    let id = obj.get("id").cloned().unwrap_or(Value::Null);
+    if id.is_null() {
+        if obj.contains_key("error") && ex.null_error.is_none() {
+            ex.null_error = Some(v);
+        } else {
+            stats.unmatched_responses += 1;
+        }
+        return;
+    }
+    match ex
+        .msgs
+        .iter_mut()
+        .find(|m| m.awaiting() && m.id.as_ref() == Some(&id))
+    {
+        Some(m) => m.response = Some(Outcome { msg: v, ts }),
+        None => stats.unmatched_responses += 1,
+    }
+}
+
+fn make_event(method: &str, obj: &Map<String, Value>, ts: u64, cfg: &DecoderConfig) -> SpanEvent {
+    let mut attrs: Vec<Attr> = Vec::new();
+    let params = obj.get("params");
+    match method {
+        "notifications/progress" => {
+            if let Some(p) = params
+                .and_then(|p| p.get("progress"))
+                .filter(|v| v.is_number())
+            {
+                push(&mut attrs, a::MCP_PROGRESS, AttrValue::Str(p.to_string()));
+            }
+            if let Some(p) = params
+                .and_then(|p| p.get("total"))
+                .filter(|v| v.is_number())
+            {
+                push(
+                    &mut attrs,
+                    a::MCP_PROGRESS_TOTAL,
+                    AttrValue::Str(p.to_string()),
+                );
+            }
+        }
+        "notifications/message" => {
+            if let Some(l) = params.and_then(|p| p.get("level")).and_then(Value::as_str) {
+                push(
+                    &mut attrs,
+                    a::MCP_LOG_LEVEL,
+                    AttrValue::Str(cap(l).to_string()),
+                );
+            }
+            if let Some(l) = params.and_then(|p| p.get("logger")).and_then(Value::as_str) {
+                push(
+                    &mut attrs,
+                    a::MCP_LOG_LOGGER,
+                    AttrValue::Str(cap(l).to_string()),
+                );
+            }
+        }
+        _ => {}
+    }
+    if let Some(id) = obj.get("id").and_then(id_string) {
+        push(&mut attrs, a::JSONRPC_REQUEST_ID, AttrValue::Str(id));
+    }
+    if cfg.capture_bodies
+        && let Some(p) = params
+    {
+        let (s, _) = capture(p, &cfg.handle_rule, cfg.capture_body_max_bytes);
+        push(&mut attrs, a::NOTIFICATION_BODY, AttrValue::Str(s));
+    }
+    SpanEvent {
+        time_ns: ts,
+        name: cap(method).to_string(),
+        attributes: attrs,
+    }
+}
+
+// ---- attribute helpers -----------------------------------------------------------------
+
+fn push(attrs: &mut Vec<Attr>, k: &'static str, v: AttrValue) {
+    attrs.push((Cow::Borrowed(k), v));
+}
+
+fn push_str(attrs: &mut Vec<Attr>, k: &'static str, v: &str) {
+    push(attrs, k, AttrValue::Str(v.to_string()));
+}
+
+fn sat_i64(n: u64) -> i64 {
+    i64::try_from(n).unwrap_or(i64::MAX)
+}
+
+/// `s` cut to [`MAX_NAME_BYTES`] on a char boundary.
+fn cap(s: &str) -> &str {
+    if s.len() <= MAX_NAME_BYTES {
+        return s;
+    }
+    let mut end = MAX_NAME_BYTES;
+    while !s.is_char_boundary(end) {
+        end -= 1;
+    }
+    s.get(..end).unwrap_or("")
+}
+
+fn as_string(v: &Value) -> Option<String> {
+    v.as_str().map(|s| cap(s).to_string())
+}
+
+fn str_field(v: &Value, k: &str) -> Option<String> {
+    v.get(k).and_then(as_string)
+}
+
+/// String form of a JSON-RPC id: strings as-is, numbers as written, `null` → `None`,
+/// anything else (invalid) as compact JSON.
+fn id_string(id: &Value) -> Option<String> {
+    match id {
+        Value::Null => None,
+        Value::String(s) => Some(cap(s).to_string()),
+        Value::Number(n) => Some(n.to_string()),
+        other => Some(cap(&other.to_string()).to_string()),
+    }
+}
+
+/// Top-level capability keys, plus the ids under `extensions`, at most 64.
+fn capability_keys(caps: &Value) -> Vec<String> {
+    let Some(obj) = caps.as_object() else {
+        return Vec::new();
+    };
+    let mut out: Vec<String> = obj.keys().take(32).map(|k| cap(k).to_string()).collect();
+    if let Some(ext) = obj.get("extensions").and_then(Value::as_object) {
+        out.extend(ext.keys().take(32).map(|k| cap(k).to_string()));
+    }
+    out
+}
+
+/// Path of a request target: origin-form up to `?`/`#`; absolute-form has its
+/// scheme and authority removed.
+fn url_path(target: &str) -> &str {
+    let mut t = target;
+    for scheme in ["http://", "https://"] {
+        if t.len() >= scheme.len()
+            && t.get(..scheme.len())
+                .is_some_and(|p| p.eq_ignore_ascii_case(scheme))
+        {
+            let rest = t.get(scheme.len()..).unwrap_or("");
+            t = rest.find('/').and_then(|i| rest.get(i..)).unwrap_or("/");
+            break;
+        }
+    }
+    let end = t.find(['?', '#']).unwrap_or(t.len());
+    t.get(..end).unwrap_or(t)
+}
+
+/// Sets `rpc.response.status_code`, `error.type` for a JSON-RPC error object and
+/// returns the status it implies.
+fn rpc_error_attrs(err: &Value, attrs: &mut Vec<Attr>) -> SpanStatus {
+    let code = err.get("code");
+    let code_str = match code {
+        Some(Value::Number(n)) => n.to_string(),
+        Some(other) => cap(&other.to_string()).to_string(),
+        None => "unknown".to_string(),
+    };
+    push(
+        attrs,
+        a::RPC_RESPONSE_STATUS_CODE,
+        AttrValue::Str(code_str.clone()),
+    );
+    push(attrs, a::ERROR_TYPE, AttrValue::Str(code_str.clone()));
+    let caller_fault = code
+        .and_then(Value::as_i64)
+        .is_some_and(|c| CALLER_FAULT_CODES.contains(&c));
+    if caller_fault {
+        SpanStatus::Unset
+    } else {
+        let msg = err
+            .get("message")
+            .and_then(Value::as_str)
+            .map(|m| cap(m).to_string())
+            .unwrap_or(code_str);
+        SpanStatus::Error(msg)
+    }
+}
+
+/// HTTP-level status rules: 5xx is an error (error.type = the code when no
+/// JSON-RPC error set one); a connection closed with no response is `no_response`.
+fn http_status_rule(
+    ex: &Exchange,
+    ctx: &ExCtx,
+    has_rpc_error: bool,
+    status: &mut SpanStatus,
+    attrs: &mut Vec<Attr>,
+) {
+    match ex.status {
+        Some(s @ 500..=599) => {
+            if !has_rpc_error && !attrs.iter().any(|(k, _)| k == a::ERROR_TYPE) {
+                push(attrs, a::ERROR_TYPE, AttrValue::Str(s.to_string()));
+                *status = SpanStatus::Error(format!("HTTP {s}"));
+            } else if *status == SpanStatus::Unset {
+                *status = SpanStatus::Error(format!("HTTP {s}"));
+            }
+        }
+        None if ctx.reason == EndReason::Closed => {
+            push_str(attrs, a::ERROR_TYPE, "no_response");
+            *status = SpanStatus::Error("no_response".into());
+        }
+        _ => {}
+    }
+}
+
+/// Adds the SSE counters of `att` and returns its events.
+fn attach_attrs(att: Attached, attrs: &mut Vec<Attr>) -> Vec<SpanEvent> {
+    if att.notifications > 0 {
+        push(
+            attrs,
+            a::SSE_NOTIFICATIONS,
+            AttrValue::Int(sat_i64(att.notifications)),
+        );
+    }
+    if att.server_requests > 0 {
+        push(
+            attrs,
+            a::SSE_SERVER_REQUESTS,
+            AttrValue::Int(sat_i64(att.server_requests)),
+        );
+    }
+    if att.dropped > 0 {
+        push(
+            attrs,
+            a::SSE_EVENTS_DROPPED,
+            AttrValue::Int(sat_i64(att.dropped)),
+        );
+    }
+    att.events
+}

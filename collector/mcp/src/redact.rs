@@ -1,0 +1,185 @@
+//! Redaction of captured JSON bodies and the credential-looking-string check.
+//!
+//! Rule (also in `docs/attributes.md`):
+//! - an object member whose key contains, case-insensitively, one of
+//!   [`SECRET_KEY_PARTS`] has its value (whatever its type) replaced by the string
+//!   `"[REDACTED]"`, unless the key is a handle key under the configured
+//!   [`HandleRule`];
+//! - any string value that [`looks_like_credential`] is replaced by `"[REDACTED]"`;
+//! - the result is serialised compactly and cut to the byte cap on a UTF-8 boundary.
+
+use serde_json::Value;
+
+use crate::config::HandleRule;
+
+/// Replacement text for redacted values.
+pub const REDACTED: &str = "[REDACTED]";
+
+/// Key fragments (lowercase) that mark a member as secret.
+pub const SECRET_KEY_PARTS: &[&str] = &[
+    "authorization",
+    "cookie",
+    "set-cookie",
+    "token",
+    "secret",
+    "password",
+    "passwd",
+    "api_key",
+    "apikey",
+    "api-key",
+    "credential",
+    "private_key",
+    "session",
+];
+
+/// Deepest nesting redacted; anything deeper is replaced by `"[REDACTED]"`.
+const MAX_DEPTH: usize = 64;
+
+/// `true` when `key` (any case) contains a secret fragment.
+pub fn is_secret_key(key: &str) -> bool {
+    let lower = key.to_ascii_lowercase();
+    SECRET_KEY_PARTS.iter().any(|p| lower.contains(p))
+}
+
+/// `true` when a string looks like a credential: it contains `Bearer ` (any case),
+/// or one of its whitespace-separated words starts with `sk-`, `ghp_`,
+/// `github_pat_`, `xox` or is a JWT (`eyJ…​.eyJ…​.`).
+pub fn looks_like_credential(s: &str) -> bool {
+    if s.len() >= 7
+        && s.as_bytes()
+            .windows(7)
+            .any(|w| w.eq_ignore_ascii_case(b"bearer "))
+    {
+        return true;
+    }
+    s.split(|c: char| c.is_whitespace() || c == '"' || c == '\'' || c == '=' || c == ':')
+        .any(|w| {
+            w.starts_with("sk-")
+                || w.starts_with("ghp_")
+                || w.starts_with("github_pat_")
+                || w.starts_with("xox")
+                || looks_like_jwt(w)
+        })
+}
+
+fn looks_like_jwt(w: &str) -> bool {
+    let Some(rest) = w.strip_prefix("eyJ") else {
+        return false;
+    };
+    let is_b64url = |c: char| c.is_ascii_alphanumeric() || c == '-' || c == '_';
+    let Some(dot) = rest.find('.') else {
+        return false;
+    };
+    let (head, tail) = rest.split_at(dot);
+    if !head.chars().all(is_b64url) {
+        return false;
+    }
+    let Some(tail) = tail.strip_prefix(".eyJ") else {
+        return false;
+    };
+    match tail.find('.') {
+        Some(d) => tail.get(..d).is_some_and(|p| p.chars().all(is_b64url)),
+        None => false,
+    }
+}
+
+/// A redacted copy of `v`.
+pub fn redact(v: &Value, rule: &HandleRule) -> Value {
+    redact_depth(v, rule, 0)
+}
+
+fn redact_depth(v: &Value, rule: &HandleRule, depth: usize) -> Value {
+    if depth > MAX_DEPTH {
+        return Value::String(REDACTED.into());
+    }
+    match v {
+        Value::String(s) if looks_like_credential(s) => Value::String(REDACTED.into()),
+        Value::Array(a) => {
+            Value::Array(a.iter().map(|x| redact_depth(x, rule, depth + 1)).collect())
+        }
+        Value::Object(m) => Value::Object(
+            m.iter()
+                .map(|(k, x)| {
+                    let nv = if is_secret_key(k) && !rule.matches(k) {
+                        Value::String(REDACTED.into())
+                    } else {
+                        redact_depth(x, rule, depth + 1)
+                    };
+                    (k.clone(), nv)
+                })
+                .collect(),
+        ),
+        other => other.clone(),
+    }
+}
+
+/// Redacts `v`, serialises it and cuts it to `max_bytes` on a UTF-8 boundary.
+/// Returns the text and whether it was cut.
+pub fn capture(v: &Value, rule: &HandleRule, max_bytes: usize) -> (String, bool) {
+    let s = redact(v, rule).to_string();
+    cap_utf8(s, max_bytes)
+}
+
+/// Cuts `s` to at most `max_bytes` bytes on a char boundary; `true` if cut.
+pub fn cap_utf8(mut s: String, max_bytes: usize) -> (String, bool) {
+    if s.len() <= max_bytes {
+        return (s, false);
+    }
+    let mut end = max_bytes;
+    while !s.is_char_boundary(end) {
+        end -= 1;
+    }
+    s.truncate(end);
+    (s, true)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    #[test]
+    fn credentials_detected() {
+        for s in [
+            "Bearer abc",
+            "token: bearer abc",
+            "sk-test-SECRET123",
+            "my key is sk-proj-1",
+            "ghp_abcdef",
+            "xoxb-123",
+            "eyJhbGciOiJIUzI1NiJ9.eyJzdWIiOiIxIn0.sig",
+        ] {
+            assert!(looks_like_credential(s), "{s}");
+        }
+        for s in ["basket-42", "risk-free", "hello world", "eyJ-not-a-jwt"] {
+            assert!(!looks_like_credential(s), "{s}");
+        }
+    }
+
+    #[test]
+    fn redacts_keys_and_values_but_not_handles() {
+        let rule = HandleRule::default();
+        let v = json!({
+            "api_key": "SECRET123",
+            "Authorization": {"nested": 1},
+            "session_id": "s-1",
+            "note": "Bearer sk-test-SECRET123",
+            "list": ["ok", "ghp_x"],
+            "count": 3
+        });
+        let (s, cut) = capture(&v, &rule, 10_000);
+        assert!(!cut);
+        assert!(!s.contains("SECRET123"), "{s}");
+        assert!(!s.contains("ghp_x"));
+        assert!(s.contains("\"session_id\":\"s-1\""), "{s}");
+        assert!(s.contains("\"count\":3"));
+        assert_eq!(s.matches(REDACTED).count(), 4, "{s}");
+    }
+
+    #[test]
+    fn cap_on_char_boundary() {
+        let (s, cut) = cap_utf8("aé".to_string(), 2);
+        assert_eq!(s, "a");
+        assert!(cut);
+    }
+}
