@@ -1,16 +1,43 @@
 //! One TCP connection's HTTP/1.x conversation: frames both directions, pairs
 //! responses with requests, and reports [`HttpEvent`]s.
-//! (STUB: filled in by the HTTP/SSE work.)
+//!
+//! Each direction has its own [`MessageParser`]. Roles are detected from the
+//! bytes: the first head parsed in either direction tells whether it carries
+//! requests or responses; when that contradicts the TCP layer's guess (the
+//! handshake was not captured), client and server are swapped in the reported
+//! [`ConnMeta`]. Requests get indexes 0, 1, 2… in order (pipelining is fine);
+//! final responses pair with outstanding requests first-in first-out (RFC 9112
+//! §9.3.2), remembering each request's method so a response to `HEAD` has no
+//! body (RFC 9112 §6.3 item 1).
+//!
+//! Event order per connection: a request's [`HttpEvent::Request`] when its body
+//! is complete; for its final response [`HttpEvent::ResponseHead`] as soon as the
+//! head is parsed, then one [`HttpEvent::SseEvent`] per event of a
+//! `text/event-stream` body, then [`HttpEvent::ResponseEnd`]; and
+//! [`HttpEvent::Closed`] last. If a response head arrives while its request's
+//! body is still being received, the request is reported at once, flagged
+//! `incomplete` (the rest of its body is framed and dropped), so that a
+//! request always comes before its response events.
 
+use std::collections::VecDeque;
+
+use crate::http::{Event, GapOutcome, Head, Kind, MessageParser};
+use crate::sse::SseParser;
 use crate::stats::WireStats;
-use crate::{ConnMeta, Dir, HttpEvent, TimestampNs};
+use crate::{ConnMeta, Dir, FlowId, HttpEvent, HttpRequest, MsgFlags, SseEvent, TimestampNs};
+
+/// Requests awaiting a response kept per connection; older ones are forgotten
+/// (counted in [`WireStats::http_outstanding_overflow`]).
+const MAX_OUTSTANDING: usize = 1024;
 
 /// Limits of the HTTP layer.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct HttpConfig {
     /// Body bytes kept per message; the rest is skipped and the message flagged.
+    /// Also the cap of one SSE event.
     pub max_body_bytes: usize,
-    /// Largest head (request/status line plus headers) accepted, in bytes.
+    /// Largest head (request/status line plus headers) accepted, in bytes. Also
+    /// the cap of one chunk-size line and of a trailer section.
     pub max_head_bytes: usize,
 }
 
@@ -23,18 +50,176 @@ impl Default for HttpConfig {
     }
 }
 
+/// A request waiting for its response.
+#[derive(Debug, Clone, Copy)]
+struct Outstanding {
+    index: u64,
+    is_head: bool,
+}
+
+/// A request being received.
+#[derive(Debug)]
+struct ReqBuild {
+    req: HttpRequest,
+    /// Already reported (early, because its response started).
+    emitted: bool,
+}
+
+/// A response being received.
+#[derive(Debug)]
+struct RespBuild {
+    index: u64,
+    sse: Option<SseParser>,
+    body: Vec<u8>,
+    flags: MsgFlags,
+    last_ts: TimestampNs,
+}
+
+/// The message in progress in one direction.
+#[derive(Debug)]
+enum Msg {
+    Request(ReqBuild),
+    Response(RespBuild),
+    /// A response nobody asked for: framed, not reported.
+    Unpaired,
+}
+
 /// HTTP state of one connection.
 #[derive(Debug)]
 pub struct HttpConnection {
     meta: ConnMeta,
+    cfg: HttpConfig,
+    /// The TCP-relative direction that carries requests, once known.
+    req_dir: Option<Dir>,
+    /// Parsers, indexed by [`slot`] of the TCP-relative direction.
+    parsers: [MessageParser; 2],
+    /// Message in progress per direction, same indexing.
+    msgs: [Option<Msg>; 2],
+    next_index: u64,
+    outstanding: VecDeque<Outstanding>,
+    sse_scratch: Vec<SseEvent>,
+    closed: bool,
+}
+
+/// Array index of a TCP-relative direction.
+fn slot(dir: Dir) -> usize {
+    match dir {
+        Dir::ClientToServer => 0,
+        Dir::ServerToClient => 1,
+    }
+}
+
+fn dir_of(slot: usize) -> Dir {
+    if slot == 0 {
+        Dir::ClientToServer
+    } else {
+        Dir::ServerToClient
+    }
+}
+
+/// `Content-Type` media type is `text/event-stream` (case-insensitive,
+/// parameters ignored; RFC 9110 §8.3.1).
+fn is_event_stream(headers: &[crate::Header]) -> bool {
+    crate::header(headers, "content-type").is_some_and(|v| {
+        let media = v.split(|&b| b == b';').next().unwrap_or_default();
+        let media = media
+            .iter()
+            .position(|b| !b.is_ascii_whitespace())
+            .map_or(&[][..], |s| media.get(s..).unwrap_or_default());
+        let end = media
+            .iter()
+            .rposition(|b| !b.is_ascii_whitespace())
+            .map_or(0, |e| e + 1);
+        media
+            .get(..end)
+            .is_some_and(|m| m.eq_ignore_ascii_case(b"text/event-stream"))
+    })
+}
+
+/// Appends `bytes` to `body` up to `cap`; sets `truncated` and counts
+/// [`WireStats::http_bodies_truncated`] once per message.
+fn append_capped(
+    body: &mut Vec<u8>,
+    bytes: &[u8],
+    cap: usize,
+    flags: &mut MsgFlags,
+    stats: &mut WireStats,
+) {
+    let room = cap.saturating_sub(body.len());
+    let take = room.min(bytes.len());
+    body.extend_from_slice(bytes.get(..take).unwrap_or_default());
+    if take < bytes.len() && !flags.body_truncated {
+        flags.body_truncated = true;
+        stats.http_bodies_truncated += 1;
+    }
 }
 
 impl HttpConnection {
     /// A connection whose endpoints the TCP layer guessed as `meta`; `saw_syn`
     /// false means the capture began mid-connection (parsers start in resync mode).
     pub fn new(meta: ConnMeta, saw_syn: bool, cfg: HttpConfig) -> Self {
-        let _ = (saw_syn, cfg);
-        HttpConnection { meta }
+        let resync = !saw_syn;
+        HttpConnection {
+            meta,
+            cfg,
+            req_dir: None,
+            parsers: [
+                MessageParser::new(cfg.max_head_bytes, resync),
+                MessageParser::new(cfg.max_head_bytes, resync),
+            ],
+            msgs: [None, None],
+            next_index: 0,
+            outstanding: VecDeque::new(),
+            sse_scratch: Vec::new(),
+            closed: false,
+        }
+    }
+
+    /// The endpoints as reported in events: the TCP layer's guess, with client
+    /// and server swapped when the bytes showed the guess was wrong.
+    /// (`client_isn` is passed through unchanged.)
+    pub fn meta(&self) -> ConnMeta {
+        let mut m = self.meta.clone();
+        if self.roles_swapped() {
+            std::mem::swap(&mut m.client, &mut m.server);
+        }
+        m
+    }
+
+    /// `true` when requests were found flowing in the TCP layer's
+    /// `ServerToClient` direction.
+    pub fn roles_swapped(&self) -> bool {
+        self.req_dir == Some(Dir::ServerToClient)
+    }
+
+    /// The TCP-relative direction that carries requests, once a head showed it.
+    pub fn request_dir(&self) -> Option<Dir> {
+        self.req_dir
+    }
+
+    /// Requests sent and not yet answered (pipelined or awaiting a response).
+    pub fn outstanding_requests(&self) -> usize {
+        self.outstanding.len()
+    }
+
+    /// Bytes held by this connection: parser buffers plus bodies and SSE events
+    /// being assembled. Bounded by about `2 × (max_head_bytes + 2 × max_body_bytes)`.
+    pub fn buffered_bytes(&self) -> usize {
+        let mut n = self.parsers.iter().map(MessageParser::buffered_bytes).sum();
+        for m in self.msgs.iter().flatten() {
+            n += match m {
+                Msg::Request(r) => r.req.body.len(),
+                Msg::Response(r) => {
+                    r.body.len() + r.sse.as_ref().map_or(0, SseParser::buffered_bytes)
+                }
+                Msg::Unpaired => 0,
+            };
+        }
+        n
+    }
+
+    fn flow(&self) -> FlowId {
+        self.meta.flow
     }
 
     /// In-order bytes of direction `dir` (relative to the TCP layer's guess).
@@ -46,7 +231,14 @@ impl HttpConnection {
         stats: &mut WireStats,
         out: &mut Vec<HttpEvent>,
     ) {
-        let _ = (dir, ts, data, stats, out, &self.meta);
+        if self.closed {
+            return;
+        }
+        let s = slot(dir);
+        let mut d = data;
+        while let Some(ev) = self.parsers[s].next(&mut d, ts, stats) {
+            self.handle(s, ev, ts, stats, out);
+        }
     }
 
     /// `len` bytes of direction `dir` are missing.
@@ -58,12 +250,236 @@ impl HttpConnection {
         stats: &mut WireStats,
         out: &mut Vec<HttpEvent>,
     ) {
-        let _ = (dir, ts, len, stats, out);
+        let _ = ts;
+        if self.closed || len == 0 {
+            return;
+        }
+        let s = slot(dir);
+        match self.parsers[s].on_gap(len, stats) {
+            GapOutcome::Resync => {}
+            GapOutcome::Skipped => {
+                if let Some(Msg::Response(r)) = &mut self.msgs[s]
+                    && let Some(sse) = &mut r.sse
+                {
+                    sse.on_gap(stats);
+                }
+            }
+            GapOutcome::Ended(flags) => self.end_message(s, flags, None, stats, out),
+        }
     }
 
     /// The connection is gone: flushes cut messages (flagged `incomplete`) and
     /// reports [`HttpEvent::Closed`] last.
     pub fn on_close(&mut self, ts: TimestampNs, stats: &mut WireStats, out: &mut Vec<HttpEvent>) {
-        let _ = (ts, stats, out);
+        if self.closed {
+            return;
+        }
+        let order = match self.req_dir {
+            Some(d) => [slot(d), slot(d.reverse())],
+            None => [0, 1],
+        };
+        for s in order {
+            if let Some(flags) = self.parsers[s].finish(stats) {
+                self.end_message(s, flags, None, stats, out);
+            }
+            // Anything still held (cannot normally happen) is dropped.
+            self.msgs[s] = None;
+        }
+        self.closed = true;
+        out.push(HttpEvent::Closed {
+            flow: self.flow(),
+            ts,
+        });
+    }
+
+    /// Records which direction carries requests, from a head of `kind` seen in slot `s`.
+    fn learn_roles(&mut self, s: usize, kind: Kind) {
+        if self.req_dir.is_some() {
+            return;
+        }
+        let dir = dir_of(s);
+        let req_dir = match kind {
+            Kind::Request => dir,
+            Kind::Response => dir.reverse(),
+        };
+        self.req_dir = Some(req_dir);
+        self.parsers[slot(req_dir)].set_expected_kind(Kind::Request);
+        self.parsers[slot(req_dir.reverse())].set_expected_kind(Kind::Response);
+    }
+
+    fn handle(
+        &mut self,
+        s: usize,
+        ev: Event<'_>,
+        ts: TimestampNs,
+        stats: &mut WireStats,
+        out: &mut Vec<HttpEvent>,
+    ) {
+        match ev {
+            Event::Head {
+                head,
+                ts_first,
+                flags,
+            } => {
+                self.learn_roles(s, head.kind());
+                match head {
+                    Head::Request(r) => {
+                        let index = self.next_index;
+                        self.next_index += 1;
+                        if self.outstanding.len() >= MAX_OUTSTANDING {
+                            self.outstanding.pop_front();
+                            stats.http_outstanding_overflow += 1;
+                        }
+                        self.outstanding.push_back(Outstanding {
+                            index,
+                            is_head: r.method == "HEAD",
+                        });
+                        self.msgs[s] = Some(Msg::Request(ReqBuild {
+                            req: HttpRequest {
+                                index,
+                                ts_first,
+                                ts_last: ts,
+                                method: r.method,
+                                target: r.target,
+                                version_minor: r.version_minor,
+                                headers: r.headers,
+                                body: Vec::new(),
+                                flags,
+                            },
+                            emitted: false,
+                        }));
+                    }
+                    Head::Response(r) => {
+                        let Some(o) = self.outstanding.pop_front() else {
+                            stats.http_unpaired_responses += 1;
+                            self.msgs[s] = Some(Msg::Unpaired);
+                            return;
+                        };
+                        if o.is_head {
+                            self.parsers[s].set_no_body();
+                        }
+                        self.emit_early_request(s, o.index, stats, out);
+                        let sse = is_event_stream(&r.headers);
+                        out.push(HttpEvent::ResponseHead {
+                            flow: self.flow(),
+                            index: o.index,
+                            ts,
+                            status: r.status,
+                            headers: r.headers,
+                            sse,
+                        });
+                        self.msgs[s] = Some(Msg::Response(RespBuild {
+                            index: o.index,
+                            sse: sse.then(|| SseParser::new(self.cfg.max_body_bytes)),
+                            body: Vec::new(),
+                            flags,
+                            last_ts: ts,
+                        }));
+                    }
+                }
+            }
+            Event::Body(bytes) => {
+                let cap = self.cfg.max_body_bytes;
+                let flow = self.flow();
+                match &mut self.msgs[s] {
+                    Some(Msg::Request(b)) => {
+                        b.req.ts_last = ts;
+                        if !b.emitted {
+                            append_capped(&mut b.req.body, bytes, cap, &mut b.req.flags, stats);
+                        }
+                    }
+                    Some(Msg::Response(r)) => {
+                        r.last_ts = ts;
+                        match &mut r.sse {
+                            Some(sse) => {
+                                self.sse_scratch.clear();
+                                sse.feed(bytes, stats, &mut self.sse_scratch);
+                                for event in self.sse_scratch.drain(..) {
+                                    out.push(HttpEvent::SseEvent {
+                                        flow,
+                                        index: r.index,
+                                        ts,
+                                        event,
+                                    });
+                                }
+                            }
+                            None => append_capped(&mut r.body, bytes, cap, &mut r.flags, stats),
+                        }
+                    }
+                    Some(Msg::Unpaired) | None => {}
+                }
+            }
+            Event::End { flags } => self.end_message(s, flags, Some(ts), stats, out),
+        }
+    }
+
+    /// The response to request `index` started while that request is still
+    /// being received in the other direction: report the request now, flagged
+    /// `incomplete`.
+    fn emit_early_request(
+        &mut self,
+        resp_slot: usize,
+        index: u64,
+        stats: &mut WireStats,
+        out: &mut Vec<HttpEvent>,
+    ) {
+        let meta = self.meta();
+        let other = 1 - resp_slot.min(1);
+        if let Some(Msg::Request(b)) = &mut self.msgs[other]
+            && b.req.index == index
+            && !b.emitted
+        {
+            b.emitted = true;
+            let mut req = b.req.clone();
+            req.flags.incomplete = true;
+            stats.http_incomplete_messages += 1;
+            b.req.body = Vec::new();
+            out.push(HttpEvent::Request { conn: meta, req });
+        }
+    }
+
+    /// The message in slot `s` ended with parser `flags`; `ts` is the time of
+    /// the data that ended it (`None`: ended by a gap or close, use the last
+    /// data time).
+    fn end_message(
+        &mut self,
+        s: usize,
+        flags: MsgFlags,
+        ts: Option<TimestampNs>,
+        stats: &mut WireStats,
+        out: &mut Vec<HttpEvent>,
+    ) {
+        match self.msgs[s].take() {
+            Some(Msg::Request(mut b)) => {
+                if b.emitted {
+                    return;
+                }
+                if let Some(ts) = ts {
+                    b.req.ts_last = ts;
+                }
+                b.req.flags.merge(flags);
+                out.push(HttpEvent::Request {
+                    conn: self.meta(),
+                    req: b.req,
+                });
+            }
+            Some(Msg::Response(mut r)) => {
+                if let Some(ts) = ts {
+                    r.last_ts = ts;
+                }
+                if let Some(sse) = &mut r.sse {
+                    sse.finish(stats);
+                }
+                r.flags.merge(flags);
+                out.push(HttpEvent::ResponseEnd {
+                    flow: self.flow(),
+                    index: r.index,
+                    ts: r.last_ts,
+                    body: r.body,
+                    flags: r.flags,
+                });
+            }
+            Some(Msg::Unpaired) | None => {}
+        }
     }
 }

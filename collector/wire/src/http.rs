@@ -1,2 +1,1400 @@
 //! Incremental HTTP/1.x message framing for one direction of a connection.
-//! (STUB: filled in by the HTTP/SSE work.)
+//!
+//! [`MessageParser`] turns the in-order bytes of one direction into a sequence
+//! of [`Event`]s: a message [`Event::Head`], its de-chunked [`Event::Body`]
+//! pieces (borrowed from the input, never copied here), and [`Event::End`].
+//! It is pure and incremental: bytes may be split anywhere; "need more bytes"
+//! is the normal outcome of a call ([`MessageParser::next`] returns `None`).
+//!
+//! Heads are parsed with `httparse` (RFC 9112 §2–§5); chunk-size lines with
+//! `httparse::parse_chunk_size` (RFC 9112 §7.1). Body length follows RFC 9112
+//! §6.3 (see [`body_framing`]). Interim 1xx responses (e.g. `100 Continue`) are
+//! skipped and counted in [`WireStats::http_informational`].
+//!
+//! Only what is needed is buffered: a partial head (at most `max_head_bytes`),
+//! a partial chunk-size or trailer line, or a partial candidate start line while
+//! resynchronising. Body bytes go straight out as [`Event::Body`].
+//!
+//! **Resync.** After garbage, a parse error, a gap that cannot be skipped, or
+//! when the capture began mid-connection, the parser skips bytes until a
+//! plausible message start, counting them in
+//! [`WireStats::http_resync_skipped_bytes`], and flags the next message
+//! `resynced`. A plausible start is a whole start line, up to its LF and at most
+//! [`RESYNC_LINE_MAX`] bytes, that is either `METHOD SP target SP HTTP/1.x`
+//! (METHOD one of GET, POST, PUT, DELETE, HEAD, OPTIONS, PATCH; target visible
+//! ASCII) or `HTTP/1.0 `/`HTTP/1.1 ` + 3 digits (+ optional reason phrase). The
+//! candidate may start anywhere, not only after an LF, because a
+//! `Content-Length` body (e.g. JSON) is usually followed by the next message on
+//! the same "line"; requiring the complete, well-formed start line keeps false
+//! matches inside bodies rare.
+//!
+//! **Gaps** ([`MessageParser::on_gap`]): inside a `Content-Length` body, inside
+//! the data of one chunk, or inside a read-until-close body the missing length
+//! is skipped arithmetically and the parser stays in sync (message flagged
+//! `gap`). Anywhere else (head, chunk-size line, across chunk boundaries) the
+//! message in progress ends flagged `gap` + `incomplete` and the parser resyncs.
+
+use crate::stats::WireStats;
+use crate::{Header, MsgFlags, TimestampNs};
+
+/// Longest candidate start line (bytes, including its line ending) that resync
+/// recognises as a message start.
+pub const RESYNC_LINE_MAX: usize = 4096;
+
+/// Headers parsed per head at first; doubled on `TooManyHeaders`.
+const HEADERS_INITIAL: usize = 64;
+/// Upper bound of headers per head; more is a parse error.
+const HEADERS_MAX: usize = 1024;
+
+/// Request methods accepted as a resync point (with the following space).
+const RESYNC_METHODS: [&[u8]; 7] = [
+    b"GET ",
+    b"POST ",
+    b"PUT ",
+    b"DELETE ",
+    b"HEAD ",
+    b"OPTIONS ",
+    b"PATCH ",
+];
+
+/// Which kind of messages a direction carries.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum Kind {
+    /// Requests (the client's direction).
+    Request,
+    /// Responses (the server's direction).
+    Response,
+}
+
+impl Kind {
+    /// The kind the opposite direction carries.
+    pub fn other(self) -> Kind {
+        match self {
+            Kind::Request => Kind::Response,
+            Kind::Response => Kind::Request,
+        }
+    }
+}
+
+/// A parsed request line and headers (RFC 9112 §3).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RequestHead {
+    /// Method token, e.g. `POST`.
+    pub method: String,
+    /// Request target as sent, e.g. `/mcp`.
+    pub target: String,
+    /// HTTP minor version: 0 or 1.
+    pub version_minor: u8,
+    /// Headers in wire order.
+    pub headers: Vec<Header>,
+}
+
+/// A parsed status line and headers (RFC 9112 §4).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ResponseHead {
+    /// Status code, 100..=999.
+    pub status: u16,
+    /// Reason phrase (lossy UTF-8, may be empty).
+    pub reason: String,
+    /// HTTP minor version: 0 or 1.
+    pub version_minor: u8,
+    /// Headers in wire order.
+    pub headers: Vec<Header>,
+}
+
+/// A message head of either kind.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Head {
+    /// A request head.
+    Request(RequestHead),
+    /// A response head.
+    Response(ResponseHead),
+}
+
+impl Head {
+    /// Request or response.
+    pub fn kind(&self) -> Kind {
+        match self {
+            Head::Request(_) => Kind::Request,
+            Head::Response(_) => Kind::Response,
+        }
+    }
+
+    /// The headers, in wire order.
+    pub fn headers(&self) -> &[Header] {
+        match self {
+            Head::Request(r) => &r.headers,
+            Head::Response(r) => &r.headers,
+        }
+    }
+}
+
+/// How the body of a message is delimited (RFC 9112 §6.3).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum BodyFraming {
+    /// No body.
+    None,
+    /// Exactly this many bytes (`Content-Length`).
+    Length(u64),
+    /// `Transfer-Encoding: chunked` (RFC 9112 §7.1).
+    Chunked,
+    /// Everything until the connection closes (responses only).
+    UntilClose,
+}
+
+/// Why a head's body framing is unusable (RFC 9112 §6.3 items 4–5: the
+/// recipient must treat the message as malformed and stop framing).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum FramingError {
+    /// `Content-Length` is not a decimal number, or several differing values.
+    BadContentLength,
+    /// A request's `Transfer-Encoding` does not end with `chunked`.
+    RequestNotChunked,
+}
+
+/// The body framing of `head`, per RFC 9112 §6.3, for a response to anything
+/// but `HEAD` (the caller handles `HEAD`, see [`MessageParser::set_no_body`]):
+///
+/// - responses 1xx, 204, 304: [`BodyFraming::None`];
+/// - `Transfer-Encoding` whose last coding is `chunked`: [`BodyFraming::Chunked`]
+///   (wins over `Content-Length`); other codings: response
+///   [`BodyFraming::UntilClose`], request [`FramingError::RequestNotChunked`];
+/// - valid `Content-Length` (several equal values allowed): [`BodyFraming::Length`];
+/// - otherwise: request [`BodyFraming::None`], response [`BodyFraming::UntilClose`].
+pub fn body_framing(head: &Head) -> Result<BodyFraming, FramingError> {
+    if let Head::Response(r) = head
+        && (r.status < 200 || r.status == 204 || r.status == 304)
+    {
+        return Ok(BodyFraming::None);
+    }
+    let headers = head.headers();
+    let mut last_coding: Option<&[u8]> = None;
+    for h in headers {
+        if h.name.eq_ignore_ascii_case("transfer-encoding") {
+            for coding in h.value.split(|&b| b == b',') {
+                let coding = trim_ows(coding);
+                if !coding.is_empty() {
+                    last_coding = Some(coding);
+                }
+            }
+        }
+    }
+    if let Some(coding) = last_coding {
+        let chunked = coding.eq_ignore_ascii_case(b"chunked");
+        return match (chunked, head.kind()) {
+            (true, _) => Ok(BodyFraming::Chunked),
+            (false, Kind::Response) => Ok(BodyFraming::UntilClose),
+            (false, Kind::Request) => Err(FramingError::RequestNotChunked),
+        };
+    }
+    let mut length: Option<u64> = None;
+    for h in headers {
+        if h.name.eq_ignore_ascii_case("content-length") {
+            for part in h.value.split(|&b| b == b',') {
+                let part = trim_ows(part);
+                let n = parse_decimal(part).ok_or(FramingError::BadContentLength)?;
+                match length {
+                    Some(prev) if prev != n => return Err(FramingError::BadContentLength),
+                    _ => length = Some(n),
+                }
+            }
+        }
+    }
+    Ok(match (length, head.kind()) {
+        (Some(0), _) => BodyFraming::None,
+        (Some(n), _) => BodyFraming::Length(n),
+        (None, Kind::Request) => BodyFraming::None,
+        (None, Kind::Response) => BodyFraming::UntilClose,
+    })
+}
+
+/// One step of framing, in wire order.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Event<'a> {
+    /// A message head was parsed (never a 1xx response: those are skipped).
+    Head {
+        /// The head.
+        head: Head,
+        /// Timestamp of the call that delivered the first byte of the start line.
+        ts_first: TimestampNs,
+        /// Flags known so far (`resynced`).
+        flags: MsgFlags,
+    },
+    /// The next piece of the current message's body (de-chunked), borrowed from
+    /// the input given to [`MessageParser::next`].
+    Body(&'a [u8]),
+    /// The current message ended (normally, or cut: see `flags.incomplete`).
+    End {
+        /// All flags of the message (`resynced`, `gap`, `incomplete`).
+        flags: MsgFlags,
+    },
+}
+
+/// What [`MessageParser::on_gap`] did with a gap.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum GapOutcome {
+    /// No message was reported as started (idle, resyncing, or inside a head
+    /// that is now dropped): the parser resyncs; nothing to report.
+    Resync,
+    /// The gap fell inside a body of known extent and was skipped: the parser is
+    /// still in sync and the current message continues, flagged `gap`; its body
+    /// has a hole.
+    Skipped,
+    /// The current message ended here (same meaning as [`Event::End`]).
+    Ended(MsgFlags),
+}
+
+/// Line-end scanner state, for finding the blank line that ends a head or a
+/// trailer section.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum LineState {
+    /// At the start of a line.
+    Start,
+    /// At the start of a line, after a CR.
+    StartCr,
+    /// Inside a non-empty line.
+    Mid,
+}
+
+/// Finds the end (index just past the LF) of the first empty line in `data`,
+/// continuing from `state`; updates `state` when not found.
+fn find_blank_line_end(state: &mut LineState, data: &[u8]) -> Option<usize> {
+    let mut i = 0usize;
+    loop {
+        match *state {
+            LineState::Start => match data.get(i) {
+                None => return None,
+                Some(b'\n') => return Some(i + 1),
+                Some(b'\r') => {
+                    *state = LineState::StartCr;
+                    i += 1;
+                }
+                Some(_) => *state = LineState::Mid,
+            },
+            LineState::StartCr => match data.get(i) {
+                None => return None,
+                Some(b'\n') => return Some(i + 1),
+                Some(_) => *state = LineState::Mid,
+            },
+            LineState::Mid => {
+                let rest = data.get(i..).unwrap_or_default();
+                match memchr::memchr(b'\n', rest) {
+                    None => return None,
+                    Some(j) => {
+                        i = i + j + 1;
+                        *state = LineState::Start;
+                    }
+                }
+            }
+        }
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum State {
+    /// Searching for a message start; `pending` may hold a candidate start line.
+    Resync,
+    /// Reading a head into `pending`. `started == false`: idle between messages.
+    Head {
+        started: bool,
+        line: LineState,
+        checked: bool,
+    },
+    /// `Content-Length` body.
+    Length { remaining: u64 },
+    /// Reading a chunk-size line into `pending`.
+    ChunkSize,
+    /// Inside the data of one chunk.
+    ChunkData { remaining: u64 },
+    /// Expecting the CRLF after chunk data (`cr`: the CR was seen).
+    ChunkDataEnd { cr: bool },
+    /// After the last chunk: trailer fields until a blank line.
+    Trailers { line: LineState, bytes: usize },
+    /// Body until the connection closes.
+    UntilClose,
+    /// The message is complete; [`Event::End`] not yet returned.
+    Done,
+}
+
+/// Outcome of checking a candidate start line.
+enum Class {
+    Yes,
+    No,
+    NeedMore,
+}
+
+/// Compares `s` with the literal `lit`: `Some(true)` when `s` starts with it,
+/// `None` when `s` is a proper prefix of it, `Some(false)` otherwise.
+fn starts_with_partial(s: &[u8], lit: &[u8]) -> Option<bool> {
+    let n = s.len().min(lit.len());
+    if s.get(..n) != lit.get(..n) {
+        Some(false)
+    } else if s.len() >= lit.len() {
+        Some(true)
+    } else {
+        None
+    }
+}
+
+/// Checks that `s` continues with `[CR] LF` (index `i` is the first byte after
+/// the version).
+fn class_line_end(s: &[u8], i: usize) -> Class {
+    match s.get(i) {
+        None => Class::NeedMore,
+        Some(b'\n') => Class::Yes,
+        Some(b'\r') => match s.get(i + 1) {
+            None => Class::NeedMore,
+            Some(b'\n') => Class::Yes,
+            Some(_) => Class::No,
+        },
+        Some(_) => Class::No,
+    }
+}
+
+/// Is `s` (from a candidate position) a plausible status line?
+fn classify_status_line(s: &[u8]) -> Class {
+    match starts_with_partial(s, b"HTTP/1.") {
+        Some(false) => return Class::No,
+        None => return Class::NeedMore,
+        Some(true) => {}
+    }
+    let fixed = [
+        s.get(7).map(|&b| b == b'0' || b == b'1'),
+        s.get(8).map(|&b| b == b' '),
+        s.get(9).map(u8::is_ascii_digit),
+        s.get(10).map(u8::is_ascii_digit),
+        s.get(11).map(u8::is_ascii_digit),
+    ];
+    for f in fixed {
+        match f {
+            Some(false) => return Class::No,
+            None => return Class::NeedMore,
+            Some(true) => {}
+        }
+    }
+    match s.get(12) {
+        None => Class::NeedMore,
+        Some(b'\r' | b'\n') => class_line_end(s, 12),
+        Some(b' ') => {
+            // Reason phrase: HTAB / SP / VCHAR / obs-text, then the line end.
+            let rest = s.get(13..).unwrap_or_default();
+            match rest
+                .iter()
+                .position(|&b| !(b == b'\t' || b == b' ' || b >= 0x21 && b != 0x7f))
+            {
+                None => Class::NeedMore,
+                Some(j) => class_line_end(s, 13 + j),
+            }
+        }
+        Some(_) => Class::No,
+    }
+}
+
+/// Is `s` (from a candidate position) a plausible request line?
+fn classify_request_line(s: &[u8]) -> Class {
+    let mut need_more = false;
+    for m in RESYNC_METHODS {
+        match starts_with_partial(s, m) {
+            Some(false) => continue,
+            None => {
+                need_more = true;
+                continue;
+            }
+            Some(true) => {}
+        }
+        let rest = s.get(m.len()..).unwrap_or_default();
+        let Some(t) = rest.iter().position(|&b| !(0x21..=0x7e).contains(&b)) else {
+            return Class::NeedMore;
+        };
+        if t == 0 || rest.get(t) != Some(&b' ') {
+            return Class::No;
+        }
+        let after = rest.get(t + 1..).unwrap_or_default();
+        return match starts_with_partial(after, b"HTTP/1.") {
+            Some(false) => Class::No,
+            None => Class::NeedMore,
+            Some(true) => match after.get(7) {
+                None => Class::NeedMore,
+                Some(b'0' | b'1') => class_line_end(s, m.len() + t + 1 + 8),
+                Some(_) => Class::No,
+            },
+        };
+    }
+    if need_more {
+        Class::NeedMore
+    } else {
+        Class::No
+    }
+}
+
+/// A start-line check.
+type Classifier = fn(&[u8]) -> Class;
+
+/// Classifies a candidate message start, limited to the kinds allowed.
+fn classify(s: &[u8], expect: Option<Kind>) -> Class {
+    let window = s.get(..RESYNC_LINE_MAX).unwrap_or(s);
+    let mut need_more = false;
+    let checks: [(Kind, Classifier); 2] = [
+        (Kind::Response, classify_status_line),
+        (Kind::Request, classify_request_line),
+    ];
+    for (kind, check) in checks {
+        if expect.is_some_and(|k| k != kind) {
+            continue;
+        }
+        match check(window) {
+            Class::Yes => return Class::Yes,
+            Class::NeedMore => need_more = true,
+            Class::No => {}
+        }
+    }
+    if need_more && s.len() < RESYNC_LINE_MAX {
+        Class::NeedMore
+    } else {
+        Class::No
+    }
+}
+
+/// Where a resync scan over a slice stopped.
+enum Scan {
+    /// A complete plausible start line begins at this index.
+    Found(usize),
+    /// A possible start line begins at this index but the slice ends first.
+    Partial(usize),
+    /// No candidate in the slice.
+    Nothing,
+}
+
+fn scan_for_start(s: &[u8], expect: Option<Kind>) -> Scan {
+    let mut i = 0usize;
+    while let Some(off) = s.get(i..).and_then(|r| {
+        r.iter()
+            .position(|b| matches!(b, b'H' | b'G' | b'P' | b'D' | b'O'))
+    }) {
+        let p = i + off;
+        match classify(s.get(p..).unwrap_or_default(), expect) {
+            Class::Yes => return Scan::Found(p),
+            Class::NeedMore => return Scan::Partial(p),
+            Class::No => i = p + 1,
+        }
+    }
+    Scan::Nothing
+}
+
+fn trim_ows(v: &[u8]) -> &[u8] {
+    let start = v
+        .iter()
+        .position(|&b| b != b' ' && b != b'\t')
+        .unwrap_or(v.len());
+    let end = v
+        .iter()
+        .rposition(|&b| b != b' ' && b != b'\t')
+        .map_or(start, |e| e + 1);
+    v.get(start..end).unwrap_or_default()
+}
+
+fn parse_decimal(v: &[u8]) -> Option<u64> {
+    if v.is_empty() || !v.iter().all(u8::is_ascii_digit) {
+        return None;
+    }
+    v.iter().try_fold(0u64, |acc, &d| {
+        acc.checked_mul(10)?.checked_add(u64::from(d - b'0'))
+    })
+}
+
+fn convert_headers(headers: &[httparse::Header<'_>]) -> Vec<Header> {
+    headers
+        .iter()
+        .map(|h| Header {
+            name: h.name.to_owned(),
+            value: trim_ows(h.value).to_vec(),
+        })
+        .collect()
+}
+
+/// Parses a complete head (ending with its blank line) of the given kind.
+fn parse_head(buf: &[u8], kind: Kind) -> Option<Head> {
+    let mut n = HEADERS_INITIAL;
+    loop {
+        let mut headers = vec![httparse::EMPTY_HEADER; n];
+        let result = match kind {
+            Kind::Request => {
+                let mut req = httparse::Request::new(&mut headers);
+                match req.parse(buf) {
+                    Ok(httparse::Status::Complete(len)) if len == buf.len() => {
+                        Ok(Some(Head::Request(RequestHead {
+                            method: req.method.unwrap_or_default().to_owned(),
+                            target: req.path.unwrap_or_default().to_owned(),
+                            version_minor: req.version.unwrap_or(1),
+                            headers: convert_headers(req.headers),
+                        })))
+                    }
+                    Ok(_) => Ok(None),
+                    Err(e) => Err(e),
+                }
+            }
+            Kind::Response => {
+                let mut resp = httparse::Response::new(&mut headers);
+                match resp.parse(buf) {
+                    Ok(httparse::Status::Complete(len)) if len == buf.len() => {
+                        Ok(Some(Head::Response(ResponseHead {
+                            status: resp.code.unwrap_or_default(),
+                            reason: resp.reason.unwrap_or_default().to_owned(),
+                            version_minor: resp.version.unwrap_or(1),
+                            headers: convert_headers(resp.headers),
+                        })))
+                    }
+                    Ok(_) => Ok(None),
+                    Err(e) => Err(e),
+                }
+            }
+        };
+        match result {
+            Ok(head) => return head,
+            Err(httparse::Error::TooManyHeaders) if n < HEADERS_MAX => n *= 2,
+            Err(_) => return None,
+        }
+    }
+}
+
+/// Checks a partial head (no blank line yet) for early errors; `false` when
+/// `httparse` already rejects it.
+fn partial_head_ok(buf: &[u8], kind: Kind) -> bool {
+    let mut headers = vec![httparse::EMPTY_HEADER; HEADERS_MAX];
+    match kind {
+        Kind::Request => httparse::Request::new(&mut headers).parse(buf).is_ok(),
+        Kind::Response => httparse::Response::new(&mut headers).parse(buf).is_ok(),
+    }
+}
+
+/// Parses one chunk-size line (with its line ending). Bare-LF endings are
+/// accepted (RFC 9112 §2.2 allows recognising a lone LF).
+fn parse_chunk_line(line: &[u8], scratch: &mut Vec<u8>) -> Option<u64> {
+    let content = line.strip_suffix(b"\n").unwrap_or(line);
+    let content = content.strip_suffix(b"\r").unwrap_or(content);
+    if !content.first().is_some_and(u8::is_ascii_hexdigit) {
+        return None;
+    }
+    scratch.clear();
+    scratch.extend_from_slice(content);
+    scratch.extend_from_slice(b"\r\n");
+    match httparse::parse_chunk_size(scratch) {
+        Ok(httparse::Status::Complete((used, size))) if used == scratch.len() => Some(size),
+        _ => None,
+    }
+}
+
+/// Incremental framer of the HTTP/1.x messages of one direction.
+///
+/// Drive it with [`MessageParser::next`] until it returns `None` for each piece
+/// of input; call [`MessageParser::on_gap`] for missing bytes and
+/// [`MessageParser::finish`] at the end.
+#[derive(Debug, Clone)]
+pub struct MessageParser {
+    max_head_bytes: usize,
+    state: State,
+    /// Partial head, chunk-size line, or resync candidate.
+    pending: Vec<u8>,
+    /// Timestamp of the call that delivered `pending[0]` (resync candidate).
+    pending_ts: TimestampNs,
+    /// Expected kind of messages (set by the caller or by the first head).
+    expect: Option<Kind>,
+    /// Flags for the next message (set by resync).
+    next_flags: MsgFlags,
+    /// Flags of the current message.
+    flags: MsgFlags,
+    /// Timestamp of the first byte of the current message.
+    msg_ts: TimestampNs,
+    /// A head was reported and its end not yet.
+    in_message: bool,
+    /// Scratch buffer for chunk-size lines.
+    scratch: Vec<u8>,
+}
+
+impl MessageParser {
+    /// A parser accepting heads up to `max_head_bytes` (start line, headers and
+    /// blank line; also the cap for a chunk-size line and for trailers).
+    /// `resync == true` starts in resync mode (capture began mid-connection).
+    pub fn new(max_head_bytes: usize, resync: bool) -> Self {
+        MessageParser {
+            max_head_bytes: max_head_bytes.max(16),
+            state: if resync {
+                State::Resync
+            } else {
+                State::Head {
+                    started: false,
+                    line: LineState::Mid,
+                    checked: false,
+                }
+            },
+            pending: Vec::new(),
+            pending_ts: 0,
+            expect: None,
+            next_flags: MsgFlags {
+                resynced: resync,
+                ..MsgFlags::default()
+            },
+            flags: MsgFlags::default(),
+            msg_ts: 0,
+            in_message: false,
+            scratch: Vec::new(),
+        }
+    }
+
+    /// From now on accept only messages of `kind` (a head of the other kind is
+    /// a parse error).
+    pub fn set_expected_kind(&mut self, kind: Kind) {
+        self.expect = Some(kind);
+    }
+
+    /// The kind this direction carries, once known (set by
+    /// [`MessageParser::set_expected_kind`] or by the first parsed head).
+    pub fn kind(&self) -> Option<Kind> {
+        self.expect
+    }
+
+    /// `true` between an [`Event::Head`] and its [`Event::End`].
+    pub fn in_message(&self) -> bool {
+        self.in_message
+    }
+
+    /// Bytes buffered by the parser (partial head, chunk line or resync
+    /// candidate); at most about `max_head_bytes`.
+    pub fn buffered_bytes(&self) -> usize {
+        self.pending.len()
+    }
+
+    /// The message whose [`Event::Head`] was just returned has no body (a
+    /// response to `HEAD`): its [`Event::End`] comes next. Call it before the
+    /// next [`MessageParser::next`].
+    pub fn set_no_body(&mut self) {
+        if self.in_message {
+            self.state = State::Done;
+        }
+    }
+
+    fn idle_state() -> State {
+        State::Head {
+            started: false,
+            line: LineState::Mid,
+            checked: false,
+        }
+    }
+
+    fn enter_resync(&mut self, stats: &mut WireStats) {
+        stats.http_resync_skipped_bytes += self.pending.len() as u64;
+        self.pending.clear();
+        self.state = State::Resync;
+        self.next_flags = MsgFlags {
+            resynced: true,
+            ..MsgFlags::default()
+        };
+    }
+
+    /// A framing error inside a body: the message ends incomplete; resync.
+    fn body_error(&mut self, stats: &mut WireStats) -> Event<'static> {
+        stats.http_parse_errors += 1;
+        stats.http_incomplete_messages += 1;
+        let mut flags = std::mem::take(&mut self.flags);
+        flags.incomplete = true;
+        self.in_message = false;
+        self.enter_resync(stats);
+        Event::End { flags }
+    }
+
+    /// Frames from `data`, advancing it past what was consumed. Returns the next
+    /// event, or `None` when all of `data` is consumed (buffered or skipped) and
+    /// more bytes are needed. Call repeatedly until `None`. `ts` is the
+    /// timestamp of this piece of input.
+    pub fn next<'a>(
+        &mut self,
+        data: &mut &'a [u8],
+        ts: TimestampNs,
+        stats: &mut WireStats,
+    ) -> Option<Event<'a>> {
+        loop {
+            let d: &'a [u8] = data;
+            match self.state {
+                State::Done => {
+                    self.state = Self::idle_state();
+                    self.in_message = false;
+                    return Some(Event::End {
+                        flags: std::mem::take(&mut self.flags),
+                    });
+                }
+                State::Resync => {
+                    if d.is_empty() {
+                        return None;
+                    }
+                    self.resync_step(data, ts, stats);
+                }
+                State::Head {
+                    started,
+                    line,
+                    checked,
+                } => {
+                    if !started {
+                        let skip = d.iter().take_while(|&&b| b == b'\r' || b == b'\n').count();
+                        let d = d.get(skip..).unwrap_or_default();
+                        *data = d;
+                        if d.is_empty() {
+                            return None;
+                        }
+                        self.msg_ts = ts;
+                        self.state = State::Head {
+                            started: true,
+                            line: LineState::Mid,
+                            checked: false,
+                        };
+                        continue;
+                    }
+                    if d.is_empty() {
+                        return None;
+                    }
+                    let mut line = line;
+                    match find_blank_line_end(&mut line, d) {
+                        None => {
+                            if self.pending.len().saturating_add(d.len()) > self.max_head_bytes {
+                                stats.http_parse_errors += 1;
+                                self.enter_resync(stats);
+                                continue;
+                            }
+                            self.pending.extend_from_slice(d);
+                            *data = &[];
+                            let mut checked = checked;
+                            if !checked && memchr::memchr(b'\n', &self.pending).is_some() {
+                                checked = true;
+                                let kind = self.kind_of(&self.pending);
+                                if !partial_head_ok(&self.pending, kind) {
+                                    stats.http_parse_errors += 1;
+                                    self.enter_resync(stats);
+                                    continue;
+                                }
+                            }
+                            self.state = State::Head {
+                                started: true,
+                                line,
+                                checked,
+                            };
+                            return None;
+                        }
+                        Some(e) => {
+                            let total = self.pending.len().saturating_add(e);
+                            let (head_part, rest) = d.split_at(e.min(d.len()));
+                            *data = rest;
+                            if total > self.max_head_bytes {
+                                stats.http_parse_errors += 1;
+                                stats.http_resync_skipped_bytes += e as u64;
+                                self.enter_resync(stats);
+                                continue;
+                            }
+                            let parsed = if self.pending.is_empty() {
+                                let kind = self.kind_of(head_part);
+                                parse_head(head_part, kind)
+                            } else {
+                                self.pending.extend_from_slice(head_part);
+                                let kind = self.kind_of(&self.pending);
+                                parse_head(&self.pending, kind)
+                            };
+                            self.pending.clear();
+                            match parsed {
+                                Some(head) => {
+                                    if let Some(ev) = self.start_message(head, total, stats) {
+                                        return Some(ev);
+                                    }
+                                }
+                                None => {
+                                    stats.http_parse_errors += 1;
+                                    stats.http_resync_skipped_bytes += total as u64;
+                                    self.enter_resync(stats);
+                                }
+                            }
+                        }
+                    }
+                }
+                State::Length { remaining } => {
+                    if d.is_empty() {
+                        return None;
+                    }
+                    let n = usize::try_from(remaining)
+                        .unwrap_or(usize::MAX)
+                        .min(d.len());
+                    let (body, rest) = d.split_at(n);
+                    *data = rest;
+                    let remaining = remaining.saturating_sub(n as u64);
+                    self.state = if remaining == 0 {
+                        State::Done
+                    } else {
+                        State::Length { remaining }
+                    };
+                    return Some(Event::Body(body));
+                }
+                State::UntilClose => {
+                    if d.is_empty() {
+                        return None;
+                    }
+                    *data = &[];
+                    return Some(Event::Body(d));
+                }
+                State::ChunkData { remaining } => {
+                    if d.is_empty() {
+                        return None;
+                    }
+                    let n = usize::try_from(remaining)
+                        .unwrap_or(usize::MAX)
+                        .min(d.len());
+                    let (body, rest) = d.split_at(n);
+                    *data = rest;
+                    let remaining = remaining.saturating_sub(n as u64);
+                    self.state = if remaining == 0 {
+                        State::ChunkDataEnd { cr: false }
+                    } else {
+                        State::ChunkData { remaining }
+                    };
+                    return Some(Event::Body(body));
+                }
+                State::ChunkDataEnd { cr } => {
+                    let &b = d.first()?;
+                    match (cr, b) {
+                        (false, b'\r') => self.state = State::ChunkDataEnd { cr: true },
+                        (_, b'\n') => self.state = State::ChunkSize,
+                        _ => return Some(self.body_error(stats)),
+                    }
+                    *data = d.get(1..).unwrap_or_default();
+                }
+                State::ChunkSize => {
+                    if d.is_empty() {
+                        return None;
+                    }
+                    match memchr::memchr(b'\n', d) {
+                        None => {
+                            if self.pending.len().saturating_add(d.len()) > self.max_head_bytes {
+                                stats.http_resync_skipped_bytes += d.len() as u64;
+                                *data = &[];
+                                return Some(self.body_error(stats));
+                            }
+                            self.pending.extend_from_slice(d);
+                            *data = &[];
+                            return None;
+                        }
+                        Some(i) => {
+                            let (line, rest) = d.split_at(i + 1);
+                            *data = rest;
+                            let size = if self.pending.is_empty() {
+                                parse_chunk_line(line, &mut self.scratch)
+                            } else {
+                                self.pending.extend_from_slice(line);
+                                let r = parse_chunk_line(&self.pending, &mut self.scratch);
+                                self.pending.clear();
+                                r
+                            };
+                            match size {
+                                Some(0) => {
+                                    self.state = State::Trailers {
+                                        line: LineState::Start,
+                                        bytes: 0,
+                                    }
+                                }
+                                Some(n) => self.state = State::ChunkData { remaining: n },
+                                None => {
+                                    stats.http_resync_skipped_bytes += line.len() as u64;
+                                    return Some(self.body_error(stats));
+                                }
+                            }
+                        }
+                    }
+                }
+                State::Trailers { line, bytes } => {
+                    if d.is_empty() {
+                        return None;
+                    }
+                    let mut line = line;
+                    match find_blank_line_end(&mut line, d) {
+                        Some(e) => {
+                            let (_, rest) = d.split_at(e.min(d.len()));
+                            *data = rest;
+                            self.state = State::Done;
+                        }
+                        None => {
+                            let bytes = bytes.saturating_add(d.len());
+                            *data = &[];
+                            if bytes > self.max_head_bytes {
+                                stats.http_resync_skipped_bytes += d.len() as u64;
+                                return Some(self.body_error(stats));
+                            }
+                            self.state = State::Trailers { line, bytes };
+                            return None;
+                        }
+                    }
+                }
+            }
+        }
+    }
+
+    /// The kind to parse `head` as: the expected one, else by its first bytes.
+    fn kind_of(&self, head: &[u8]) -> Kind {
+        match self.expect {
+            Some(k) => k,
+            None if head.starts_with(b"HTTP/") => Kind::Response,
+            None => Kind::Request,
+        }
+    }
+
+    /// A head was parsed: counts it, sets up body framing, returns the event
+    /// (or `None` for a skipped 1xx or an unusable head).
+    fn start_message(
+        &mut self,
+        head: Head,
+        head_len: usize,
+        stats: &mut WireStats,
+    ) -> Option<Event<'static>> {
+        if self.expect.is_none() {
+            self.expect = Some(head.kind());
+        }
+        if let Head::Response(r) = &head
+            && r.status < 200
+        {
+            stats.http_informational += 1;
+            self.state = Self::idle_state();
+            return None;
+        }
+        let framing = match body_framing(&head) {
+            Ok(f) => f,
+            Err(_) => {
+                stats.http_parse_errors += 1;
+                stats.http_resync_skipped_bytes += head_len as u64;
+                self.enter_resync(stats);
+                return None;
+            }
+        };
+        match head.kind() {
+            Kind::Request => stats.http_requests += 1,
+            Kind::Response => stats.http_responses += 1,
+        }
+        self.state = match framing {
+            BodyFraming::None => State::Done,
+            BodyFraming::Length(n) => State::Length { remaining: n },
+            BodyFraming::Chunked => State::ChunkSize,
+            BodyFraming::UntilClose => State::UntilClose,
+        };
+        self.flags = std::mem::take(&mut self.next_flags);
+        self.in_message = true;
+        Some(Event::Head {
+            head,
+            ts_first: self.msg_ts,
+            flags: self.flags,
+        })
+    }
+
+    /// One resync step over non-empty `data`: skips, buffers a candidate, or
+    /// switches to reading a head.
+    fn resync_step(&mut self, data: &mut &[u8], ts: TimestampNs, stats: &mut WireStats) {
+        let d: &[u8] = data;
+        if self.pending.is_empty() {
+            match scan_for_start(d, self.expect) {
+                Scan::Found(p) => {
+                    stats.http_resync_skipped_bytes += p as u64;
+                    *data = d.get(p..).unwrap_or_default();
+                    self.msg_ts = ts;
+                    self.state = State::Head {
+                        started: true,
+                        line: LineState::Mid,
+                        checked: false,
+                    };
+                }
+                Scan::Partial(p) => {
+                    stats.http_resync_skipped_bytes += p as u64;
+                    self.pending
+                        .extend_from_slice(d.get(p..).unwrap_or_default());
+                    self.pending_ts = ts;
+                    *data = &[];
+                }
+                Scan::Nothing => {
+                    stats.http_resync_skipped_bytes += d.len() as u64;
+                    *data = &[];
+                }
+            }
+            return;
+        }
+        // A candidate is in `pending`: extend it up to the end of its line.
+        let take = memchr::memchr(b'\n', d).map_or(d.len(), |i| i + 1);
+        let room = RESYNC_LINE_MAX.saturating_sub(self.pending.len()).max(1);
+        let take = take.min(room);
+        self.pending
+            .extend_from_slice(d.get(..take).unwrap_or_default());
+        *data = d.get(take..).unwrap_or_default();
+        match classify(&self.pending, self.expect) {
+            Class::Yes => {
+                self.msg_ts = self.pending_ts;
+                let line = if self.pending.last() == Some(&b'\n') {
+                    LineState::Start
+                } else {
+                    LineState::Mid
+                };
+                self.state = State::Head {
+                    started: true,
+                    line,
+                    checked: false,
+                };
+            }
+            Class::NeedMore => {}
+            Class::No => {
+                // Look for another candidate inside what was buffered.
+                let buf = std::mem::take(&mut self.pending);
+                let tail = buf.get(1..).unwrap_or_default();
+                match scan_for_start(tail, self.expect) {
+                    Scan::Found(p) | Scan::Partial(p) => {
+                        stats.http_resync_skipped_bytes += (p + 1) as u64;
+                        self.pending
+                            .extend_from_slice(tail.get(p..).unwrap_or_default());
+                        // `pending_ts` is kept: the candidate began no earlier.
+                        if let Class::Yes = classify(&self.pending, self.expect) {
+                            self.msg_ts = self.pending_ts;
+                            let line = if self.pending.last() == Some(&b'\n') {
+                                LineState::Start
+                            } else {
+                                LineState::Mid
+                            };
+                            self.state = State::Head {
+                                started: true,
+                                line,
+                                checked: false,
+                            };
+                        }
+                    }
+                    Scan::Nothing => {
+                        stats.http_resync_skipped_bytes += buf.len() as u64;
+                    }
+                }
+                let mut buf = buf;
+                buf.clear();
+                if self.pending.is_empty() {
+                    // Reuse the allocation.
+                    self.pending = buf;
+                }
+            }
+        }
+    }
+
+    /// `len` bytes of this direction are missing. See [`GapOutcome`]; counts
+    /// [`WireStats::http_incomplete_messages`] for a message cut here.
+    pub fn on_gap(&mut self, len: u64, stats: &mut WireStats) -> GapOutcome {
+        match self.state {
+            State::Resync => {
+                self.enter_resync(stats);
+                GapOutcome::Resync
+            }
+            State::Head { started, .. } => {
+                if started {
+                    stats.http_incomplete_messages += 1;
+                }
+                self.enter_resync(stats);
+                GapOutcome::Resync
+            }
+            State::Length { remaining } => {
+                self.flags.gap = true;
+                if len < remaining {
+                    self.state = State::Length {
+                        remaining: remaining - len,
+                    };
+                    GapOutcome::Skipped
+                } else {
+                    let flags = std::mem::take(&mut self.flags);
+                    self.in_message = false;
+                    if len == remaining {
+                        self.state = Self::idle_state();
+                    } else {
+                        self.enter_resync(stats);
+                    }
+                    GapOutcome::Ended(flags)
+                }
+            }
+            State::ChunkData { remaining } if len <= remaining => {
+                self.flags.gap = true;
+                self.state = if len == remaining {
+                    State::ChunkDataEnd { cr: false }
+                } else {
+                    State::ChunkData {
+                        remaining: remaining - len,
+                    }
+                };
+                GapOutcome::Skipped
+            }
+            State::UntilClose => {
+                self.flags.gap = true;
+                GapOutcome::Skipped
+            }
+            State::Done => {
+                let flags = std::mem::take(&mut self.flags);
+                self.in_message = false;
+                self.enter_resync(stats);
+                GapOutcome::Ended(flags)
+            }
+            State::ChunkData { .. }
+            | State::ChunkDataEnd { .. }
+            | State::ChunkSize
+            | State::Trailers { .. } => {
+                stats.http_incomplete_messages += 1;
+                let mut flags = std::mem::take(&mut self.flags);
+                flags.gap = true;
+                flags.incomplete = true;
+                self.in_message = false;
+                self.enter_resync(stats);
+                GapOutcome::Ended(flags)
+            }
+        }
+    }
+
+    /// The direction ended (connection closed). Returns the flags of the
+    /// message in progress, if a head was reported: a read-until-close body (or
+    /// a chunked body whose last chunk arrived, missing only the final CRLF)
+    /// ends normally; a cut `Content-Length` or chunked body is flagged
+    /// `incomplete` and counted in [`WireStats::http_incomplete_messages`]. A
+    /// partial head is dropped (counted as incomplete). The parser is then idle.
+    pub fn finish(&mut self, stats: &mut WireStats) -> Option<MsgFlags> {
+        let state = std::mem::replace(&mut self.state, Self::idle_state());
+        let result = match state {
+            State::Resync => {
+                stats.http_resync_skipped_bytes += self.pending.len() as u64;
+                None
+            }
+            State::Head { started, .. } => {
+                if started {
+                    stats.http_incomplete_messages += 1;
+                    stats.http_resync_skipped_bytes += self.pending.len() as u64;
+                }
+                None
+            }
+            State::UntilClose | State::Done | State::Trailers { .. } => {
+                Some(std::mem::take(&mut self.flags))
+            }
+            State::Length { .. }
+            | State::ChunkSize
+            | State::ChunkData { .. }
+            | State::ChunkDataEnd { .. } => {
+                stats.http_incomplete_messages += 1;
+                let mut flags = std::mem::take(&mut self.flags);
+                flags.incomplete = true;
+                Some(flags)
+            }
+        };
+        self.pending.clear();
+        self.in_message = false;
+        result
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn run(input: &[&[u8]], resync: bool) -> (Vec<String>, WireStats) {
+        let mut p = MessageParser::new(1024, resync);
+        let mut stats = WireStats::default();
+        let mut out = Vec::new();
+        for piece in input {
+            let mut d: &[u8] = piece;
+            while let Some(ev) = p.next(&mut d, 0, &mut stats) {
+                out.push(match ev {
+                    Event::Head { head, flags, .. } => match head {
+                        Head::Request(r) => format!("req {} {} {:?}", r.method, r.target, flags),
+                        Head::Response(r) => format!("resp {} {:?}", r.status, flags),
+                    },
+                    Event::Body(b) => format!("body {}", String::from_utf8_lossy(b)),
+                    Event::End { flags } => format!("end {flags:?}"),
+                });
+            }
+        }
+        if let Some(flags) = p.finish(&mut stats) {
+            out.push(format!("finish {flags:?}"));
+        }
+        (out, stats)
+    }
+
+    #[test]
+    fn classify_start_lines() {
+        assert!(matches!(
+            classify(b"POST /mcp HTTP/1.1\r\n", None),
+            Class::Yes
+        ));
+        assert!(matches!(classify(b"HTTP/1.1 200 OK\r\n", None), Class::Yes));
+        assert!(matches!(classify(b"HTTP/1.1 202\n", None), Class::Yes));
+        assert!(matches!(
+            classify(b"HTTP/1.1 200 OK", None),
+            Class::NeedMore
+        ));
+        assert!(matches!(classify(b"PO", None), Class::NeedMore));
+        assert!(matches!(classify(b"POSTX", None), Class::No));
+        assert!(matches!(classify(b"GET  / HTTP/1.1\r\n", None), Class::No));
+        assert!(matches!(classify(b"GET / HTTP/2.0\r\n", None), Class::No));
+        assert!(matches!(classify(b"GET / HTTP/1.1x", None), Class::No));
+        assert!(matches!(
+            classify(b"HTTP/1.1 200 OK\r\n", Some(Kind::Request)),
+            Class::No
+        ));
+    }
+
+    #[test]
+    fn framing_rules() {
+        let req = |hs: &[(&str, &str)]| {
+            Head::Request(RequestHead {
+                method: "POST".into(),
+                target: "/".into(),
+                version_minor: 1,
+                headers: hs
+                    .iter()
+                    .map(|(n, v)| Header {
+                        name: (*n).into(),
+                        value: v.as_bytes().to_vec(),
+                    })
+                    .collect(),
+            })
+        };
+        assert_eq!(body_framing(&req(&[])), Ok(BodyFraming::None));
+        assert_eq!(
+            body_framing(&req(&[("Content-Length", "12")])),
+            Ok(BodyFraming::Length(12))
+        );
+        assert_eq!(
+            body_framing(&req(&[("Content-Length", "12, 12")])),
+            Ok(BodyFraming::Length(12))
+        );
+        assert_eq!(
+            body_framing(&req(&[("Content-Length", "12"), ("content-length", "13")])),
+            Err(FramingError::BadContentLength)
+        );
+        assert_eq!(
+            body_framing(&req(&[("Content-Length", "-1")])),
+            Err(FramingError::BadContentLength)
+        );
+        assert_eq!(
+            body_framing(&req(&[
+                ("Transfer-Encoding", "gzip, Chunked"),
+                ("Content-Length", "3")
+            ])),
+            Ok(BodyFraming::Chunked)
+        );
+        assert_eq!(
+            body_framing(&req(&[("Transfer-Encoding", "gzip")])),
+            Err(FramingError::RequestNotChunked)
+        );
+        let resp = |status: u16, hs: &[(&str, &str)]| {
+            Head::Response(ResponseHead {
+                status,
+                reason: String::new(),
+                version_minor: 1,
+                headers: hs
+                    .iter()
+                    .map(|(n, v)| Header {
+                        name: (*n).into(),
+                        value: v.as_bytes().to_vec(),
+                    })
+                    .collect(),
+            })
+        };
+        assert_eq!(body_framing(&resp(200, &[])), Ok(BodyFraming::UntilClose));
+        assert_eq!(
+            body_framing(&resp(204, &[("Content-Length", "5")])),
+            Ok(BodyFraming::None)
+        );
+        assert_eq!(body_framing(&resp(304, &[])), Ok(BodyFraming::None));
+        assert_eq!(
+            body_framing(&resp(200, &[("Transfer-Encoding", "gzip")])),
+            Ok(BodyFraming::UntilClose)
+        );
+    }
+
+    #[test]
+    fn chunked_with_extensions_and_trailers_split_everywhere() {
+        let msg: &[u8] = b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n\
+            5;name=val\r\nhello\r\n6 ; x\r\n world\r\n0\r\nX-Trailer: 1\r\n\r\n";
+        let whole = run(&[msg], false).0;
+        let bodies: String = whole
+            .iter()
+            .filter_map(|l| l.strip_prefix("body "))
+            .collect();
+        assert_eq!(bodies, "hello world");
+        assert!(whole.last().is_some_and(|l| l.starts_with("end ")));
+        for i in 0..=msg.len() {
+            let (a, b) = msg.split_at(i);
+            let split = run(&[a, b], false).0;
+            let split_bodies: String = split
+                .iter()
+                .filter_map(|l| l.strip_prefix("body "))
+                .collect();
+            assert_eq!(split_bodies, "hello world", "split at {i}");
+            assert_eq!(split.first(), whole.first());
+            assert_eq!(split.last(), whole.last());
+        }
+    }
+
+    #[test]
+    fn bare_lf_chunk_lines_accepted() {
+        let (out, stats) = run(
+            &[b"HTTP/1.1 200 OK\nTransfer-Encoding: chunked\n\n3\nabc\n0\n\n"],
+            false,
+        );
+        assert_eq!(out.get(1).map(String::as_str), Some("body abc"));
+        assert_eq!(stats.http_parse_errors, 0);
+        assert_eq!(out.len(), 3);
+    }
+
+    #[test]
+    fn bad_chunk_size_ends_incomplete_and_resyncs() {
+        let (out, stats) = run(
+            &[b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\nzz\r\nHTTP/1.1 204 No\r\n\r\n"],
+            false,
+        );
+        assert!(out.get(1).is_some_and(|l| l.contains("incomplete: true")));
+        assert!(
+            out.get(2)
+                .is_some_and(|l| l.starts_with("resp 204") && l.contains("resynced: true"))
+        );
+        assert_eq!(stats.http_parse_errors, 1);
+    }
+
+    #[test]
+    fn informational_skipped() {
+        let (out, stats) = run(
+            &[b"HTTP/1.1 100 Continue\r\n\r\nHTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok"],
+            false,
+        );
+        assert_eq!(out.len(), 3);
+        assert!(out.first().is_some_and(|l| l.starts_with("resp 200")));
+        assert_eq!(stats.http_informational, 1);
+        assert_eq!(stats.http_responses, 1);
+    }
+
+    #[test]
+    fn oversized_head_is_parse_error() {
+        let mut big = b"GET / HTTP/1.1\r\nX: ".to_vec();
+        big.extend(std::iter::repeat_n(b'a', 2000));
+        big.extend_from_slice(b"\r\n\r\nGET /next HTTP/1.1\r\n\r\n");
+        let (out, stats) = run(&[&big], false);
+        assert_eq!(stats.http_parse_errors, 1);
+        assert_eq!(out.len(), 2);
+        assert!(out.first().is_some_and(|l| l.starts_with("req GET /next")));
+    }
+
+    #[test]
+    fn resync_candidate_split_across_calls() {
+        let (out, stats) = run(&[b"xx}PO", b"ST /mcp HT", b"TP/1.1\r\n\r\n"], true);
+        assert_eq!(out.len(), 2);
+        assert!(
+            out.first()
+                .is_some_and(|l| l.starts_with("req POST /mcp") && l.contains("resynced: true"))
+        );
+        assert_eq!(stats.http_resync_skipped_bytes, 3);
+    }
+
+    #[test]
+    fn resync_rejected_candidate_rescanned() {
+        // "GET GET / HTTP/1.1": the first GET is not a start, the second is.
+        let (out, stats) = run(&[b"GET G", b"ET / HTTP/1.1\r\n\r\n"], true);
+        assert!(
+            out.first().is_some_and(|l| l.starts_with("req GET /")),
+            "{out:?}"
+        );
+        assert_eq!(stats.http_resync_skipped_bytes, 4);
+    }
+}
