@@ -485,7 +485,7 @@ impl Decoder {
         if ex.sse {
             push(attrs, a::SSE_EVENTS, AttrValue::Int(sat_i64(ex.sse_events)));
         }
-        if ex.status.is_none() {
+        if ex.status.is_none() && ctx.reason != EndReason::Response {
             push(attrs, a::RESPONSE_MISSING, AttrValue::Bool(true));
             let r = match ctx.reason {
                 EndReason::Closed => "closed",
