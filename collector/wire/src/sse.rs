@@ -111,7 +111,7 @@ impl SseParser {
                 self.append_partial(prefix, stats);
             }
         }
-        if self.after_cr {
+        if self.after_cr && !rest.is_empty() {
             self.after_cr = false;
             if rest.first() == Some(&b'\n') {
                 rest = rest.get(1..).unwrap_or_default();
