@@ -9,7 +9,12 @@ use std::path::PathBuf;
 /// Captures MCP Streamable HTTP traffic and turns each MCP request into an
 /// OpenTelemetry SERVER span.
 #[derive(Debug, Parser)]
-#[command(name = "mcptap-collector", version, about, args_conflicts_with_subcommands = true)]
+#[command(
+    name = "mcptap-collector",
+    version,
+    about,
+    args_conflicts_with_subcommands = true
+)]
 pub struct Cli {
     /// Subcommand; without one, the collector captures per the run options.
     #[command(subcommand)]
@@ -35,7 +40,12 @@ pub enum Command {
 #[derive(Debug, Args, Clone)]
 pub struct RunArgs {
     /// Read packets from this pcap or pcapng file (replayed as fast as it reads).
-    #[arg(long, env = "MCPTAP_PCAP", value_name = "FILE", conflicts_with = "interface")]
+    #[arg(
+        long,
+        env = "MCPTAP_PCAP",
+        value_name = "FILE",
+        conflicts_with = "interface"
+    )]
     pub pcap: Option<PathBuf>,
 
     /// Capture live on this interface (libpcap, immediate mode). Needs CAP_NET_RAW.
@@ -52,7 +62,12 @@ pub struct RunArgs {
 
     /// Span output: `otlp-json` (stdout) or `otlp-json=FILE`: OTLP/JSON, one
     /// ExportTraceServiceRequest per line, as the OpenTelemetry Collector file exporter writes.
-    #[arg(long, short = 'o', env = "MCPTAP_OUTPUT", value_name = "otlp-json[=FILE]")]
+    #[arg(
+        long,
+        short = 'o',
+        env = "MCPTAP_OUTPUT",
+        value_name = "otlp-json[=FILE]"
+    )]
     pub output: Option<String>,
 
     /// `service.instance.id` of every span; default: `POD_NAME`, else the server `ip:port` of each flow.
@@ -60,7 +75,12 @@ pub struct RunArgs {
     pub instance_id: Option<String>,
 
     /// `service.name` resource attribute.
-    #[arg(long, env = "OTEL_SERVICE_NAME", default_value = "mcp-server", value_name = "NAME")]
+    #[arg(
+        long,
+        env = "OTEL_SERVICE_NAME",
+        default_value = "mcp-server",
+        value_name = "NAME"
+    )]
     pub service_name: String,
 
     /// Which argument and structuredContent keys are handle ids kept in clear:
@@ -78,7 +98,12 @@ pub struct RunArgs {
     pub capture_bodies: bool,
 
     /// Cap of each exported body with --capture-bodies, in bytes.
-    #[arg(long, env = "MCPTAP_CAPTURE_BODY_MAX_BYTES", default_value_t = 4096, value_name = "BYTES")]
+    #[arg(
+        long,
+        env = "MCPTAP_CAPTURE_BODY_MAX_BYTES",
+        default_value_t = 4096,
+        value_name = "BYTES"
+    )]
     pub capture_body_max_bytes: usize,
 
     /// HTTP bodies kept per message for decoding, in bytes (the rest is skipped and flagged).
@@ -86,7 +111,12 @@ pub struct RunArgs {
     pub max_body_bytes: usize,
 
     /// TCP connections tracked at once (least recently active evicted beyond).
-    #[arg(long, env = "MCPTAP_MAX_FLOWS", default_value_t = 100_000, value_name = "N")]
+    #[arg(
+        long,
+        env = "MCPTAP_MAX_FLOWS",
+        default_value_t = 100_000,
+        value_name = "N"
+    )]
     pub max_flows: usize,
 
     /// Out-of-order bytes buffered per connection direction before a gap is declared.
@@ -98,11 +128,21 @@ pub struct RunArgs {
     pub max_buffer_bytes: usize,
 
     /// Close a connection after this many seconds without packets (capture time).
-    #[arg(long, env = "MCPTAP_IDLE_TIMEOUT", default_value_t = 300.0, value_name = "SECONDS")]
+    #[arg(
+        long,
+        env = "MCPTAP_IDLE_TIMEOUT",
+        default_value_t = 300.0,
+        value_name = "SECONDS"
+    )]
     pub idle_timeout: f64,
 
     /// Exchanges awaiting a response, at most (oldest evicted and counted).
-    #[arg(long, env = "MCPTAP_MAX_PENDING", default_value_t = 100_000, value_name = "N")]
+    #[arg(
+        long,
+        env = "MCPTAP_MAX_PENDING",
+        default_value_t = 100_000,
+        value_name = "N"
+    )]
     pub max_pending: usize,
 
     /// Do not print the summary on stderr at the end.

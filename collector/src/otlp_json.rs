@@ -40,7 +40,11 @@ pub const SPANS_PER_LINE: usize = 512;
 impl<W: Write> OtlpJsonSink<W> {
     /// A sink writing to `out`.
     pub fn new(out: W, resource: ResourceInfo) -> Self {
-        OtlpJsonSink { out, resource, pending: Vec::new() }
+        OtlpJsonSink {
+            out,
+            resource,
+            pending: Vec::new(),
+        }
     }
 }
 
@@ -86,7 +90,11 @@ pub fn span_json(s: &Span) -> Value {
     o.insert("endTimeUnixNano".into(), s.end_ns.to_string().into());
     o.insert(
         "attributes".into(),
-        s.attributes.iter().map(|(k, v)| kv(k, any_value(v))).collect::<Vec<_>>().into(),
+        s.attributes
+            .iter()
+            .map(|(k, v)| kv(k, any_value(v)))
+            .collect::<Vec<_>>()
+            .into(),
     );
     if !s.events.is_empty() {
         let evs: Vec<Value> = s
@@ -112,13 +120,19 @@ pub fn span_json(s: &Span) -> Value {
 pub fn export_request(spans: &[Span], resource: &ResourceInfo) -> Value {
     let mut by_instance: BTreeMap<&str, Vec<Value>> = BTreeMap::new();
     for s in spans {
-        by_instance.entry(s.instance_id.as_str()).or_default().push(span_json(s));
+        by_instance
+            .entry(s.instance_id.as_str())
+            .or_default()
+            .push(span_json(s));
     }
     let resource_spans: Vec<Value> = by_instance
         .into_iter()
         .map(|(instance, spans)| {
             let mut attrs = vec![
-                kv("service.name", json!({ "stringValue": resource.service_name })),
+                kv(
+                    "service.name",
+                    json!({ "stringValue": resource.service_name }),
+                ),
                 kv("service.instance.id", json!({ "stringValue": instance })),
             ];
             for (k, v) in &resource.extra {

@@ -32,7 +32,11 @@ fn pcap_walk<R: Read + Seek>(r: &mut R, n: u64, le: bool) -> Option<u64> {
         let mut hdr = [0u8; 16];
         r.read_exact(&mut hdr).ok()?;
         let caplen = [hdr[8], hdr[9], hdr[10], hdr[11]];
-        let caplen = if le { u32::from_le_bytes(caplen) } else { u32::from_be_bytes(caplen) };
+        let caplen = if le {
+            u32::from_le_bytes(caplen)
+        } else {
+            u32::from_be_bytes(caplen)
+        };
         off += 16 + u64::from(caplen);
         r.seek(SeekFrom::Start(off)).ok()?;
     }
@@ -54,7 +58,13 @@ fn pcapng_walk<R: Read + Seek>(r: &mut R, n: u64) -> Option<u64> {
             // Section header: byte-order magic follows the length.
             le = [hdr[8], hdr[9], hdr[10], hdr[11]] == [0x4d, 0x3c, 0x2b, 0x1a];
         }
-        let rd = |b: [u8; 4]| if le { u32::from_le_bytes(b) } else { u32::from_be_bytes(b) };
+        let rd = |b: [u8; 4]| {
+            if le {
+                u32::from_le_bytes(b)
+            } else {
+                u32::from_be_bytes(b)
+            }
+        };
         let ty = rd(ty_raw);
         let len = rd([hdr[4], hdr[5], hdr[6], hdr[7]]);
         if matches!(ty, 2 | 3 | 6) {
@@ -93,7 +103,10 @@ mod tests {
         let dir = std::env::temp_dir().join(format!("mcptap-pcapfile-{}", std::process::id()));
         std::fs::create_dir_all(&dir).unwrap();
         let p = dir.join("a.pcap");
-        std::fs::File::create(&p).unwrap().write_all(&pcap_bytes(&[&[1; 10], &[2; 30]])).unwrap();
+        std::fs::File::create(&p)
+            .unwrap()
+            .write_all(&pcap_bytes(&[&[1; 10], &[2; 30]]))
+            .unwrap();
         assert_eq!(offset_after_packets(&p, 0), Some(24));
         assert_eq!(offset_after_packets(&p, 1), Some(24 + 16 + 10));
         assert_eq!(offset_after_packets(&p, 2), Some(24 + 16 + 10 + 16 + 30));

@@ -37,11 +37,29 @@ struct HttpStage {
 impl TcpSink for HttpStage {
     fn on_tcp_event(&mut self, ev: TcpEvent<'_>) {
         match ev {
-            TcpEvent::Opened { flow, client, server, client_isn, saw_syn, .. } => {
-                let meta = ConnMeta { flow, client, server, client_isn };
-                self.conns.insert(flow, HttpConnection::new(meta, saw_syn, self.cfg));
+            TcpEvent::Opened {
+                flow,
+                client,
+                server,
+                client_isn,
+                saw_syn,
+                ..
+            } => {
+                let meta = ConnMeta {
+                    flow,
+                    client,
+                    server,
+                    client_isn,
+                };
+                self.conns
+                    .insert(flow, HttpConnection::new(meta, saw_syn, self.cfg));
             }
-            TcpEvent::Data { flow, dir, ts, data } => {
+            TcpEvent::Data {
+                flow,
+                dir,
+                ts,
+                data,
+            } => {
                 if let Some(c) = self.conns.get_mut(&flow) {
                     c.on_data(dir, ts, data, &mut self.stats, &mut self.events);
                 }
@@ -104,7 +122,12 @@ impl Pipeline {
         Pipeline {
             link,
             flows: FlowTable::new(cfg.tcp),
-            http: HttpStage { cfg: cfg.http, conns: HashMap::new(), stats: WireStats::default(), events: Vec::new() },
+            http: HttpStage {
+                cfg: cfg.http,
+                conns: HashMap::new(),
+                stats: WireStats::default(),
+                events: Vec::new(),
+            },
             decoder: Decoder::new(cfg.mcp),
             stats: WireStats::default(),
             spans: Vec::new(),
@@ -128,20 +151,27 @@ impl Pipeline {
         }
         if self.last_ts.saturating_sub(self.last_expire) >= EXPIRE_EVERY_NS {
             self.last_expire = self.last_ts;
-            self.flows.expire(self.last_ts, &mut self.stats, &mut self.http);
+            self.flows
+                .expire(self.last_ts, &mut self.stats, &mut self.http);
         }
         self.drain(sink)
     }
 
     /// Expires idle flows at `now` (for live captures with no packets arriving).
+    /// Cheap to call often: it expires at most once per second of `now`.
     pub fn tick(&mut self, now: TimestampNs, sink: &mut dyn SpanSink) -> Result<()> {
+        if now.saturating_sub(self.last_expire) < EXPIRE_EVERY_NS {
+            return Ok(());
+        }
+        self.last_expire = now;
         self.flows.expire(now, &mut self.stats, &mut self.http);
         self.drain(sink)
     }
 
     /// End of input: flushes every flow and pending exchange, then the sink.
     pub fn finish(&mut self, sink: &mut dyn SpanSink) -> Result<()> {
-        self.flows.finish(self.last_ts, &mut self.stats, &mut self.http);
+        self.flows
+            .finish(self.last_ts, &mut self.stats, &mut self.http);
         self.drain(sink)?;
         self.decoder.finish(&mut self.spans);
         self.flush_spans(sink)?;

@@ -48,7 +48,10 @@ pub struct KernelStats {
 }
 
 enum Handle {
-    File { cap: Capture<Offline>, path: PathBuf },
+    File {
+        cap: Capture<Offline>,
+        path: PathBuf,
+    },
     Live(Capture<Active>),
 }
 
@@ -73,9 +76,20 @@ impl Source {
         })?;
         let dlt = cap.get_datalink().0;
         let link = LinkType::from_linktype(dlt).ok_or_else(|| {
-            anyhow!("{}: unsupported link type {dlt} (at byte offset 0)", path.display())
+            anyhow!(
+                "{}: unsupported link type {dlt} (at byte offset 0)",
+                path.display()
+            )
         })?;
-        Ok(Source { handle: Handle::File { cap, path: path.to_owned() }, link, packets: 0, bytes: 0 })
+        Ok(Source {
+            handle: Handle::File {
+                cap,
+                path: path.to_owned(),
+            },
+            link,
+            packets: 0,
+            bytes: 0,
+        })
     }
 
     /// Opens a live capture on `iface` in immediate mode with an optional BPF filter.
@@ -91,12 +105,25 @@ impl Source {
             .open()
             .with_context(|| format!("cannot capture on interface {iface} (needs CAP_NET_RAW)"))?;
         if let Some(f) = filter {
-            cap.filter(f, true).with_context(|| format!("bad BPF filter {f:?}"))?;
+            cap.filter(f, true)
+                .with_context(|| format!("bad BPF filter {f:?}"))?;
         }
+        // With TPACKET_V3, libpcap's blocking read can wait forever when no packet
+        // arrives (the timeout only flushes partly filled blocks), which would make
+        // SIGTERM and --duration wait for traffic. Non-blocking reads let the caller
+        // poll: `next` answers `Ok(None)` when nothing is ready.
+        let cap = cap
+            .setnonblock()
+            .with_context(|| format!("interface {iface}: non-blocking mode"))?;
         let dlt = cap.get_datalink().0;
         let link = LinkType::from_linktype(dlt)
             .ok_or_else(|| anyhow!("interface {iface}: unsupported link type {dlt}"))?;
-        Ok(Source { handle: Handle::Live(cap), link, packets: 0, bytes: 0 })
+        Ok(Source {
+            handle: Handle::Live(cap),
+            link,
+            packets: 0,
+            bytes: 0,
+        })
     }
 
     /// Link type of every packet of this source.
@@ -114,9 +141,14 @@ impl Source {
         self.bytes
     }
 
-    /// Reads the next packet. `Ok(None)` on a live timeout (poll again);
+    /// Reads the next packet. `Ok(None)` when a live capture has nothing ready
+    /// (the caller waits a little and polls again);
     /// `Err(end)` when the source is over.
     pub fn next(&mut self) -> std::result::Result<Option<Packet<'_>>, End> {
+        let path = match &self.handle {
+            Handle::File { path, .. } => Some(path.clone()),
+            Handle::Live(_) => None,
+        };
         let res = match &mut self.handle {
             Handle::File { cap, .. } => cap.next_packet(),
             Handle::Live(cap) => cap.next_packet(),
@@ -127,18 +159,20 @@ impl Source {
                 self.bytes += 16 + u64::from(p.header.caplen);
                 let sec = u64::try_from(p.header.ts.tv_sec).unwrap_or(0);
                 let nsec = u64::try_from(p.header.ts.tv_usec).unwrap_or(0);
-                Ok(Some(Packet { ts: sec.saturating_mul(1_000_000_000).saturating_add(nsec), data: p.data }))
+                Ok(Some(Packet {
+                    ts: sec.saturating_mul(1_000_000_000).saturating_add(nsec),
+                    data: p.data,
+                }))
             }
             Err(pcap::Error::TimeoutExpired) => Ok(None),
             Err(pcap::Error::NoMorePackets) => Err(End::Done),
-            Err(e) => match &self.handle {
-                Handle::File { path, .. } => Err(End::Truncated {
-                    packets: self.packets,
-                    offset: pcapfile::offset_after_packets(path, self.packets).unwrap_or(0),
-                    message: e.to_string(),
-                }),
-                Handle::Live(_) => Err(End::Truncated { packets: self.packets, offset: 0, message: e.to_string() }),
-            },
+            Err(e) => Err(End::Truncated {
+                packets: self.packets,
+                offset: path
+                    .and_then(|p| pcapfile::offset_after_packets(&p, self.packets))
+                    .unwrap_or(0),
+                message: e.to_string(),
+            }),
         }
     }
 

@@ -15,7 +15,10 @@ pub fn render(s: &PipelineStats<'_>, kernel: Option<KernelStats>, elapsed: Durat
     let mut o = String::new();
     let w = s.link_tcp;
     let h = s.http;
-    let _ = writeln!(o, "── mcptap summary ──────────────────────────────────────────────");
+    let _ = writeln!(
+        o,
+        "── mcptap summary ──────────────────────────────────────────────"
+    );
     let _ = writeln!(
         o,
         "packets {}  ({} bytes, {:.2}s)   flows opened {}   spans {}",
@@ -25,7 +28,57 @@ pub fn render(s: &PipelineStats<'_>, kernel: Option<KernelStats>, elapsed: Durat
         w.flows_opened,
         s.spans
     );
-    let _ = writeln!(o, "{}", s.mcp.render());
+    let m = s.mcp;
+    let _ = writeln!(
+        o,
+        "mcp: requests {}  notifications {}  http-only exchanges {}  batches {}",
+        m.jsonrpc_requests, m.jsonrpc_notifications, m.http_only_exchanges, m.batches
+    );
+    let mut methods: Vec<(&String, &u64)> = m.methods.iter().collect();
+    methods.sort_by(|a, b| b.1.cmp(a.1).then(a.0.cmp(b.0)));
+    for chunk in methods.chunks(3) {
+        let line: Vec<String> = chunk
+            .iter()
+            .map(|(k, v)| format!("{k:<28} {v:>7}"))
+            .collect();
+        let _ = writeln!(o, "  {}", line.join("   "));
+    }
+    let _ = writeln!(
+        o,
+        "status: 2xx {}  3xx {}  4xx {}  5xx {}  other {}  no-response {}",
+        m.status_2xx,
+        m.status_3xx,
+        m.status_4xx,
+        m.status_5xx,
+        m.status_1xx + m.status_other,
+        m.status_none
+    );
+    let _ = writeln!(
+        o,
+        "legacy: requests with Mcp-Session-Id {}  sessions minted {}  initialize {}  era legacy/modern {}/{}",
+        m.legacy_session_requests,
+        m.sessions_minted,
+        m.initialize_calls,
+        m.era_legacy,
+        m.era_modern
+    );
+    let _ = writeln!(
+        o,
+        "routing headers (2026-07-28): mismatched {}  missing {}",
+        m.routing_mismatch, m.routing_missing
+    );
+    let _ = writeln!(
+        o,
+        "decode errors: json request/response/sse {}/{}/{}  not json-rpc {}  unmatched responses {}  \
+         bad traceparent {}  pending evicted {}",
+        m.request_json_errors,
+        m.response_json_errors,
+        m.sse_json_errors,
+        m.invalid_jsonrpc,
+        m.unmatched_responses,
+        m.traceparent_invalid,
+        m.pending_evicted
+    );
     let _ = writeln!(
         o,
         "drops: not-tcp {}  malformed {}  fragmented {}  unsupported-link {}  tcp-gaps {} ({} bytes)  \

@@ -57,8 +57,14 @@ fn handle_list(v: &Value) -> Vec<String> {
         Value::Object(m) => m
             .iter()
             .flat_map(|(k, v)| match v {
-                Value::Array(a) => a.iter().filter_map(json_str).map(|x| format!("{k}={x}")).collect::<Vec<_>>(),
-                other => json_str(other).map(|x| vec![format!("{k}={x}")]).unwrap_or_default(),
+                Value::Array(a) => a
+                    .iter()
+                    .filter_map(json_str)
+                    .map(|x| format!("{k}={x}"))
+                    .collect::<Vec<_>>(),
+                other => json_str(other)
+                    .map(|x| vec![format!("{k}={x}")])
+                    .unwrap_or_default(),
             })
             .collect(),
         _ => Vec::new(),
@@ -84,7 +90,11 @@ fn span_signature(s: &Span, with_client: bool) -> Signature {
         attr_str(s, "jsonrpc.request.id"),
         name,
         attr_str(s, "mcp.session.id"),
-        if with_client { attr_str(s, "mcptap.client.name") } else { None },
+        if with_client {
+            attr_str(s, "mcptap.client.name")
+        } else {
+            None
+        },
         attr_list(s, "mcptap.handles.used"),
         attr_list(s, "mcptap.handles.minted"),
         attr_str(s, "rpc.response.status_code"),
@@ -102,7 +112,11 @@ fn truth_signature(e: &Value, with_client: bool) -> Signature {
         json_str(&e["jsonrpc_id"]),
         json_str(&e["name"]),
         json_str(&e["session_id_sent"]),
-        if with_client { json_str(&e["client_name"]) } else { None },
+        if with_client {
+            json_str(&e["client_name"])
+        } else {
+            None
+        },
         handle_list(&e["handles_used"]),
         handle_list(&e["handles_minted"]),
         json_str(&e["rpc_error_code"]),
@@ -156,12 +170,25 @@ fn cases() -> Vec<Case> {
     files
         .into_iter()
         .map(|p| {
-            let truth: Value = serde_json::from_slice(&std::fs::read(&p).expect("read truth")).expect("truth JSON");
+            let truth: Value = serde_json::from_slice(&std::fs::read(&p).expect("read truth"))
+                .expect("truth JSON");
             let capture = fixtures().join(truth["capture"].as_str().expect("truth.capture"));
             let decoded = decode_file(&capture, PipelineConfig::default()).expect("decode fixture");
-            assert!(decoded.truncated.is_none(), "{} is complete", capture.display());
+            assert!(
+                decoded.truncated.is_none(),
+                "{} is complete",
+                capture.display()
+            );
             eprintln!("{}:\n{}", capture.display(), decoded.summary);
-            Case { truth, spans: decoded.spans, name: p.file_name().unwrap_or_default().to_string_lossy().into_owned() }
+            Case {
+                truth,
+                spans: decoded.spans,
+                name: p
+                    .file_name()
+                    .unwrap_or_default()
+                    .to_string_lossy()
+                    .into_owned(),
+            }
         })
         .collect()
 }
@@ -170,10 +197,20 @@ fn cases() -> Vec<Case> {
 fn spans_equal_ground_truth() {
     for c in cases() {
         let exchanges = c.truth["exchanges"].as_array().expect("exchanges");
-        assert_eq!(c.spans.len(), exchanges.len(), "{}: one span per logged exchange", c.name);
+        assert_eq!(
+            c.spans.len(),
+            exchanges.len(),
+            "{}: one span per logged exchange",
+            c.name
+        );
         let s = multiset(c.spans.iter().map(|s| span_signature(s, false)));
         let t = multiset(exchanges.iter().map(|e| truth_signature(e, false)));
-        assert!(s == t, "{}: spans differ from the truth:\n{}", c.name, diff(&s, &t));
+        assert!(
+            s == t,
+            "{}: spans differ from the truth:\n{}",
+            c.name,
+            diff(&s, &t)
+        );
     }
 }
 
@@ -182,7 +219,10 @@ fn client_identity_equals_ground_truth() {
     for c in cases() {
         let exchanges = c.truth["exchanges"].as_array().expect("exchanges");
         // Only exchanges whose client the logs identify; the decoder must name the same client.
-        let known: Vec<&Value> = exchanges.iter().filter(|e| !e["client_name"].is_null()).collect();
+        let known: Vec<&Value> = exchanges
+            .iter()
+            .filter(|e| !e["client_name"].is_null())
+            .collect();
         let t = multiset(known.iter().map(|e| truth_signature(e, true)));
         let s = multiset(
             c.spans
@@ -190,8 +230,15 @@ fn client_identity_equals_ground_truth() {
                 .map(|s| span_signature(s, true))
                 .filter(|sig| !sig.contains(" client=None ")),
         );
-        let missing: BTreeMap<_, _> = t.iter().filter(|(k, n)| s.get(*k).copied().unwrap_or(0) < **n).collect();
-        assert!(missing.is_empty(), "{}: client identity not decoded for:\n{missing:#?}", c.name);
+        let missing: BTreeMap<_, _> = t
+            .iter()
+            .filter(|(k, n)| s.get(*k).copied().unwrap_or(0) < **n)
+            .collect();
+        assert!(
+            missing.is_empty(),
+            "{}: client identity not decoded for:\n{missing:#?}",
+            c.name
+        );
     }
 }
 
@@ -209,7 +256,11 @@ fn instances_are_told_apart() {
         let mut got: Vec<String> = c.spans.iter().map(|s| s.instance_id.clone()).collect();
         got.sort();
         got.dedup();
-        assert_eq!(got, want, "{}: service.instance.id per server endpoint", c.name);
+        assert_eq!(
+            got, want,
+            "{}: service.instance.id per server endpoint",
+            c.name
+        );
     }
 }
 
@@ -218,7 +269,9 @@ fn traceparents_are_joined() {
     let mut checked = 0;
     for c in cases() {
         for e in c.truth["exchanges"].as_array().expect("exchanges") {
-            let Some(tp) = e["traceparent"].as_str() else { continue };
+            let Some(tp) = e["traceparent"].as_str() else {
+                continue;
+            };
             let parts: Vec<&str> = tp.split('-').collect();
             let (trace, parent) = (parts[1], parts[2]);
             let hit = c.spans.iter().find(|s| {
@@ -227,8 +280,14 @@ fn traceparents_are_joined() {
                     && s.instance_id == e["instance"].as_str().unwrap_or_default()
                     && hex(&s.trace_id) == trace
             });
-            let s = hit.unwrap_or_else(|| panic!("{}: no span joined trace {trace} for {e}", c.name));
-            assert_eq!(s.parent_span_id.map(|p| hex(&p)).as_deref(), Some(parent), "{}: parent of {e}", c.name);
+            let s =
+                hit.unwrap_or_else(|| panic!("{}: no span joined trace {trace} for {e}", c.name));
+            assert_eq!(
+                s.parent_span_id.map(|p| hex(&p)).as_deref(),
+                Some(parent),
+                "{}: parent of {e}",
+                c.name
+            );
             checked += 1;
         }
     }
@@ -242,10 +301,25 @@ fn hex(b: &[u8]) -> String {
 #[test]
 fn planted_secrets_never_leave() {
     for c in cases() {
-        let out = export_request(&c.spans, &ResourceInfo { service_name: "t".into(), extra: vec![] }).to_string();
-        for secret in c.truth["planted_secrets"].as_array().map(Vec::as_slice).unwrap_or_default() {
+        let out = export_request(
+            &c.spans,
+            &ResourceInfo {
+                service_name: "t".into(),
+                extra: vec![],
+            },
+        )
+        .to_string();
+        for secret in c.truth["planted_secrets"]
+            .as_array()
+            .map(Vec::as_slice)
+            .unwrap_or_default()
+        {
             let secret = secret.as_str().expect("secret string");
-            assert!(!out.contains(secret), "{}: planted secret {secret:?} found in the OTLP output", c.name);
+            assert!(
+                !out.contains(secret),
+                "{}: planted secret {secret:?} found in the OTLP output",
+                c.name
+            );
         }
     }
 }
@@ -255,8 +329,17 @@ fn replay_is_deterministic() {
     for c in cases() {
         let capture = fixtures().join(c.truth["capture"].as_str().expect("capture"));
         let again = decode_file(&capture, PipelineConfig::default()).expect("decode again");
-        let ids = |v: &[Span]| v.iter().map(|s| (s.trace_id, s.span_id, s.start_ns, s.end_ns)).collect::<Vec<_>>();
-        assert_eq!(ids(&c.spans), ids(&again.spans), "{}: same ids and times on replay", c.name);
+        let ids = |v: &[Span]| {
+            v.iter()
+                .map(|s| (s.trace_id, s.span_id, s.start_ns, s.end_ns))
+                .collect::<Vec<_>>()
+        };
+        assert_eq!(
+            ids(&c.spans),
+            ids(&again.spans),
+            "{}: same ids and times on replay",
+            c.name
+        );
         let mut uniq: Vec<[u8; 8]> = c.spans.iter().map(|s| s.span_id).collect();
         uniq.sort();
         uniq.dedup();

@@ -36,9 +36,15 @@ fn pcap(frames: &[Vec<u8>]) -> Vec<u8> {
 
 /// One Ethernet/IPv4/TCP frame.
 fn tcp(from_client: bool, seq: u32, ack: u32, syn: bool, payload: &[u8]) -> Vec<u8> {
-    let (src, dst, sp, dp) =
-        if from_client { ([10, 0, 0, 1], [10, 0, 0, 2], 40000, 8000) } else { ([10, 0, 0, 2], [10, 0, 0, 1], 8000, 40000) };
-    let mut b = PacketBuilder::ethernet2([2; 6], [4; 6]).ipv4(src, dst, 64).tcp(sp, dp, seq, 65535).ack(ack);
+    let (src, dst, sp, dp) = if from_client {
+        ([10, 0, 0, 1], [10, 0, 0, 2], 40000, 8000)
+    } else {
+        ([10, 0, 0, 2], [10, 0, 0, 1], 8000, 40000)
+    };
+    let mut b = PacketBuilder::ethernet2([2; 6], [4; 6])
+        .ipv4(src, dst, 64)
+        .tcp(sp, dp, seq, 65535)
+        .ack(ack);
     if syn {
         b = b.syn();
     }
@@ -48,8 +54,17 @@ fn tcp(from_client: bool, seq: u32, ack: u32, syn: bool, payload: &[u8]) -> Vec<
 }
 
 fn run(args: &[&str], file: &Path) -> (i32, String, String) {
-    let o = Command::new(BIN).args(args).arg("--pcap").arg(file).output().expect("run collector");
-    (o.status.code().unwrap_or(-1), String::from_utf8_lossy(&o.stdout).into_owned(), String::from_utf8_lossy(&o.stderr).into_owned())
+    let o = Command::new(BIN)
+        .args(args)
+        .arg("--pcap")
+        .arg(file)
+        .output()
+        .expect("run collector");
+    (
+        o.status.code().unwrap_or(-1),
+        String::from_utf8_lossy(&o.stdout).into_owned(),
+        String::from_utf8_lossy(&o.stderr).into_owned(),
+    )
 }
 
 #[test]
@@ -63,10 +78,17 @@ fn missing_file_is_named() {
 #[test]
 fn non_capture_is_rejected_with_file_and_offset() {
     let p = tmp("random.bin");
-    std::fs::write(&p, b"GET / HTTP/1.1\r\nHost: x\r\n\r\n this is no pcap at all ........").expect("write");
+    std::fs::write(
+        &p,
+        b"GET / HTTP/1.1\r\nHost: x\r\n\r\n this is no pcap at all ........",
+    )
+    .expect("write");
     let (code, out, err) = run(&["--output", "otlp-json"], &p);
     assert_eq!(code, 1, "{err}");
-    assert!(err.contains("random.bin") && err.contains("byte offset 0"), "{err}");
+    assert!(
+        err.contains("random.bin") && err.contains("byte offset 0"),
+        "{err}"
+    );
     assert!(out.is_empty());
 }
 
@@ -79,8 +101,12 @@ fn truncated_capture_yields_everything_before_the_cut() {
         req_body.len()
     );
     let req = req.as_bytes();
-    let body = br#"{"jsonrpc":"2.0","id":1,"result":{"tools":[],"resultType":"complete","ttlMs":0}}"#;
-    let resp = format!("HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nContent-Length: {}\r\n\r\n", body.len());
+    let body =
+        br#"{"jsonrpc":"2.0","id":1,"result":{"tools":[],"resultType":"complete","ttlMs":0}}"#;
+    let resp = format!(
+        "HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nContent-Length: {}\r\n\r\n",
+        body.len()
+    );
     let mut resp = resp.into_bytes();
     resp.extend_from_slice(body);
     let frames = vec![
@@ -88,7 +114,13 @@ fn truncated_capture_yields_everything_before_the_cut() {
         tcp(false, 500, 101, true, b""),
         tcp(true, 101, 501, false, req),
         tcp(false, 501, 101 + req.len() as u32, false, &resp),
-        tcp(true, 101 + req.len() as u32, 501 + resp.len() as u32, false, b"POST /mcp HTTP/1.1\r\n"),
+        tcp(
+            true,
+            101 + req.len() as u32,
+            501 + resp.len() as u32,
+            false,
+            b"POST /mcp HTTP/1.1\r\n",
+        ),
     ];
     let mut bytes = pcap(&frames);
     let full = bytes.len();
@@ -98,9 +130,15 @@ fn truncated_capture_yields_everything_before_the_cut() {
     std::fs::write(&p, &bytes).expect("write");
     let (code, out, err) = run(&["--output", "otlp-json"], &p);
     assert_eq!(code, 3, "{err}");
-    assert!(err.contains(&format!("byte offset {last_record_start}")), "{err}");
+    assert!(
+        err.contains(&format!("byte offset {last_record_start}")),
+        "{err}"
+    );
     assert!(err.contains("after 4 packets"), "{err}");
-    assert!(out.contains("\"tools/list\""), "the exchange before the cut became a span: {out}");
+    assert!(
+        out.contains("\"tools/list\""),
+        "the exchange before the cut became a span: {out}"
+    );
 }
 
 proptest! {
