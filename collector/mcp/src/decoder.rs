@@ -343,7 +343,10 @@ impl Decoder {
         if session_hdr.is_some() {
             self.stats.legacy_session_requests += 1;
         }
-        let minted = header_str(&ex.resp_headers, "mcp-session-id");
+        // Legacy servers repeat the session header on every response of the session;
+        // only an id the request did not already carry is newly minted.
+        let minted = header_str(&ex.resp_headers, "mcp-session-id")
+            .filter(|m| session_hdr.as_deref() != Some(m.as_str()));
         if minted.is_some() {
             self.stats.sessions_minted += 1;
         }
@@ -380,10 +383,9 @@ impl Decoder {
     fn update_sessions(&mut self, ex: &Exchange, minted: Option<&str>, sent: Option<&str>) {
         let ok = ex.status.is_some_and(|s| (200..300).contains(&s));
         if ex.method.eq_ignore_ascii_case("DELETE") && ok {
-            if let Some(id) = sent
-                && let Some(info) = self.sessions.remove(id)
-            {
-                self.session_order.remove(&info.seq);
+            // The entry stays (the map is bounded by max_sessions): a GET stream of the
+            // same session usually ends after the DELETE and still needs the identity.
+            if sent.is_some_and(|id| self.sessions.contains_key(id)) {
                 self.stats.sessions_deleted += 1;
             }
             return;
@@ -907,6 +909,8 @@ impl Decoder {
                 AttrValue::Str(cap(&s).to_string()),
             );
         }
+        // A result that echoes a handle of the arguments did not mint it.
+        minted.list.retain(|h| !used.list.contains(h));
         self.stats.handles_dropped += used.dropped + minted.dropped;
         if !used.list.is_empty() {
             push(&mut attrs, a::HANDLES_USED, AttrValue::StrArray(used.list));
