@@ -54,10 +54,10 @@ pub struct SseParser {
     data: Vec<u8>,
     /// At least one `data` line was seen for the current event.
     has_data: bool,
-    /// `event` field of the current event.
-    event: Option<String>,
-    /// `id` field of the current event.
-    id: Option<String>,
+    /// `event` field of the current event (raw bytes, decoded at dispatch).
+    event: Option<Vec<u8>>,
+    /// `id` field of the current event (raw bytes, decoded at dispatch).
+    id: Option<Vec<u8>>,
     /// `retry` field of the current event, milliseconds.
     retry_ms: Option<u64>,
     /// Bytes of the lines of the current event so far.
@@ -164,13 +164,13 @@ impl SseParser {
         *self = SseParser::new(self.max_event_bytes);
     }
 
-    /// Bytes currently buffered (partial line plus the event in progress);
-    /// never much more than `max_event_bytes`.
+    /// Bytes currently buffered (partial line plus the event in progress, as
+    /// raw bytes); never more than `max_event_bytes`.
     pub fn buffered_bytes(&self) -> usize {
         self.line.len()
             + self.data.len()
-            + self.event.as_ref().map_or(0, String::len)
-            + self.id.as_ref().map_or(0, String::len)
+            + self.event.as_ref().map_or(0, Vec::len)
+            + self.id.as_ref().map_or(0, Vec::len)
     }
 
     /// Something of an event (a field or part of a line) has been received.
@@ -284,11 +284,11 @@ impl SseParser {
                 self.event = if value.is_empty() {
                     None
                 } else {
-                    Some(String::from_utf8_lossy(value).into_owned())
+                    Some(value.to_vec())
                 };
             }
             b"id" if !value.contains(&0) => {
-                self.id = Some(String::from_utf8_lossy(value).into_owned());
+                self.id = Some(value.to_vec());
             }
             b"retry" if !value.is_empty() && value.iter().all(u8::is_ascii_digit) => {
                 // Too many digits to fit a u64: ignored like any invalid value.
@@ -314,9 +314,15 @@ impl SseParser {
         }
         let data = String::from_utf8_lossy(&self.data).into_owned();
         out.push(SseEvent {
-            event: self.event.take(),
+            event: self
+                .event
+                .take()
+                .map(|v| String::from_utf8_lossy(&v).into_owned()),
             data,
-            id: self.id.take(),
+            id: self
+                .id
+                .take()
+                .map(|v| String::from_utf8_lossy(&v).into_owned()),
             retry_ms: self.retry_ms.take(),
         });
         stats.sse_events += 1;
