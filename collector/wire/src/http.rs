@@ -558,13 +558,15 @@ fn parse_head(buf: &[u8], kind: Kind) -> Option<Head> {
 }
 
 /// Checks a partial head (no blank line yet) for early errors; `false` when
-/// `httparse` already rejects it.
+/// `httparse` already rejects it (running out of header slots is not an error
+/// here: the complete head is parsed with more).
 fn partial_head_ok(buf: &[u8], kind: Kind) -> bool {
-    let mut headers = vec![httparse::EMPTY_HEADER; HEADERS_MAX];
-    match kind {
-        Kind::Request => httparse::Request::new(&mut headers).parse(buf).is_ok(),
-        Kind::Response => httparse::Response::new(&mut headers).parse(buf).is_ok(),
-    }
+    let mut headers = [httparse::EMPTY_HEADER; HEADERS_INITIAL];
+    let result = match kind {
+        Kind::Request => httparse::Request::new(&mut headers).parse(buf).map(|_| ()),
+        Kind::Response => httparse::Response::new(&mut headers).parse(buf).map(|_| ()),
+    };
+    matches!(result, Ok(()) | Err(httparse::Error::TooManyHeaders))
 }
 
 /// Parses one chunk-size line (with its line ending). Bare-LF endings are

@@ -783,3 +783,38 @@ fn ts_first_and_last_across_calls() {
             .any(|e| matches!(e, HttpEvent::ResponseHead { ts: 200, .. }))
     );
 }
+
+#[test]
+fn many_headers_and_oversized_heads() {
+    // 150 headers: more than the first httparse header array (64).
+    let mut head = "POST /mcp HTTP/1.1\r\nHost: h\r\n".to_owned();
+    for i in 0..150 {
+        head.push_str(&format!("X-H-{i}: v{i}\r\n"));
+    }
+    head.push_str("Content-Length: 2\r\n\r\n{}");
+    let mut r = Run::new(true);
+    let (a, b) = head.as_bytes().split_at(900);
+    r.data(C2S, 1, a);
+    r.data(C2S, 2, b);
+    let q = r.requests().first().cloned().cloned().expect("request");
+    assert_eq!(q.headers.len(), 152);
+    assert_eq!(header_str(&q.headers, "x-h-149").as_deref(), Some("v149"));
+    assert_eq!(q.body, b"{}".to_vec());
+
+    // A head over max_head_bytes is a parse error; the next request is found.
+    let cfg = HttpConfig {
+        max_body_bytes: 1024,
+        max_head_bytes: 512,
+    };
+    let mut r = Run::with_cfg(true, cfg);
+    r.data(C2S, 1, head.as_bytes());
+    r.data(C2S, 2, &post_mcp(3));
+    let reqs = r.requests();
+    assert_eq!(reqs.len(), 1);
+    assert_eq!(
+        reqs.first().map(|q| q.body.clone()),
+        Some(tools_call_body(3).into_bytes())
+    );
+    assert!(reqs.first().is_some_and(|q| q.flags.resynced));
+    assert!(r.stats.http_parse_errors >= 1);
+}
