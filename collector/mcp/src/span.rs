@@ -5,6 +5,7 @@ use std::borrow::Cow;
 
 /// One attribute value. OTel `AnyValue` restricted to what this crate emits.
 #[derive(Debug, Clone, PartialEq, Eq)]
+#[cfg_attr(feature = "serde", derive(serde::Serialize, serde::Deserialize))]
 pub enum AttrValue {
     /// UTF-8 string.
     Str(String),
@@ -22,6 +23,7 @@ pub type Attr = (Cow<'static, str>, AttrValue);
 /// Span status, following the OTel MCP and HTTP server conventions (see
 /// `docs/attributes.md`, "Status rule").
 #[derive(Debug, Clone, PartialEq, Eq)]
+#[cfg_attr(feature = "serde", derive(serde::Serialize, serde::Deserialize))]
 pub enum SpanStatus {
     /// Not an error (the OTel default; "OK" is never set by instrumentation).
     Unset,
@@ -33,6 +35,7 @@ pub enum SpanStatus {
 /// A timestamped event inside a span (an SSE notification that preceded the
 /// response, or a server→client request seen on the stream).
 #[derive(Debug, Clone, PartialEq, Eq)]
+#[cfg_attr(feature = "serde", derive(serde::Serialize, serde::Deserialize))]
 pub struct SpanEvent {
     /// Nanoseconds since the Unix epoch (the SSE event's capture timestamp).
     pub time_ns: u64,
@@ -45,6 +48,7 @@ pub struct SpanEvent {
 /// One finished span. Its kind is always SERVER (the collector observes the server
 /// side of each exchange).
 #[derive(Debug, Clone, PartialEq, Eq)]
+#[cfg_attr(feature = "serde", derive(serde::Serialize, serde::Deserialize))]
 pub struct Span {
     /// W3C trace id: inherited from `traceparent`, else derived (see `ids`). Never all zero.
     pub trace_id: [u8; 16],
