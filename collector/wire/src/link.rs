@@ -24,6 +24,9 @@
 //!   IPv6 packets with a fragment header that fragments (M set or offset > 0)
 //!   are [`DropReason::Fragmented`]: fragments are not reassembled. An IPv6
 //!   "atomic fragment" (offset 0, M clear) is a whole packet and is decoded.
+//! - **IP version.** For LINKTYPE_RAW, LINKTYPE_IPV4 and LINKTYPE_IPV6 (and the
+//!   SLL/Null protocol fields) the IP header's version nibble decides how the
+//!   packet is decoded; the link type only says where the IP header starts.
 
 use etherparse::err::Layer;
 use etherparse::{EtherType, LaxNetSlice, LaxSlicedPacket, TransportSlice};
