@@ -23,7 +23,8 @@ pub struct WireStats {
 
     /// TCP connections created in the flow table.
     pub flows_opened: u64,
-    /// Connections closed by FIN from both sides or by RST.
+    /// Connections closed by FIN from both sides or by RST (also: replaced by
+    /// a new SYN on the same endpoint pair; see [`crate::tcp::CloseReason`]).
     pub flows_closed: u64,
     /// Connections closed by the idle timeout.
     pub flows_idle_timeout: u64,
@@ -31,7 +32,8 @@ pub struct WireStats {
     pub flows_evicted: u64,
     /// TCP payload bytes delivered in order to the HTTP layer.
     pub tcp_bytes_delivered: u64,
-    /// Segments that were complete retransmissions of delivered bytes.
+    /// Segments whose payload added nothing: complete retransmissions of
+    /// delivered or already-buffered bytes, or bytes before the stream start.
     pub tcp_retransmitted_segments: u64,
     /// Segments buffered because they arrived ahead of a hole.
     pub tcp_out_of_order_segments: u64,
