@@ -7,6 +7,7 @@
 //! [`summary`] and the [`cli`].
 
 pub mod cli;
+pub mod export;
 pub mod otlp_json;
 pub mod pcapfile;
 pub mod pipeline;
