@@ -1,46 +1,681 @@
-//! PLACEHOLDER written by the ClickHouse-export helper so the crate compiles
-//! until the OTLP helper lands the real exporter; that helper overwrites this
-//! file. It only fixes the agreed API: `OtlpExporter::new` always fails with a
-//! "not yet available" error.
+//! OTLP export (gRPC and HTTP/protobuf) through `opentelemetry-otlp` 0.33.1.
+//!
+//! We do not use the SDK's tracer: it would mint its own span ids. Each
+//! [`Span`] becomes an `opentelemetry_sdk::trace::SpanData` with our trace id,
+//! span id, parent span id and nanosecond timestamps, and
+//! [`opentelemetry_sdk::trace::SpanExporter::export`] is called from the
+//! export queue's task, one batch at a time (the exporter must never be called
+//! concurrently).
+//!
+//! Configuration follows the OpenTelemetry specification "OTLP Exporter
+//! Configuration" (`OTEL_EXPORTER_OTLP_*`), see [`OtlpConfig::from_env_and_flags`].
+//!
+//! Resources: `service.instance.id` comes from each span (it differs per flow
+//! when no instance id is configured), and the SDK exporter holds one resource
+//! at a time. A batch is therefore split into groups of one instance each,
+//! exported in order with `set_resource` before each group. If a group fails,
+//! the groups already delivered are remembered so that a retry of the same
+//! [`Batch::id`] resumes at the failed group instead of sending duplicates.
+//!
+//! The exporter's own retries are disabled ([`opentelemetry_otlp::RetryPolicy::disabled`]):
+//! the queue retries, backs off, spools and counts, with the classification of
+//! [`classify_sdk_error`].
 
 use super::{Batch, ExportError, Exporter};
-use crate::otlp_json::ResourceInfo;
-use std::time::Duration;
+use crate::otlp_json::{ResourceInfo, SCOPE_NAME};
+use anyhow::{Result, anyhow, bail};
+use axum::http::{HeaderMap, HeaderName, HeaderValue, Uri};
+use mcptap_mcp::{Attr, AttrValue, Span, SpanStatus};
+use opentelemetry::trace::{
+    Event, SpanContext, SpanId, SpanKind, Status, TraceFlags, TraceId, TraceState,
+};
+use opentelemetry::{Array, InstrumentationScope, Key, KeyValue, StringValue, Value};
+use opentelemetry_otlp::tonic_types::metadata::MetadataMap;
+use opentelemetry_otlp::{RetryPolicy, WithExportConfig, WithHttpConfig, WithTonicConfig};
+use opentelemetry_sdk::Resource;
+use opentelemetry_sdk::error::OTelSdkError;
+use opentelemetry_sdk::trace::{SpanData, SpanEvents, SpanExporter as _};
+use std::borrow::Cow;
+use std::collections::{BTreeMap, HashMap};
+use std::str::FromStr;
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+/// Default export timeout per request (OTLP spec default: 10 s).
+pub const DEFAULT_TIMEOUT: Duration = Duration::from_secs(10);
+
+/// Path appended to a base endpoint for OTLP/HTTP traces (OTLP spec).
+pub const HTTP_TRACES_PATH: &str = "/v1/traces";
 
 /// OTLP transport.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum OtlpProtocol {
-    /// OTLP/gRPC.
+    /// OTLP/gRPC (`grpc`), HTTP/2 via tonic; usual port 4317.
     Grpc,
-    /// OTLP/HTTP with protobuf bodies.
+    /// OTLP/HTTP with protobuf bodies (`http/protobuf`); usual port 4318.
     HttpProtobuf,
 }
 
-/// OTLP exporter settings.
+impl OtlpProtocol {
+    /// Parses an `OTEL_EXPORTER_OTLP_PROTOCOL` value: `grpc` or `http/protobuf`.
+    /// Errors: `http/json` (not built) and anything else, with the accepted values.
+    pub fn parse(s: &str) -> Result<OtlpProtocol> {
+        match s.trim() {
+            "grpc" => Ok(OtlpProtocol::Grpc),
+            "http/protobuf" => Ok(OtlpProtocol::HttpProtobuf),
+            "http/json" => bail!(
+                "OTLP protocol http/json is not supported by mcptap-collector; use http/protobuf or grpc"
+            ),
+            other => bail!("unknown OTLP protocol {other:?}; expected grpc or http/protobuf"),
+        }
+    }
+
+    /// The spec name: `grpc` or `http/protobuf`.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            OtlpProtocol::Grpc => "grpc",
+            OtlpProtocol::HttpProtobuf => "http/protobuf",
+        }
+    }
+}
+
+/// Everything the OTLP exporter needs, resolved from flags and environment.
 #[derive(Debug, Clone)]
 pub struct OtlpConfig {
-    /// Endpoint URL (for HTTP, the full `/v1/traces` URL).
+    /// The URL requests go to, used verbatim: for HTTP it includes the path
+    /// (`http://collector:4318/v1/traces`); for gRPC it has no path
+    /// (`http://collector:4317`). Always `http://` (TLS is not built).
     pub endpoint: String,
     /// Transport.
     pub protocol: OtlpProtocol,
-    /// Extra request headers.
+    /// Extra request headers (gRPC metadata), names lowercase, values
+    /// URL-decoded, e.g. `("authorization", "Bearer x")`.
     pub headers: Vec<(String, String)>,
-    /// Time limit of one export.
+    /// Per-request timeout (connect + send + response).
     pub timeout: Duration,
-    /// Resource attributes.
+    /// Resource attributes (`service.name`, Kubernetes attributes); the
+    /// `service.instance.id` comes from each span.
     pub resource: ResourceInfo,
 }
 
-/// Placeholder OTLP exporter (never constructed).
+/// Flags that override the `OTEL_EXPORTER_OTLP_*` environment variables.
+#[derive(Debug, Clone, Default)]
+pub struct OtlpFlags<'a> {
+    /// `--otlp-endpoint`: a base URL (`/v1/traces` is appended for HTTP unless
+    /// the path already ends with it) or, for gRPC, `http://host:port`.
+    pub endpoint: Option<&'a str>,
+    /// `--otlp-protocol`: `grpc` or `http/protobuf`.
+    pub protocol: Option<&'a str>,
+    /// `--otlp-timeout`.
+    pub timeout: Option<Duration>,
+}
+
+impl OtlpConfig {
+    /// Resolves the OTLP configuration from flags and the process environment.
+    /// Returns `Ok(None)` when no endpoint is configured anywhere (OTLP export off).
+    ///
+    /// Precedence (flags win, then the trace-specific variable, then the generic one):
+    /// - endpoint: `endpoint_flag`; `OTEL_EXPORTER_OTLP_TRACES_ENDPOINT` (used verbatim);
+    ///   `OTEL_EXPORTER_OTLP_ENDPOINT` (a base URL: `/v1/traces` is appended for HTTP).
+    /// - protocol: `protocol_flag`; `OTEL_EXPORTER_OTLP_TRACES_PROTOCOL`;
+    ///   `OTEL_EXPORTER_OTLP_PROTOCOL`; default `http/protobuf` (the spec default).
+    /// - headers: `OTEL_EXPORTER_OTLP_TRACES_HEADERS`, else `OTEL_EXPORTER_OTLP_HEADERS`
+    ///   (`k=v,k2=v2`, values URL-decoded).
+    /// - timeout: `timeout_flag`; `OTEL_EXPORTER_OTLP_TRACES_TIMEOUT`;
+    ///   `OTEL_EXPORTER_OTLP_TIMEOUT` (integer milliseconds); default 10 s.
+    ///
+    /// Errors (clear messages naming the variable or flag): a URL that does not
+    /// parse, a scheme other than `http`/`https`, `https` (TLS is not built), a
+    /// gRPC endpoint with a path, an unknown protocol or `http/json`, a header
+    /// entry without `=` or with an invalid name/value, a timeout that is not
+    /// a number of milliseconds.
+    pub fn from_env_and_flags(
+        endpoint_flag: Option<&str>,
+        protocol_flag: Option<&str>,
+        timeout_flag: Option<Duration>,
+        resource: ResourceInfo,
+    ) -> Result<Option<OtlpConfig>> {
+        let flags = OtlpFlags {
+            endpoint: endpoint_flag,
+            protocol: protocol_flag,
+            timeout: timeout_flag,
+        };
+        Self::from_lookup(&flags, resource, |k| {
+            std::env::var(k).ok().filter(|v| !v.trim().is_empty())
+        })
+    }
+
+    /// [`OtlpConfig::from_env_and_flags`] with the environment given as a lookup
+    /// function (tests; `env(name)` returns `None` for unset or empty variables).
+    pub fn from_lookup(
+        flags: &OtlpFlags<'_>,
+        resource: ResourceInfo,
+        env: impl Fn(&str) -> Option<String>,
+    ) -> Result<Option<OtlpConfig>> {
+        let env = |k: &str| env(k).filter(|v| !v.trim().is_empty());
+        // Protocol first: it decides how the endpoint is completed.
+        let protocol = match (
+            flags.protocol,
+            env("OTEL_EXPORTER_OTLP_TRACES_PROTOCOL"),
+            env("OTEL_EXPORTER_OTLP_PROTOCOL"),
+        ) {
+            (Some(p), _, _) => {
+                OtlpProtocol::parse(p).map_err(|e| anyhow!("--otlp-protocol: {e}"))?
+            }
+            (None, Some(p), _) => OtlpProtocol::parse(&p)
+                .map_err(|e| anyhow!("OTEL_EXPORTER_OTLP_TRACES_PROTOCOL: {e}"))?,
+            (None, None, Some(p)) => {
+                OtlpProtocol::parse(&p).map_err(|e| anyhow!("OTEL_EXPORTER_OTLP_PROTOCOL: {e}"))?
+            }
+            (None, None, None) => OtlpProtocol::HttpProtobuf,
+        };
+        let endpoint = if let Some(e) = flags.endpoint.filter(|e| !e.trim().is_empty()) {
+            resolve_endpoint("--otlp-endpoint", e, protocol, true)?
+        } else if let Some(e) = env("OTEL_EXPORTER_OTLP_TRACES_ENDPOINT") {
+            resolve_endpoint("OTEL_EXPORTER_OTLP_TRACES_ENDPOINT", &e, protocol, false)?
+        } else if let Some(e) = env("OTEL_EXPORTER_OTLP_ENDPOINT") {
+            resolve_endpoint("OTEL_EXPORTER_OTLP_ENDPOINT", &e, protocol, true)?
+        } else {
+            return Ok(None);
+        };
+        let headers = if let Some(h) = env("OTEL_EXPORTER_OTLP_TRACES_HEADERS") {
+            parse_headers(&h).map_err(|e| anyhow!("OTEL_EXPORTER_OTLP_TRACES_HEADERS: {e}"))?
+        } else if let Some(h) = env("OTEL_EXPORTER_OTLP_HEADERS") {
+            parse_headers(&h).map_err(|e| anyhow!("OTEL_EXPORTER_OTLP_HEADERS: {e}"))?
+        } else {
+            Vec::new()
+        };
+        let timeout = if let Some(t) = flags.timeout {
+            t
+        } else if let Some(t) = env("OTEL_EXPORTER_OTLP_TRACES_TIMEOUT") {
+            parse_timeout_ms("OTEL_EXPORTER_OTLP_TRACES_TIMEOUT", &t)?
+        } else if let Some(t) = env("OTEL_EXPORTER_OTLP_TIMEOUT") {
+            parse_timeout_ms("OTEL_EXPORTER_OTLP_TIMEOUT", &t)?
+        } else {
+            DEFAULT_TIMEOUT
+        };
+        if timeout.is_zero() {
+            bail!("OTLP timeout must be greater than zero");
+        }
+        if protocol == OtlpProtocol::HttpProtobuf && endpoint.contains(":4317/") {
+            tracing::warn!(
+                endpoint,
+                "OTLP protocol is http/protobuf but the endpoint uses port 4317, the usual OTLP/gRPC port; \
+                 set --otlp-protocol grpc (or OTEL_EXPORTER_OTLP_PROTOCOL=grpc) if the receiver speaks gRPC"
+            );
+        }
+        Ok(Some(OtlpConfig {
+            endpoint,
+            protocol,
+            headers,
+            timeout,
+            resource,
+        }))
+    }
+}
+
+/// Validates `value` (from `source`) and returns the URL to use verbatim.
+/// `base`: a base URL to which `/v1/traces` is appended for HTTP (unless the path
+/// already ends with it); otherwise the value is used as given.
+fn resolve_endpoint(
+    source: &str,
+    value: &str,
+    protocol: OtlpProtocol,
+    base: bool,
+) -> Result<String> {
+    let value = value.trim();
+    let uri: Uri = value.parse().map_err(|e| {
+        anyhow!(
+            "{source}: {value:?} is not a valid URL ({e}); expected e.g. http://otel-collector:4318"
+        )
+    })?;
+    match uri.scheme_str() {
+        Some("http") => {}
+        Some("https") => bail!(
+            "{source}: {value:?}: TLS not supported in this build (https:// endpoints need TLS); \
+             use http:// to an in-cluster collector or a node-local agent"
+        ),
+        Some(other) => bail!("{source}: {value:?}: unsupported scheme {other:?}; expected http://"),
+        None => bail!(
+            "{source}: {value:?} has no scheme; expected a URL such as http://otel-collector:4317"
+        ),
+    }
+    let Some(host) = uri.host().filter(|h| !h.is_empty()) else {
+        bail!("{source}: {value:?} has no host");
+    };
+    if uri.authority().is_some_and(|a| a.as_str().contains('@')) {
+        bail!(
+            "{source}: {value:?}: credentials in the URL are not supported; use OTEL_EXPORTER_OTLP_HEADERS"
+        );
+    }
+    let path = uri.path();
+    match protocol {
+        OtlpProtocol::Grpc => {
+            if !(path.is_empty() || path == "/") || uri.query().is_some() {
+                bail!(
+                    "{source}: {value:?}: a gRPC endpoint takes no path (the path is the gRPC service); \
+                     use http://{host}{}",
+                    uri.port().map(|p| format!(":{p}")).unwrap_or_default()
+                );
+            }
+            Ok(value.trim_end_matches('/').to_string())
+        }
+        OtlpProtocol::HttpProtobuf => {
+            if base && !path.ends_with(HTTP_TRACES_PATH) && uri.query().is_none() {
+                Ok(format!("{}{HTTP_TRACES_PATH}", value.trim_end_matches('/')))
+            } else {
+                Ok(value.to_string())
+            }
+        }
+    }
+}
+
+/// Parses `k=v,k2=v2` (W3C Baggage-like, per the OTLP exporter spec): entries
+/// trimmed, empty entries skipped, values percent-decoded. Names are lowercased.
+fn parse_headers(s: &str) -> Result<Vec<(String, String)>> {
+    let mut out: Vec<(String, String)> = Vec::new();
+    for entry in s.split(',') {
+        let entry = entry.trim();
+        if entry.is_empty() {
+            continue;
+        }
+        let Some((k, v)) = entry.split_once('=') else {
+            bail!("header entry {entry:?} has no '=' (expected key=value,key2=value2)");
+        };
+        let k = k.trim().to_ascii_lowercase();
+        let v = percent_decode(v.trim())
+            .ok_or_else(|| anyhow!("header {k:?}: value is not valid percent-encoded UTF-8"))?;
+        HeaderName::from_str(&k).map_err(|_| anyhow!("{k:?} is not a valid header name"))?;
+        HeaderValue::from_str(&v)
+            .map_err(|_| anyhow!("header {k:?}: value has invalid characters"))?;
+        out.retain(|(ok, _)| *ok != k);
+        out.push((k, v));
+    }
+    Ok(out)
+}
+
+/// Percent-decoding (`%41` → `A`); `None` on a bad escape or invalid UTF-8.
+fn percent_decode(s: &str) -> Option<String> {
+    let b = s.as_bytes();
+    let mut out = Vec::with_capacity(b.len());
+    let mut i = 0;
+    while i < b.len() {
+        if b[i] == b'%' {
+            let hex = s.get(i + 1..i + 3)?;
+            out.push(u8::from_str_radix(hex, 16).ok()?);
+            i += 3;
+        } else {
+            out.push(b[i]);
+            i += 1;
+        }
+    }
+    String::from_utf8(out).ok()
+}
+
+fn parse_timeout_ms(var: &str, v: &str) -> Result<Duration> {
+    v.trim()
+        .parse::<u64>()
+        .map(Duration::from_millis)
+        .map_err(|_| anyhow!("{var}: {v:?} is not a number of milliseconds"))
+}
+
+/// Sends batches to an OTLP endpoint. Build with [`OtlpExporter::new`] inside a
+/// tokio runtime; the queue calls [`Exporter::export`] one batch at a time.
 pub struct OtlpExporter {
-    _cfg: OtlpConfig,
+    inner: opentelemetry_otlp::SpanExporter,
+    cfg: OtlpConfig,
+    scope: InstrumentationScope,
+    /// `service.instance.id` of the resource currently set on `inner`.
+    current_instance: Option<String>,
+    /// `(batch id, groups already delivered)` after a partial failure.
+    resume: Option<(u64, usize)>,
+}
+
+impl std::fmt::Debug for OtlpExporter {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("OtlpExporter")
+            .field("endpoint", &self.cfg.endpoint)
+            .field("protocol", &self.cfg.protocol)
+            .finish_non_exhaustive()
+    }
 }
 
 impl OtlpExporter {
-    /// Always fails: the OTLP exporter is not in this build yet.
-    pub async fn new(cfg: OtlpConfig) -> anyhow::Result<OtlpExporter> {
-        let _ = &cfg;
-        anyhow::bail!("the OTLP exporter is not yet available in this build (--otlp-endpoint)")
+    /// Builds the exporter (no connection is made yet: gRPC connects lazily,
+    /// HTTP per request). Must run inside a tokio runtime (tonic needs the reactor).
+    /// Errors: the endpoint or a header is rejected by the transport.
+    pub async fn new(cfg: OtlpConfig) -> Result<OtlpExporter> {
+        let inner = match cfg.protocol {
+            OtlpProtocol::HttpProtobuf => {
+                // with_headers percent-decodes values again: re-encode '%'.
+                let headers: HashMap<String, String> = cfg
+                    .headers
+                    .iter()
+                    .map(|(k, v)| (k.clone(), v.replace('%', "%25")))
+                    .collect();
+                opentelemetry_otlp::SpanExporter::builder()
+                    .with_http()
+                    .with_protocol(opentelemetry_otlp::Protocol::HttpBinary)
+                    .with_endpoint(cfg.endpoint.clone())
+                    .with_timeout(cfg.timeout)
+                    .with_headers(headers)
+                    .with_retry_policy(RetryPolicy::disabled())
+                    .build()
+            }
+            OtlpProtocol::Grpc => {
+                let mut map = HeaderMap::new();
+                for (k, v) in &cfg.headers {
+                    let name = HeaderName::from_str(k)
+                        .map_err(|_| anyhow!("OTLP header {k:?} is not a valid header name"))?;
+                    let value = HeaderValue::from_str(v)
+                        .map_err(|_| anyhow!("OTLP header {k:?}: invalid value"))?;
+                    map.insert(name, value);
+                }
+                let mut metadata = MetadataMap::from_headers(map);
+                // Keep the SDK's User-Agent next to ours.
+                if let Ok(ua) = format!("mcptap-collector/{}", env!("CARGO_PKG_VERSION")).parse() {
+                    metadata.insert("x-mcptap-collector", ua);
+                }
+                opentelemetry_otlp::SpanExporter::builder()
+                    .with_tonic()
+                    .with_endpoint(cfg.endpoint.clone())
+                    .with_timeout(cfg.timeout)
+                    .with_metadata(metadata)
+                    .with_retry_policy(RetryPolicy::disabled())
+                    .build()
+            }
+        }
+        .map_err(|e| anyhow!("OTLP exporter ({}): {e}", cfg.endpoint))?;
+        let scope = InstrumentationScope::builder(SCOPE_NAME)
+            .with_version(env!("CARGO_PKG_VERSION"))
+            .build();
+        Ok(OtlpExporter {
+            inner,
+            cfg,
+            scope,
+            current_instance: None,
+            resume: None,
+        })
+    }
+
+    /// The configuration this exporter was built from.
+    pub fn config(&self) -> &OtlpConfig {
+        &self.cfg
+    }
+
+    fn set_instance(&mut self, instance: &str) {
+        if self.current_instance.as_deref() == Some(instance) {
+            return;
+        }
+        self.inner
+            .set_resource(&resource_for(&self.cfg.resource, instance));
+        self.current_instance = Some(instance.to_string());
+    }
+
+    async fn export_batch(&mut self, batch: &Batch) -> Result<(), ExportError> {
+        let mut groups: BTreeMap<&str, Vec<&Span>> = BTreeMap::new();
+        for s in &batch.spans {
+            groups.entry(s.instance_id.as_str()).or_default().push(s);
+        }
+        let skip = match self.resume.take() {
+            Some((id, done)) if id == batch.id => done,
+            _ => 0,
+        };
+        for (i, (instance, spans)) in groups.into_iter().enumerate().skip(skip) {
+            self.set_instance(instance);
+            let data: Vec<SpanData> = spans.iter().map(|s| span_data(s, &self.scope)).collect();
+            if let Err(e) = self.inner.export(data).await {
+                let err = self.classify(e).await;
+                if i > 0 && matches!(err, ExportError::Retryable(_)) {
+                    self.resume = Some((batch.id, i));
+                }
+                return Err(err);
+            }
+        }
+        Ok(())
+    }
+
+    /// Classifies an SDK error, adding the endpoint and, for an HTTP network
+    /// error (whose cause the SDK does not report), a TCP connect probe result.
+    async fn classify(&self, e: OTelSdkError) -> ExportError {
+        let class = classify_sdk_error(&e);
+        let mut msg = format!(
+            "OTLP {} export to {} failed: {}",
+            self.cfg.protocol.as_str(),
+            self.cfg.endpoint,
+            error_text(&e)
+        );
+        if self.cfg.protocol == OtlpProtocol::HttpProtobuf
+            && error_text(&e).contains("network error")
+            && let Some(why) = probe(&self.cfg.endpoint).await
+        {
+            msg.push_str(&format!(" ({why})"));
+        }
+        if let Some(hint) = status_hint(&msg) {
+            msg.push_str(&format!("; {hint}"));
+        }
+        match class {
+            Class::Retryable => ExportError::Retryable(msg),
+            Class::Fatal => ExportError::Fatal(msg),
+        }
+    }
+}
+
+fn error_text(e: &OTelSdkError) -> String {
+    match e {
+        OTelSdkError::InternalFailure(m) => m.clone(),
+        other => other.to_string(),
+    }
+}
+
+/// Whether to retry, per the OTLP specification's failure rules.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Class {
+    /// Retry later (the queue backs off and spools).
+    Retryable,
+    /// Drop the batch and report.
+    Fatal,
+}
+
+/// Classifies an error returned by the `opentelemetry-otlp` 0.33.1 span
+/// exporter, from its variant and message text:
+/// - HTTP (`HTTP export failed with status code: N`): 408, 429, 502, 503, 504
+///   retryable; every other status fatal (400, 401, 403, 404, 413, 500...).
+///   `HTTP export failed: network error` (refused, DNS, reset, timeout) retryable.
+/// - gRPC (`... export failed with gRPC code: Code`): `Unavailable`,
+///   `DeadlineExceeded`, `Cancelled`, `Aborted`, `OutOfRange`, `DataLoss` and
+///   `ResourceExhausted` retryable; `Unauthenticated`, `PermissionDenied`,
+///   `InvalidArgument`, `Unimplemented`, `NotFound`, `Internal`, `Unknown`... fatal.
+/// - `Timeout` retryable; `AlreadyShutdown` fatal; anything unrecognised retryable
+///   (the queue bounds retries, so an unknown transient error does not lose data).
+pub fn classify_sdk_error(e: &OTelSdkError) -> Class {
+    let text = match e {
+        OTelSdkError::Timeout(_) => return Class::Retryable,
+        OTelSdkError::AlreadyShutdown => return Class::Fatal,
+        OTelSdkError::InternalFailure(m) => m.as_str(),
+    };
+    if let Some(code) = http_status(text) {
+        return match code {
+            0 | 408 | 429 | 502 | 503 | 504 => Class::Retryable,
+            _ => Class::Fatal,
+        };
+    }
+    if text.contains("network error") {
+        return Class::Retryable;
+    }
+    if let Some(code) = grpc_code(text) {
+        return match code {
+            "Unavailable" | "DeadlineExceeded" | "Cancelled" | "Aborted" | "OutOfRange"
+            | "DataLoss" | "ResourceExhausted" => Class::Retryable,
+            _ => Class::Fatal,
+        };
+    }
+    if text.contains("request body is") && text.contains("exceeding") {
+        return Class::Fatal;
+    }
+    Class::Retryable
+}
+
+/// `N` from `... status code: N`.
+fn http_status(text: &str) -> Option<u16> {
+    let rest = text.split("status code: ").nth(1)?;
+    let digits: String = rest.chars().take_while(char::is_ascii_digit).collect();
+    digits.parse().ok()
+}
+
+/// `Code` from `... gRPC code: Code...`.
+fn grpc_code(text: &str) -> Option<&str> {
+    let rest = text.split("gRPC code: ").nth(1)?;
+    let end = rest
+        .find(|c: char| !c.is_ascii_alphanumeric())
+        .unwrap_or(rest.len());
+    rest.get(..end).filter(|c| !c.is_empty())
+}
+
+/// A human hint for the statuses that usually mean misconfiguration.
+fn status_hint(msg: &str) -> Option<&'static str> {
+    match http_status(msg) {
+        Some(401) | Some(403) => {
+            return Some(
+                "the receiver rejected the credentials: check OTEL_EXPORTER_OTLP_HEADERS (e.g. authorization=Bearer%20TOKEN)",
+            );
+        }
+        Some(404) => {
+            return Some(
+                "no OTLP/HTTP receiver at this path: the traces path is usually /v1/traces (check --otlp-endpoint / OTEL_EXPORTER_OTLP_TRACES_ENDPOINT)",
+            );
+        }
+        Some(413) => return Some("the receiver rejected the request size: lower the batch size"),
+        Some(415) | Some(400) => {
+            return Some("the receiver did not accept OTLP/protobuf: check the protocol and path");
+        }
+        _ => {}
+    }
+    match grpc_code(msg) {
+        Some("Unauthenticated") | Some("PermissionDenied") => {
+            Some("the receiver rejected the credentials: check OTEL_EXPORTER_OTLP_HEADERS")
+        }
+        Some("Unimplemented") => Some(
+            "the endpoint does not serve the OTLP trace service: is it an OTLP/gRPC receiver (usually port 4317)?",
+        ),
+        Some("Unknown") | Some("Internal") => Some(
+            "check that the endpoint speaks OTLP/gRPC (an OTLP/HTTP port is usually 4318: use --otlp-protocol http/protobuf)",
+        ),
+        _ => None,
+    }
+}
+
+/// Tries a TCP connect to the endpoint's host:port (1 s) to explain a network error.
+async fn probe(endpoint: &str) -> Option<String> {
+    let uri: Uri = endpoint.parse().ok()?;
+    let host = uri
+        .host()?
+        .trim_start_matches('[')
+        .trim_end_matches(']')
+        .to_string();
+    let port = uri.port_u16().unwrap_or(80);
+    let r = tokio::time::timeout(
+        Duration::from_secs(1),
+        tokio::net::TcpStream::connect((host.as_str(), port)),
+    )
+    .await;
+    match r {
+        Err(_) => Some(format!("connecting to {host}:{port} timed out")),
+        Ok(Err(e)) => Some(format!("cannot connect to {host}:{port}: {e}")),
+        Ok(Ok(_)) => None,
+    }
+}
+
+/// The resource of spans of `instance`: `service.name`, `service.instance.id`,
+/// then the extra attributes, in that order (as the OTLP/JSON output writes them).
+pub fn resource_for(info: &ResourceInfo, instance: &str) -> Resource {
+    let mut attrs = vec![
+        KeyValue::new("service.name", info.service_name.clone()),
+        KeyValue::new("service.instance.id", instance.to_string()),
+    ];
+    for (k, v) in &info.extra {
+        attrs.push(KeyValue::new(k.clone(), v.clone()));
+    }
+    Resource::builder_empty().with_attributes(attrs).build()
+}
+
+fn system_time(ns: u64) -> SystemTime {
+    UNIX_EPOCH + Duration::from_nanos(ns)
+}
+
+#[allow(clippy::ptr_arg)] // a borrowed name stays a static key, without a copy
+fn key(k: &Cow<'static, str>) -> Key {
+    match k {
+        Cow::Borrowed(s) => Key::from_static_str(s),
+        Cow::Owned(s) => Key::from(s.clone()),
+    }
+}
+
+/// OTel value of an attribute: `Str` → string, `Int` → int64, `Bool` → bool,
+/// `StrArray` → array of strings.
+pub fn otel_value(v: &AttrValue) -> Value {
+    match v {
+        AttrValue::Str(s) => Value::String(StringValue::from(s.clone())),
+        AttrValue::Int(i) => Value::I64(*i),
+        AttrValue::Bool(b) => Value::Bool(*b),
+        AttrValue::StrArray(a) => Value::Array(Array::String(
+            a.iter().map(|s| StringValue::from(s.clone())).collect(),
+        )),
+    }
+}
+
+fn key_values(attrs: &[Attr]) -> Vec<KeyValue> {
+    attrs
+        .iter()
+        .map(|(k, v)| KeyValue::new(key(k), otel_value(v)))
+        .collect()
+}
+
+/// The `SpanData` of one span: our ids (sampled flag set), the parent span id
+/// (remote) when the request carried one, kind SERVER, ns timestamps, typed
+/// attributes, events, and status Error(message) or Unset. An invalid
+/// `trace_state` is dropped (it was validated by the decoder already).
+pub fn span_data(s: &Span, scope: &InstrumentationScope) -> SpanData {
+    let trace_state = if s.trace_state.is_empty() {
+        TraceState::default()
+    } else {
+        TraceState::from_str(&s.trace_state).unwrap_or_default()
+    };
+    let mut events = SpanEvents::default();
+    events.events = s
+        .events
+        .iter()
+        .map(|e| {
+            Event::new(
+                e.name.clone(),
+                system_time(e.time_ns),
+                key_values(&e.attributes),
+                0,
+            )
+        })
+        .collect();
+    SpanData {
+        span_context: SpanContext::new(
+            TraceId::from_bytes(s.trace_id),
+            SpanId::from_bytes(s.span_id),
+            TraceFlags::SAMPLED,
+            false,
+            trace_state,
+        ),
+        parent_span_id: s.parent_span_id.map_or(SpanId::INVALID, SpanId::from_bytes),
+        parent_span_is_remote: s.parent_span_id.is_some(),
+        span_kind: SpanKind::Server,
+        name: Cow::Owned(s.name.clone()),
+        start_time: system_time(s.start_ns),
+        end_time: system_time(s.end_ns),
+        attributes: key_values(&s.attributes),
+        dropped_attributes_count: 0,
+        events,
+        links: Default::default(),
+        status: match &s.status {
+            SpanStatus::Unset => Status::Unset,
+            SpanStatus::Error(m) => Status::error(m.clone()),
+        },
+        instrumentation_scope: scope.clone(),
     }
 }
 
@@ -48,7 +683,321 @@ impl Exporter for OtlpExporter {
     fn name(&self) -> &'static str {
         "otlp"
     }
-    async fn export(&mut self, _batch: &Batch) -> Result<(), ExportError> {
-        Err(ExportError::Fatal("OTLP exporter not available".into()))
+
+    async fn export(&mut self, batch: &Batch) -> Result<(), ExportError> {
+        if batch.spans.is_empty() {
+            return Ok(());
+        }
+        self.export_batch(batch).await
+    }
+
+    async fn shutdown(&mut self) {
+        if let Err(e) = self.inner.shutdown() {
+            tracing::debug!(error = %e, "OTLP exporter shutdown");
+        }
+    }
+}
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used)]
+mod tests {
+    use super::*;
+
+    fn lookup(vars: &'static [(&'static str, &'static str)]) -> impl Fn(&str) -> Option<String> {
+        move |k| {
+            vars.iter()
+                .find(|(n, _)| *n == k)
+                .map(|(_, v)| v.to_string())
+        }
+    }
+
+    fn cfg(
+        flags: OtlpFlags<'_>,
+        vars: &'static [(&'static str, &'static str)],
+    ) -> Result<Option<OtlpConfig>> {
+        OtlpConfig::from_lookup(&flags, ResourceInfo::default(), lookup(vars))
+    }
+
+    #[test]
+    fn nothing_configured_is_off() {
+        assert!(cfg(OtlpFlags::default(), &[]).unwrap().is_none());
+    }
+
+    #[test]
+    fn generic_endpoint_gets_traces_path_for_http() {
+        let c = cfg(
+            OtlpFlags::default(),
+            &[("OTEL_EXPORTER_OTLP_ENDPOINT", "http://c:4318")],
+        )
+        .unwrap()
+        .unwrap();
+        assert_eq!(c.endpoint, "http://c:4318/v1/traces");
+        assert_eq!(c.protocol, OtlpProtocol::HttpProtobuf);
+        assert_eq!(c.timeout, DEFAULT_TIMEOUT);
+        let c = cfg(
+            OtlpFlags::default(),
+            &[("OTEL_EXPORTER_OTLP_ENDPOINT", "http://c:4318/prefix/")],
+        )
+        .unwrap()
+        .unwrap();
+        assert_eq!(c.endpoint, "http://c:4318/prefix/v1/traces");
+    }
+
+    #[test]
+    fn traces_endpoint_is_verbatim_and_wins() {
+        let c = cfg(
+            OtlpFlags::default(),
+            &[
+                ("OTEL_EXPORTER_OTLP_ENDPOINT", "http://generic:4318"),
+                ("OTEL_EXPORTER_OTLP_TRACES_ENDPOINT", "http://t:9/custom"),
+            ],
+        )
+        .unwrap()
+        .unwrap();
+        assert_eq!(c.endpoint, "http://t:9/custom");
+    }
+
+    #[test]
+    fn flags_win_over_env() {
+        let c = cfg(
+            OtlpFlags {
+                endpoint: Some("http://flag:4317"),
+                protocol: Some("grpc"),
+                timeout: Some(Duration::from_millis(1500)),
+            },
+            &[
+                ("OTEL_EXPORTER_OTLP_TRACES_ENDPOINT", "http://t:9/custom"),
+                ("OTEL_EXPORTER_OTLP_PROTOCOL", "http/protobuf"),
+                ("OTEL_EXPORTER_OTLP_TIMEOUT", "99"),
+            ],
+        )
+        .unwrap()
+        .unwrap();
+        assert_eq!(c.endpoint, "http://flag:4317");
+        assert_eq!(c.protocol, OtlpProtocol::Grpc);
+        assert_eq!(c.timeout, Duration::from_millis(1500));
+        // The flag's HTTP endpoint already ending with /v1/traces is kept.
+        let c = cfg(
+            OtlpFlags {
+                endpoint: Some("http://flag:4318/v1/traces"),
+                ..Default::default()
+            },
+            &[],
+        )
+        .unwrap()
+        .unwrap();
+        assert_eq!(c.endpoint, "http://flag:4318/v1/traces");
+    }
+
+    #[test]
+    fn protocol_precedence_and_errors() {
+        let c = cfg(
+            OtlpFlags::default(),
+            &[
+                ("OTEL_EXPORTER_OTLP_ENDPOINT", "http://c:4317"),
+                ("OTEL_EXPORTER_OTLP_TRACES_PROTOCOL", "grpc"),
+                ("OTEL_EXPORTER_OTLP_PROTOCOL", "http/protobuf"),
+            ],
+        )
+        .unwrap()
+        .unwrap();
+        assert_eq!(c.protocol, OtlpProtocol::Grpc);
+        assert_eq!(c.endpoint, "http://c:4317");
+        let e = cfg(
+            OtlpFlags::default(),
+            &[
+                ("OTEL_EXPORTER_OTLP_ENDPOINT", "http://c"),
+                ("OTEL_EXPORTER_OTLP_PROTOCOL", "http/json"),
+            ],
+        )
+        .unwrap_err()
+        .to_string();
+        assert!(
+            e.contains("OTEL_EXPORTER_OTLP_PROTOCOL") && e.contains("http/json is not supported"),
+            "{e}"
+        );
+        let e = cfg(
+            OtlpFlags {
+                endpoint: Some("http://c"),
+                protocol: Some("thrift"),
+                ..Default::default()
+            },
+            &[],
+        )
+        .unwrap_err()
+        .to_string();
+        assert!(
+            e.contains("--otlp-protocol") && e.contains("unknown OTLP protocol \"thrift\""),
+            "{e}"
+        );
+    }
+
+    #[test]
+    fn endpoint_errors_are_clear() {
+        let err = |e: &'static str, p: Option<&'static str>| {
+            cfg(
+                OtlpFlags {
+                    endpoint: Some(e),
+                    protocol: p,
+                    ..Default::default()
+                },
+                &[],
+            )
+            .unwrap_err()
+            .to_string()
+        };
+        assert!(err("https://c:4318", None).contains("TLS not supported in this build"));
+        assert!(err("ftp://c", None).contains("unsupported scheme \"ftp\""));
+        assert!(err("c:4317", Some("grpc")).contains("no scheme"));
+        assert!(err("http://exa mple", None).contains("not a valid URL"));
+        assert!(
+            err("http://c:4317/v1/traces", Some("grpc")).contains("gRPC endpoint takes no path")
+        );
+        assert!(err("http://u:p@c:4318", None).contains("credentials in the URL"));
+    }
+
+    #[test]
+    fn headers_and_timeouts() {
+        let c = cfg(
+            OtlpFlags::default(),
+            &[
+                ("OTEL_EXPORTER_OTLP_ENDPOINT", "http://c:4318"),
+                (
+                    "OTEL_EXPORTER_OTLP_HEADERS",
+                    "Authorization=Bearer%20abc, x-team = a%2Cb ,,",
+                ),
+                ("OTEL_EXPORTER_OTLP_TRACES_TIMEOUT", "2500"),
+                ("OTEL_EXPORTER_OTLP_TIMEOUT", "100"),
+            ],
+        )
+        .unwrap()
+        .unwrap();
+        assert_eq!(
+            c.headers,
+            vec![
+                ("authorization".to_string(), "Bearer abc".to_string()),
+                ("x-team".to_string(), "a,b".to_string())
+            ]
+        );
+        assert_eq!(c.timeout, Duration::from_millis(2500));
+        // Trace-specific headers replace the generic ones.
+        let c = cfg(
+            OtlpFlags::default(),
+            &[
+                ("OTEL_EXPORTER_OTLP_ENDPOINT", "http://c:4318"),
+                ("OTEL_EXPORTER_OTLP_HEADERS", "a=1"),
+                ("OTEL_EXPORTER_OTLP_TRACES_HEADERS", "b=2"),
+            ],
+        )
+        .unwrap()
+        .unwrap();
+        assert_eq!(c.headers, vec![("b".to_string(), "2".to_string())]);
+        for (var, val, want) in [
+            ("OTEL_EXPORTER_OTLP_HEADERS", "novalue", "has no '='"),
+            (
+                "OTEL_EXPORTER_OTLP_HEADERS",
+                "bad name=1",
+                "not a valid header name",
+            ),
+            ("OTEL_EXPORTER_OTLP_HEADERS", "a=%zz", "percent-encoded"),
+            (
+                "OTEL_EXPORTER_OTLP_TIMEOUT",
+                "10s",
+                "not a number of milliseconds",
+            ),
+            ("OTEL_EXPORTER_OTLP_TIMEOUT", "0", "greater than zero"),
+        ] {
+            let vars: &'static [(&'static str, &'static str)] = Box::leak(
+                vec![("OTEL_EXPORTER_OTLP_ENDPOINT", "http://c:4318"), (var, val)]
+                    .into_boxed_slice(),
+            );
+            let e = cfg(OtlpFlags::default(), vars).unwrap_err().to_string();
+            assert!(e.contains(want), "{var}={val}: {e}");
+        }
+    }
+
+    #[test]
+    fn classification() {
+        let f = |m: &str| classify_sdk_error(&OTelSdkError::InternalFailure(m.to_string()));
+        for c in [429, 502, 503, 504, 408] {
+            assert_eq!(
+                f(&format!("HTTP export failed with status code: {c}")),
+                Class::Retryable,
+                "{c}"
+            );
+        }
+        for c in [400, 401, 403, 404, 413, 500] {
+            assert_eq!(
+                f(&format!("HTTP export failed with status code: {c}")),
+                Class::Fatal,
+                "{c}"
+            );
+        }
+        assert_eq!(f("HTTP export failed: network error"), Class::Retryable);
+        assert_eq!(
+            f("TonicTracesClient export failed with gRPC code: Unavailable: transport error"),
+            Class::Retryable
+        );
+        for c in [
+            "Unauthenticated",
+            "PermissionDenied",
+            "InvalidArgument",
+            "Unimplemented",
+        ] {
+            assert_eq!(
+                f(&format!(
+                    "TonicTracesClient export failed with gRPC code: {c}"
+                )),
+                Class::Fatal
+            );
+        }
+        assert_eq!(
+            classify_sdk_error(&OTelSdkError::Timeout(Duration::from_secs(1))),
+            Class::Retryable
+        );
+        assert_eq!(
+            classify_sdk_error(&OTelSdkError::AlreadyShutdown),
+            Class::Fatal
+        );
+    }
+
+    #[test]
+    fn span_data_keeps_ids_times_and_types() {
+        let s = Span {
+            trace_id: [1; 16],
+            span_id: [2; 8],
+            parent_span_id: Some([3; 8]),
+            trace_state: "k=v".into(),
+            name: "tools/call add".into(),
+            start_ns: 1_700_000_000_123_456_789,
+            end_ns: 1_700_000_000_223_456_789,
+            status: SpanStatus::Error("boom".into()),
+            instance_id: "pod-a".into(),
+            attributes: vec![
+                (
+                    Cow::Borrowed("http.response.status_code"),
+                    AttrValue::Int(200),
+                ),
+                (
+                    Cow::Owned("x".into()),
+                    AttrValue::StrArray(vec!["a".into()]),
+                ),
+            ],
+            events: vec![],
+        };
+        let scope = InstrumentationScope::builder(SCOPE_NAME).build();
+        let d = span_data(&s, &scope);
+        assert_eq!(d.span_context.trace_id().to_bytes(), [1; 16]);
+        assert_eq!(d.span_context.span_id().to_bytes(), [2; 8]);
+        assert_eq!(d.parent_span_id.to_bytes(), [3; 8]);
+        assert!(d.parent_span_is_remote);
+        assert_eq!(d.span_context.trace_state().header(), "k=v");
+        assert_eq!(
+            d.start_time.duration_since(UNIX_EPOCH).unwrap().as_nanos(),
+            1_700_000_000_123_456_789
+        );
+        assert_eq!(d.attributes[0].value, Value::I64(200));
+        assert_eq!(d.status, Status::error("boom"));
+        assert_eq!(d.span_kind, SpanKind::Server);
     }
 }
