@@ -32,7 +32,7 @@ One chDB connection serves every request; engine access is serialised by a lock 
 connections are accepted and bodies read concurrently.
 
 Usage: chfront.py [--host 127.0.0.1] [--port 18123] [--data-dir DIR] [--user U --password P]
-                  [--quiet] [--no-verify-checksums]
+                  [--quiet] [--no-verify-checksums] [--config-file FILE.xml] [--pidfile F]
 """
 
 from __future__ import annotations
@@ -518,11 +518,14 @@ class Result:
 class Engine:
     """The single chDB connection, used under a lock."""
 
-    def __init__(self, path: Optional[str]):
+    def __init__(self, path: Optional[str], config_file: Optional[str] = None):
         import chdb
 
         self.path = path
-        self.conn = chdb.connect(path if path else ":memory:")
+        target = f"file:{path}" if path else ":memory:"
+        if config_file:
+            target += f"?config-file={config_file}"
+        self.conn = chdb.connect(target)
         self.lock = threading.Lock()
         self.current_db: Optional[str] = None
         self.closed = False
@@ -947,6 +950,8 @@ def main(argv: Optional[List[str]] = None) -> int:
     ap.add_argument("--quiet", action="store_true", help="no per-request log lines")
     ap.add_argument("--no-verify-checksums", action="store_true", help="accept decompress=1 blocks with wrong checksums")
     ap.add_argument("--pidfile", default=None)
+    ap.add_argument("--config-file", default=None,
+                    help="ClickHouse server XML config for the engine (e.g. remote_servers, macros)")
     args = ap.parse_args(argv)
 
     auth = None
@@ -954,7 +959,10 @@ def main(argv: Optional[List[str]] = None) -> int:
         auth = (args.user or "default", args.password or "")
     if args.data_dir:
         os.makedirs(args.data_dir, exist_ok=True)
-    engine = Engine(os.path.abspath(args.data_dir) if args.data_dir else None)
+    engine = Engine(
+        os.path.abspath(args.data_dir) if args.data_dir else None,
+        os.path.abspath(args.config_file) if args.config_file else None,
+    )
     try:
         srv = make_server(args.host, args.port, engine, auth, args.quiet, not args.no_verify_checksums)
     except OSError as e:
