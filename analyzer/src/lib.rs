@@ -1,0 +1,19 @@
+//! `mcptap-analyzer`: reads the spans `mcptap-collector` wrote to ClickHouse (`otel_traces`)
+//! and finds what blocks the MCP 2026-07-28 stateless cutover.
+//!
+//! - [`clickhouse`]: connection, identifier validation, column choice, query helper;
+//! - [`rules`]: one module per rule (SQL + rows → [`finding::Finding`]s);
+//! - [`engine`]: runs rules over a [`engine::Range`] into an [`engine::Analysis`];
+//! - [`readiness`]: the cutover readiness verdict;
+//! - [`report`]: JSON report (schema in `analyzer/REPORT_SCHEMA.md`) and terminal table;
+//! - [`timeutil`]: RFC 3339 / duration parsing and formatting.
+//!
+//! Rule semantics and thresholds: `analyzer/RULES.md`.
+
+pub mod clickhouse;
+pub mod engine;
+pub mod finding;
+pub mod readiness;
+pub mod report;
+pub mod rules;
+pub mod timeutil;

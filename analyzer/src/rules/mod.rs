@@ -1,0 +1,114 @@
+//! The rules. Each module holds one rule: its SQL (`pub const SQL`), the row type the SQL
+//! returns, and a pure function turning those rows into [`Finding`]s (unit-testable without
+//! ClickHouse). [`crate::engine`] runs them; `analyzer/RULES.md` documents them.
+//!
+//! SQL conventions: `@name@` placeholders are column expressions filled in by
+//! [`crate::clickhouse::Cols`]; `{name:Type}` are ClickHouse server-side parameters bound by the
+//! engine (`db`, `table`, `since_ns`, `until_ns`, plus each rule's own).
+
+pub mod cross_instance_handle_failure;
+pub mod deprecated_feature_used;
+pub mod initialize_still_called;
+pub mod legacy_tasks_api;
+pub mod list_refetched_before_ttl;
+pub mod routing_headers;
+pub mod session_id_still_sent;
+pub mod status_4xx_spike;
+
+use crate::clickhouse::{de_i64, de_u64};
+use crate::finding::Client;
+use crate::timeutil::format_rfc3339_ns;
+use serde::Deserialize;
+use std::collections::BTreeMap;
+
+/// The four client identity columns every grouped rule selects (`@client_cols@`).
+#[derive(Debug, Clone, Default, Deserialize, PartialEq, Eq, PartialOrd, Ord)]
+pub struct ClientCols {
+    /// `mcptap.client.name`.
+    #[serde(default)]
+    pub client_name: String,
+    /// `mcptap.client.version` (empty when the name is).
+    #[serde(default)]
+    pub client_version: String,
+    /// `user_agent.original` when the name is unknown, else empty.
+    #[serde(default)]
+    pub client_ua: String,
+    /// `client.address`.
+    #[serde(default)]
+    pub client_address: String,
+}
+
+impl ClientCols {
+    /// The identity, with `user_agents[0]` shown when the name is known.
+    pub fn client(&self, user_agents: &[String]) -> Client {
+        let ua = if self.client_ua.is_empty() {
+            user_agents.first().cloned().unwrap_or_default()
+        } else {
+            self.client_ua.clone()
+        };
+        Client {
+            name: self.client_name.clone(),
+            version: self.client_version.clone(),
+            user_agent: ua,
+            address: self.client_address.clone(),
+        }
+    }
+}
+
+/// Time span and samples common to grouped rows.
+#[derive(Debug, Clone, Default, Deserialize)]
+pub struct Seen {
+    /// Earliest span start, Unix ns.
+    #[serde(deserialize_with = "de_i64", default)]
+    pub first_ns: i64,
+    /// Latest span start, Unix ns.
+    #[serde(deserialize_with = "de_i64", default)]
+    pub last_ns: i64,
+    /// Sample trace ids.
+    #[serde(default)]
+    pub traces: Vec<String>,
+}
+
+impl Seen {
+    /// RFC 3339 first/last.
+    pub fn rfc3339(&self) -> (String, String) {
+        (format_rfc3339_ns(self.first_ns), format_rfc3339_ns(self.last_ns))
+    }
+}
+
+/// Deserialises a `{key: count}` map whose counts may be numbers or strings.
+///
+/// # Errors
+/// A value that is not a non-negative integer.
+pub fn de_count_map<'de, D: serde::Deserializer<'de>>(
+    d: D,
+) -> std::result::Result<BTreeMap<String, u64>, D::Error> {
+    #[derive(Deserialize)]
+    struct W(#[serde(deserialize_with = "de_u64")] u64);
+    let m: BTreeMap<String, W> = BTreeMap::deserialize(d)?;
+    Ok(m.into_iter().map(|(k, W(v))| (k, v)).collect())
+}
+
+/// Builds a `counts` map from `(name, value)` pairs, leaving out zeros.
+pub fn counts(pairs: &[(&str, u64)]) -> BTreeMap<String, u64> {
+    pairs.iter().filter(|(_, v)| *v > 0).map(|(k, v)| ((*k).to_string(), *v)).collect()
+}
+
+/// Merges sample trace ids: `first` then `rest`, de-duplicated, at most `n`.
+pub fn samples(first: &[String], rest: &[String], n: usize) -> Vec<String> {
+    let mut out: Vec<String> = Vec::new();
+    for t in first.iter().chain(rest) {
+        if !t.is_empty() && !out.contains(t) && out.len() < n {
+            out.push(t.clone());
+        }
+    }
+    out
+}
+
+/// Sorted, de-duplicated, non-empty strings.
+pub fn sorted(v: &[String]) -> Vec<String> {
+    let mut v: Vec<String> = v.iter().filter(|s| !s.is_empty()).cloned().collect();
+    v.sort();
+    v.dedup();
+    v
+}
