@@ -33,7 +33,188 @@ pub enum Command {
         /// Where to write spans; default: summary only.
         #[arg(long, value_name = "otlp-json[=FILE]")]
         output: Option<String>,
+        /// Where to export the demo's spans (ClickHouse, OTLP).
+        #[command(flatten)]
+        export: Box<ExportArgs>,
     },
+    /// Create or upgrade the ClickHouse tables (apply the migrations of
+    /// deploy/clickhouse/migrations, embedded in the binary) and report, per
+    /// migration, applied / already applied / skipped. Idempotent.
+    Schema(SchemaArgs),
+}
+
+/// Options of `mcptap-collector schema`.
+#[derive(Debug, Args, Clone)]
+pub struct SchemaArgs {
+    /// ClickHouse HTTP URL, e.g. http://127.0.0.1:8123.
+    #[arg(long, env = "CLICKHOUSE_URL", value_name = "URL")]
+    pub clickhouse_url: String,
+    /// Database to create the tables in.
+    #[arg(
+        long,
+        alias = "clickhouse-database",
+        env = "CLICKHOUSE_DATABASE",
+        default_value = "default",
+        value_name = "NAME"
+    )]
+    pub database: String,
+    /// Traces table name (the Distributed table with --cluster; the local one is `<table>_local`).
+    #[arg(
+        long,
+        alias = "clickhouse-table",
+        env = "MCPTAP_CLICKHOUSE_TABLE",
+        default_value = "otel_traces",
+        value_name = "NAME"
+    )]
+    pub table: String,
+    /// User.
+    #[arg(
+        long,
+        alias = "clickhouse-user",
+        env = "CLICKHOUSE_USER",
+        value_name = "USER"
+    )]
+    pub user: Option<String>,
+    /// Password.
+    #[arg(
+        long,
+        alias = "clickhouse-password",
+        env = "CLICKHOUSE_PASSWORD",
+        hide_env_values = true,
+        value_name = "PASSWORD"
+    )]
+    pub password: Option<String>,
+    /// Delete rows older than this many days (TTL on the tables); 0 or absent: keep forever.
+    #[arg(long, env = "MCPTAP_TTL_DAYS", value_name = "DAYS")]
+    pub ttl_days: Option<u32>,
+    /// Cluster mode: ON CLUSTER NAME, ReplicatedMergeTree local tables and Distributed tables.
+    #[arg(long, env = "MCPTAP_CLICKHOUSE_CLUSTER", value_name = "NAME")]
+    pub cluster: Option<String>,
+    /// Apply the NNNN_*.sql files of this directory instead of the embedded ones.
+    #[arg(long, value_name = "DIR")]
+    pub migrations_dir: Option<PathBuf>,
+    /// Print the statements that would run (placeholders substituted) and exit.
+    #[arg(long)]
+    pub dry_run: bool,
+}
+
+/// Export destinations, batching, queue and spool (ClickHouse and OTLP).
+#[derive(Debug, Args, Clone)]
+pub struct ExportArgs {
+    /// Write spans to this ClickHouse (HTTP interface), e.g. http://127.0.0.1:8123.
+    #[arg(long, env = "CLICKHOUSE_URL", value_name = "URL")]
+    pub clickhouse_url: Option<String>,
+    /// ClickHouse database of the traces table.
+    #[arg(
+        long,
+        env = "CLICKHOUSE_DATABASE",
+        default_value = "default",
+        value_name = "NAME"
+    )]
+    pub clickhouse_database: String,
+    /// ClickHouse traces table (the clickhouseexporter's `otel_traces` layout).
+    #[arg(
+        long,
+        env = "MCPTAP_CLICKHOUSE_TABLE",
+        default_value = "otel_traces",
+        value_name = "NAME"
+    )]
+    pub clickhouse_table: String,
+    /// ClickHouse user (default: the server's default user).
+    #[arg(long, env = "CLICKHOUSE_USER", value_name = "USER")]
+    pub clickhouse_user: Option<String>,
+    /// ClickHouse password.
+    #[arg(
+        long,
+        env = "CLICKHOUSE_PASSWORD",
+        hide_env_values = true,
+        value_name = "PASSWORD"
+    )]
+    pub clickhouse_password: Option<String>,
+    /// Time limit of one ClickHouse insert, in seconds.
+    #[arg(
+        long,
+        env = "MCPTAP_CLICKHOUSE_TIMEOUT",
+        default_value_t = 30.0,
+        value_name = "SECONDS"
+    )]
+    pub clickhouse_timeout: f64,
+
+    /// Send spans to this OTLP endpoint (gRPC: http://host:4317; HTTP: http://host:4318,
+    /// `/v1/traces` is appended when the URL has no path). Default:
+    /// OTEL_EXPORTER_OTLP_TRACES_ENDPOINT, else OTEL_EXPORTER_OTLP_ENDPOINT.
+    #[arg(long, value_name = "URL")]
+    pub otlp_endpoint: Option<String>,
+    /// OTLP protocol: `grpc` or `http/protobuf`. Default: OTEL_EXPORTER_OTLP_TRACES_PROTOCOL,
+    /// else OTEL_EXPORTER_OTLP_PROTOCOL, else http/protobuf.
+    #[arg(long, value_name = "PROTOCOL", value_parser = ["grpc", "http/protobuf"])]
+    pub otlp_protocol: Option<String>,
+    /// Extra OTLP request header `key=value` (repeatable, or comma-separated). Default:
+    /// OTEL_EXPORTER_OTLP_TRACES_HEADERS, else OTEL_EXPORTER_OTLP_HEADERS.
+    #[arg(long, value_name = "KEY=VALUE", value_delimiter = ',')]
+    pub otlp_header: Vec<String>,
+    /// Time limit of one OTLP export, in milliseconds. Default:
+    /// OTEL_EXPORTER_OTLP_TRACES_TIMEOUT, else OTEL_EXPORTER_OTLP_TIMEOUT, else 10000.
+    #[arg(long, value_name = "MS")]
+    pub otlp_timeout: Option<u64>,
+
+    /// Close an export batch at this many spans.
+    #[arg(
+        long,
+        env = "MCPTAP_BATCH_MAX_SPANS",
+        default_value_t = 1024,
+        value_name = "N"
+    )]
+    pub batch_max_spans: usize,
+    /// Close an export batch at this many bytes (estimated encoded size).
+    #[arg(long, env = "MCPTAP_BATCH_MAX_BYTES", default_value_t = 2 * 1024 * 1024, value_name = "BYTES")]
+    pub batch_max_bytes: usize,
+    /// Close an export batch this many seconds after its first span (live capture
+    /// only; a pcap replay closes batches by size, so re-running it sends the same batches).
+    #[arg(
+        long,
+        env = "MCPTAP_BATCH_MAX_DELAY",
+        default_value_t = 1.0,
+        value_name = "SECONDS"
+    )]
+    pub batch_max_delay: f64,
+    /// Batches held in memory per exporter; beyond, the oldest go to the spool
+    /// (live capture) or the replay waits (pcap, while the exporter is healthy).
+    #[arg(
+        long,
+        env = "MCPTAP_QUEUE_MAX_BATCHES",
+        default_value_t = 32,
+        value_name = "N"
+    )]
+    pub queue_max_batches: usize,
+    /// Spool directory (one subdirectory per exporter) for batches that do not fit
+    /// in memory or are pending at shutdown; replayed at the next start.
+    /// Default: $TMPDIR/mcptap-spool (/tmp/mcptap-spool). In Kubernetes mount an
+    /// emptyDir (or a volume) there so it survives container restarts.
+    #[arg(long, env = "MCPTAP_SPOOL_DIR", value_name = "DIR")]
+    pub spool_dir: Option<PathBuf>,
+    /// Bytes of spool per exporter; when full, the newest batches are dropped
+    /// (counted as `spool_full`). 0 disables the spool.
+    #[arg(long, env = "MCPTAP_SPOOL_MAX_BYTES", default_value_t = 256 * 1024 * 1024, value_name = "BYTES")]
+    pub spool_max_bytes: u64,
+    /// Longest wait between retries of a failing export, in seconds (backoff
+    /// starts at 0.1 s and doubles, with jitter).
+    #[arg(
+        long,
+        env = "MCPTAP_RETRY_MAX_DELAY",
+        default_value_t = 10.0,
+        value_name = "SECONDS"
+    )]
+    pub retry_max_delay: f64,
+    /// At the end of input or on SIGTERM, time given to the exporters to deliver
+    /// what they hold, in seconds; the rest stays in the spool for the next run.
+    #[arg(
+        long,
+        env = "MCPTAP_SHUTDOWN_GRACE",
+        default_value_t = 10.0,
+        value_name = "SECONDS"
+    )]
+    pub shutdown_grace: f64,
 }
 
 /// Options of a capture run (input, decoding, limits, output).
@@ -148,6 +329,10 @@ pub struct RunArgs {
     /// Do not print the summary on stderr at the end.
     #[arg(long, env = "MCPTAP_NO_SUMMARY")]
     pub no_summary: bool,
+
+    /// Export destinations and their queues.
+    #[command(flatten)]
+    pub export: ExportArgs,
 
     /// Log format on stderr.
     #[arg(long, env = "MCPTAP_LOG_FORMAT", default_value = "text", value_parser = ["text", "json"])]

@@ -12,6 +12,7 @@ pub mod otlp_json;
 pub mod pcapfile;
 pub mod pipeline;
 pub mod run;
+pub mod schema;
 pub mod source;
 pub mod summary;
 

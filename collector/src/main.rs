@@ -9,7 +9,12 @@ fn main() -> ExitCode {
     let cli = Cli::parse();
     run::init_logging(&cli.run.log_format);
     let res = match cli.command {
-        Some(Command::Demo { output }) => run::demo(&cli.run, output),
+        Some(Command::Demo { output, export }) => {
+            let mut a = cli.run.clone();
+            a.export = *export;
+            run::demo(&a, output)
+        }
+        Some(Command::Schema(s)) => run::schema(&s),
         None => run::run(&cli.run),
     };
     match res {

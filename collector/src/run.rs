@@ -1,8 +1,13 @@
 //! What a `mcptap-collector` invocation does: open the source, build the
 //! pipeline and sinks from the flags, run until the input ends, print the summary.
 
-use crate::cli::RunArgs;
-use crate::otlp_json::{NullSink, OtlpJsonSink, ResourceInfo};
+use crate::cli::{ExportArgs, RunArgs, SchemaArgs};
+use crate::export::clickhouse::{ClickHouseConfig, ClickHouseExporter};
+use crate::export::otlp::{OtlpConfig, OtlpExporter, OtlpProtocol};
+use crate::export::queue::{Overflow, Queue, QueueConfig, QueueReport};
+use crate::export::sink::{BatchConfig, ExportSink};
+use crate::export::{ExportCounters, ExportError};
+use crate::otlp_json::{OtlpJsonSink, ResourceInfo};
 use crate::pipeline::{Pipeline, PipelineConfig, SpanSink};
 use crate::source::{End, Source};
 use crate::summary;
@@ -77,11 +82,10 @@ pub fn resource_info(args: &RunArgs) -> ResourceInfo {
         ("POD_NAMESPACE", "k8s.namespace.name"),
         ("NODE_NAME", "k8s.node.name"),
     ] {
-        if let Ok(v) = std::env::var(var) {
-            if !v.is_empty() {
+        if let Ok(v) = std::env::var(var)
+            && !v.is_empty() {
                 extra.push((key.to_owned(), v));
             }
-        }
     }
     ResourceInfo {
         service_name: args.service_name.clone(),
@@ -89,27 +93,357 @@ pub fn resource_info(args: &RunArgs) -> ResourceInfo {
     }
 }
 
-fn make_sink(output: Option<&str>, resource: ResourceInfo) -> Result<Box<dyn SpanSink>> {
+fn make_sink(output: Option<&str>, resource: ResourceInfo) -> Result<Option<Box<dyn SpanSink>>> {
     match output {
-        None => Ok(Box::new(NullSink)),
-        Some("otlp-json") | Some("otlp-json=-") => Ok(Box::new(OtlpJsonSink::new(
+        None => Ok(None),
+        Some("otlp-json") | Some("otlp-json=-") => Ok(Some(Box::new(OtlpJsonSink::new(
             BufWriter::new(std::io::stdout()),
             resource,
-        ))),
+        )))),
         Some(o) if o.starts_with("otlp-json=") => {
             let path = &o["otlp-json=".len()..];
             let f = std::fs::File::create(path)
                 .with_context(|| format!("--output: cannot create {path}"))?;
-            Ok(Box::new(OtlpJsonSink::new(BufWriter::new(f), resource)))
+            Ok(Some(Box::new(OtlpJsonSink::new(
+                BufWriter::new(f),
+                resource,
+            ))))
         }
         Some(o) => bail!("--output: unknown output {o:?} (expected otlp-json or otlp-json=FILE)"),
     }
 }
 
-/// Runs the collector per `args`; the exit code is 0 unless the input was damaged (3).
+/// Every destination of a run: the file output (`--output`) and the export
+/// queues (ClickHouse, OTLP) with the tokio runtime they run on. Built by
+/// [`Outputs::new`]; [`SpanSink::finish`] flushes the file and shuts the queues
+/// down within `--shutdown-grace`.
+pub struct Outputs {
+    file: Option<Box<dyn SpanSink>>,
+    export: Option<ExportSink>,
+    rt: Option<tokio::runtime::Runtime>,
+    grace: Duration,
+    counters: Vec<Arc<ExportCounters>>,
+    reports: Vec<QueueReport>,
+}
+
+fn secs(flag: &str, v: f64) -> Result<Duration> {
+    if !(v.is_finite() && v >= 0.0) {
+        bail!("{flag} must be a non-negative number of seconds");
+    }
+    Ok(Duration::from_secs_f64(v))
+}
+
+fn env_first(names: &[&str]) -> Option<String> {
+    names
+        .iter()
+        .find_map(|n| std::env::var(n).ok().filter(|v| !v.trim().is_empty()))
+}
+
+/// The OTLP exporter settings from the flags and the standard
+/// `OTEL_EXPORTER_OTLP_*` variables; `None` when no endpoint is configured.
+/// Errors: an unknown protocol or a malformed header or timeout.
+pub fn otlp_config(ea: &ExportArgs, resource: &ResourceInfo) -> Result<Option<OtlpConfig>> {
+    let signal_env = env_first(&["OTEL_EXPORTER_OTLP_TRACES_ENDPOINT"]);
+    let generic_env = env_first(&["OTEL_EXPORTER_OTLP_ENDPOINT"]);
+    let (endpoint, append_path) = match (&ea.otlp_endpoint, signal_env, generic_env) {
+        (Some(e), _, _) => (e.clone(), true),
+        (None, Some(e), _) => (e, false),
+        (None, None, Some(e)) => (e, true),
+        (None, None, None) => return Ok(None),
+    };
+    let proto = ea.otlp_protocol.clone().or_else(|| {
+        env_first(&[
+            "OTEL_EXPORTER_OTLP_TRACES_PROTOCOL",
+            "OTEL_EXPORTER_OTLP_PROTOCOL",
+        ])
+    });
+    let protocol = match proto.as_deref().unwrap_or("http/protobuf") {
+        "grpc" => OtlpProtocol::Grpc,
+        "http/protobuf" => OtlpProtocol::HttpProtobuf,
+        p => bail!(
+            "OTLP protocol {p:?}: expected grpc or http/protobuf (http/json is not supported)"
+        ),
+    };
+    if !(endpoint.starts_with("http://") || endpoint.starts_with("https://")) {
+        bail!("--otlp-endpoint {endpoint:?} is not a URL: expected http://HOST:PORT");
+    }
+    let mut endpoint = endpoint;
+    if protocol == OtlpProtocol::HttpProtobuf && append_path {
+        let after_scheme = endpoint.split_once("://").map_or("", |(_, r)| r);
+        match after_scheme.find('/') {
+            None => endpoint.push_str("/v1/traces"),
+            Some(i) if &after_scheme[i..] == "/" => endpoint.push_str("v1/traces"),
+            Some(_) if ea.otlp_endpoint.is_none() => {
+                // OTEL_EXPORTER_OTLP_ENDPOINT is a base URL: the signal path is appended.
+                if !endpoint.ends_with('/') {
+                    endpoint.push('/');
+                }
+                endpoint.push_str("v1/traces");
+            }
+            Some(_) => {}
+        }
+    }
+    let mut header_items: Vec<String> = ea.otlp_header.clone();
+    if header_items.is_empty()
+        && let Some(h) = env_first(&[
+            "OTEL_EXPORTER_OTLP_TRACES_HEADERS",
+            "OTEL_EXPORTER_OTLP_HEADERS",
+        ]) {
+            header_items = h.split(',').map(str::to_owned).collect();
+        }
+    let mut headers = Vec::new();
+    for h in header_items.iter().filter(|h| !h.trim().is_empty()) {
+        let (k, v) = h
+            .split_once('=')
+            .ok_or_else(|| anyhow::anyhow!("OTLP header {h:?}: expected key=value"))?;
+        headers.push((k.trim().to_owned(), v.trim().to_owned()));
+    }
+    let timeout_ms = match ea.otlp_timeout {
+        Some(t) => t,
+        None => match env_first(&[
+            "OTEL_EXPORTER_OTLP_TRACES_TIMEOUT",
+            "OTEL_EXPORTER_OTLP_TIMEOUT",
+        ]) {
+            Some(t) => t.trim().parse().with_context(|| {
+                format!("OTEL_EXPORTER_OTLP_TIMEOUT {t:?}: milliseconds expected")
+            })?,
+            None => 10_000,
+        },
+    };
+    Ok(Some(OtlpConfig {
+        endpoint,
+        protocol,
+        headers,
+        timeout: Duration::from_millis(timeout_ms.max(1)),
+        resource: resource.clone(),
+    }))
+}
+
+impl Outputs {
+    /// Builds the file output and the exporters of `args`. A tokio runtime
+    /// (2 worker threads) is started only when an exporter is configured.
+    /// `live`: the capture must never wait (queues spill instead of blocking).
+    /// Errors: bad flags, a spool directory that cannot be used, an exporter
+    /// whose configuration the destination rejects at start-up (credentials,
+    /// missing table).
+    pub fn new(args: &RunArgs, live: bool) -> Result<Outputs> {
+        let resource = resource_info(args);
+        let file = make_sink(args.output.as_deref(), resource.clone())?;
+        let ea = &args.export;
+        let otlp = otlp_config(ea, &resource)?;
+        let grace = secs("--shutdown-grace", ea.shutdown_grace)?;
+        if ea.clickhouse_url.is_none() && otlp.is_none() {
+            return Ok(Outputs {
+                file,
+                export: None,
+                rt: None,
+                grace,
+                counters: Vec::new(),
+                reports: Vec::new(),
+            });
+        }
+        if ea.batch_max_spans == 0 || ea.queue_max_batches == 0 {
+            bail!("--batch-max-spans and --queue-max-batches must be at least 1");
+        }
+        let batch = BatchConfig {
+            max_spans: ea.batch_max_spans,
+            max_bytes: ea.batch_max_bytes.max(1),
+            max_delay: if live {
+                Some(secs("--batch-max-delay", ea.batch_max_delay)?)
+            } else {
+                None
+            },
+        };
+        let retry_max =
+            secs("--retry-max-delay", ea.retry_max_delay)?.max(Duration::from_millis(100));
+        let spool_root = ea
+            .spool_dir
+            .clone()
+            .unwrap_or_else(|| std::env::temp_dir().join("mcptap-spool"));
+        let qcfg = |name: &str| QueueConfig {
+            max_batches: ea.queue_max_batches,
+            overflow: if live {
+                Overflow::Spill
+            } else {
+                Overflow::Block
+            },
+            spool: (ea.spool_max_bytes > 0).then(|| (spool_root.join(name), ea.spool_max_bytes)),
+            retry_initial: Duration::from_millis(100),
+            retry_max,
+        };
+        let rt = tokio::runtime::Builder::new_multi_thread()
+            .worker_threads(2)
+            .thread_name("mcptap-export")
+            .enable_all()
+            .build()
+            .context("starting the export runtime")?;
+        let mut queues = Vec::new();
+        if let Some(url) = &ea.clickhouse_url {
+            let cfg = ClickHouseConfig {
+                url: url.clone(),
+                database: ea.clickhouse_database.clone(),
+                table: ea.clickhouse_table.clone(),
+                user: ea.clickhouse_user.clone(),
+                password: ea.clickhouse_password.clone(),
+                timeout: secs("--clickhouse-timeout", ea.clickhouse_timeout)?
+                    .max(Duration::from_millis(100)),
+            };
+            crate::schema::check_identifier("--clickhouse-database", &cfg.database)?;
+            crate::schema::check_identifier("--clickhouse-table", &cfg.table)?;
+            let exp = ClickHouseExporter::new(cfg, resource.clone())?;
+            match rt.block_on(exp.probe()) {
+                Ok(()) => tracing::info!(url = %url, "ClickHouse reachable, table present"),
+                Err(ExportError::Fatal(m)) => bail!("ClickHouse at {url}: {m}"),
+                Err(ExportError::Retryable(m)) => tracing::warn!(
+                    url = %url,
+                    error = %m,
+                    "ClickHouse not reachable now; spans are queued and spooled until it is"
+                ),
+            }
+            let q = Queue::start(
+                exp,
+                qcfg("clickhouse"),
+                Arc::new(ExportCounters::new("clickhouse")),
+                rt.handle(),
+            )
+            .with_context(|| format!("spool {}", spool_root.join("clickhouse").display()))?;
+            queues.push(q);
+        }
+        if let Some(oc) = otlp {
+            let endpoint = oc.endpoint.clone();
+            let exp = rt
+                .block_on(OtlpExporter::new(oc))
+                .with_context(|| format!("OTLP exporter for {endpoint}"))?;
+            let q = Queue::start(
+                exp,
+                qcfg("otlp"),
+                Arc::new(ExportCounters::new("otlp")),
+                rt.handle(),
+            )
+            .with_context(|| format!("spool {}", spool_root.join("otlp").display()))?;
+            queues.push(q);
+        }
+        let export = ExportSink::new(queues, batch);
+        Ok(Outputs {
+            file,
+            counters: export.counters(),
+            export: Some(export),
+            rt: Some(rt),
+            grace,
+            reports: Vec::new(),
+        })
+    }
+
+    /// Counters of every exporter (for `/metrics`), in exporter order.
+    pub fn counters(&self) -> &[Arc<ExportCounters>] {
+        &self.counters
+    }
+
+    /// The export runtime, when an exporter is configured.
+    pub fn runtime(&self) -> Option<&tokio::runtime::Runtime> {
+        self.rt.as_ref()
+    }
+
+    /// Closes an export batch that has waited `--batch-max-delay` (live capture).
+    pub fn poll(&mut self, now: Instant) {
+        if let Some(e) = self.export.as_mut() {
+            e.poll(now);
+        }
+    }
+
+    /// Prints one line per exporter on stderr (after the run) and tells whether
+    /// everything queued was delivered (nothing dropped, nothing left in a spool).
+    pub fn report(&self) -> bool {
+        let mut ok = true;
+        for c in &self.counters {
+            eprintln!("mcptap-collector: export {}", c.summary_line());
+            let rep = self.reports.iter().find(|r| r.exporter == c.exporter);
+            let left = rep.map_or(0, |r| r.spool_batches);
+            let dropped = c.dropped_total();
+            if left > 0 || dropped > 0 {
+                ok = false;
+                let mut msg = format!(
+                    "mcptap-collector: export {}: NOT everything was delivered:",
+                    c.exporter
+                );
+                if dropped > 0 {
+                    msg.push_str(&format!(" {dropped} spans dropped;"));
+                }
+                if let Some(r) = rep.filter(|r| r.spool_batches > 0) {
+                    msg.push_str(&format!(
+                        " {} batches ({} bytes) kept in the spool {} for the next run;",
+                        r.spool_batches,
+                        r.spool_bytes,
+                        r.spool_dir
+                            .as_deref()
+                            .map(Path::display)
+                            .map(|d| d.to_string())
+                            .unwrap_or_default()
+                    ));
+                }
+                if let Some(e) = c.last_error() {
+                    msg.push_str(&format!(" last error: {e}"));
+                }
+                eprintln!("{msg}");
+            }
+        }
+        ok
+    }
+}
+
+impl SpanSink for Outputs {
+    fn export(&mut self, spans: Vec<mcptap_mcp::Span>) -> Result<()> {
+        match (self.file.as_mut(), self.export.as_mut()) {
+            (Some(f), Some(e)) => {
+                f.export(spans.clone())?;
+                e.export(spans)
+            }
+            (Some(f), None) => f.export(spans),
+            (None, Some(e)) => e.export(spans),
+            (None, None) => Ok(()),
+        }
+    }
+
+    fn finish(&mut self) -> Result<()> {
+        if let Some(f) = self.file.as_mut() {
+            f.finish()?;
+        }
+        if let (Some(e), Some(rt)) = (self.export.take(), self.rt.as_ref()) {
+            self.reports = rt.block_on(e.shutdown(self.grace));
+        }
+        Ok(())
+    }
+}
+
+/// `mcptap-collector schema`: applies the migrations (see [`crate::schema`]).
+pub fn schema(a: &SchemaArgs) -> Result<ExitCode> {
+    let opts = crate::schema::SchemaOptions {
+        conn: ClickHouseConfig {
+            url: a.clickhouse_url.clone(),
+            database: a.database.clone(),
+            table: a.table.clone(),
+            user: a.user.clone(),
+            password: a.password.clone(),
+            timeout: Duration::from_secs(60),
+        },
+        params: crate::schema::SchemaParams {
+            database: a.database.clone(),
+            table: a.table.clone(),
+            ttl_days: a.ttl_days,
+            cluster: a.cluster.clone(),
+        },
+        migrations_dir: a.migrations_dir.clone(),
+        dry_run: a.dry_run,
+    };
+    crate::schema::run(&opts)?;
+    Ok(ExitCode::SUCCESS)
+}
+
+/// Runs the collector per `args`. Exit code: 0; 3 if the input was damaged;
+/// 4 if an exporter could not deliver everything (spans dropped, or left in
+/// the spool for the next run).
 pub fn run(args: &RunArgs) -> Result<ExitCode> {
     let cfg = pipeline_config(args)?;
-    let mut sink = make_sink(args.output.as_deref(), resource_info(args))?;
     let source = match (&args.pcap, &args.interface) {
         (Some(p), None) => Source::open_file(p)?,
         (None, Some(i)) => Source::open_live(i, args.filter.as_deref())?,
@@ -126,7 +460,13 @@ pub fn run(args: &RunArgs) -> Result<ExitCode> {
         .as_deref()
         .and_then(|p| std::fs::metadata(p).ok())
         .map(|m| m.len());
-    drive(source, cfg, sink.as_mut(), args, file_len)
+    let mut outputs = Outputs::new(args, source.is_live())?;
+    let code = drive(source, cfg, &mut outputs, args, file_len)?;
+    let delivered = outputs.report();
+    if code == ExitCode::SUCCESS && !delivered {
+        return Ok(ExitCode::from(4));
+    }
+    Ok(code)
 }
 
 /// Replays the bundled capture (`tests/fixtures/cutover.pcap`, embedded in the binary).
@@ -159,14 +499,14 @@ fn now_ns() -> u64 {
 fn drive(
     mut source: Source,
     cfg: PipelineConfig,
-    sink: &mut dyn SpanSink,
+    sink: &mut Outputs,
     args: &RunArgs,
     file_len: Option<u64>,
 ) -> Result<ExitCode> {
     let started = Instant::now();
     let mut pipeline = Pipeline::new(source.link_type(), cfg);
     let stop = Arc::new(AtomicBool::new(false));
-    if source.is_live() {
+    if source.is_live() || sink.export.is_some() {
         for sig in [signal_hook::consts::SIGINT, signal_hook::consts::SIGTERM] {
             signal_hook::flag::register(sig, Arc::clone(&stop))
                 .context("installing signal handler")?;
@@ -200,18 +540,21 @@ fn drive(
                 let (ts, data) = (p.ts, p.data);
                 pipeline.packet(ts, data, sink)?;
                 n += 1;
+                if n.is_multiple_of(1024) {
+                    sink.poll(Instant::now());
+                }
                 idle_wait = Duration::from_micros(100);
-                if let Some(b) = &bar {
-                    if n % 4096 == 0 {
+                if let Some(b) = &bar
+                    && n.is_multiple_of(4096) {
                         b.set_position(source.bytes_read());
                     }
-                }
             }
             Ok(None) => {
                 // Nothing ready on a live capture: back off up to 10 ms, expire idle flows.
                 std::thread::sleep(idle_wait);
                 idle_wait = (idle_wait * 2).min(Duration::from_millis(10));
                 pipeline.tick(now_ns(), sink)?;
+                sink.poll(Instant::now());
             }
             Err(End::Done) => break,
             Err(End::Truncated {

@@ -74,11 +74,9 @@ pub fn validate_url(url: &str) -> Result<(), String> {
     if let Some((_, port)) = host_only
         .rsplit_once(':')
         .filter(|_| !host_only.ends_with(']'))
-    {
-        if port.parse::<u16>().is_err() {
+        && port.parse::<u16>().is_err() {
             return Err(format!("--clickhouse-url {url:?}: bad port {port:?}"));
         }
-    }
     Ok(())
 }
 
@@ -237,6 +235,22 @@ pub fn error_code(text: &str) -> Option<u32> {
     digits.parse().ok()
 }
 
+/// `err` followed by its sources (`: cause: cause...`), skipping repeats, so
+/// `network error: client error (Connect)` ends with `Connection refused (os error 111)`.
+pub fn error_text(err: &dyn std::error::Error) -> String {
+    let mut s = err.to_string();
+    let mut src = err.source();
+    while let Some(e) = src {
+        let t = e.to_string();
+        if !s.contains(&t) {
+            s.push_str(": ");
+            s.push_str(&t);
+        }
+        src = e.source();
+    }
+    s
+}
+
 /// ClickHouse error codes worth retrying: timeouts, network, overload, read-only
 /// or recovering tables, Keeper trouble.
 pub const RETRYABLE_CODES: &[u32] = &[
@@ -302,7 +316,7 @@ pub const FATAL_CODES: &[(u32, &str)] = &[
 /// and adds a hint for fatal codes.
 pub fn classify(err: &clickhouse::error::Error) -> ExportError {
     use clickhouse::error::Error as E;
-    let text = err.to_string();
+    let text = error_text(err);
     match err {
         E::Network(_) | E::TimedOut => ExportError::Retryable(text),
         E::BadResponse(body) => {
@@ -436,6 +450,7 @@ impl Exporter for ClickHouseExporter {
 }
 
 #[cfg(test)]
+#[allow(clippy::unwrap_used)]
 mod tests {
     use super::*;
 

@@ -506,11 +506,10 @@ async fn worker<E: Exporter>(mut exporter: E, sh: Arc<Shared>) {
                     c.set_last_error(&msg);
                     c.add_dropped(DropReason::Fatal, n);
                     let mut st = sh.lock();
-                    if job.from_spool {
-                        if let Some(sp) = st.spool.as_mut() {
+                    if job.from_spool
+                        && let Some(sp) = st.spool.as_mut() {
                             sp.remove(job.seq);
                         }
-                    }
                     sh.gauges(&st);
                     break;
                 }

@@ -218,11 +218,10 @@ impl Spool {
         let pos = self.entries.partition_point(|e| e.seq < seq);
         if let Some(e) = self.entries.get(pos).filter(|e| e.seq == seq).cloned() {
             let path = self.dir.join(file_name(e.seq, e.batch_id));
-            if let Err(err) = fs::remove_file(&path) {
-                if err.kind() != io::ErrorKind::NotFound {
+            if let Err(err) = fs::remove_file(&path)
+                && err.kind() != io::ErrorKind::NotFound {
                     tracing::warn!(path = %path.display(), error = %err, "cannot delete spool file");
                 }
-            }
             self.bytes = self.bytes.saturating_sub(e.bytes);
             self.entries.remove(pos);
         }
@@ -242,6 +241,7 @@ impl Spool {
 }
 
 #[cfg(test)]
+#[allow(clippy::unwrap_used)]
 mod tests {
     use super::*;
     use mcptap_mcp::{Span, SpanStatus};
