@@ -38,9 +38,10 @@ pub struct Source {
 pub fn validate_identifier(what: &str, name: &str) -> Result<()> {
     let ok = !name.is_empty()
         && name.len() <= 128
-        && name.bytes().enumerate().all(|(i, b)| {
-            b == b'_' || b.is_ascii_alphabetic() || (i > 0 && b.is_ascii_digit())
-        });
+        && name
+            .bytes()
+            .enumerate()
+            .all(|(i, b)| b == b'_' || b.is_ascii_alphabetic() || (i > 0 && b.is_ascii_digit()));
     if !ok {
         bail!("{what} {name:?} is not a plain identifier ([A-Za-z_][A-Za-z0-9_]*)");
     }
@@ -60,20 +61,64 @@ pub struct Cols {
 const COLUMN_CHOICES: &[(&str, &str, &str)] = &[
     ("method", "McpMethod", "SpanAttributes['mcp.method.name']"),
     ("era", "McpEra", "SpanAttributes['mcptap.era']"),
-    ("kind", "McpExchangeKind", "SpanAttributes['mcptap.exchange.kind']"),
-    ("cname", "McpClientName", "SpanAttributes['mcptap.client.name']"),
-    ("cver", "McpClientVersion", "SpanAttributes['mcptap.client.version']"),
+    (
+        "kind",
+        "McpExchangeKind",
+        "SpanAttributes['mcptap.exchange.kind']",
+    ),
+    (
+        "cname",
+        "McpClientName",
+        "SpanAttributes['mcptap.client.name']",
+    ),
+    (
+        "cver",
+        "McpClientVersion",
+        "SpanAttributes['mcptap.client.version']",
+    ),
     ("sid", "McpSessionId", "SpanAttributes['mcp.session.id']"),
-    ("sminted", "McpSessionMinted", "SpanAttributes['mcptap.session.minted']"),
+    (
+        "sminted",
+        "McpSessionMinted",
+        "SpanAttributes['mcptap.session.minted']",
+    ),
     ("tool", "ToolName", "SpanAttributes['gen_ai.tool.name']"),
-    ("status", "HttpStatus", "toUInt16OrZero(SpanAttributes['http.response.status_code'])"),
-    ("rpc", "RpcErrorCode", "SpanAttributes['rpc.response.status_code']"),
+    (
+        "status",
+        "HttpStatus",
+        "toUInt16OrZero(SpanAttributes['http.response.status_code'])",
+    ),
+    (
+        "rpc",
+        "RpcErrorCode",
+        "SpanAttributes['rpc.response.status_code']",
+    ),
     ("errtype", "ErrorType", "SpanAttributes['error.type']"),
-    ("instance", "InstanceId", "ResourceAttributes['service.instance.id']"),
-    ("hused", "HandlesUsed", "JSONExtract(SpanAttributes['mcptap.handles.used'], 'Array(String)')"),
-    ("hminted", "HandlesMinted", "JSONExtract(SpanAttributes['mcptap.handles.minted'], 'Array(String)')"),
-    ("rmethod", "RoutingMethodStatus", "SpanAttributes['mcptap.routing.method_status']"),
-    ("rname", "RoutingNameStatus", "SpanAttributes['mcptap.routing.name_status']"),
+    (
+        "instance",
+        "InstanceId",
+        "ResourceAttributes['service.instance.id']",
+    ),
+    (
+        "hused",
+        "HandlesUsed",
+        "JSONExtract(SpanAttributes['mcptap.handles.used'], 'Array(String)')",
+    ),
+    (
+        "hminted",
+        "HandlesMinted",
+        "JSONExtract(SpanAttributes['mcptap.handles.minted'], 'Array(String)')",
+    ),
+    (
+        "rmethod",
+        "RoutingMethodStatus",
+        "SpanAttributes['mcptap.routing.method_status']",
+    ),
+    (
+        "rname",
+        "RoutingNameStatus",
+        "SpanAttributes['mcptap.routing.name_status']",
+    ),
 ];
 
 /// Fixed expressions (no materialized column exists for them).
@@ -99,14 +144,26 @@ impl Cols {
         let mut pairs: Vec<(&'static str, String)> = COLUMN_CHOICES
             .iter()
             .map(|(p, col, map)| {
-                let e = if present.iter().any(|c| c == col) { *col } else { *map };
+                let e = if present.iter().any(|c| c == col) {
+                    *col
+                } else {
+                    *map
+                };
                 (*p, e.to_string())
             })
             .collect();
         pairs.extend(FIXED.iter().map(|(p, e)| (*p, e.to_string())));
         // The client identity columns used by every rule (see `finding::Client`).
-        let cname = pairs.iter().find(|(p, _)| *p == "cname").map(|(_, e)| e.clone()).unwrap_or_default();
-        let cver = pairs.iter().find(|(p, _)| *p == "cver").map(|(_, e)| e.clone()).unwrap_or_default();
+        let cname = pairs
+            .iter()
+            .find(|(p, _)| *p == "cname")
+            .map(|(_, e)| e.clone())
+            .unwrap_or_default();
+        let cver = pairs
+            .iter()
+            .find(|(p, _)| *p == "cver")
+            .map(|(_, e)| e.clone())
+            .unwrap_or_default();
         let ua = "SpanAttributes['user_agent.original']";
         pairs.push((
             "client_cols",
@@ -120,7 +177,9 @@ impl Cols {
 
     /// Whether any materialized column is used.
     pub fn uses_materialized(&self) -> bool {
-        self.pairs.iter().any(|(p, e)| COLUMN_CHOICES.iter().any(|(q, col, _)| q == p && e == col))
+        self.pairs
+            .iter()
+            .any(|(p, e)| COLUMN_CHOICES.iter().any(|(q, col, _)| q == p && e == col))
     }
 
     /// Replaces every `@name@` placeholder of `sql`.
@@ -133,7 +192,9 @@ impl Cols {
         while let Some(i) = rest.find('@') {
             out.push_str(&rest[..i]);
             let after = &rest[i + 1..];
-            let Some(j) = after.find('@') else { bail!("unterminated placeholder in SQL") };
+            let Some(j) = after.find('@') else {
+                bail!("unterminated placeholder in SQL")
+            };
             let name = &after[..j];
             let Some((_, e)) = self.pairs.iter().find(|(p, _)| *p == name) else {
                 bail!("unknown SQL placeholder @{name}@");
@@ -157,7 +218,10 @@ pub struct Db {
 
 impl std::fmt::Debug for Db {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("Db").field("database", &self.database).field("table", &self.table).finish()
+        f.debug_struct("Db")
+            .field("database", &self.database)
+            .field("table", &self.table)
+            .finish()
     }
 }
 
@@ -227,7 +291,11 @@ impl Db {
             .await
             .context("listing the table's columns")?;
         if rows.is_empty() {
-            bail!("table {}.{} not found (or has no columns)", self.database, self.table);
+            bail!(
+                "table {}.{} not found (or has no columns)",
+                self.database,
+                self.table
+            );
         }
         let names: Vec<String> = rows.into_iter().map(|r| r.name).collect();
         self.cols = Cols::with_columns(&names);
@@ -240,7 +308,12 @@ impl Db {
     ///
     /// # Errors
     /// An unknown placeholder in `sql`.
-    pub fn query(&self, sql: &str, since_ns: i64, until_ns: i64) -> Result<clickhouse::query::Query> {
+    pub fn query(
+        &self,
+        sql: &str,
+        since_ns: i64,
+        until_ns: i64,
+    ) -> Result<clickhouse::query::Query> {
         let sql = self.cols.expand(sql)?;
         Ok(self
             .client
@@ -267,7 +340,10 @@ impl Db {
                 continue;
             }
             let row: T = serde_json::from_slice(line).with_context(|| {
-                format!("row {i}: {}", String::from_utf8_lossy(&line[..line.len().min(300)]))
+                format!(
+                    "row {i}: {}",
+                    String::from_utf8_lossy(&line[..line.len().min(300)])
+                )
             })?;
             out.push(row);
         }
@@ -344,10 +420,15 @@ mod tests {
         let m = Cols::map_only();
         assert_eq!(
             m.expand("SELECT @method@ FROM @from@").ok().as_deref(),
-            Some("SELECT SpanAttributes['mcp.method.name'] FROM {db:Identifier}.{table:Identifier}")
+            Some(
+                "SELECT SpanAttributes['mcp.method.name'] FROM {db:Identifier}.{table:Identifier}"
+            )
         );
         let c = Cols::with_columns(&["McpMethod".to_string()]);
-        assert_eq!(c.expand("@method@,@era@").ok().as_deref(), Some("McpMethod,SpanAttributes['mcptap.era']"));
+        assert_eq!(
+            c.expand("@method@,@era@").ok().as_deref(),
+            Some("McpMethod,SpanAttributes['mcptap.era']")
+        );
         assert!(c.uses_materialized());
         assert!(!m.uses_materialized());
         assert!(m.expand("@nope@").is_err());

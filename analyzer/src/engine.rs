@@ -139,14 +139,19 @@ pub async fn run_rule(db: &Db, range: &Range, cfg: &Config, rule: RuleId) -> Res
         RuleId::SessionIdStillSent => rules::session_id_still_sent::run(db, range, cfg).await,
         RuleId::InitializeStillCalled => rules::initialize_still_called::run(db, range, cfg).await,
         RuleId::Status4xxSpike => rules::status_4xx_spike::run(db, range, cfg).await,
-        RuleId::CrossInstanceHandleFailure => rules::cross_instance_handle_failure::run(db, range, cfg).await,
+        RuleId::CrossInstanceHandleFailure => {
+            rules::cross_instance_handle_failure::run(db, range, cfg).await
+        }
         RuleId::RoutingHeadersMissing => {
             rules::routing_headers::run(db, range, cfg, rules::routing_headers::Kind::Missing).await
         }
         RuleId::RoutingHeaderMismatch => {
-            rules::routing_headers::run(db, range, cfg, rules::routing_headers::Kind::Mismatch).await
+            rules::routing_headers::run(db, range, cfg, rules::routing_headers::Kind::Mismatch)
+                .await
         }
-        RuleId::ListRefetchedBeforeTtl => rules::list_refetched_before_ttl::run(db, range, cfg).await,
+        RuleId::ListRefetchedBeforeTtl => {
+            rules::list_refetched_before_ttl::run(db, range, cfg).await
+        }
         RuleId::LegacyTasksApi => rules::legacy_tasks_api::run(db, range, cfg).await,
         RuleId::DeprecatedFeatureUsed => rules::deprecated_feature_used::run(db, range, cfg).await,
     }
@@ -164,16 +169,31 @@ pub async fn analyze(db: &Db, range: Range, cfg: &Config, which: &[RuleId]) -> A
         match res {
             Ok(f) => {
                 tracing::debug!(rule = %rule, findings = f.len(), duration_ms, "rule done");
-                runs.push(RuleRun { rule, duration_ms, findings: f.len(), error: None });
+                runs.push(RuleRun {
+                    rule,
+                    duration_ms,
+                    findings: f.len(),
+                    error: None,
+                });
                 findings.extend(f);
             }
             Err(e) => {
                 tracing::error!(rule = %rule, error = %format!("{e:#}"), "rule failed");
-                runs.push(RuleRun { rule, duration_ms, findings: 0, error: Some(format!("{e:#}")) });
+                runs.push(RuleRun {
+                    rule,
+                    duration_ms,
+                    findings: 0,
+                    error: Some(format!("{e:#}")),
+                });
             }
         }
     }
-    let rank = |r: RuleId| RuleId::ALL.iter().position(|x| *x == r).unwrap_or(usize::MAX);
+    let rank = |r: RuleId| {
+        RuleId::ALL
+            .iter()
+            .position(|x| *x == r)
+            .unwrap_or(usize::MAX)
+    };
     findings.sort_by(|a, b| {
         b.severity
             .cmp(&a.severity)
@@ -186,6 +206,15 @@ pub async fn analyze(db: &Db, range: Range, cfg: &Config, which: &[RuleId]) -> A
         Ok(r) => (Some(r), None),
         Err(e) => (None, Some(format!("{e:#}"))),
     };
-    tracing::debug!(duration_ms = t.elapsed().as_secs_f64() * 1000.0, "readiness done");
-    Analysis { range, findings, rules: runs, readiness, readiness_error }
+    tracing::debug!(
+        duration_ms = t.elapsed().as_secs_f64() * 1000.0,
+        "readiness done"
+    );
+    Analysis {
+        range,
+        findings,
+        rules: runs,
+        readiness,
+        readiness_error,
+    }
 }

@@ -13,7 +13,11 @@ use mcptap_analyzer::report::{self, SourceInfo};
 use mcptap_analyzer::timeutil;
 
 #[derive(Parser, Debug)]
-#[command(name = "mcptap-analyzer", version, about = "Finds what blocks the MCP 2026-07-28 stateless cutover in mcptap spans stored in ClickHouse.")]
+#[command(
+    name = "mcptap-analyzer",
+    version,
+    about = "Finds what blocks the MCP 2026-07-28 stateless cutover in mcptap spans stored in ClickHouse."
+)]
 struct Cli {
     #[command(subcommand)]
     command: Command,
@@ -109,7 +113,10 @@ async fn report_cmd(a: ReportArgs) -> Result<i32> {
     let since = timeutil::parse_time_arg(&a.since, now).context("--since")?;
     let until = timeutil::parse_time_arg(&a.until, now).context("--until")?;
     let range = Range::new(since, until)?;
-    anyhow::ensure!((0.0..=1.0).contains(&a.spike_min_rate), "--spike-min-rate must be within 0..1");
+    anyhow::ensure!(
+        (0.0..=1.0).contains(&a.spike_min_rate),
+        "--spike-min-rate must be within 0..1"
+    );
     anyhow::ensure!(a.spike_factor >= 1.0, "--spike-factor must be >= 1");
     let cfg = Config {
         spike: SpikeConfig {
@@ -122,7 +129,8 @@ async fn report_cmd(a: ReportArgs) -> Result<i32> {
             by_method: a.spike_by_method,
             by_client: a.spike_by_client,
         },
-        handle_lookback_ns: timeutil::parse_duration_ns(&a.handle_lookback).context("--handle-lookback")?,
+        handle_lookback_ns: timeutil::parse_duration_ns(&a.handle_lookback)
+            .context("--handle-lookback")?,
         samples: a.samples.clamp(1, 50),
     };
     anyhow::ensure!(cfg.spike.bucket_ns > 0, "--spike-window must be positive");
@@ -133,13 +141,20 @@ async fn report_cmd(a: ReportArgs) -> Result<i32> {
         database: a.conn.database.clone(),
         table: a.conn.table.clone(),
     })?;
-    db.detect_columns()
-        .await
-        .with_context(|| format!("reading {}.{} at {}", a.conn.database, a.conn.table, a.conn.clickhouse_url))?;
+    db.detect_columns().await.with_context(|| {
+        format!(
+            "reading {}.{} at {}",
+            a.conn.database, a.conn.table, a.conn.clickhouse_url
+        )
+    })?;
     if a.conn.map_only {
         db.set_cols(Cols::map_only());
     }
-    let rules: Vec<RuleId> = if a.rules.is_empty() { RuleId::ALL.to_vec() } else { a.rules.clone() };
+    let rules: Vec<RuleId> = if a.rules.is_empty() {
+        RuleId::ALL.to_vec()
+    } else {
+        a.rules.clone()
+    };
     let analysis = engine::analyze(&db, range, &cfg, &rules).await;
     let source = SourceInfo {
         database: db.database().to_string(),
@@ -153,7 +168,11 @@ async fn report_cmd(a: ReportArgs) -> Result<i32> {
         }
         Format::Table => print!("{}", report::to_table(&analysis, &source)),
     }
-    for e in analysis.rules.iter().filter_map(|r| r.error.as_ref().map(|e| (r.rule, e))) {
+    for e in analysis
+        .rules
+        .iter()
+        .filter_map(|r| r.error.as_ref().map(|e| (r.rule, e)))
+    {
         eprintln!("error: rule {}: {}", e.0, e.1);
     }
     if let Some(e) = &analysis.readiness_error {
@@ -170,7 +189,11 @@ fn main() {
             tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| "warn".into()),
         )
         .init();
-    let rt = match tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build() {
+    let rt = match tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+    {
         Ok(rt) => rt,
         Err(e) => {
             eprintln!("error: tokio runtime: {e}");

@@ -141,24 +141,28 @@ pub fn from_rows(rows: &[Row], findings: &[Finding]) -> Readiness {
     let mut clients: BTreeMap<ClientCols, ClientDependence> = BTreeMap::new();
     let mut instances: BTreeMap<String, InstanceDependence> = BTreeMap::new();
     for r in rows {
-        let i = instances.entry(r.instance.clone()).or_insert_with(|| InstanceDependence {
-            instance: r.instance.clone(),
-            requests: 0,
-            session_dependent: 0,
-            share: 0.0,
-            session_404: 0,
-        });
+        let i = instances
+            .entry(r.instance.clone())
+            .or_insert_with(|| InstanceDependence {
+                instance: r.instance.clone(),
+                requests: 0,
+                session_dependent: 0,
+                share: 0.0,
+                session_404: 0,
+            });
         i.requests += r.requests;
         i.session_dependent += r.session_dependent;
         i.session_404 += r.session_404;
-        let c = clients.entry(r.client.clone()).or_insert_with(|| ClientDependence {
-            client: r.client.client(&r.user_agents),
-            requests: 0,
-            session_dependent: 0,
-            share: 0.0,
-            session_404: 0,
-            instances: Vec::new(),
-        });
+        let c = clients
+            .entry(r.client.clone())
+            .or_insert_with(|| ClientDependence {
+                client: r.client.client(&r.user_agents),
+                requests: 0,
+                session_dependent: 0,
+                share: 0.0,
+                session_404: 0,
+                instances: Vec::new(),
+            });
         c.requests += r.requests;
         c.session_dependent += r.session_dependent;
         c.session_404 += r.session_404;
@@ -175,7 +179,11 @@ pub fn from_rows(rows: &[Row], findings: &[Finding]) -> Readiness {
             c
         })
         .collect();
-    clients.sort_by(|a, b| b.session_dependent.cmp(&a.session_dependent).then(a.client.cmp(&b.client)));
+    clients.sort_by(|a, b| {
+        b.session_dependent
+            .cmp(&a.session_dependent)
+            .then(a.client.cmp(&b.client))
+    });
     let mut instances: Vec<InstanceDependence> = instances
         .into_values()
         .map(|mut i| {
@@ -183,7 +191,11 @@ pub fn from_rows(rows: &[Row], findings: &[Finding]) -> Readiness {
             i
         })
         .collect();
-    instances.sort_by(|a, b| b.session_dependent.cmp(&a.session_dependent).then(a.instance.cmp(&b.instance)));
+    instances.sort_by(|a, b| {
+        b.session_dependent
+            .cmp(&a.session_dependent)
+            .then(a.instance.cmp(&b.instance))
+    });
     let xi: u64 = findings
         .iter()
         .filter(|f| f.rule == RuleId::CrossInstanceHandleFailure)
@@ -202,9 +214,15 @@ pub fn from_rows(rows: &[Row], findings: &[Finding]) -> Readiness {
             clients.len(),
             names.join(", ")
         ));
-        let dep_instances: Vec<&str> =
-            instances.iter().filter(|i| i.session_dependent > 0).map(|i| i.instance.as_str()).collect();
-        reasons.push(format!("instances serving session traffic: {}", dep_instances.join(", ")));
+        let dep_instances: Vec<&str> = instances
+            .iter()
+            .filter(|i| i.session_dependent > 0)
+            .map(|i| i.instance.as_str())
+            .collect();
+        reasons.push(format!(
+            "instances serving session traffic: {}",
+            dep_instances.join(", ")
+        ));
     }
     if s404 > 0 {
         reasons.push(format!(
@@ -220,11 +238,26 @@ pub fn from_rows(rows: &[Row], findings: &[Finding]) -> Readiness {
     }
     let mut advice = Vec::new();
     for (rule, text) in [
-        (RuleId::RoutingHeadersMissing, "modern requests lack Mcp-Method/Mcp-Name (rejected by compliant servers)"),
-        (RuleId::RoutingHeaderMismatch, "modern requests carry Mcp-Method/Mcp-Name that disagree with the body"),
-        (RuleId::LegacyTasksApi, "clients use the removed 2025-11-25 tasks API"),
-        (RuleId::DeprecatedFeatureUsed, "clients use deprecated Roots/Sampling/Logging"),
-        (RuleId::ListRefetchedBeforeTtl, "clients refetch cacheable lists before their ttlMs"),
+        (
+            RuleId::RoutingHeadersMissing,
+            "modern requests lack Mcp-Method/Mcp-Name (rejected by compliant servers)",
+        ),
+        (
+            RuleId::RoutingHeaderMismatch,
+            "modern requests carry Mcp-Method/Mcp-Name that disagree with the body",
+        ),
+        (
+            RuleId::LegacyTasksApi,
+            "clients use the removed 2025-11-25 tasks API",
+        ),
+        (
+            RuleId::DeprecatedFeatureUsed,
+            "clients use deprecated Roots/Sampling/Logging",
+        ),
+        (
+            RuleId::ListRefetchedBeforeTtl,
+            "clients refetch cacheable lists before their ttlMs",
+        ),
     ] {
         let n = findings.iter().filter(|f| f.rule == rule).count();
         if n > 0 {
@@ -233,7 +266,10 @@ pub fn from_rows(rows: &[Row], findings: &[Finding]) -> Readiness {
     }
     let modern_sid = findings
         .iter()
-        .filter(|f| f.rule == RuleId::SessionIdStillSent && f.counts.get("legacy_requests").copied().unwrap_or(0) == 0)
+        .filter(|f| {
+            f.rule == RuleId::SessionIdStillSent
+                && f.counts.get("legacy_requests").copied().unwrap_or(0) == 0
+        })
         .count();
     if modern_sid > 0 {
         advice.push(format!(
@@ -245,7 +281,9 @@ pub fn from_rows(rows: &[Row], findings: &[Finding]) -> Readiness {
     } else if dep > 0 || xi > 0 {
         Verdict::NotReady
     } else {
-        reasons.push(format!("none of the {requests} requests depends on a session"));
+        reasons.push(format!(
+            "none of the {requests} requests depends on a session"
+        ));
         Verdict::Ready
     };
     Readiness {
@@ -269,6 +307,8 @@ pub fn from_rows(rows: &[Row], findings: &[Finding]) -> Readiness {
 /// # Errors
 /// Query failure.
 pub async fn compute(db: &Db, range: &Range, findings: &[Finding]) -> Result<Readiness> {
-    let rows: Vec<Row> = db.fetch(db.query(SQL, range.since_ns, range.until_ns)?).await?;
+    let rows: Vec<Row> = db
+        .fetch(db.query(SQL, range.since_ns, range.until_ns)?)
+        .await?;
     Ok(from_rows(&rows, findings))
 }

@@ -56,7 +56,9 @@ pub struct JsonReport<'a> {
 }
 
 fn summary(a: &Analysis) -> serde_json::Value {
-    let mut by_sev: BTreeMap<&str, usize> = [("critical", 0), ("warning", 0), ("info", 0)].into_iter().collect();
+    let mut by_sev: BTreeMap<&str, usize> = [("critical", 0), ("warning", 0), ("info", 0)]
+        .into_iter()
+        .collect();
     let mut by_rule: BTreeMap<&str, usize> = RuleId::ALL.iter().map(|r| (r.as_str(), 0)).collect();
     for f in &a.findings {
         *by_sev.entry(f.severity.as_str()).or_default() += 1;
@@ -66,8 +68,11 @@ fn summary(a: &Analysis) -> serde_json::Value {
 }
 
 fn errors(a: &Analysis) -> Vec<String> {
-    let mut e: Vec<String> =
-        a.rules.iter().filter_map(|r| r.error.as_ref().map(|x| format!("{}: {x}", r.rule))).collect();
+    let mut e: Vec<String> = a
+        .rules
+        .iter()
+        .filter_map(|r| r.error.as_ref().map(|x| format!("{}: {x}", r.rule)))
+        .collect();
     if let Some(x) = &a.readiness_error {
         e.push(format!("readiness: {x}"));
     }
@@ -178,7 +183,11 @@ pub fn to_table(a: &Analysis, source: &SourceInfo) -> String {
             }
         }
         None => {
-            let _ = writeln!(o, "CUTOVER READINESS: unknown ({})", a.readiness_error.as_deref().unwrap_or("not computed"));
+            let _ = writeln!(
+                o,
+                "CUTOVER READINESS: unknown ({})",
+                a.readiness_error.as_deref().unwrap_or("not computed")
+            );
         }
     }
     let _ = writeln!(o);
@@ -192,16 +201,32 @@ pub fn to_table(a: &Analysis, source: &SourceInfo) -> String {
         n(Severity::Info)
     );
     if !a.findings.is_empty() {
-        let _ = writeln!(o, "{:<9} {:<30} {:>6}  {}", "SEVERITY", "RULE", "COUNT", "SUMMARY");
+        let _ = writeln!(
+            o,
+            "{:<9} {:<30} {:>6}  SUMMARY",
+            "SEVERITY", "RULE", "COUNT"
+        );
         for f in &a.findings {
-            let _ = writeln!(o, "{:<9} {:<30} {:>6}  {}", f.severity.as_str(), f.rule.as_str(), f.count, f.summary);
+            let _ = writeln!(
+                o,
+                "{:<9} {:<30} {:>6}  {}",
+                f.severity.as_str(),
+                f.rule.as_str(),
+                f.count,
+                f.summary
+            );
             let _ = writeln!(
                 o,
                 "{:<48}seen {} .. {}; traces {}",
                 "",
                 f.first_seen,
                 f.last_seen,
-                f.sample_trace_ids.iter().take(3).cloned().collect::<Vec<_>>().join(" ")
+                f.sample_trace_ids
+                    .iter()
+                    .take(3)
+                    .cloned()
+                    .collect::<Vec<_>>()
+                    .join(" ")
             );
         }
     }
@@ -212,7 +237,12 @@ pub fn to_table(a: &Analysis, source: &SourceInfo) -> String {
             Some(e) => format!("ERROR: {}", trunc(e, 200)),
             None => format!("{} finding(s)", r.findings),
         };
-        let _ = writeln!(o, "  {:<30} {:>9.1} ms  {status}", r.rule.as_str(), r.duration_ms);
+        let _ = writeln!(
+            o,
+            "  {:<30} {:>9.1} ms  {status}",
+            r.rule.as_str(),
+            r.duration_ms
+        );
     }
     o
 }

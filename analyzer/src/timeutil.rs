@@ -66,13 +66,19 @@ pub fn parse_duration_ns(s: &str) -> Result<i64> {
     let mut total: i64 = 0;
     let mut rest = s;
     while !rest.is_empty() {
-        let digits = rest.find(|c: char| !c.is_ascii_digit()).unwrap_or(rest.len());
+        let digits = rest
+            .find(|c: char| !c.is_ascii_digit())
+            .unwrap_or(rest.len());
         if digits == 0 {
             bail!("duration {s:?}: expected a number at {rest:?}");
         }
-        let n: i64 = rest[..digits].parse().with_context(|| format!("duration {s:?}"))?;
+        let n: i64 = rest[..digits]
+            .parse()
+            .with_context(|| format!("duration {s:?}"))?;
         rest = &rest[digits..];
-        let unit_len = rest.find(|c: char| c.is_ascii_digit()).unwrap_or(rest.len());
+        let unit_len = rest
+            .find(|c: char| c.is_ascii_digit())
+            .unwrap_or(rest.len());
         let unit = &rest[..unit_len];
         rest = &rest[unit_len..];
         let mult: i64 = match unit {
@@ -111,7 +117,12 @@ pub fn parse_rfc3339_ns(s: &str) -> Result<i64> {
     if b.len() < 20 || !s.is_ascii() {
         return Err(err());
     }
-    if b[4] != b'-' || b[7] != b'-' || !matches!(b[10], b'T' | b't' | b' ') || b[13] != b':' || b[16] != b':' {
+    if b[4] != b'-'
+        || b[7] != b'-'
+        || !matches!(b[10], b'T' | b't' | b' ')
+        || b[13] != b':'
+        || b[16] != b':'
+    {
         return Err(err());
     }
     let y = num(&s[0..4], "year")?;
@@ -146,7 +157,8 @@ pub fn parse_rfc3339_ns(s: &str) -> Result<i64> {
                 b'-' => -1,
                 _ => return Err(err()),
             };
-            sign * (num(&rest[1..3], "offset hour")? * 3600 + num(&rest[4..6], "offset minute")? * 60)
+            sign * (num(&rest[1..3], "offset hour")? * 3600
+                + num(&rest[4..6], "offset minute")? * 60)
         }
     };
     let secs = days_from_civil(y, mo, d) * 86_400 + h * 3600 + mi * 60 + se - offset_s;
@@ -201,7 +213,10 @@ mod tests {
             parse_rfc3339_ns("2026-11-21T07:51:00+02:00").ok(),
             Some(1_795_240_260 * NS_PER_SEC)
         );
-        assert_eq!(parse_rfc3339_ns("2026-11-21T05:51:00.5Z").ok(), Some(1_795_240_260_500_000_000));
+        assert_eq!(
+            parse_rfc3339_ns("2026-11-21T05:51:00.5Z").ok(),
+            Some(1_795_240_260_500_000_000)
+        );
         assert!(parse_rfc3339_ns("2026-13-21T05:51:00Z").is_err());
         assert!(parse_rfc3339_ns("2026-11-21T05:51:00").is_err());
     }
@@ -215,7 +230,10 @@ mod tests {
         assert!(parse_duration_ns("10").is_err());
         assert!(parse_duration_ns("1y").is_err());
         assert!(parse_duration_ns("h").is_err());
-        assert_eq!(parse_time_arg("30m", 3600 * NS_PER_SEC).ok(), Some(1800 * NS_PER_SEC));
+        assert_eq!(
+            parse_time_arg("30m", 3600 * NS_PER_SEC).ok(),
+            Some(1800 * NS_PER_SEC)
+        );
         assert_eq!(parse_time_arg("now", 5).ok(), Some(5));
     }
 

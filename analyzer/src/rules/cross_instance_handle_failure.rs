@@ -91,9 +91,19 @@ pub fn findings(rows: &[Row], cfg: &Config) -> Vec<Finding> {
     type Key = (ClientCols, String, String, String, String);
     let mut groups: BTreeMap<Key, Vec<&Row>> = BTreeMap::new();
     for r in rows {
-        let key_name = r.handle.split_once('=').map_or(r.handle.as_str(), |(k, _)| k).to_string();
+        let key_name = r
+            .handle
+            .split_once('=')
+            .map_or(r.handle.as_str(), |(k, _)| k)
+            .to_string();
         groups
-            .entry((r.client.clone(), r.tool.clone(), key_name, r.minted_on.clone(), r.used_on.clone()))
+            .entry((
+                r.client.clone(),
+                r.tool.clone(),
+                key_name,
+                r.minted_on.clone(),
+                r.used_on.clone(),
+            ))
             .or_default()
             .push(r);
     }
@@ -183,9 +193,10 @@ pub fn findings(rows: &[Row], cfg: &Config) -> Vec<Finding> {
 /// # Errors
 /// Query failure.
 pub async fn run(db: &Db, range: &Range, cfg: &Config) -> Result<Vec<Finding>> {
-    let q = db
-        .query(SQL, range.since_ns, range.until_ns)?
-        .param("mint_since_ns", range.since_ns.saturating_sub(cfg.handle_lookback_ns));
+    let q = db.query(SQL, range.since_ns, range.until_ns)?.param(
+        "mint_since_ns",
+        range.since_ns.saturating_sub(cfg.handle_lookback_ns),
+    );
     let rows: Vec<Row> = db.fetch(q).await?;
     Ok(findings(&rows, cfg))
 }

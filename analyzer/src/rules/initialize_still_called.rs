@@ -123,6 +123,8 @@ pub fn findings(rows: &[Row], cfg: &Config) -> Vec<Finding> {
 /// # Errors
 /// Query failure.
 pub async fn run(db: &Db, range: &Range, cfg: &Config) -> Result<Vec<Finding>> {
-    let rows: Vec<Row> = db.fetch(db.query(SQL, range.since_ns, range.until_ns)?).await?;
+    let rows: Vec<Row> = db
+        .fetch(db.query(SQL, range.since_ns, range.until_ns)?)
+        .await?;
     Ok(findings(&rows, cfg))
 }

@@ -73,7 +73,12 @@ pub fn findings(rows: &[Row], cfg: &Config) -> Vec<Finding> {
             Finding {
                 rule: RuleId::LegacyTasksApi,
                 severity: Severity::Warning,
-                summary: format!("{} uses the 2025-11-25 tasks API: {} x{}", client.label(), what, r.requests),
+                summary: format!(
+                    "{} uses the 2025-11-25 tasks API: {} x{}",
+                    client.label(),
+                    what,
+                    r.requests
+                ),
                 subject: Subject {
                     client: Some(client),
                     instances: sorted(&r.instances),
@@ -103,6 +108,8 @@ pub fn findings(rows: &[Row], cfg: &Config) -> Vec<Finding> {
 /// # Errors
 /// Query failure.
 pub async fn run(db: &Db, range: &Range, cfg: &Config) -> Result<Vec<Finding>> {
-    let rows: Vec<Row> = db.fetch(db.query(SQL, range.since_ns, range.until_ns)?).await?;
+    let rows: Vec<Row> = db
+        .fetch(db.query(SQL, range.since_ns, range.until_ns)?)
+        .await?;
     Ok(findings(&rows, cfg))
 }

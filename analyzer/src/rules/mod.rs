@@ -72,7 +72,10 @@ pub struct Seen {
 impl Seen {
     /// RFC 3339 first/last.
     pub fn rfc3339(&self) -> (String, String) {
-        (format_rfc3339_ns(self.first_ns), format_rfc3339_ns(self.last_ns))
+        (
+            format_rfc3339_ns(self.first_ns),
+            format_rfc3339_ns(self.last_ns),
+        )
     }
 }
 
@@ -91,7 +94,11 @@ pub fn de_count_map<'de, D: serde::Deserializer<'de>>(
 
 /// Builds a `counts` map from `(name, value)` pairs, leaving out zeros.
 pub fn counts(pairs: &[(&str, u64)]) -> BTreeMap<String, u64> {
-    pairs.iter().filter(|(_, v)| *v > 0).map(|(k, v)| ((*k).to_string(), *v)).collect()
+    pairs
+        .iter()
+        .filter(|(_, v)| *v > 0)
+        .map(|(k, v)| ((*k).to_string(), *v))
+        .collect()
 }
 
 /// Merges sample trace ids: `first` then `rest`, de-duplicated, at most `n`.

@@ -121,7 +121,11 @@ pub fn findings(rows: &[Row], cfg: &Config, kind: Kind) -> Vec<Finding> {
                     client: Some(client),
                     instances: sorted(&r.instances),
                     method: Some(r.method.clone()).filter(|m| !m.is_empty()),
-                    tool: if tools.len() == 1 { tools.first().cloned() } else { None },
+                    tool: if tools.len() == 1 {
+                        tools.first().cloned()
+                    } else {
+                        None
+                    },
                     ..Subject::default()
                 },
                 count: r.requests,
@@ -157,7 +161,9 @@ pub async fn run(db: &Db, range: &Range, cfg: &Config, kind: Kind) -> Result<Vec
         Kind::Missing => "missing",
         Kind::Mismatch => "mismatch",
     };
-    let q = db.query(SQL, range.since_ns, range.until_ns)?.param("status", status);
+    let q = db
+        .query(SQL, range.since_ns, range.until_ns)?
+        .param("status", status);
     let rows: Vec<Row> = db.fetch(q).await?;
     Ok(findings(&rows, cfg, kind))
 }

@@ -41,7 +41,8 @@ use serde::Deserialize;
 use std::collections::{BTreeMap, BTreeSet};
 
 /// Method label: the MCP method, else the HTTP method (GET/DELETE http spans).
-const METHOD_LABEL: &str = "if(@method@ != '', toString(@method@), SpanAttributes['http.request.method'])";
+const METHOD_LABEL: &str =
+    "if(@method@ != '', toString(@method@), SpanAttributes['http.request.method'])";
 
 /// Totals per (key, window) over `[base_since, until)`.
 pub const SQL_TOTALS: &str = "
@@ -154,8 +155,16 @@ pub fn detect(totals: &[TotalRow], range: &Range, sc: &SpikeConfig) -> Vec<Incid
                     b4 += p4;
                 }
             }
-            let rate = if total == 0 { 0.0 } else { c4xx as f64 / total as f64 };
-            let base = if bt == 0 { None } else { Some(b4 as f64 / bt as f64) };
+            let rate = if total == 0 {
+                0.0
+            } else {
+                c4xx as f64 / total as f64
+            };
+            let base = if bt == 0 {
+                None
+            } else {
+                Some(b4 as f64 / bt as f64)
+            };
             let spike = c4xx >= sc.min_count
                 && rate >= sc.min_rate
                 && base.is_none_or(|br| rate >= sc.factor * br && rate > br);
@@ -168,12 +177,18 @@ pub fn detect(totals: &[TotalRow], range: &Range, sc: &SpikeConfig) -> Vec<Incid
         let mut cur: Vec<(i64, u64, u64, Option<f64>)> = Vec::new();
         for w in windows {
             if cur.last().is_some_and(|l| l.0 + 1 != w.0) {
-                out.push(Incident { key: key.clone(), windows: std::mem::take(&mut cur) });
+                out.push(Incident {
+                    key: key.clone(),
+                    windows: std::mem::take(&mut cur),
+                });
             }
             cur.push(w);
         }
         if !cur.is_empty() {
-            out.push(Incident { key: key.clone(), windows: cur });
+            out.push(Incident {
+                key: key.clone(),
+                windows: cur,
+            });
         }
     }
     out
@@ -190,8 +205,11 @@ pub fn findings(incidents: &[Incident], causes: &[CauseRow], cfg: &Config) -> Ve
             let rows: Vec<&CauseRow> = causes
                 .iter()
                 .filter(|c| {
-                    (c.instance.as_str(), c.g_method.as_str(), c.g_client.as_str())
-                        == (inc.key.0.as_str(), inc.key.1.as_str(), inc.key.2.as_str())
+                    (
+                        c.instance.as_str(),
+                        c.g_method.as_str(),
+                        c.g_client.as_str(),
+                    ) == (inc.key.0.as_str(), inc.key.1.as_str(), inc.key.2.as_str())
                         && buckets.contains(&c.bucket)
                 })
                 .collect();
@@ -200,13 +218,22 @@ pub fn findings(incidents: &[Incident], causes: &[CauseRow], cfg: &Config) -> Ve
             let peak = inc
                 .windows
                 .iter()
-                .map(|w| if w.1 == 0 { 0.0 } else { w.2 as f64 / w.1 as f64 })
+                .map(|w| {
+                    if w.1 == 0 {
+                        0.0
+                    } else {
+                        w.2 as f64 / w.1 as f64
+                    }
+                })
                 .fold(0.0_f64, f64::max);
             let mut by_cause: BTreeMap<String, u64> = BTreeMap::new();
-            let mut attribution: BTreeMap<(ClientCols, String, String), (u64, Vec<String>)> = BTreeMap::new();
+            let mut attribution: BTreeMap<(ClientCols, String, String), (u64, Vec<String>)> =
+                BTreeMap::new();
             for r in &rows {
                 *by_cause.entry(r.cause.clone()).or_default() += r.n;
-                let a = attribution.entry((r.client.clone(), r.method.clone(), r.cause.clone())).or_default();
+                let a = attribution
+                    .entry((r.client.clone(), r.method.clone(), r.cause.clone()))
+                    .or_default();
                 a.0 += r.n;
                 for t in &r.seen.traces {
                     if a.1.len() < 3 && !a.1.contains(t) {
@@ -231,7 +258,8 @@ pub fn findings(incidents: &[Incident], causes: &[CauseRow], cfg: &Config) -> Ve
             let baseline = base_rates.first().copied();
             let mut cause_list: Vec<(&String, &u64)> = by_cause.iter().collect();
             cause_list.sort_by(|a, b| b.1.cmp(a.1).then(a.0.cmp(b.0)));
-            let cause_text: Vec<String> = cause_list.iter().map(|(c, n)| format!("{c} {n}")).collect();
+            let cause_text: Vec<String> =
+                cause_list.iter().map(|(c, n)| format!("{c} {n}")).collect();
             let client_subject = rows
                 .first()
                 .filter(|_| !inc.key.2.is_empty())
@@ -242,8 +270,16 @@ pub fn findings(incidents: &[Incident], causes: &[CauseRow], cfg: &Config) -> Ve
                     c.insert(k.clone(), *v);
                 }
             }
-            let severity = if peak >= sc.critical_rate { Severity::Critical } else { Severity::Warning };
-            let where_ = if inc.key.1.is_empty() { inc.key.0.clone() } else { format!("{} {}", inc.key.0, inc.key.1) };
+            let severity = if peak >= sc.critical_rate {
+                Severity::Critical
+            } else {
+                Severity::Warning
+            };
+            let where_ = if inc.key.1.is_empty() {
+                inc.key.0.clone()
+            } else {
+                format!("{} {}", inc.key.0, inc.key.1)
+            };
             Finding {
                 rule: RuleId::Status4xxSpike,
                 severity,
@@ -337,19 +373,42 @@ mod tests {
     use super::*;
 
     fn t(b: i64, total: u64, c4xx: u64) -> TotalRow {
-        TotalRow { instance: "i".into(), g_method: String::new(), g_client: String::new(), bucket: b, total, c4xx }
+        TotalRow {
+            instance: "i".into(),
+            g_method: String::new(),
+            g_client: String::new(),
+            bucket: b,
+            total,
+            c4xx,
+        }
     }
 
     #[test]
     fn flags_only_windows_above_baseline() {
-        let sc = SpikeConfig { bucket_ns: 1, ..SpikeConfig::default() };
-        let range = Range { since_ns: 10, until_ns: 20 };
+        let sc = SpikeConfig {
+            bucket_ns: 1,
+            ..SpikeConfig::default()
+        };
+        let range = Range {
+            since_ns: 10,
+            until_ns: 20,
+        };
         // Baseline 1% (buckets 0..10), spike at 12-13 (20%), normal at 14, small at 16.
         let mut rows: Vec<TotalRow> = (0..10).map(|b| t(b, 100, 1)).collect();
-        rows.extend([t(10, 100, 1), t(11, 100, 2), t(12, 100, 20), t(13, 100, 30), t(14, 100, 1), t(16, 10, 4)]);
+        rows.extend([
+            t(10, 100, 1),
+            t(11, 100, 2),
+            t(12, 100, 20),
+            t(13, 100, 30),
+            t(14, 100, 1),
+            t(16, 10, 4),
+        ]);
         let inc = detect(&rows, &range, &sc);
         assert_eq!(inc.len(), 1);
-        assert_eq!(inc[0].windows.iter().map(|w| w.0).collect::<Vec<_>>(), vec![12, 13]);
+        assert_eq!(
+            inc[0].windows.iter().map(|w| w.0).collect::<Vec<_>>(),
+            vec![12, 13]
+        );
         // The baseline of 13 leaves out the flagged 12.
         let b13 = inc[0].windows[1].3.unwrap_or(-1.0);
         assert!((b13 - 13.0 / 1200.0).abs() < 1e-9, "{b13}");
@@ -357,14 +416,23 @@ mod tests {
 
     #[test]
     fn no_baseline_means_threshold_only() {
-        let sc = SpikeConfig { bucket_ns: 1, ..SpikeConfig::default() };
-        let range = Range { since_ns: 0, until_ns: 5 };
+        let sc = SpikeConfig {
+            bucket_ns: 1,
+            ..SpikeConfig::default()
+        };
+        let range = Range {
+            since_ns: 0,
+            until_ns: 5,
+        };
         assert_eq!(detect(&[t(0, 10, 5)], &range, &sc).len(), 1);
         assert!(detect(&[t(0, 10, 4)], &range, &sc).is_empty());
         assert!(detect(&[t(0, 1000, 10)], &range, &sc).is_empty()); // 1% < min_rate
         // A constant high rate is no spike once there is a baseline.
         let rows: Vec<TotalRow> = (0..5).map(|b| t(b, 100, 30)).collect();
-        let range = Range { since_ns: 4, until_ns: 5 };
+        let range = Range {
+            since_ns: 4,
+            until_ns: 5,
+        };
         assert!(detect(&rows, &range, &sc).is_empty());
     }
 }
