@@ -100,13 +100,27 @@ pub struct OtlpConfig {
 /// Flags that override the `OTEL_EXPORTER_OTLP_*` environment variables.
 #[derive(Debug, Clone, Default)]
 pub struct OtlpFlags<'a> {
-    /// `--otlp-endpoint`: a base URL (`/v1/traces` is appended for HTTP unless
-    /// the path already ends with it) or, for gRPC, `http://host:port`.
+    /// `--otlp-endpoint`: for HTTP, `http://host:port` gets `/v1/traces`
+    /// appended; a URL with a path is used verbatim. For gRPC, `http://host:port`.
     pub endpoint: Option<&'a str>,
     /// `--otlp-protocol`: `grpc` or `http/protobuf`.
     pub protocol: Option<&'a str>,
+    /// `--otlp-header` items, each `key=value` (value percent-decoded), or
+    /// several comma-separated.
+    pub headers: &'a [String],
     /// `--otlp-timeout`.
     pub timeout: Option<Duration>,
+}
+
+/// How an endpoint value is completed for OTLP/HTTP.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum EndpointKind {
+    /// The flag: `/v1/traces` appended only when the URL has no path.
+    Flag,
+    /// `OTEL_EXPORTER_OTLP_TRACES_ENDPOINT`: verbatim.
+    Verbatim,
+    /// `OTEL_EXPORTER_OTLP_ENDPOINT`: a base URL, `/v1/traces` always appended.
+    Base,
 }
 
 impl OtlpConfig {
@@ -137,11 +151,18 @@ impl OtlpConfig {
         let flags = OtlpFlags {
             endpoint: endpoint_flag,
             protocol: protocol_flag,
+            headers: &[],
             timeout: timeout_flag,
         };
-        Self::from_lookup(&flags, resource, |k| {
-            std::env::var(k).ok().filter(|v| !v.trim().is_empty())
-        })
+        Self::from_flags(&flags, resource)
+    }
+
+    /// [`OtlpConfig::from_env_and_flags`] with every flag, header flags included
+    /// (merged with the environment's headers; the same name with a different
+    /// value in both is an error, because opentelemetry-otlp always sends the
+    /// environment's).
+    pub fn from_flags(flags: &OtlpFlags<'_>, resource: ResourceInfo) -> Result<Option<OtlpConfig>> {
+        Self::from_lookup(flags, resource, |k| std::env::var(k).ok())
     }
 
     /// [`OtlpConfig::from_env_and_flags`] with the environment given as a lookup
@@ -169,21 +190,48 @@ impl OtlpConfig {
             (None, None, None) => OtlpProtocol::HttpProtobuf,
         };
         let endpoint = if let Some(e) = flags.endpoint.filter(|e| !e.trim().is_empty()) {
-            resolve_endpoint("--otlp-endpoint", e, protocol, true)?
+            resolve_endpoint("--otlp-endpoint", e, protocol, EndpointKind::Flag)?
         } else if let Some(e) = env("OTEL_EXPORTER_OTLP_TRACES_ENDPOINT") {
-            resolve_endpoint("OTEL_EXPORTER_OTLP_TRACES_ENDPOINT", &e, protocol, false)?
+            resolve_endpoint(
+                "OTEL_EXPORTER_OTLP_TRACES_ENDPOINT",
+                &e,
+                protocol,
+                EndpointKind::Verbatim,
+            )?
         } else if let Some(e) = env("OTEL_EXPORTER_OTLP_ENDPOINT") {
-            resolve_endpoint("OTEL_EXPORTER_OTLP_ENDPOINT", &e, protocol, true)?
+            resolve_endpoint(
+                "OTEL_EXPORTER_OTLP_ENDPOINT",
+                &e,
+                protocol,
+                EndpointKind::Base,
+            )?
         } else {
             return Ok(None);
         };
-        let headers = if let Some(h) = env("OTEL_EXPORTER_OTLP_TRACES_HEADERS") {
-            parse_headers(&h).map_err(|e| anyhow!("OTEL_EXPORTER_OTLP_TRACES_HEADERS: {e}"))?
+        let (env_var, env_headers) = if let Some(h) = env("OTEL_EXPORTER_OTLP_TRACES_HEADERS") {
+            let v = "OTEL_EXPORTER_OTLP_TRACES_HEADERS";
+            (v, parse_headers(&h).map_err(|e| anyhow!("{v}: {e}"))?)
         } else if let Some(h) = env("OTEL_EXPORTER_OTLP_HEADERS") {
-            parse_headers(&h).map_err(|e| anyhow!("OTEL_EXPORTER_OTLP_HEADERS: {e}"))?
+            let v = "OTEL_EXPORTER_OTLP_HEADERS";
+            (v, parse_headers(&h).map_err(|e| anyhow!("{v}: {e}"))?)
         } else {
-            Vec::new()
+            ("", Vec::new())
         };
+        // opentelemetry-otlp always adds the environment's headers last (they win
+        // per name), so a flag cannot override one: a conflict is an error.
+        let mut headers = env_headers;
+        for item in flags.headers {
+            for (k, v) in parse_headers(item).map_err(|e| anyhow!("--otlp-header: {e}"))? {
+                match headers.iter().find(|(ek, _)| *ek == k) {
+                    Some((_, ev)) if *ev != v => bail!(
+                        "OTLP header {k:?} is set by both --otlp-header and {env_var} with different values; \
+                         remove one (the exporter would send the environment's)"
+                    ),
+                    Some(_) => {}
+                    None => headers.push((k, v)),
+                }
+            }
+        }
         let timeout = if let Some(t) = flags.timeout {
             t
         } else if let Some(t) = env("OTEL_EXPORTER_OTLP_TRACES_TIMEOUT") {
@@ -213,14 +261,13 @@ impl OtlpConfig {
     }
 }
 
-/// Validates `value` (from `source`) and returns the URL to use verbatim.
-/// `base`: a base URL to which `/v1/traces` is appended for HTTP (unless the path
-/// already ends with it); otherwise the value is used as given.
+/// Validates `value` (from `source`) and returns the URL to use verbatim,
+/// completed for HTTP per `kind`.
 fn resolve_endpoint(
     source: &str,
     value: &str,
     protocol: OtlpProtocol,
-    base: bool,
+    kind: EndpointKind,
 ) -> Result<String> {
     let value = value.trim();
     let uri: Uri = value.parse().map_err(|e| {
@@ -260,7 +307,12 @@ fn resolve_endpoint(
             Ok(value.trim_end_matches('/').to_string())
         }
         OtlpProtocol::HttpProtobuf => {
-            if base && !path.ends_with(HTTP_TRACES_PATH) && uri.query().is_none() {
+            let append = match kind {
+                EndpointKind::Verbatim => false,
+                EndpointKind::Flag => (path.is_empty() || path == "/") && uri.query().is_none(),
+                EndpointKind::Base => uri.query().is_none(),
+            };
+            if append {
                 Ok(format!("{}{HTTP_TRACES_PATH}", value.trim_end_matches('/')))
             } else {
                 Ok(value.to_string())
@@ -764,6 +816,7 @@ mod tests {
                 endpoint: Some("http://flag:4317"),
                 protocol: Some("grpc"),
                 timeout: Some(Duration::from_millis(1500)),
+                ..Default::default()
             },
             &[
                 ("OTEL_EXPORTER_OTLP_TRACES_ENDPOINT", "http://t:9/custom"),
@@ -787,6 +840,82 @@ mod tests {
         .unwrap()
         .unwrap();
         assert_eq!(c.endpoint, "http://flag:4318/v1/traces");
+        // A flag URL with a path is used verbatim; without one the path is added.
+        for (flag, want) in [
+            ("http://gw/otlp/traces", "http://gw/otlp/traces"),
+            ("http://flag:4318/", "http://flag:4318/v1/traces"),
+            ("http://flag:4318", "http://flag:4318/v1/traces"),
+        ] {
+            let c = cfg(
+                OtlpFlags {
+                    endpoint: Some(flag),
+                    ..Default::default()
+                },
+                &[],
+            )
+            .unwrap()
+            .unwrap();
+            assert_eq!(c.endpoint, want);
+        }
+    }
+
+    #[test]
+    fn header_flags_merge_with_env_and_conflicts_are_errors() {
+        let flags = vec!["x-a=1,x-b=two%20words".to_string(), "X-C=3".to_string()];
+        let c = cfg(
+            OtlpFlags {
+                endpoint: Some("http://c:4318"),
+                headers: &flags,
+                ..Default::default()
+            },
+            &[("OTEL_EXPORTER_OTLP_HEADERS", "x-env=e,x-a=1")],
+        )
+        .unwrap()
+        .unwrap();
+        let h: Vec<(&str, &str)> = c
+            .headers
+            .iter()
+            .map(|(k, v)| (k.as_str(), v.as_str()))
+            .collect();
+        assert_eq!(
+            h,
+            vec![
+                ("x-env", "e"),
+                ("x-a", "1"),
+                ("x-b", "two words"),
+                ("x-c", "3")
+            ]
+        );
+        let flags = vec!["authorization=Bearer%20flag".to_string()];
+        let e = cfg(
+            OtlpFlags {
+                endpoint: Some("http://c:4318"),
+                headers: &flags,
+                ..Default::default()
+            },
+            &[(
+                "OTEL_EXPORTER_OTLP_TRACES_HEADERS",
+                "authorization=Bearer%20env",
+            )],
+        )
+        .unwrap_err()
+        .to_string();
+        assert!(
+            e.contains("both --otlp-header and OTEL_EXPORTER_OTLP_TRACES_HEADERS"),
+            "{e}"
+        );
+        let flags = vec!["novalue".to_string()];
+        let e = cfg(
+            OtlpFlags {
+                endpoint: Some("http://c:4318"),
+                headers: &flags,
+                ..Default::default()
+            },
+            &[],
+        )
+        .unwrap_err()
+        .to_string();
+        assert!(e.starts_with("--otlp-header:"), "{e}");
     }
 
     #[test]
