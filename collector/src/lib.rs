@@ -6,8 +6,10 @@
 //! [`source`], the [`pipeline`] driver, outputs ([`otlp_json`]), the end-of-run
 //! [`summary`] and the [`cli`].
 
+pub mod admin;
 pub mod cli;
 pub mod export;
+pub mod metrics;
 pub mod otlp_json;
 pub mod pcapfile;
 pub mod pipeline;
