@@ -363,6 +363,14 @@ async fn refused_connection_is_retryable_with_a_clear_message() {
 
 /// A tiny HTTP receiver that answers every request with `status` (and counts them).
 fn answering_server(status: &'static str) -> (u16, std::sync::Arc<std::sync::atomic::AtomicU64>) {
+    scripted_server(vec![status])
+}
+
+/// A tiny HTTP receiver answering the n-th request with `statuses[n]` (the last
+/// one repeated), counting requests.
+fn scripted_server(
+    statuses: Vec<&'static str>,
+) -> (u16, std::sync::Arc<std::sync::atomic::AtomicU64>) {
     let l = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
     let port = l.local_addr().expect("addr").port();
     let hits = std::sync::Arc::new(std::sync::atomic::AtomicU64::new(0));
@@ -370,7 +378,8 @@ fn answering_server(status: &'static str) -> (u16, std::sync::Arc<std::sync::ato
     std::thread::spawn(move || {
         for conn in l.incoming() {
             let Ok(mut c) = conn else { break };
-            h.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+            let n = h.fetch_add(1, std::sync::atomic::Ordering::Relaxed) as usize;
+            let status = statuses[n.min(statuses.len() - 1)];
             let _ = c.set_read_timeout(Some(Duration::from_millis(500)));
             let mut buf = vec![0u8; 1 << 16];
             let mut got = Vec::new();
@@ -392,7 +401,7 @@ fn answering_server(status: &'static str) -> (u16, std::sync::Arc<std::sync::ato
                     }
                 }
             }
-            let body = "unauthorized";
+            let body = "answer";
             let _ = write!(
                 c,
                 "HTTP/1.1 {status}\r\ncontent-type: text/plain\r\ncontent-length: {}\r\nconnection: close\r\n\r\n{body}",
@@ -415,6 +424,10 @@ async fn wrong_credentials_are_fatal_with_a_hint() {
         Err(ExportError::Fatal(m)) => {
             assert!(m.contains("401"), "{m}");
             assert!(m.contains("credentials"), "{m}");
+            assert!(
+                m.contains(&format!("http://127.0.0.1:{port}/v1/traces")),
+                "{m}"
+            );
         }
         other => panic!("expected fatal, got {other:?}"),
     }
@@ -482,5 +495,104 @@ fn malformed_configuration_is_rejected_clearly() {
             .expect_err("must be rejected")
             .to_string();
         assert!(e.contains(want), "{flags:?}: {e}");
+    }
+}
+
+/// A batch spanning two instances is two requests; when the second fails, the
+/// retry of the same batch sends only the second (no duplicates downstream).
+#[tokio::test]
+async fn retry_resumes_after_the_delivered_resource_groups() {
+    let spans = cutover_spans();
+    let mut by_instance: BTreeMap<String, Vec<Span>> = BTreeMap::new();
+    for s in spans {
+        by_instance
+            .entry(s.instance_id.clone())
+            .or_default()
+            .push(s);
+    }
+    assert!(by_instance.len() >= 2);
+    let two: Vec<Span> = by_instance
+        .values()
+        .take(2)
+        .flat_map(|v| v[..2].to_vec())
+        .collect();
+    let batch = Batch::new(two);
+    let (port, hits) = scripted_server(vec!["200 OK", "503 Service Unavailable", "200 OK"]);
+    let cfg = config(
+        format!("http://127.0.0.1:{port}/v1/traces"),
+        OtlpProtocol::HttpProtobuf,
+    );
+    let mut exp = OtlpExporter::new(cfg).await.expect("exporter");
+    assert!(matches!(
+        exp.export(&batch).await,
+        Err(ExportError::Retryable(_))
+    ));
+    assert_eq!(hits.load(std::sync::atomic::Ordering::Relaxed), 2);
+    exp.export(&batch).await.expect("retry");
+    assert_eq!(
+        hits.load(std::sync::atomic::Ordering::Relaxed),
+        3,
+        "only the failed group again"
+    );
+    // A different batch starts from its first group.
+    let other = Batch::new(by_instance.values().next().expect("one")[2..4].to_vec());
+    exp.export(&other).await.expect("other batch");
+    assert_eq!(hits.load(std::sync::atomic::Ordering::Relaxed), 4);
+}
+
+/// The collector binary replays the capture and exports every span to a real
+/// receiver, configured by flags (gRPC) and by the standard environment (HTTP).
+#[test]
+fn collector_binary_exports_the_capture() {
+    let pcap = Path::new(env!("CARGO_MANIFEST_DIR")).join("../tests/fixtures/cutover.pcap");
+    let spans = cutover_spans();
+    for protocol in [SinkProtocol::Grpc, SinkProtocol::Http] {
+        let dir = TempDir::new("otlp-bin");
+        let sink = OtlpSink::start(protocol, &dir.0);
+        let mut cmd = std::process::Command::new(env!("CARGO_BIN_EXE_mcptap-collector"));
+        cmd.arg("--pcap")
+            .arg(&pcap)
+            .args(["--service-name", "mcp-test", "--no-summary"])
+            .env_remove("POD_NAME")
+            .env_remove("OTEL_EXPORTER_OTLP_TRACES_ENDPOINT")
+            .env("OTEL_EXPORTER_OTLP_HEADERS", "x-tenant=e2e")
+            .env("MCPTAP_SPOOL_DIR", dir.0.join("spool"))
+            .current_dir(&dir.0);
+        match protocol {
+            SinkProtocol::Grpc => {
+                cmd.args([
+                    "--otlp-endpoint",
+                    &format!("http://127.0.0.1:{}", sink.port),
+                ])
+                .args(["--otlp-protocol", "grpc"]);
+            }
+            SinkProtocol::Http => {
+                cmd.env(
+                    "OTEL_EXPORTER_OTLP_ENDPOINT",
+                    format!("http://127.0.0.1:{}", sink.port),
+                )
+                .env("OTEL_EXPORTER_OTLP_PROTOCOL", "http/protobuf");
+            }
+        }
+        let out = cmd.output().expect("running mcptap-collector");
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert!(out.status.success(), "{protocol:?}: {stderr}");
+        let reqs = sink.wait_for_spans(spans.len(), Duration::from_secs(10));
+        let got = received_by_span_id(&reqs);
+        assert_eq!(got.len(), spans.len(), "{protocol:?}: {stderr}");
+        for s in &spans {
+            let (r, res, _) = &got[&hex(&s.span_id)];
+            assert_eq!(r["traceId"], hex(&s.trace_id));
+            assert_eq!(r["startTimeUnixNano"].as_u64(), Some(s.start_ns));
+            assert_eq!(r["endTimeUnixNano"].as_u64(), Some(s.end_ns));
+            assert_eq!(
+                res["service.instance.id"],
+                json!({ "string": s.instance_id })
+            );
+            assert_eq!(res["service.name"], json!({ "string": "mcp-test" }));
+        }
+        for r in &reqs {
+            assert_eq!(r["headers"]["x-tenant"], "e2e");
+        }
     }
 }

@@ -13,7 +13,8 @@ and appends every received ExportTraceServiceRequest to OUT as one JSON line:
 
 Ids are lowercase hex and timestamps integers (not the base64 and strings of
 protobuf's JSON mapping), so the Rust test compares them directly.
-Prints "READY" on stdout once the port accepts connections.
+Prints "READY" on stdout once the port accepts connections; runs until
+killed or until its stdin closes.
 
 Usage: otlp_sink.py --protocol grpc|http --port PORT --out FILE
 """
@@ -130,9 +131,10 @@ def main():
         print("NOT READY", flush=True)
         sys.exit(1)
     print("READY", flush=True)
-    # Run until killed (or stdin closes).
+    # Run until killed or stdin closes (read in small pieces: bounded memory).
     try:
-        sys.stdin.read()
+        while sys.stdin.buffer.read(4096):
+            pass
     except KeyboardInterrupt:
         pass
     sink.stop()
