@@ -10,6 +10,11 @@
 # Other helpers ADD their own pinned packages to PKGS; keep entries `name==version`.
 set -euo pipefail
 cd "$(dirname "$0")/.."
+# Test binaries run in parallel and may all call this: one installer at a time.
+if command -v flock >/dev/null; then
+  exec 9>"${TMPDIR:-/tmp}/mcptap-test-venv.lock"
+  flock 9
+fi
 PKGS=(
   "oteltest==0.49.0"
   "rotel==0.0.1a15"
