@@ -334,6 +334,11 @@ pub struct RunArgs {
     #[command(flatten)]
     pub export: ExportArgs,
 
+    /// Serve `/metrics` (Prometheus), `/healthz` and `/readyz` on this address,
+    /// e.g. 0.0.0.0:9464 (off by default).
+    #[arg(long, env = "MCPTAP_ADMIN_ADDR", value_name = "ADDR:PORT")]
+    pub admin_addr: Option<std::net::SocketAddr>,
+
     /// Log format on stderr.
     #[arg(long, env = "MCPTAP_LOG_FORMAT", default_value = "text", value_parser = ["text", "json"])]
     pub log_format: String,

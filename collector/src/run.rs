@@ -1,12 +1,14 @@
 //! What a `mcptap-collector` invocation does: open the source, build the
 //! pipeline and sinks from the flags, run until the input ends, print the summary.
 
+use crate::admin::AdminState;
 use crate::cli::{ExportArgs, RunArgs, SchemaArgs};
 use crate::export::clickhouse::{ClickHouseConfig, ClickHouseExporter};
-use crate::export::otlp::{OtlpConfig, OtlpExporter, OtlpProtocol};
+use crate::export::otlp::{OtlpConfig, OtlpExporter, OtlpFlags};
 use crate::export::queue::{Overflow, Queue, QueueConfig, QueueReport};
 use crate::export::sink::{BatchConfig, ExportSink};
 use crate::export::{ExportCounters, ExportError};
+use crate::metrics::CaptureSnapshot;
 use crate::otlp_json::{OtlpJsonSink, ResourceInfo};
 use crate::pipeline::{Pipeline, PipelineConfig, SpanSink};
 use crate::source::{End, Source};
@@ -83,9 +85,10 @@ pub fn resource_info(args: &RunArgs) -> ResourceInfo {
         ("NODE_NAME", "k8s.node.name"),
     ] {
         if let Ok(v) = std::env::var(var)
-            && !v.is_empty() {
-                extra.push((key.to_owned(), v));
-            }
+            && !v.is_empty()
+        {
+            extra.push((key.to_owned(), v));
+        }
     }
     ResourceInfo {
         service_name: args.service_name.clone(),
@@ -133,90 +136,18 @@ fn secs(flag: &str, v: f64) -> Result<Duration> {
     Ok(Duration::from_secs_f64(v))
 }
 
-fn env_first(names: &[&str]) -> Option<String> {
-    names
-        .iter()
-        .find_map(|n| std::env::var(n).ok().filter(|v| !v.trim().is_empty()))
-}
-
 /// The OTLP exporter settings from the flags and the standard
-/// `OTEL_EXPORTER_OTLP_*` variables; `None` when no endpoint is configured.
-/// Errors: an unknown protocol or a malformed header or timeout.
+/// `OTEL_EXPORTER_OTLP_*` variables (resolved by [`OtlpConfig::from_flags`]);
+/// `None` when no endpoint is configured.
+/// Errors: an unknown protocol, a malformed endpoint, header or timeout.
 pub fn otlp_config(ea: &ExportArgs, resource: &ResourceInfo) -> Result<Option<OtlpConfig>> {
-    let signal_env = env_first(&["OTEL_EXPORTER_OTLP_TRACES_ENDPOINT"]);
-    let generic_env = env_first(&["OTEL_EXPORTER_OTLP_ENDPOINT"]);
-    let (endpoint, append_path) = match (&ea.otlp_endpoint, signal_env, generic_env) {
-        (Some(e), _, _) => (e.clone(), true),
-        (None, Some(e), _) => (e, false),
-        (None, None, Some(e)) => (e, true),
-        (None, None, None) => return Ok(None),
+    let flags = OtlpFlags {
+        endpoint: ea.otlp_endpoint.as_deref(),
+        protocol: ea.otlp_protocol.as_deref(),
+        headers: &ea.otlp_header,
+        timeout: ea.otlp_timeout.map(|ms| Duration::from_millis(ms.max(1))),
     };
-    let proto = ea.otlp_protocol.clone().or_else(|| {
-        env_first(&[
-            "OTEL_EXPORTER_OTLP_TRACES_PROTOCOL",
-            "OTEL_EXPORTER_OTLP_PROTOCOL",
-        ])
-    });
-    let protocol = match proto.as_deref().unwrap_or("http/protobuf") {
-        "grpc" => OtlpProtocol::Grpc,
-        "http/protobuf" => OtlpProtocol::HttpProtobuf,
-        p => bail!(
-            "OTLP protocol {p:?}: expected grpc or http/protobuf (http/json is not supported)"
-        ),
-    };
-    if !(endpoint.starts_with("http://") || endpoint.starts_with("https://")) {
-        bail!("--otlp-endpoint {endpoint:?} is not a URL: expected http://HOST:PORT");
-    }
-    let mut endpoint = endpoint;
-    if protocol == OtlpProtocol::HttpProtobuf && append_path {
-        let after_scheme = endpoint.split_once("://").map_or("", |(_, r)| r);
-        match after_scheme.find('/') {
-            None => endpoint.push_str("/v1/traces"),
-            Some(i) if &after_scheme[i..] == "/" => endpoint.push_str("v1/traces"),
-            Some(_) if ea.otlp_endpoint.is_none() => {
-                // OTEL_EXPORTER_OTLP_ENDPOINT is a base URL: the signal path is appended.
-                if !endpoint.ends_with('/') {
-                    endpoint.push('/');
-                }
-                endpoint.push_str("v1/traces");
-            }
-            Some(_) => {}
-        }
-    }
-    let mut header_items: Vec<String> = ea.otlp_header.clone();
-    if header_items.is_empty()
-        && let Some(h) = env_first(&[
-            "OTEL_EXPORTER_OTLP_TRACES_HEADERS",
-            "OTEL_EXPORTER_OTLP_HEADERS",
-        ]) {
-            header_items = h.split(',').map(str::to_owned).collect();
-        }
-    let mut headers = Vec::new();
-    for h in header_items.iter().filter(|h| !h.trim().is_empty()) {
-        let (k, v) = h
-            .split_once('=')
-            .ok_or_else(|| anyhow::anyhow!("OTLP header {h:?}: expected key=value"))?;
-        headers.push((k.trim().to_owned(), v.trim().to_owned()));
-    }
-    let timeout_ms = match ea.otlp_timeout {
-        Some(t) => t,
-        None => match env_first(&[
-            "OTEL_EXPORTER_OTLP_TRACES_TIMEOUT",
-            "OTEL_EXPORTER_OTLP_TIMEOUT",
-        ]) {
-            Some(t) => t.trim().parse().with_context(|| {
-                format!("OTEL_EXPORTER_OTLP_TIMEOUT {t:?}: milliseconds expected")
-            })?,
-            None => 10_000,
-        },
-    };
-    Ok(Some(OtlpConfig {
-        endpoint,
-        protocol,
-        headers,
-        timeout: Duration::from_millis(timeout_ms.max(1)),
-        resource: resource.clone(),
-    }))
+    OtlpConfig::from_flags(&flags, resource.clone())
 }
 
 impl Outputs {
@@ -233,10 +164,21 @@ impl Outputs {
         let otlp = otlp_config(ea, &resource)?;
         let grace = secs("--shutdown-grace", ea.shutdown_grace)?;
         if ea.clickhouse_url.is_none() && otlp.is_none() {
+            let rt = match args.admin_addr {
+                Some(_) => Some(
+                    tokio::runtime::Builder::new_multi_thread()
+                        .worker_threads(1)
+                        .thread_name("mcptap-admin")
+                        .enable_all()
+                        .build()
+                        .context("starting the admin runtime")?,
+                ),
+                None => None,
+            };
             return Ok(Outputs {
                 file,
                 export: None,
-                rt: None,
+                rt,
                 grace,
                 counters: Vec::new(),
                 reports: Vec::new(),
@@ -461,7 +403,29 @@ pub fn run(args: &RunArgs) -> Result<ExitCode> {
         .and_then(|p| std::fs::metadata(p).ok())
         .map(|m| m.len());
     let mut outputs = Outputs::new(args, source.is_live())?;
-    let code = drive(source, cfg, &mut outputs, args, file_len)?;
+    let admin = match (args.admin_addr, outputs.runtime()) {
+        (Some(addr), Some(rt)) => {
+            let state = AdminState::new();
+            for c in outputs.counters() {
+                state.add_exporter(Arc::clone(c));
+            }
+            let server = rt.block_on(crate::admin::serve(addr, Arc::clone(&state)))?;
+            state.set_ready();
+            Some((state, server))
+        }
+        _ => None,
+    };
+    let code = drive(
+        source,
+        cfg,
+        &mut outputs,
+        args,
+        file_len,
+        admin.as_ref().map(|(s, _)| s.as_ref()),
+    )?;
+    if let (Some((_, server)), Some(rt)) = (admin, outputs.runtime()) {
+        rt.block_on(server.stop());
+    }
     let delivered = outputs.report();
     if code == ExitCode::SUCCESS && !delivered {
         return Ok(ExitCode::from(4));
@@ -502,6 +466,7 @@ fn drive(
     sink: &mut Outputs,
     args: &RunArgs,
     file_len: Option<u64>,
+    admin: Option<&AdminState>,
 ) -> Result<ExitCode> {
     let started = Instant::now();
     let mut pipeline = Pipeline::new(source.link_type(), cfg);
@@ -531,6 +496,9 @@ fn drive(
     let mut exit = ExitCode::SUCCESS;
     let mut n: u64 = 0;
     let mut idle_wait = Duration::from_micros(100);
+    let mut last_publish = Instant::now()
+        .checked_sub(Duration::from_secs(2))
+        .unwrap_or_else(Instant::now);
     loop {
         if stop.load(Ordering::Relaxed) || deadline.is_some_and(|d| Instant::now() >= d) {
             break;
@@ -542,12 +510,16 @@ fn drive(
                 n += 1;
                 if n.is_multiple_of(1024) {
                     sink.poll(Instant::now());
+                    if let Some(a) = admin {
+                        publish(a, &pipeline, &mut source, &mut last_publish);
+                    }
                 }
                 idle_wait = Duration::from_micros(100);
                 if let Some(b) = &bar
-                    && n.is_multiple_of(4096) {
-                        b.set_position(source.bytes_read());
-                    }
+                    && n.is_multiple_of(4096)
+                {
+                    b.set_position(source.bytes_read());
+                }
             }
             Ok(None) => {
                 // Nothing ready on a live capture: back off up to 10 ms, expire idle flows.
@@ -555,6 +527,9 @@ fn drive(
                 idle_wait = (idle_wait * 2).min(Duration::from_millis(10));
                 pipeline.tick(now_ns(), sink)?;
                 sink.poll(Instant::now());
+                if let Some(a) = admin {
+                    publish(a, &pipeline, &mut source, &mut last_publish);
+                }
             }
             Err(End::Done) => break,
             Err(End::Truncated {
@@ -580,12 +555,32 @@ fn drive(
     if let Some(b) = bar {
         b.finish_and_clear();
     }
+    if let Some(a) = admin {
+        a.set_shutting_down();
+    }
     pipeline.finish(sink)?;
+    if let Some(a) = admin {
+        a.publish_capture(CaptureSnapshot::from_pipeline(
+            &pipeline.stats(),
+            source.kernel_stats(),
+        ));
+    }
     let kernel = source.kernel_stats();
     if !args.no_summary {
         summary::print(&pipeline.stats(), kernel, started.elapsed());
     }
     Ok(exit)
+}
+
+/// Publishes the capture counters to the admin server at most once a second.
+fn publish(a: &AdminState, pipeline: &Pipeline, source: &mut Source, last: &mut Instant) {
+    if last.elapsed() >= Duration::from_secs(1) {
+        *last = Instant::now();
+        a.publish_capture(CaptureSnapshot::from_pipeline(
+            &pipeline.stats(),
+            source.kernel_stats(),
+        ));
+    }
 }
 
 /// Decodes a whole capture file into spans in memory (tests and tools).
