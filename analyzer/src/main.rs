@@ -35,16 +35,31 @@ struct ConnArgs {
     #[arg(long, env = "CLICKHOUSE_URL", default_value = "http://127.0.0.1:8123")]
     clickhouse_url: String,
     /// ClickHouse user (a read-only user is enough).
-    #[arg(long, env = "CLICKHOUSE_USER")]
+    #[arg(long, alias = "clickhouse-user", env = "CLICKHOUSE_USER")]
     user: Option<String>,
     /// ClickHouse password.
-    #[arg(long, env = "CLICKHOUSE_PASSWORD", hide_env_values = true)]
+    #[arg(
+        long,
+        alias = "clickhouse-password",
+        env = "CLICKHOUSE_PASSWORD",
+        hide_env_values = true
+    )]
     password: Option<String>,
     /// Database of the traces table (plain identifier).
-    #[arg(long, env = "MCPTAP_DATABASE", default_value = "default")]
+    #[arg(
+        long,
+        alias = "clickhouse-database",
+        env = "CLICKHOUSE_DATABASE",
+        default_value = "default"
+    )]
     database: String,
     /// Traces table (plain identifier).
-    #[arg(long, env = "MCPTAP_TABLE", default_value = "otel_traces")]
+    #[arg(
+        long,
+        alias = "clickhouse-table",
+        env = "MCPTAP_CLICKHOUSE_TABLE",
+        default_value = "otel_traces"
+    )]
     table: String,
     /// Ignore mcptap's MATERIALIZED columns and read the attribute maps only.
     #[arg(long)]

@@ -89,7 +89,10 @@ FROM (
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 #[ignore = "benchmark: generates millions of spans"]
 async fn bench_rules_on_synthetic_spans() {
-    let n: i64 = std::env::var("MCPTAP_BENCH_SPANS").ok().and_then(|v| v.parse().ok()).unwrap_or(2_000_000);
+    let n: i64 = std::env::var("MCPTAP_BENCH_SPANS")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(2_000_000);
     let url = common::clickhouse_url();
     let database = common::fresh_database("bench");
     common::create_schema(&url, &database, "otel_traces", true).await;
@@ -110,7 +113,10 @@ async fn bench_rules_on_synthetic_spans() {
     println!("generated {n} spans in {:.1} s", t.elapsed().as_secs_f64());
     let range = Range::new(t0, t0 + 86_400 * NS_PER_SEC).unwrap();
     let mut db = common::analyzer_db(&url, &database, "otel_traces").await;
-    for (label, cols) in [("materialized columns", None), ("attribute maps only", Some(Cols::map_only()))] {
+    for (label, cols) in [
+        ("materialized columns", None),
+        ("attribute maps only", Some(Cols::map_only())),
+    ] {
         if let Some(c) = cols {
             db.set_cols(c);
         }
@@ -124,11 +130,27 @@ async fn bench_rules_on_synthetic_spans() {
             assert!(r.error.is_none(), "{}: {:?}", r.rule, r.error);
             println!("| `{}` | {:.0} | {} |", r.rule, r.duration_ms, r.findings);
         }
-        let spikes: Vec<_> = a.findings.iter().filter(|f| f.rule == RuleId::Status4xxSpike).collect();
-        assert!(spikes.iter().any(|f| f.subject.instance.as_deref() == Some("pod-3")
-            && f.counts.get("unknown_method").copied().unwrap_or(0) > 0), "the burst must be found");
-        assert!(a.findings.iter().any(|f| f.rule == RuleId::CrossInstanceHandleFailure));
+        let spikes: Vec<_> = a
+            .findings
+            .iter()
+            .filter(|f| f.rule == RuleId::Status4xxSpike)
+            .collect();
+        assert!(
+            spikes
+                .iter()
+                .any(|f| f.subject.instance.as_deref() == Some("pod-3")
+                    && f.counts.get("unknown_method").copied().unwrap_or(0) > 0),
+            "the burst must be found"
+        );
+        assert!(
+            a.findings
+                .iter()
+                .any(|f| f.rule == RuleId::CrossInstanceHandleFailure)
+        );
         let r = a.readiness.as_ref().unwrap();
-        println!("readiness: {:?}, session-dependent {}/{}", r.verdict, r.session_dependent_requests, r.requests);
+        println!(
+            "readiness: {:?}, session-dependent {}/{}",
+            r.verdict, r.session_dependent_requests, r.requests
+        );
     }
 }

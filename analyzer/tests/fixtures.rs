@@ -400,3 +400,42 @@ async fn empty_range_is_no_data() {
     assert!(a.findings.is_empty());
     assert_eq!(a.readiness.unwrap().verdict, Verdict::NoData);
 }
+
+/// The whole path as deployed: `mcptap-collector schema` creates the tables, the collector
+/// replays the capture straight into ClickHouse with its own writer, the analyzer reads it.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn collector_writer_end_to_end() {
+    let url = common::clickhouse_url();
+    let database = common::fresh_database("e2e");
+    let bin = common::collector_bin();
+    let out = std::process::Command::new(&bin)
+        .args(["schema", "--clickhouse-url", &url, "--database", &database])
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "schema: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let out = std::process::Command::new(&bin)
+        .arg("--pcap")
+        .arg(common::repo_root().join("tests/fixtures/cutover.pcap"))
+        .args([
+            "--clickhouse-url",
+            &url,
+            "--clickhouse-database",
+            &database,
+            "--no-summary",
+        ])
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "collector: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let db = common::analyzer_db(&url, &database, "otel_traces").await;
+    assert!(db.cols().uses_materialized());
+    let a = analyze(&db, fixture_range(), &Config::default(), &RuleId::ALL).await;
+    check_against_truth(&a, &common::truth("cutover.truth.json"));
+}

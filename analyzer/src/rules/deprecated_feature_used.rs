@@ -51,6 +51,10 @@ ARRAY JOIN arrayFilter(x -> x != '', [
   if(@era@ = 'modern' AND has(JSONExtract(SpanAttributes['mcptap.client.capabilities'], 'Array(String)'), 'sampling'), 'sampling:capability', '')
 ]) AS fs
 WHERE @range@
+  AND (@method@ IN ('logging/setLevel', 'roots/list', 'notifications/roots/list_changed', 'sampling/createMessage')
+       OR notEmpty(Events.Name)
+       OR (@era@ = 'modern' AND (position(SpanAttributes['mcptap.client.capabilities'], '\"roots\"') > 0
+                                 OR position(SpanAttributes['mcptap.client.capabilities'], '\"sampling\"') > 0)))
 GROUP BY client_name, client_version, client_ua, client_address, feature
 ORDER BY spans DESC, client_name, client_ua, client_address, feature
 ";
