@@ -530,3 +530,144 @@ fn stop_at_deadline(sh: &Shared, job: Option<Job>) {
     }
     sh.gauges(&st);
 }
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used)]
+mod tests {
+    use super::*;
+    use mcptap_mcp::{Span, SpanStatus};
+    use std::sync::atomic::AtomicU32;
+
+    fn batch(i: u8) -> Arc<Batch> {
+        Arc::new(Batch::new(vec![Span {
+            trace_id: [i; 16],
+            span_id: [i; 8],
+            parent_span_id: None,
+            trace_state: String::new(),
+            name: "x".into(),
+            start_ns: 1,
+            end_ns: 2,
+            status: SpanStatus::Unset,
+            instance_id: "i".into(),
+            attributes: vec![],
+            events: vec![],
+        }]))
+    }
+
+    /// Fails the first `fail` attempts retryably, answers batch id `fatal` fatally,
+    /// records what it accepted.
+    struct Scripted {
+        fail: Arc<AtomicU32>,
+        fatal: u64,
+        got: Arc<Mutex<Vec<u64>>>,
+    }
+
+    impl Exporter for Scripted {
+        fn name(&self) -> &'static str {
+            "test"
+        }
+        async fn export(&mut self, b: &Batch) -> Result<(), ExportError> {
+            if self.fail.load(Ordering::SeqCst) > 0 {
+                self.fail.fetch_sub(1, Ordering::SeqCst);
+                return Err(ExportError::Retryable("down".into()));
+            }
+            if b.id == self.fatal {
+                return Err(ExportError::Fatal("Code: 516".into()));
+            }
+            self.got.lock().unwrap().push(b.id);
+            Ok(())
+        }
+    }
+
+    #[test]
+    fn order_retry_spill_fatal_and_spooled_restart() {
+        let rt = tokio::runtime::Builder::new_multi_thread()
+            .worker_threads(1)
+            .enable_all()
+            .build()
+            .unwrap();
+        let dir = std::env::temp_dir().join(format!("mcptap-queue-test-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&dir);
+        let got = Arc::new(Mutex::new(Vec::new()));
+        let fail = Arc::new(AtomicU32::new(6));
+        let batches: Vec<Arc<Batch>> = (1..=8).map(batch).collect();
+        let cfg = QueueConfig {
+            max_batches: 2,
+            overflow: Overflow::Spill,
+            spool: Some((dir.clone(), 1 << 20)),
+            retry_initial: Duration::from_millis(5),
+            retry_max: Duration::from_millis(20),
+        };
+        let c = Arc::new(ExportCounters::new("test"));
+        let q = Queue::start(
+            Scripted {
+                fail: Arc::clone(&fail),
+                fatal: batches[4].id,
+                got: Arc::clone(&got),
+            },
+            cfg.clone(),
+            Arc::clone(&c),
+            rt.handle(),
+        )
+        .unwrap();
+        for b in &batches {
+            q.push(Arc::clone(b));
+        }
+        q.close(Duration::from_secs(10));
+        let rep = rt.block_on(q.join());
+        let want: Vec<u64> = batches
+            .iter()
+            .filter(|b| b.id != batches[4].id)
+            .map(|b| b.id)
+            .collect();
+        assert_eq!(*got.lock().unwrap(), want, "in order, fatal one skipped");
+        assert_eq!(c.sent.load(Ordering::Relaxed), 7);
+        assert_eq!(c.dropped(DropReason::Fatal), 1);
+        assert!(c.retried.load(Ordering::Relaxed) >= 6);
+        assert!(c.spooled.load(Ordering::Relaxed) > 0, "memory of 2 must spill");
+        assert_eq!(rep.spool_batches, 0);
+
+        // Exporter down for good: shutdown spools memory and the batch in flight;
+        // a new queue on the same spool sends them, in order.
+        let got2 = Arc::new(Mutex::new(Vec::new()));
+        let c2 = Arc::new(ExportCounters::new("test"));
+        let q = Queue::start(
+            Scripted {
+                fail: Arc::new(AtomicU32::new(u32::MAX)),
+                fatal: 0,
+                got: Arc::clone(&got2),
+            },
+            cfg.clone(),
+            Arc::clone(&c2),
+            rt.handle(),
+        )
+        .unwrap();
+        for b in &batches[..3] {
+            q.push(Arc::clone(b));
+        }
+        std::thread::sleep(Duration::from_millis(50));
+        q.close(Duration::from_millis(100));
+        let rep = rt.block_on(q.join());
+        assert_eq!(rep.spool_batches, 3);
+        assert!(got2.lock().unwrap().is_empty());
+        let c3 = Arc::new(ExportCounters::new("test"));
+        let q = Queue::start(
+            Scripted {
+                fail: Arc::new(AtomicU32::new(0)),
+                fatal: 0,
+                got: Arc::clone(&got2),
+            },
+            cfg,
+            Arc::clone(&c3),
+            rt.handle(),
+        )
+        .unwrap();
+        q.close(Duration::from_secs(10));
+        let rep = rt.block_on(q.join());
+        assert_eq!(rep.spool_batches, 0);
+        let ids: Vec<u64> = batches[..3].iter().map(|b| b.id).collect();
+        assert_eq!(*got2.lock().unwrap(), ids);
+        assert_eq!(c3.replayed.load(Ordering::Relaxed), 3);
+        let _ = std::fs::remove_dir_all(&dir);
+    }
+}
