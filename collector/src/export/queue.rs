@@ -507,9 +507,10 @@ async fn worker<E: Exporter>(mut exporter: E, sh: Arc<Shared>) {
                     c.add_dropped(DropReason::Fatal, n);
                     let mut st = sh.lock();
                     if job.from_spool
-                        && let Some(sp) = st.spool.as_mut() {
-                            sp.remove(job.seq);
-                        }
+                        && let Some(sp) = st.spool.as_mut()
+                    {
+                        sp.remove(job.seq);
+                    }
                     sh.gauges(&st);
                     break;
                 }
@@ -624,7 +625,10 @@ mod tests {
         assert_eq!(c.sent.load(Ordering::Relaxed), 7);
         assert_eq!(c.dropped(DropReason::Fatal), 1);
         assert!(c.retried.load(Ordering::Relaxed) >= 6);
-        assert!(c.spooled.load(Ordering::Relaxed) > 0, "memory of 2 must spill");
+        assert!(
+            c.spooled.load(Ordering::Relaxed) > 0,
+            "memory of 2 must spill"
+        );
         assert_eq!(rep.spool_batches, 0);
 
         // Exporter down for good: shutdown spools memory and the batch in flight;
