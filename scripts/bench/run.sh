@@ -1,0 +1,82 @@
+#!/usr/bin/env bash
+# Whole-process throughput, three tools on the same files in one run:
+#   1. bare libpcap iteration (collector/examples/pcap_count.rs: the limit of any
+#      libpcap-based decoder),
+#   2. mcptap-collector --pcap FILE --no-summary (spans discarded), and with
+#      --output otlp-json=/dev/null,
+#   3. tshark extracting the same fields (HTTP method, status, request line with
+#      the MCP headers, JSON members incl. the JSON-RPC method) -- slow, so only on
+#      the small slice; everything is compared per MB on that slice.
+# Prints a table (MB/s, packets/s, MCP requests/s, CPU-s, ratios).
+#
+# NOT run in CI (minutes, 1 GB of temp data). Usage:
+#   scripts/bench/run.sh                      # 1 GiB big capture + 50 MiB slice
+#   BIG_MB=256 SLICE_MB=20 RUNS=3 scripts/bench/run.sh
+# Env: MCPTAP_BENCH_DIR (default /tmp/mcptap-bench; generated captures live
+# there, never in the repository), CARGO_TARGET_DIR (default target),
+# RUNS (hyperfine runs per command, default 3), SKIP_BUILD=1, SKIP_TSHARK=1.
+set -euo pipefail
+cd "$(dirname "$0")/../.."
+DIR=${MCPTAP_BENCH_DIR:-/tmp/mcptap-bench}
+BIG_MB=${BIG_MB:-1024}
+SLICE_MB=${SLICE_MB:-50}
+RUNS=${RUNS:-3}
+TARGET=${CARGO_TARGET_DIR:-target}
+mkdir -p "$DIR"
+BIG=$DIR/big-${BIG_MB}m.pcap
+SLICE=$DIR/slice-${SLICE_MB}m.pcap
+[ -s "$BIG" ] || python3 scripts/bench/gen_big_pcap.py --size-mb "$BIG_MB" --output "$BIG"
+[ -s "$SLICE" ] || python3 scripts/bench/gen_big_pcap.py --size-mb "$SLICE_MB" --output "$SLICE"
+if [ -z "${SKIP_BUILD:-}" ]; then
+  cargo build --release -p mcptap-collector --bin mcptap-collector --example pcap_count
+fi
+COL=$TARGET/release/mcptap-collector
+CNT=$TARGET/release/examples/pcap_count
+command -v hyperfine >/dev/null || { echo "needs hyperfine (apt-get install hyperfine)" >&2; exit 1; }
+TSHARK_FIELDS="-e http.request.method -e http.request.uri -e http.response.code -e http.content_type -e http.request.line -e json.member_with_value"
+
+echo "machine: $(nproc) cores; $(uname -r); $(date -u +%FT%TZ)" >&2
+for f in "$SLICE" "$BIG"; do
+  tag=$(basename "$f" .pcap)
+  # One run with the summary, for the packet / span / request counts.
+  "$COL" --pcap "$f" 2>"$DIR/$tag.summary" >/dev/null
+  cmds=(-n pcap_count "$CNT $f"
+        -n collector "$COL --pcap $f --no-summary"
+        -n collector+otlp-json "$COL --pcap $f --no-summary --output otlp-json=/dev/null")
+  hyperfine -N --style basic --warmup 1 --runs "$RUNS" --export-json "$DIR/$tag.json" "${cmds[@]}" >&2
+  if [ "$f" = "$SLICE" ] && [ -z "${SKIP_TSHARK:-}" ] && command -v tshark >/dev/null; then
+    # tshark prints the fields on stdout, which hyperfine discards (like the
+    # collector's spans). One run: it is slow.
+    hyperfine -N --style basic --runs 1 --export-json "$DIR/$tag.tshark.json" \
+      -n tshark "tshark -n -r $f -Y http -T fields $TSHARK_FIELDS" >&2
+  fi
+done
+
+python3 - "$DIR" "$SLICE" "$BIG" <<'EOF'
+import json, os, re, sys
+d, files = sys.argv[1], sys.argv[2:]
+def counts(tag):
+    s = open(f"{d}/{tag}.summary").read()
+    pk = int(re.search(r"packets (\d+)", s).group(1))
+    sp = int(re.search(r"spans (\d+)", s).group(1))
+    rq = int(re.search(r"mcp: requests (\d+)", s).group(1))
+    return pk, sp, rq
+print(f"\n| file | tool | wall s (mean±sd) | CPU s | MB/s | packets/s | MCP requests/s per core | vs pcap_count | vs tshark |")
+print("|---|---|---:|---:|---:|---:|---:|---:|---:|")
+for f in files:
+    tag = os.path.basename(f)[:-5]
+    mb = os.path.getsize(f) / 1e6
+    pk, sp, rq = counts(tag)
+    res = json.load(open(f"{d}/{tag}.json"))["results"]
+    tj = f"{d}/{tag}.tshark.json"
+    if os.path.exists(tj):
+        res += json.load(open(tj))["results"]
+    by = {r["command"]: r for r in res}
+    base = by["pcap_count"]["mean"]
+    tsh = by.get("tshark", {}).get("mean")
+    for r in res:
+        m, cpu = r["mean"], r["user"] + r["system"]
+        vs_t = f"{tsh / m:.1f}x" if tsh else "-"
+        print(f"| {tag} ({mb:.0f} MB, {pk} pkts, {rq} MCP requests) | {r['command']} | {m:.3f}±{r['stddev'] or 0:.3f} | {cpu:.3f} | "
+              f"{mb / m:.1f} | {pk / m:,.0f} | {rq / cpu:,.0f} | {base / m * 100:.1f}% | {vs_t} |")
+EOF
