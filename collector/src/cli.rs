@@ -41,6 +41,10 @@ pub enum Command {
     /// deploy/clickhouse/migrations, embedded in the binary) and report, per
     /// migration, applied / already applied / skipped. Idempotent.
     Schema(SchemaArgs),
+    /// Add the mcptap-collector sidecar to Kubernetes manifests (Pod, Deployment,
+    /// StatefulSet, DaemonSet, ReplicaSet, Job, CronJob, List) read from a file
+    /// or stdin, and print them (like `linkerd inject`). Idempotent.
+    Inject(Box<crate::inject::InjectArgs>),
 }
 
 /// Options of `mcptap-collector schema`.

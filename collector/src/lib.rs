@@ -9,6 +9,7 @@
 pub mod admin;
 pub mod cli;
 pub mod export;
+pub mod inject;
 pub mod metrics;
 pub mod otlp_json;
 pub mod pcapfile;

@@ -15,6 +15,7 @@ fn main() -> ExitCode {
             run::demo(&a, output)
         }
         Some(Command::Schema(s)) => run::schema(&s),
+        Some(Command::Inject(a)) => mcptap_collector::inject::run(&a),
         None => run::run(&cli.run),
     };
     match res {
