@@ -19,6 +19,9 @@ PKGS=(
   "oteltest==0.49.0"
   "rotel==0.0.1a15"
   "protobuf==7.36.2"
+  "kubernetes-validate==1.37.0"   # deploy/ manifests and rendered chart (tests/deploy)
+  "helm-python-sdk==0.2.2"        # Helm v4 lint + render, offline (tests/deploy)
+  "PyYAML==6.0.3"
 )
 if [ ! -x .venv/bin/python ]; then
   if ! python3 -m venv .venv 2>/dev/null; then
