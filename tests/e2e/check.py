@@ -247,7 +247,14 @@ def main() -> None:
         pk, dropped = m.get("mcptap_packets_total", 0), m.get("mcptap_capture_kernel_dropped_total")
         spans = m.get("mcptap_spans_total", 0)
         sent = m.get('mcptap_export_spans_total{sink="clickhouse",outcome="sent"}', 0)
-        spans_per_pod[pod] = spans
+        # The final summary on stderr (after SIGTERM and the flush) is the authoritative
+        # count; the scrape happened ~1.5 s after the last request.
+        final = re.search(r"export clickhouse: (\d+) spans queued, (\d+) sent .* (\d+) dropped",
+                          (run / f"collector-{pod}.log").read_text())
+        if not final or final.group(1) != final.group(2) or final.group(3) != "0":
+            fail(f"{pod}: final export summary {final.group(0) if final else 'missing'}")
+        else:
+            spans_per_pod[pod] = float(final.group(2))
         if rc != "0":
             fail(f"collector of {pod} exited {rc}")
         if pk <= 0 or spans <= 0:
@@ -263,9 +270,9 @@ def main() -> None:
     rows = {r["InstanceId"]: int(r["spans"]) for r in jsonl(run / "ch-instances.jsonl")}
     for pod in PODS:
         exchanges = len(jsonl(run / f"server-{pod}.jsonl"))
-        if rows.get(pod) != exchanges or rows.get(pod) != spans_per_pod[pod]:
+        if rows.get(pod) != exchanges or rows.get(pod) != spans_per_pod.get(pod):
             fail(f"ClickHouse holds {rows.get(pod)} spans of {pod}; its server logged {exchanges} exchanges, "
-                 f"its collector produced {int(spans_per_pod[pod])} spans")
+                 f"its collector sent {spans_per_pod.get(pod)} spans")
     extra = set(rows) - set(PODS)
     if extra:
         fail(f"spans with unexpected InstanceId {extra}")

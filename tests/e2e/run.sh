@@ -29,9 +29,11 @@ skip() { # reason
   exit 0
 }
 [[ $(id -u) == 0 ]] || skip "needs root (network namespaces, live capture)"
-for t in ip nginx curl; do
-  command -v "$t" >/dev/null || [[ $t != ip ]] || skip "iproute2 missing"
-done
+# One run at a time on a machine (fixed namespace names and addresses).
+if command -v flock >/dev/null; then
+  exec 8>"${TMPDIR:-/tmp}/mcptap-e2e.lock"
+  flock 8
+fi
 
 log() { printf 'e2e [%3ds] %s\n' "$(( $(date +%s) - T_START ))" "$*" >&2; }
 
@@ -40,6 +42,13 @@ log "prerequisites: fixture generator setup (venv mcp 2.3.0, npm sdk 1.32.2, ngi
 "$GEN/setup.sh" >&2
 command -v curl >/dev/null || { apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq curl >&2; }
 PY="$GEN/.work/venv/bin/python"
+# chfront's venv (.venv/ at the root, shared with the other tests): tools/chfront/start.sh
+# would install it too, but here it is done before the time-bounded part starts.
+if ! "$REPO/.venv/bin/python" -c 'import chdb, lz4.block' 2>/dev/null; then
+  log "installing tools/chfront/requirements.txt into .venv (first time: ~30 s, ~200 MB)"
+  [[ -x $REPO/.venv/bin/python ]] || python3 -m venv "$REPO/.venv"
+  "$REPO/.venv/bin/python" -m pip install -q --disable-pip-version-check -r "$REPO/tools/chfront/requirements.txt" >&2
+fi
 
 TARGET="${CARGO_TARGET_DIR:-$REPO/target}"
 COLLECTOR="${MCPTAP_COLLECTOR:-$TARGET/debug/mcptap-collector}"
@@ -200,9 +209,10 @@ wait_file() { # file seconds
   echo "e2e: timeout waiting for $1" >&2; return 1
 }
 wait_file "$CTL/minted" 30
-VICTIM=$(jq -r .instance "$CTL/minted")
+minted() { "$PY" -c 'import json,sys; print(json.load(open(sys.argv[1]))[sys.argv[2]])' "$CTL/minted" "$1"; }
+VICTIM=$(minted instance)
 [[ -n ${SERVER_PID[$VICTIM]:-} ]] || { echo "e2e: basket minted on unknown pod '$VICTIM'" >&2; exit 1; }
-log "basket $(jq -r .basket_id "$CTL/minted") minted on $VICTIM: SIGKILL its server (pid ${SERVER_PID[$VICTIM]})"
+log "basket $(minted basket_id) minted on $VICTIM: SIGKILL its server (pid ${SERVER_PID[$VICTIM]})"
 kill -KILL "${SERVER_PID[$VICTIM]}"
 wait "${SERVER_PID[$VICTIM]}" 2>/dev/null || true
 echo "$VICTIM" >"$RUN/victim"
