@@ -53,8 +53,8 @@ fi
 TARGET="${CARGO_TARGET_DIR:-$REPO/target}"
 COLLECTOR="${MCPTAP_COLLECTOR:-$TARGET/debug/mcptap-collector}"
 ANALYZER="${MCPTAP_ANALYZER:-$TARGET/debug/mcptap-analyzer}"
-if [[ ! -x $COLLECTOR || ! -x $ANALYZER ]]; then
-  log "building mcptap-collector and mcptap-analyzer"
+if [[ -z ${MCPTAP_COLLECTOR:-} || -z ${MCPTAP_ANALYZER:-} ]]; then
+  log "cargo build -p mcptap-collector -p mcptap-analyzer (a no-op when up to date)"
   (cd "$REPO" && cargo build --quiet -p mcptap-collector -p mcptap-analyzer)
 fi
 [[ -x $COLLECTOR && -x $ANALYZER ]] || { echo "e2e: FAIL: binaries missing: $COLLECTOR $ANALYZER" >&2; exit 1; }
@@ -250,6 +250,10 @@ rc=0
 ip netns exec mte-ch "$ANALYZER" report --clickhouse-url "$CH_URL" --since "$T0" --until "$T1" \
   --format json --samples 100 --spike-window 10m >"$RUN/report.json" 2>"$RUN/analyzer.stderr" || rc=$?
 [[ $rc == 0 ]] || { echo "e2e: analyzer exited $rc" >&2; cat "$RUN/analyzer.stderr" >&2; exit 1; }
+# The same report from the attribute maps only (any clickhouseexporter table): same findings.
+ip netns exec mte-ch "$ANALYZER" report --clickhouse-url "$CH_URL" --since "$T0" --until "$T1" \
+  --format json --samples 100 --spike-window 10m --map-only >"$RUN/report-map-only.json" 2>>"$RUN/analyzer.stderr" ||
+  { echo "e2e: analyzer --map-only failed" >&2; cat "$RUN/analyzer.stderr" >&2; exit 1; }
 ip netns exec mte-ch curl -fsS -m 30 "$CH_URL/" --data-binary \
   "SELECT InstanceId, count() AS spans, countIf(HttpStatus >= 400) AS errors FROM otel_traces GROUP BY InstanceId ORDER BY InstanceId FORMAT JSONEachRow" \
   >"$RUN/ch-instances.jsonl"
