@@ -289,9 +289,14 @@ def main() -> None:
             "WHERE McpSessionMinted != '' GROUP BY McpSessionMinted) AS m ON s.McpSessionId = m.McpSessionMinted "
             "WHERE s.McpSessionId != '' AND s.McpClientName = ''"
         )
-        for r in ch_query(run, sql):
+        sessions = ch_query(run, sql)
+        for r in sessions:
             if r["minted_by"] not in legacy:
                 fail(f"session {r['sid']} used without clientInfo was minted by {r['minted_by']!r}")
+        if unnamed and not sessions:
+            fail("unnamed session findings, but no session-carrying span without clientInfo in ClickHouse")
+        by_minter = collections.Counter(r["minted_by"] for r in sessions)
+        ok(f"the {len(sessions)} sessions used without clientInfo were minted by {dict(by_minter)}")
 
     # The --map-only report (attribute maps instead of the MATERIALIZED columns) agrees.
     map_only_path = run / "report-map-only.json"
