@@ -59,6 +59,10 @@ if [[ -z ${MCPTAP_COLLECTOR:-} || -z ${MCPTAP_ANALYZER:-} ]]; then
 fi
 [[ -x $COLLECTOR && -x $ANALYZER ]] || { echo "e2e: FAIL: binaries missing: $COLLECTOR $ANALYZER" >&2; exit 1; }
 
+# Everything below talks only inside the namespaces: no HTTP proxy from the environment
+# (the registries above may have needed one; httpx, node, curl and urllib would use it).
+unset http_proxy https_proxy all_proxy HTTP_PROXY HTTPS_PROXY ALL_PROXY
+
 # ---- topology ------------------------------------------------------------------------
 # mte-cli 10.78.0.20 ─┐                        ┌─ mte-pod-a 10.78.0.11 eth0 (server :8000 + collector, admin :9464)
 # mte-proxy 10.78.0.10 ├─ bridge mtebr0 ───────┼─ mte-pod-b 10.78.0.12 eth0
