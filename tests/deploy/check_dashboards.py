@@ -2,7 +2,7 @@
 """Checks dashboards/*.json structurally and runs every panel query against ClickHouse
 holding the cutover fixture (tests/fixtures/cutover.pcap replayed by the collector).
 
-usage: check_dashboards.py CLICKHOUSE_URL
+usage: check_dashboards.py CLICKHOUSE_URL [DATABASE]
 Grafana macros are substituted with concrete values: $__timeFilter(col) -> the fixture's
 time range, $__interval_s -> 1, ${service} -> mcp-server, ${__value.raw} -> a real TraceId.
 """
@@ -10,6 +10,7 @@ import json, pathlib, re, sys, urllib.request
 
 ROOT = pathlib.Path(__file__).resolve().parents[2]
 URL = sys.argv[1].rstrip("/")
+DB = sys.argv[2] if len(sys.argv) > 2 else "default"
 FROM, TO = "2026-11-21 05:50:00", "2026-11-21 05:52:00"  # covers the fixture (05:51:00-05:51:08 UTC)
 fails = []
 
@@ -21,7 +22,7 @@ def check(cond, msg):
 
 
 def query(sql):
-    req = urllib.request.Request(URL + "/?default_format=JSON", data=(sql + " FORMAT JSON").encode())
+    req = urllib.request.Request(URL + f"/?default_format=JSON&database={DB}", data=(sql + " FORMAT JSON").encode())
     with urllib.request.urlopen(req, timeout=60) as r:
         return json.loads(r.read())["data"]
 

@@ -1,0 +1,149 @@
+#!/usr/bin/env python3
+"""Offline validation of deploy/: kustomize builds (kubectl kustomize), Helm lint + render
+(helm-python-sdk), kubernetes-validate on every output, the sidecar's security contract, and
+that generated files are in sync (PrometheusRule, chart copies, sidecar patch).
+
+usage: check_manifests.py COLLECTOR_BIN
+"""
+import json, pathlib, subprocess, sys, tempfile
+import yaml
+from helm_python import Chart, chart as helm_chart
+
+ROOT = pathlib.Path(__file__).resolve().parents[2]
+BIN = sys.argv[1]
+KUBE = "1.33"
+fails = []
+
+
+def check(cond, msg):
+    if not cond:
+        fails.append(msg)
+    return cond
+
+
+def validate(name, text):
+    """kubernetes-validate on a YAML stream; CRDs of the Prometheus Operator have no schema there."""
+    with tempfile.NamedTemporaryFile("w", suffix=".yaml", delete=False) as f:
+        f.write(text)
+    r = subprocess.run([str(ROOT / ".venv/bin/kubernetes-validate"), "-k", KUBE, "--strict", f.name],
+                       capture_output=True, text=True)
+    out = r.stdout + r.stderr
+    bad = [l for l in out.splitlines() if l.startswith("ERROR")
+           or (l.startswith("WARN") and "monitoring.coreos.com" not in l)]
+    check(r.returncode == 0 and not bad, f"{name}: kubernetes-validate rc={r.returncode}: {bad or out[-600:]}")
+    docs = [d for d in yaml.safe_load_all(text) if d]
+    print(f"  {name}: {len(docs)} objects ({', '.join(sorted({d['kind'] for d in docs}))}) valid for {KUBE}")
+    return docs
+
+
+def sidecar_ok(where, pod_spec):
+    cs = [c for c in pod_spec.get("containers", []) + pod_spec.get("initContainers", [])
+          if c["name"] == "mcptap-collector"]
+    if not check(len(cs) == 1, f"{where}: {len(cs)} mcptap-collector containers"):
+        return
+    c = cs[0]
+    sc = c.get("securityContext", {})
+    caps = sc.get("capabilities", {})
+    check(caps.get("drop") == ["ALL"] and sorted(caps.get("add", [])) == ["NET_ADMIN", "NET_RAW"], f"{where}: capabilities {caps}")
+    check(sc.get("readOnlyRootFilesystem") is True, f"{where}: readOnlyRootFilesystem")
+    check(sc.get("runAsNonRoot") is True and sc.get("runAsUser") == 65532, f"{where}: non-root")
+    env = {e["name"]: e for e in c.get("env", [])}
+    for var, path in [("POD_NAME", "metadata.name"), ("POD_NAMESPACE", "metadata.namespace"),
+                      ("NODE_NAME", "spec.nodeName"), ("MCPTAP_INSTANCE_ID", "metadata.name")]:
+        check(env.get(var, {}).get("valueFrom", {}).get("fieldRef", {}).get("fieldPath") == path, f"{where}: {var}")
+    check("CLICKHOUSE_URL" in env, f"{where}: CLICKHOUSE_URL")
+    check(env.get("MCPTAP_SPOOL_DIR", {}).get("value") == "/var/spool/mcptap", f"{where}: spool dir")
+    check(c.get("readinessProbe", {}).get("httpGet", {}).get("path") == "/readyz", f"{where}: readiness")
+    check(c.get("livenessProbe", {}).get("httpGet", {}).get("path") == "/healthz", f"{where}: liveness")
+    r = c.get("resources", {})
+    check(r.get("requests", {}).get("cpu") and r.get("limits", {}).get("memory"), f"{where}: resources")
+    check(any(m["mountPath"] == "/var/spool/mcptap" for m in c.get("volumeMounts", [])), f"{where}: spool mount")
+    check(any(v["name"] == "mcptap-spool" and "emptyDir" in v for v in pod_spec.get("volumes", [])), f"{where}: spool emptyDir")
+
+
+def by_kind(docs, kind):
+    return [d for d in docs if d["kind"] == kind]
+
+
+# --- kustomize ----------------------------------------------------------------
+for k in ["base", "overlays/example"]:
+    p = ROOT / "deploy/kubernetes" / k
+    r = subprocess.run(["kubectl", "kustomize", str(p)], capture_output=True, text=True)
+    if not check(r.returncode == 0, f"kubectl kustomize {k}: {r.stderr}"):
+        continue
+    docs = validate(f"kustomize {k}", r.stdout)
+    job = by_kind(docs, "Job")
+    check(job and job[0]["spec"]["template"]["spec"]["containers"][0]["args"] == ["schema"], f"{k}: schema Job")
+    check(any(d["metadata"]["name"] == "mcptap-analyzer" for d in by_kind(docs, "Service")), f"{k}: analyzer Service")
+    if k == "overlays/example":
+        shop = [d for d in by_kind(docs, "Deployment") if d["metadata"]["name"] == "shop-mcp"]
+        if check(shop, "example: shop-mcp"):
+            spec = shop[0]["spec"]["template"]["spec"]
+            sidecar_ok("kustomize example shop-mcp", spec)
+            check(sorted(c["name"] for c in spec["containers"]) == ["mcptap-collector", "server"], "example: containers")
+        kinds = {d["kind"] for d in docs}
+        check({"ServiceMonitor", "PodMonitor", "PrometheusRule", "Secret"} <= kinds, f"example kinds {kinds}")
+        check(all(d["metadata"].get("namespace") == "mcp-demo" for d in docs), "example: namespace")
+
+# --- Helm ---------------------------------------------------------------------
+H = ROOT / "deploy/helm/mcptap"
+for vals in [None, {"monitoring": {"serviceMonitor": {"enabled": True}, "podMonitor": {"enabled": True},
+                                   "prometheusRule": {"enabled": True}},
+                    "grafana": {"dashboards": {"enabled": True}}, "exampleServer": {"enabled": True},
+                    "clickhouse": {"existingSecret": "ch"}, "schemaJob": {"ttlDays": 30}},
+             {"exampleServer": {"enabled": True}, "collector": {"securityMode": "root"}}]:
+    rep = helm_chart.lint(H, vals, strict=True, kube_version="v1.33.0")
+    msgs = [m for m in rep.get("messages", []) if m.get("severity", 0) >= 2]
+    check(not msgs and not rep.get("errors"), f"helm lint {vals}: {msgs} {rep.get('errors')}")
+    out = Chart.load(H).render(vals, name="mcptap", namespace="mcp-demo")
+    text = "\n---\n".join(v for k, v in sorted(out.items()) if k.endswith(".yaml") and v.strip())
+    docs = validate(f"helm render values={json.dumps(vals)[:60]}", text)
+    ex = [d for d in by_kind(docs, "Deployment") if d["metadata"]["name"].endswith("example-mcp")]
+    if vals and vals.get("exampleServer"):
+        if check(ex, "helm: example server"):
+            spec = ex[0]["spec"]["template"]["spec"]
+            if vals.get("collector", {}).get("securityMode") == "root":
+                sc = spec["containers"][1]["securityContext"]
+                check(sc["runAsUser"] == 0 and sc["allowPrivilegeEscalation"] is False, f"helm root mode {sc}")
+            else:
+                sidecar_ok("helm example-mcp", spec)
+        if vals.get("monitoring"):
+            pr = by_kind(docs, "PrometheusRule")
+            rules = yaml.safe_load((ROOT / "deploy/prometheus/mcptap-rules.yml").read_text())
+            check(pr and pr[0]["spec"] == rules, "helm PrometheusRule != deploy/prometheus/mcptap-rules.yml")
+            cm = by_kind(docs, "ConfigMap")
+            check(cm and json.loads(cm[0]["data"]["mcptap-cutover.json"]) == json.loads((ROOT / "dashboards/mcptap-cutover.json").read_text()),
+                  "helm dashboard ConfigMap != dashboards/mcptap-cutover.json")
+            secret_refs = {e["valueFrom"]["secretKeyRef"]["name"] for d in by_kind(docs, "Deployment")
+                           for c in d["spec"]["template"]["spec"]["containers"] for e in c.get("env", [])
+                           if "secretKeyRef" in e.get("valueFrom", {})}
+            check(secret_refs == {"ch"} and not by_kind(docs, "Secret"), f"helm existingSecret {secret_refs}")
+    else:
+        check(not ex and len(by_kind(docs, "Job")) == 1 and by_kind(docs, "Secret"), "helm defaults")
+
+# --- generated files in sync --------------------------------------------------
+rules = yaml.safe_load((ROOT / "deploy/prometheus/mcptap-rules.yml").read_text())
+pr = yaml.safe_load((ROOT / "deploy/kubernetes/components/monitoring/prometheusrule.yaml").read_text())
+check(pr["spec"] == rules, "kustomize prometheusrule.yaml is stale")
+check((H / "files/mcptap-rules.yml").read_text() == (ROOT / "deploy/prometheus/mcptap-rules.yml").read_text(), "chart rules copy stale")
+check((H / "files/mcptap-cutover.json").read_text() == (ROOT / "dashboards/mcptap-cutover.json").read_text(), "chart dashboard copy stale")
+skeleton = "apiVersion: apps/v1\nkind: Deployment\nmetadata: {name: mcptap-sidecar}\nspec:\n  template:\n    spec:\n      containers: []\n"
+r = subprocess.run([BIN, "inject", "--port", "8000", "--image", "mcptap-collector", "--clickhouse-secret",
+                    "mcptap-clickhouse", "--scrape-annotations"], input=skeleton, capture_output=True, text=True)
+check(r.returncode == 0 and r.stdout == (ROOT / "deploy/kubernetes/components/sidecar/sidecar-patch.yaml").read_text(),
+      "sidecar-patch.yaml is stale (see components/sidecar/README.md)")
+# The Helm sidecar template and `inject` produce the same container.
+out = Chart.load(H).render({"exampleServer": {"enabled": True}}, name="mcptap", namespace="x")
+helm_c = [c for d in yaml.safe_load_all(out["mcptap/templates/example-server.yaml"]) if d
+          for c in d["spec"]["template"]["spec"]["containers"] if c["name"] == "mcptap-collector"][0]
+inj = yaml.safe_load(r.stdout)["spec"]["template"]["spec"]["containers"][0]
+norm = lambda c: {k: v for k, v in c.items() if k not in ("image", "env")}
+check(norm(helm_c) == norm(inj), f"helm sidecar differs from inject: {norm(helm_c)} vs {norm(inj)}")
+he = {e["name"] for e in helm_c["env"]}
+ie = {e["name"] for e in inj["env"]}
+check(ie <= he, f"helm sidecar env lacks {ie - he}")
+
+if fails:
+    print("FAIL:\n  " + "\n  ".join(fails))
+    sys.exit(1)
+print("manifests: all checks passed")
