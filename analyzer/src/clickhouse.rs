@@ -324,14 +324,15 @@ impl Db {
             .param("until_ns", until_ns))
     }
 
-    /// Runs `q` (JSONEachRow) and deserialises each line into `T`.
+    /// Runs `q` (JSONEachRow) and deserialises each line into `T`. Sets no ClickHouse setting
+    /// (compatible with a `readonly = 1` profile); 64-bit integers arrive quoted, so row
+    /// structs read them with [`de_u64`] / [`de_i64`].
     ///
     /// # Errors
     /// A transport/server error, or a row that does not match `T`.
     pub async fn fetch<T: DeserializeOwned>(&self, q: clickhouse::query::Query) -> Result<Vec<T>> {
-        let q = q
-            .with_setting("output_format_json_quote_64bit_integers", "0")
-            .with_setting("output_format_json_named_tuples_as_objects", "1");
+        // No `with_setting` here: a `readonly = 1` user may not change settings, and the
+        // server defaults suit us (64-bit integers quoted: read by `de_u64`/`de_i64`).
         let mut cursor = q.fetch_bytes("JSONEachRow")?;
         let bytes = cursor.collect().await?;
         let mut out = Vec::new();

@@ -71,6 +71,9 @@ pub enum RuleId {
     /// Clients that still run the `initialize` handshake.
     InitializeStillCalled,
     /// 4xx rate spikes per instance (optionally method/client) against a trailing baseline.
+    /// (Explicit names: serde's and clap's snake_case would spell it `status4xx_spike`.)
+    #[serde(rename = "status_4xx_spike")]
+    #[value(name = "status_4xx_spike")]
     Status4xxSpike,
     /// A handle minted on one instance failed when used on another.
     CrossInstanceHandleFailure,
@@ -223,5 +226,23 @@ impl Finding {
             s.handle.as_deref().unwrap_or(""),
             s.instances.join(",")
         )
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn rule_ids_serialise_as_their_stable_names() {
+        for r in RuleId::ALL {
+            let json = serde_json::to_value(r).ok();
+            assert_eq!(json, Some(serde_json::Value::String(r.as_str().into())));
+            let back: Option<RuleId> =
+                serde_json::from_value(serde_json::Value::String(r.as_str().into())).ok();
+            assert_eq!(back, Some(r));
+            let cli = <RuleId as clap::ValueEnum>::from_str(r.as_str(), false).ok();
+            assert_eq!(cli, Some(r), "{r}");
+        }
     }
 }

@@ -6,6 +6,7 @@
 //! - [`engine`]: runs rules over a [`engine::Range`] into an [`engine::Analysis`];
 //! - [`readiness`]: the cutover readiness verdict;
 //! - [`report`]: JSON report (schema in `analyzer/REPORT_SCHEMA.md`) and terminal table;
+//! - [`serve`]: the HTTP service (JSON API, /metrics, webhooks, web page);
 //! - [`timeutil`]: RFC 3339 / duration parsing and formatting.
 //!
 //! Rule semantics and thresholds: `analyzer/RULES.md`.
@@ -16,4 +17,5 @@ pub mod finding;
 pub mod readiness;
 pub mod report;
 pub mod rules;
+pub mod serve;
 pub mod timeutil;

@@ -3,6 +3,9 @@
 //! `mcptap-analyzer report --clickhouse-url URL [--since T] [--until T] [--format table|json]
 //! [--fail-on SEVERITY]` prints what blocks the stateless cutover. Exit codes: 0 ok, 4 a
 //! finding at or above `--fail-on`, 1 an error (connection, query, arguments), 2 usage.
+//!
+//! `mcptap-analyzer serve --clickhouse-url URL [--listen ADDR] [--interval D] [--window D]
+//! [--bearer-token T] [--webhook URL]...` runs the HTTP service (`analyzer/SERVE.md`).
 
 use anyhow::{Context, Result};
 use clap::{Args, Parser, Subcommand, ValueEnum};
@@ -10,6 +13,8 @@ use mcptap_analyzer::clickhouse::{Cols, Db, Source};
 use mcptap_analyzer::engine::{self, Config, Range, SpikeConfig};
 use mcptap_analyzer::finding::{RuleId, Severity};
 use mcptap_analyzer::report::{self, SourceInfo};
+use mcptap_analyzer::serve::notify::{Webhook, WebhookFormat};
+use mcptap_analyzer::serve::{self, App, ServeConfig};
 use mcptap_analyzer::timeutil;
 
 #[derive(Parser, Debug)]
@@ -27,6 +32,9 @@ struct Cli {
 enum Command {
     /// Run every rule over a time range and print the findings and the readiness verdict.
     Report(ReportArgs),
+    /// Serve the findings: JSON API, /metrics, webhook notifications and a web page,
+    /// re-running the rules every --interval over the trailing --window.
+    Serve(ServeArgs),
 }
 
 #[derive(Args, Debug)]
@@ -91,6 +99,13 @@ struct ReportArgs {
     /// Run only these rules (repeatable; default all).
     #[arg(long = "rule", value_enum)]
     rules: Vec<RuleId>,
+    #[command(flatten)]
+    thresholds: RuleArgs,
+}
+
+/// Rule thresholds shared by `report` and `serve`.
+#[derive(Args, Debug)]
+struct RuleArgs {
     /// status_4xx_spike: window length (duration).
     #[arg(long, default_value = "1m")]
     spike_window: String,
@@ -123,48 +138,194 @@ struct ReportArgs {
     samples: usize,
 }
 
+impl RuleArgs {
+    fn config(&self) -> Result<Config> {
+        let a = self;
+        anyhow::ensure!(
+            (0.0..=1.0).contains(&a.spike_min_rate),
+            "--spike-min-rate must be within 0..1"
+        );
+        anyhow::ensure!(a.spike_factor >= 1.0, "--spike-factor must be >= 1");
+        let cfg = Config {
+            spike: SpikeConfig {
+                bucket_ns: timeutil::parse_duration_ns(&a.spike_window)
+                    .context("--spike-window")?,
+                baseline_buckets: a.spike_baseline_windows,
+                min_count: a.spike_min_count.max(1),
+                min_rate: a.spike_min_rate,
+                factor: a.spike_factor,
+                critical_rate: a.spike_critical_rate,
+                by_method: a.spike_by_method,
+                by_client: a.spike_by_client,
+            },
+            handle_lookback_ns: timeutil::parse_duration_ns(&a.handle_lookback)
+                .context("--handle-lookback")?,
+            samples: a.samples.clamp(1, 50),
+        };
+        anyhow::ensure!(cfg.spike.bucket_ns > 0, "--spike-window must be positive");
+        Ok(cfg)
+    }
+}
+
+impl ConnArgs {
+    /// Connects and picks the column expressions.
+    async fn db(&self) -> Result<Db> {
+        let mut db = self.db_unchecked()?;
+        db.detect_columns().await.with_context(|| {
+            format!(
+                "reading {}.{} at {}",
+                self.database, self.table, self.clickhouse_url
+            )
+        })?;
+        if self.map_only {
+            db.set_cols(Cols::map_only());
+        }
+        Ok(db)
+    }
+
+    /// The client, without contacting the server.
+    fn db_unchecked(&self) -> Result<Db> {
+        Db::new(&Source {
+            url: self.clickhouse_url.clone(),
+            user: self.user.clone(),
+            password: self.password.clone(),
+            database: self.database.clone(),
+            table: self.table.clone(),
+        })
+    }
+}
+
+#[derive(Args, Debug)]
+struct ServeArgs {
+    #[command(flatten)]
+    conn: ConnArgs,
+    /// Address to listen on (HTTP).
+    #[arg(long, env = "MCPTAP_ANALYZER_LISTEN", default_value = "0.0.0.0:8080")]
+    listen: std::net::SocketAddr,
+    /// Time between background analyses (duration).
+    #[arg(long, default_value = "60s")]
+    interval: String,
+    /// Length of the analysed trailing window (duration).
+    #[arg(long, default_value = "1h")]
+    window: String,
+    /// End of the background window: `now`, an RFC 3339 time (pins the window, e.g. to look
+    /// at a replayed capture), or a duration before now.
+    #[arg(long, default_value = "now")]
+    until: String,
+    /// Longest range an API request may ask for (longer: HTTP 400).
+    #[arg(long, default_value = "31d")]
+    max_range: String,
+    /// Most points per series request.
+    #[arg(long, default_value_t = 120)]
+    max_series_points: i64,
+    /// Bearer token required on /api/* (and on /metrics with --protect-metrics).
+    #[arg(long, env = "MCPTAP_ANALYZER_TOKEN", hide_env_values = true)]
+    bearer_token: Option<String>,
+    /// Require the bearer token on /metrics too.
+    #[arg(long)]
+    protect_metrics: bool,
+    /// Webhook URL (http://) to notify (repeatable); payload per --webhook-format.
+    #[arg(long = "webhook")]
+    webhooks: Vec<String>,
+    /// Payload format of the --webhook URLs.
+    #[arg(long, value_enum, default_value_t = WebhookFormat::Alertmanager)]
+    webhook_format: WebhookFormat,
+    /// Slack incoming-webhook URL (repeatable), in addition to --webhook.
+    #[arg(long = "slack-webhook")]
+    slack_webhooks: Vec<String>,
+    /// Do not notify findings below this severity.
+    #[arg(long, value_enum, default_value_t = Severity::Warning)]
+    notify_min_severity: Severity,
+    /// Timeout of one webhook POST (duration).
+    #[arg(long, default_value = "10s")]
+    webhook_timeout: String,
+    /// URL users reach this service at (links in notifications); default http://<listen>.
+    #[arg(long)]
+    external_url: Option<String>,
+    #[command(flatten)]
+    thresholds: RuleArgs,
+}
+
+fn duration_arg(s: &str, what: &str) -> Result<std::time::Duration> {
+    let ns = timeutil::parse_duration_ns(s).with_context(|| what.to_string())?;
+    anyhow::ensure!(ns > 0, "{what} must be positive");
+    Ok(std::time::Duration::from_nanos(ns.unsigned_abs()))
+}
+
+async fn serve_cmd(a: ServeArgs) -> Result<i32> {
+    let engine = a.thresholds.config()?;
+    let window_ns = timeutil::parse_duration_ns(&a.window).context("--window")?;
+    anyhow::ensure!(window_ns > 0, "--window must be positive");
+    let max_range_ns = timeutil::parse_duration_ns(&a.max_range).context("--max-range")?;
+    timeutil::parse_time_arg(&a.until, timeutil::now_ns()).context("--until")?;
+    if let Some(t) = &a.bearer_token {
+        anyhow::ensure!(!t.trim().is_empty(), "--bearer-token is empty");
+    }
+    let mut webhooks = Vec::new();
+    for (urls, format) in [
+        (&a.webhooks, a.webhook_format),
+        (&a.slack_webhooks, WebhookFormat::Slack),
+    ] {
+        for u in urls {
+            anyhow::ensure!(
+                u.starts_with("http://"),
+                "webhook {u:?}: only http:// URLs are supported (this build has no TLS); \
+                 relay https receivers through an in-cluster proxy or Alertmanager"
+            );
+            webhooks.push(Webhook {
+                url: u.clone(),
+                format,
+            });
+        }
+    }
+    let listener = tokio::net::TcpListener::bind(a.listen)
+        .await
+        .with_context(|| format!("binding {}", a.listen))?;
+    let local = listener.local_addr()?;
+    let external_url = a
+        .external_url
+        .clone()
+        .unwrap_or_else(|| format!("http://{local}"))
+        .trim_end_matches('/')
+        .to_string();
+    let cfg = ServeConfig {
+        listen: local,
+        interval: duration_arg(&a.interval, "--interval")?,
+        window_ns,
+        until: a.until.clone(),
+        max_range_ns,
+        max_series_points: a.max_series_points.max(1),
+        bearer_token: a.bearer_token.clone(),
+        protect_metrics: a.protect_metrics,
+        webhooks,
+        notify_min_severity: a.notify_min_severity,
+        external_url,
+        webhook_timeout: duration_arg(&a.webhook_timeout, "--webhook-timeout")?,
+        engine,
+    };
+    let mut db = a.conn.db_unchecked()?;
+    if a.conn.map_only {
+        db.set_cols(Cols::map_only());
+    }
+    let app = App::new(db, cfg)?;
+    if a.conn.map_only {
+        app.columns_ready();
+    }
+    if a.bearer_token.is_none() && !local.ip().is_loopback() {
+        tracing::warn!(listen = %local, "no --bearer-token: the API is open to anyone who can reach it");
+    }
+    eprintln!("mcptap-analyzer: serving on http://{local}/");
+    serve::run(app, listener).await?;
+    Ok(report::EXIT_OK)
+}
+
 async fn report_cmd(a: ReportArgs) -> Result<i32> {
     let now = timeutil::now_ns();
     let since = timeutil::parse_time_arg(&a.since, now).context("--since")?;
     let until = timeutil::parse_time_arg(&a.until, now).context("--until")?;
     let range = Range::new(since, until)?;
-    anyhow::ensure!(
-        (0.0..=1.0).contains(&a.spike_min_rate),
-        "--spike-min-rate must be within 0..1"
-    );
-    anyhow::ensure!(a.spike_factor >= 1.0, "--spike-factor must be >= 1");
-    let cfg = Config {
-        spike: SpikeConfig {
-            bucket_ns: timeutil::parse_duration_ns(&a.spike_window).context("--spike-window")?,
-            baseline_buckets: a.spike_baseline_windows,
-            min_count: a.spike_min_count.max(1),
-            min_rate: a.spike_min_rate,
-            factor: a.spike_factor,
-            critical_rate: a.spike_critical_rate,
-            by_method: a.spike_by_method,
-            by_client: a.spike_by_client,
-        },
-        handle_lookback_ns: timeutil::parse_duration_ns(&a.handle_lookback)
-            .context("--handle-lookback")?,
-        samples: a.samples.clamp(1, 50),
-    };
-    anyhow::ensure!(cfg.spike.bucket_ns > 0, "--spike-window must be positive");
-    let mut db = Db::new(&Source {
-        url: a.conn.clickhouse_url.clone(),
-        user: a.conn.user.clone(),
-        password: a.conn.password.clone(),
-        database: a.conn.database.clone(),
-        table: a.conn.table.clone(),
-    })?;
-    db.detect_columns().await.with_context(|| {
-        format!(
-            "reading {}.{} at {}",
-            a.conn.database, a.conn.table, a.conn.clickhouse_url
-        )
-    })?;
-    if a.conn.map_only {
-        db.set_cols(Cols::map_only());
-    }
+    let cfg = a.thresholds.config()?;
+    let db = a.conn.db().await?;
     let rules: Vec<RuleId> = if a.rules.is_empty() {
         RuleId::ALL.to_vec()
     } else {
@@ -218,6 +379,13 @@ fn main() {
     let code = rt.block_on(async {
         match cli.command {
             Command::Report(a) => match report_cmd(a).await {
+                Ok(c) => c,
+                Err(e) => {
+                    eprintln!("error: {e:#}");
+                    report::EXIT_ERROR
+                }
+            },
+            Command::Serve(a) => match serve_cmd(a).await {
                 Ok(c) => c,
                 Err(e) => {
                     eprintln!("error: {e:#}");

@@ -6,6 +6,8 @@
 //! array text).
 #![allow(dead_code, missing_docs, clippy::unwrap_used, clippy::expect_used)]
 
+pub mod serve;
+
 use mcptap_analyzer::clickhouse::{Db, Source};
 use mcptap_analyzer::timeutil::format_rfc3339_ns;
 use serde_json::{Value, json};
