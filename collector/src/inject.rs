@@ -655,16 +655,16 @@ fn scalar(v: String, style: TScalarStyle, tag: Option<Tag>) -> Yaml {
     if style != TScalarStyle::Plain {
         return Yaml::String(v);
     }
-    if let Some(t) = tag {
-        if t.handle == "tag:yaml.org,2002:" && t.suffix == "str" {
-            return Yaml::String(v);
-        }
+    if tag.is_some_and(|t| t.handle == "tag:yaml.org,2002:" && t.suffix == "str") {
+        return Yaml::String(v);
     }
     let b = v.as_bytes();
-    if b.len() > 1 && b.first() == Some(&b'0') && b.iter().all(|c| (b'0'..=b'7').contains(c)) {
-        if let Ok(n) = i64::from_str_radix(&v[1..], 8) {
-            return Yaml::Integer(n);
-        }
+    if b.len() > 1
+        && b.first() == Some(&b'0')
+        && b.iter().all(|c| (b'0'..=b'7').contains(c))
+        && let Ok(n) = i64::from_str_radix(&v[1..], 8)
+    {
+        return Yaml::Integer(n);
     }
     Yaml::from_str(&v)
 }

@@ -1,0 +1,163 @@
+//! `mcptap-collector inject`: sidecar added to each workload kind, idempotent, order kept,
+//! opt-out annotation, other kinds untouched, options reflected in the container.
+
+use std::io::Write;
+use std::process::{Command, Stdio};
+
+fn inject(input: &str, args: &[&str]) -> (String, String) {
+    let mut c = Command::new(env!("CARGO_BIN_EXE_mcptap-collector"))
+        .arg("inject")
+        .args(args)
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("spawn");
+    c.stdin
+        .take()
+        .expect("stdin")
+        .write_all(input.as_bytes())
+        .expect("write");
+    let o = c.wait_with_output().expect("wait");
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    (
+        String::from_utf8(o.stdout).expect("utf8"),
+        String::from_utf8(o.stderr).expect("utf8"),
+    )
+}
+
+const MANIFESTS: &str = r#"# a comment
+apiVersion: apps/v1
+kind: Deployment
+metadata:
+  name: shop
+spec:
+  selector: {matchLabels: {app: shop}}
+  template:
+    metadata:
+      labels: {app: shop}
+    spec:
+      containers:
+      - name: server
+        image: shop:1
+        ports: [{containerPort: 8000}, {containerPort: 9000, protocol: UDP}]
+      volumes:
+      - name: cfg
+        configMap: {name: cfg, defaultMode: 0644}
+---
+apiVersion: v1
+kind: Service
+metadata: {name: shop}
+spec: {ports: [{port: 80}]}
+---
+apiVersion: v1
+kind: List
+items:
+- apiVersion: v1
+  kind: Pod
+  metadata: {name: p1, labels: {app.kubernetes.io/name: pone}}
+  spec: {containers: [{name: s, image: x, ports: [{containerPort: 3000}]}]}
+- apiVersion: batch/v1
+  kind: CronJob
+  metadata: {name: cj}
+  spec:
+    schedule: "* * * * *"
+    jobTemplate:
+      spec:
+        template:
+          metadata:
+            annotations: {mcptap.io/inject: disabled}
+          spec: {restartPolicy: Never, containers: [{name: j, image: x}]}
+"#;
+
+#[test]
+fn injects_each_kind_and_is_idempotent() {
+    let (once, notes) = inject(MANIFESTS, &["--clickhouse-secret", "ch"]);
+    let (twice, _) = inject(&once, &["--clickhouse-secret", "ch"]);
+    assert_eq!(once, twice, "inject is not idempotent");
+    assert_eq!(
+        once.matches("\n---\n").count() + 1,
+        3,
+        "three documents: {once}"
+    );
+    // Deployment: sidecar after the server, TCP port only, octal mode kept as its value.
+    let server = once.find("- name: server").expect("server");
+    let sidecar = once.find("- name: mcptap-collector").expect("sidecar");
+    assert!(server < sidecar);
+    assert!(once.contains("value: tcp port 8000\n"), "{once}");
+    assert!(once.contains("defaultMode: 420"));
+    assert!(once.contains("mcptap.io/injected: "));
+    assert!(once.contains("OTEL_SERVICE_NAME\n              value: shop"));
+    assert!(once.contains("secretKeyRef:\n                  name: ch\n                  key: url"));
+    // The Service is untouched and reported.
+    assert!(
+        once.contains("kind: Service\nmetadata:\n  name: shop\nspec:\n  ports:\n    - port: 80\n")
+    );
+    assert!(
+        notes.contains("(Service shop): kind not injectable"),
+        "{notes}"
+    );
+    // List: the Pod gets it (port 3000, service from app.kubernetes.io/name), the CronJob opted out.
+    assert!(once.contains("value: tcp port 3000"));
+    assert!(once.contains("value: pone"));
+    assert!(notes.contains("mcptap.io/inject: disabled"), "{notes}");
+    assert_eq!(once.matches("- name: mcptap-collector").count(), 2);
+    for needle in [
+        "- NET_RAW",
+        "- NET_ADMIN",
+        "- ALL",
+        "readOnlyRootFilesystem: true",
+        "runAsNonRoot: true",
+        "path: /readyz",
+        "path: /healthz",
+        "fieldPath: spec.nodeName",
+        "fieldPath: metadata.namespace",
+        "name: MCPTAP_INSTANCE_ID",
+        "sizeLimit: 512Mi",
+        "mountPath: /var/spool/mcptap",
+    ] {
+        assert!(once.contains(needle), "missing {needle}");
+    }
+}
+
+#[test]
+fn options_and_reinjection_update_in_place() {
+    let (a, _) = inject(MANIFESTS, &[]);
+    let (b, _) = inject(
+        &a,
+        &[
+            "--port",
+            "8080",
+            "--image",
+            "reg/mc:2",
+            "--security",
+            "root",
+            "--clickhouse-url",
+            "http://ch:8123",
+            "--native-sidecar",
+            "--scrape-annotations",
+            "--cpu-limit",
+            "1",
+        ],
+    );
+    assert!(b.contains("value: tcp port 8080"));
+    assert!(!b.contains("tcp port 8000"));
+    assert!(b.contains("image: \"reg/mc:2\"") || b.contains("image: reg/mc:2"));
+    assert!(b.contains("runAsUser: 0") && b.contains("allowPrivilegeEscalation: false"));
+    assert!(b.contains("value: \"http://ch:8123\""));
+    assert!(b.contains("initContainers:") && b.contains("restartPolicy: Always"));
+    assert!(b.contains("prometheus.io/scrape: \"true\""));
+    // moved, not duplicated
+    assert_eq!(b.matches("- name: mcptap-collector").count(), 2);
+    assert_eq!(b.matches("name: mcptap-spool\n").count(), 4, "{b}");
+}
+
+#[test]
+fn invalid_yaml_is_an_error() {
+    let o = Command::new(env!("CARGO_BIN_EXE_mcptap-collector"))
+        .args(["inject", "/nonexistent.yaml"])
+        .output()
+        .expect("run");
+    assert_eq!(o.status.code(), Some(1));
+    assert!(String::from_utf8_lossy(&o.stderr).contains("/nonexistent.yaml"));
+}
