@@ -1,13 +1,34 @@
 #!/usr/bin/env bash
-# The test suite: unit, property, golden (real SDK captures vs ground truth) and,
-# as root, the live-capture test in network namespaces.
-set -euo pipefail
+# The test suite, in the order CI runs it:
+#   1. Rust: unit, property, golden (real SDK captures vs ground truth), ClickHouse
+#      (local chDB front), OTLP (real receivers), admin, outage, analyzer tests;
+#      as root also the live-capture test on a veth in network namespaces;
+#   2. the local ClickHouse front's own tests (Python);
+#   3. as root: the pod-level end-to-end test (3 MCP pods in namespaces, live
+#      sidecar collectors, round-robin proxy, real SDK clients, analyzer verdict).
+# Every step runs even if an earlier one failed; the exit code says whether all passed.
+set -uo pipefail
 cd "$(dirname "$0")/.."
-scripts/setup.sh
+scripts/setup.sh || exit 1
 if [ "$(id -u)" -eq 0 ]; then
-  export MCPTAP_LIVE_TESTS=1   # live capture on a veth pair in namespaces; needs root
+  export MCPTAP_LIVE_TESTS=1 MCPTAP_E2E_TESTS=1   # need root: namespaces and packet capture
 else
-  echo "test: not root: the live-capture test is skipped (run as root to include it)" >&2
+  echo "test: not root: live-capture and end-to-end tests are skipped (run as root to include them)" >&2
 fi
-cargo build --quiet --workspace --all-targets
-cargo test --workspace --no-fail-fast 2>&1 | tee target/test.log
+failed=()
+step() {
+  local name=$1; shift
+  echo "=== $name: $*" >&2
+  local t0=$SECONDS
+  if "$@"; then echo "=== $name: ok ($((SECONDS - t0))s)" >&2; else echo "=== $name: FAILED ($((SECONDS - t0))s)" >&2; failed+=("$name"); fi
+}
+mkdir -p target
+step build cargo build --quiet --workspace --all-targets
+step rust-tests cargo test --workspace --no-fail-fast
+step chfront-tests bash -c 'tools/chfront/start.sh --install-only && .venv/bin/python -m unittest discover -s tools/chfront/tests'
+step e2e tests/e2e/run.sh
+if ((${#failed[@]})); then
+  echo "test: FAILED steps: ${failed[*]}" >&2
+  exit 1
+fi
+echo "test: all steps passed" >&2

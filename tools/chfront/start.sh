@@ -3,6 +3,7 @@
 #
 #   tools/chfront/start.sh [--port 18123] [--host 127.0.0.1] [--data-dir DIR] [--background]
 #                          [--pidfile FILE] [--log FILE] [--timeout SECONDS] [-- chfront args...]
+#   tools/chfront/start.sh --install-only     # only set up the venv, start nothing
 #
 # Ensures the venv .venv/ at the repository root has tools/chfront/requirements.txt installed
 # (first run: ~30 s, ~200 MB; later runs: a quick check). Foreground by default; with
@@ -19,6 +20,7 @@ PORT=18123
 HOST=127.0.0.1
 DATA_DIR="${XDG_DATA_HOME:-$HOME/.local/share}/mcptap/chfront"
 BACKGROUND=0
+INSTALL_ONLY=0
 PIDFILE=""
 LOG=""
 TIMEOUT=60
@@ -32,6 +34,7 @@ while [ $# -gt 0 ]; do
     --pidfile) PIDFILE="$2"; shift 2 ;;
     --log) LOG="$2"; shift 2 ;;
     --timeout) TIMEOUT="$2"; shift 2 ;;
+    --install-only) INSTALL_ONLY=1; shift ;;
     --) shift; EXTRA=("$@"); break ;;
     -h|--help) sed -n '2,12p' "$0"; exit 0 ;;
     *) echo "start.sh: unknown argument $1" >&2; exit 2 ;;
@@ -87,6 +90,7 @@ PY
 }
 
 ensure_venv
+[ "$INSTALL_ONLY" = 1 ] && exit 0
 
 # --- run ------------------------------------------------------------------------------------
 mkdir -p "$DATA_DIR"
