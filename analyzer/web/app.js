@@ -254,7 +254,7 @@
       el('table', { class: 'grid', id: 'trace-spans', 'data-trace-id': tid },
         el('thead', {}, el('tr', {}, ['start', 'name', 'instance', 'ms', 'status', 'HTTP', 'JSON-RPC error', 'method / tool', 'client', 'era', 'session id', 'span ← parent'].map((h) => el('th', {}, h)))),
         el('tbody', {}, rows)),
-      attrs);
+      ...attrs);
   }
 
   async function route() {
@@ -268,7 +268,7 @@
       } else {
         await renderTrace(m[2]);
       }
-      if (m) $('drill').scrollIntoView();
+      if (m) window.scrollTo(0, 0);
     } catch (e) {
       showError(e);
     }
