@@ -1405,10 +1405,18 @@ fn rpc_error_attrs(err: &Value, attrs: &mut Vec<Attr>) -> SpanStatus {
     if caller_fault {
         SpanStatus::Unset
     } else {
+        // The message is server text that may echo a credential (e.g. "invalid
+        // key sk-…"): one that looks like a credential is not exported.
         let msg = err
             .get("message")
             .and_then(Value::as_str)
-            .map(|m| cap(m).to_string())
+            .map(|m| {
+                if crate::redact::looks_like_credential(m) {
+                    crate::redact::REDACTED.to_string()
+                } else {
+                    cap(m).to_string()
+                }
+            })
             .unwrap_or(code_str);
         SpanStatus::Error(msg)
     }

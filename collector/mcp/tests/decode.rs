@@ -620,6 +620,31 @@ fn jsonrpc_errors_caller_fault_vs_server_fault() {
     assert_eq!(spans[1].status, SpanStatus::Error("Internal error".into()));
 }
 
+/// Regression (found by collector/tests/secrets.rs): a server error message that
+/// echoes a credential must not reach the span status in clear.
+#[test]
+fn jsonrpc_error_message_with_a_credential_is_redacted() {
+    let (spans, _) = run(vec![
+        post(
+            1,
+            0,
+            S,
+            &modern_headers("tools/call", Some("x")),
+            &tools_call("1", "x", "{}"),
+        ),
+        head(1, 0, S + 1, 200, &[], false),
+        end(
+            1,
+            0,
+            S + 2,
+            r#"{"jsonrpc":"2.0","id":1,"error":{"code":-32603,"message":"invalid api key sk-live-abc123"}}"#,
+        ),
+    ]);
+    assert_eq!(s(&spans[0], a::ERROR_TYPE), "-32603");
+    assert_eq!(spans[0].status, SpanStatus::Error("[REDACTED]".into()));
+    assert!(!format!("{:?}", spans[0]).contains("sk-live-abc123"));
+}
+
 #[test]
 fn http_5xx_and_id_string_vs_number() {
     let (spans, st) = run(vec![
