@@ -145,13 +145,11 @@ impl Source {
     /// (the caller waits a little and polls again);
     /// `Err(end)` when the source is over.
     pub fn next(&mut self) -> std::result::Result<Option<Packet<'_>>, End> {
-        let path = match &self.handle {
-            Handle::File { path, .. } => Some(path.clone()),
-            Handle::Live(_) => None,
-        };
-        let res = match &mut self.handle {
-            Handle::File { cap, .. } => cap.next_packet(),
-            Handle::Live(cap) => cap.next_packet(),
+        // The path is only needed on the error path: borrow it there (a clone
+        // per packet was a malloc + free per packet).
+        let (res, path) = match &mut self.handle {
+            Handle::File { cap, path } => (cap.next_packet(), Some(path.as_path())),
+            Handle::Live(cap) => (cap.next_packet(), None),
         };
         match res {
             Ok(p) => {
@@ -169,7 +167,7 @@ impl Source {
             Err(e) => Err(End::Truncated {
                 packets: self.packets,
                 offset: path
-                    .and_then(|p| pcapfile::offset_after_packets(&p, self.packets))
+                    .and_then(|p| pcapfile::offset_after_packets(p, self.packets))
                     .unwrap_or(0),
                 message: e.to_string(),
             }),
