@@ -1,0 +1,7 @@
+#!/usr/bin/env bash
+# Regenerates the seed corpora of every fuzz target from the real captures in
+# tests/fixtures/ (fuzz/corpus/<target>/seed-*; see fuzz/seed.py for the formats).
+# Idempotent; the files are not committed (they are a pure function of the fixtures).
+set -euo pipefail
+here="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
+exec python3 "$here/seed.py" "${1:-$here/corpus}"
