@@ -451,3 +451,45 @@ pub fn router(app: Arc<App>) -> Router {
         .merge(web::router())
         .with_state(app)
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn token_check() {
+        let mut h = HeaderMap::new();
+        assert!(authorized(None, &h));
+        assert!(!authorized(Some("t0k"), &h));
+        h.insert(
+            header::AUTHORIZATION,
+            "Bearer t0k".parse().unwrap_or_else(|_| unreachable!()),
+        );
+        assert!(authorized(Some("t0k"), &h));
+        assert!(!authorized(Some("t0K"), &h));
+        assert!(!authorized(Some("t0k0"), &h));
+        h.insert(
+            header::AUTHORIZATION,
+            "Basic t0k".parse().unwrap_or_else(|_| unreachable!()),
+        );
+        assert!(!authorized(Some("t0k"), &h));
+        assert!(ct_eq(b"abc", b"abc") && !ct_eq(b"abc", b"abd") && !ct_eq(b"ab", b"abc"));
+    }
+
+    #[test]
+    fn ids_and_rules() {
+        assert_eq!(
+            traces::normalize_trace_id("ABCdef01").as_deref(),
+            Some("abcdef01")
+        );
+        assert!(traces::normalize_trace_id("").is_none());
+        assert!(traces::normalize_trace_id("xyz").is_none());
+        assert!(traces::normalize_trace_id("a' OR 1=1").is_none());
+        assert!(traces::normalize_trace_id(&"a".repeat(33)).is_none());
+        for r in RuleId::ALL {
+            assert_eq!(parse_rule(r.as_str()).ok(), Some(r));
+        }
+        assert!(parse_rule("status4xx_spike").is_err());
+        assert!(parse_severity("critical").is_ok() && parse_severity("CRIT").is_err());
+    }
+}

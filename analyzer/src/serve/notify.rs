@@ -381,3 +381,117 @@ impl Notifier {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::finding::{Client, Subject};
+    use std::collections::BTreeMap;
+
+    fn finding(rule: RuleId, sev: Severity, client: &str, count: u64) -> Finding {
+        Finding {
+            rule,
+            severity: sev,
+            summary: format!("{client} <did> & things"),
+            subject: Subject {
+                client: Some(Client {
+                    name: client.into(),
+                    version: "1".into(),
+                    user_agent: String::new(),
+                    address: "10.0.0.1".into(),
+                }),
+                ..Subject::default()
+            },
+            count,
+            counts: BTreeMap::from([("requests".to_string(), count)]),
+            first_seen: "2026-11-21T05:51:00.000000000Z".into(),
+            last_seen: "2026-11-21T05:52:00.000000000Z".into(),
+            sample_trace_ids: vec!["ab".into()],
+            details: serde_json::json!({}),
+        }
+    }
+
+    fn ctx(min: Severity) -> Context {
+        Context {
+            external_url: "http://x".into(),
+            min_severity: min,
+            now_ns: 0,
+        }
+    }
+
+    #[test]
+    fn diff_fires_new_resolves_gone_and_keeps_failed_rules() {
+        let a = finding(RuleId::SessionIdStillSent, Severity::Critical, "a", 3);
+        let b = finding(RuleId::InitializeStillCalled, Severity::Warning, "b", 1);
+        let info = finding(RuleId::SessionIdStillSent, Severity::Info, "i", 1);
+        let all: HashSet<RuleId> = RuleId::ALL.into_iter().collect();
+        let c = ctx(Severity::Warning);
+        let d = diff(&BTreeMap::new(), &[a.clone(), b.clone(), info], &all, &c);
+        assert_eq!(d.len(), 2, "info is below the minimum");
+        assert!(
+            d.iter()
+                .all(|x| x.status == Status::Firing && x.ends_at == ZERO_TIME)
+        );
+        // Same finding with other counts: same id, nothing to send.
+        let mut firing = BTreeMap::new();
+        firing.insert(finding_id(&a), a.clone());
+        firing.insert(finding_id(&b), b.clone());
+        let a2 = finding(RuleId::SessionIdStillSent, Severity::Critical, "a", 30);
+        assert_eq!(finding_id(&a2), finding_id(&a));
+        assert!(diff(&firing, &[a2.clone(), b.clone()], &all, &c).is_empty());
+        // b gone: resolved, unless its rule failed.
+        let d = diff(&firing, std::slice::from_ref(&a2), &all, &c);
+        assert_eq!(d.len(), 1);
+        assert_eq!(d[0].status, Status::Resolved);
+        assert_eq!(d[0].id, finding_id(&b));
+        assert_eq!(d[0].ends_at, "1970-01-01T00:00:00.000000000Z");
+        let ok: HashSet<RuleId> = [RuleId::SessionIdStillSent].into_iter().collect();
+        assert!(diff(&firing, &[a2], &ok, &c).is_empty());
+    }
+
+    #[test]
+    fn payloads() {
+        let a = finding(RuleId::SessionIdStillSent, Severity::Critical, "a", 3);
+        let c = ctx(Severity::Info);
+        let ch = diff(
+            &BTreeMap::new(),
+            std::slice::from_ref(&a),
+            &HashSet::new(),
+            &c,
+        );
+        let am = alertmanager_payload(&ch, &c);
+        assert_eq!(am["version"], "4");
+        assert_eq!(am["status"], "firing");
+        assert_eq!(am["commonLabels"]["alertname"], "session_id_still_sent");
+        assert_eq!(am["commonAnnotations"]["summary"], a.summary);
+        let al = &am["alerts"][0];
+        assert_eq!(al["labels"]["client"], "a/1 @ 10.0.0.1");
+        assert_eq!(al["labels"]["severity"], "critical");
+        assert_eq!(al["fingerprint"], finding_id(&a));
+        assert_eq!(
+            al["generatorURL"],
+            format!("http://x/#/finding/{}", finding_id(&a))
+        );
+        let sl = slack_payload(&ch, &c);
+        let t = sl["blocks"][1]["text"]["text"].as_str().unwrap_or_default();
+        assert!(t.contains("&lt;did&gt; &amp; things"), "{t}");
+        assert!(t.starts_with(":red_circle: *FIRING*"));
+        // Many alerts: capped blocks.
+        let many: Vec<Change> = (0..100)
+            .map(|i| {
+                let f = finding(
+                    RuleId::SessionIdStillSent,
+                    Severity::Warning,
+                    &i.to_string(),
+                    1,
+                );
+                diff(&BTreeMap::new(), &[f], &HashSet::new(), &c).remove(0)
+            })
+            .collect();
+        let sl = slack_payload(&many, &c);
+        assert_eq!(
+            sl["blocks"].as_array().map(Vec::len),
+            Some(SLACK_MAX_ALERTS + 2)
+        );
+    }
+}
