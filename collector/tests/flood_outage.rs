@@ -1,0 +1,228 @@
+//! OTLP outages (ClickHouse outages are in outage.rs): the collector binary
+//! exports a capture (5 shifted copies of the real fixture, 335 spans) over
+//! OTLP/HTTP to `collector/tests/support/otlp_sink.py` (oteltest's HttpSink).
+//!
+//! - The endpoint is down when the run starts and comes back while the
+//!   collector is still retrying: every span arrives exactly once.
+//! - The endpoint is down for the whole run: what is left goes to the spool
+//!   (exit 4); a second run with an empty capture replays the spool once the
+//!   endpoint is back: every span exactly once, and the spool is empty.
+//! - The spool bound is too small: what does not fit is dropped and counted
+//!   (`dropped_spool_full` in the report), and exactly the rest arrives.
+#![allow(clippy::unwrap_used, clippy::expect_used, missing_docs)]
+
+mod common;
+mod support;
+
+use serde_json::Value;
+use std::collections::HashMap;
+use std::io::{BufRead, BufReader};
+use std::path::{Path, PathBuf};
+use std::process::{Command, Stdio};
+use std::time::{Duration, Instant};
+use support::ChildGuard;
+
+const COPIES: u8 = 5;
+const SPANS: usize = 67 * COPIES as usize;
+
+/// otlp_sink.py (HTTP) on `port`, appending received requests to `out`.
+fn sink(port: u16, out: &Path) -> ChildGuard {
+    let mut child = Command::new(support::venv_python())
+        .arg(support::repo_root().join("collector/tests/support/otlp_sink.py"))
+        .args(["--protocol", "http", "--port", &port.to_string()])
+        .arg("--out")
+        .arg(out)
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::inherit())
+        .spawn()
+        .expect("otlp_sink.py");
+    let stdout = child.stdout.take().unwrap();
+    let mut lines = BufReader::new(stdout).lines();
+    let ready = lines.any(|l| l.map(|l| l.trim() == "READY").unwrap_or(false));
+    assert!(ready, "otlp_sink.py did not start on {port}");
+    std::thread::spawn(move || for _ in lines {});
+    ChildGuard(child)
+}
+
+/// Received span ids with how many times each arrived.
+fn received(out: &Path) -> HashMap<String, usize> {
+    let mut ids = HashMap::new();
+    for line in std::fs::read_to_string(out).unwrap_or_default().lines() {
+        if line.trim().is_empty() {
+            continue;
+        }
+        let r: Value = serde_json::from_str(line).unwrap();
+        for rs in r["resourceSpans"].as_array().into_iter().flatten() {
+            for sc in rs["scopes"].as_array().into_iter().flatten() {
+                for s in sc["spans"].as_array().into_iter().flatten() {
+                    *ids.entry(s["spanId"].as_str().unwrap().to_string())
+                        .or_default() += 1;
+                }
+            }
+        }
+    }
+    ids
+}
+
+fn wait_received(out: &Path, n: usize, limit: Duration) -> HashMap<String, usize> {
+    let t = Instant::now();
+    loop {
+        let r = received(out);
+        if r.values().sum::<usize>() >= n || t.elapsed() > limit {
+            return r;
+        }
+        std::thread::sleep(Duration::from_millis(100));
+    }
+}
+
+fn collector(pcap: &Path, port: u16, spool: &Path, extra: &[&str]) -> Command {
+    let mut c = common::collector();
+    c.arg("--pcap")
+        .arg(pcap)
+        .args(["--otlp-endpoint", &format!("http://127.0.0.1:{port}")])
+        .args(["--otlp-protocol", "http/protobuf", "--otlp-timeout", "2000"])
+        .args(["--batch-max-spans", "10", "--queue-max-batches", "2"])
+        .args(["--retry-max-delay", "0.3", "--no-summary"])
+        .arg("--spool-dir")
+        .arg(spool)
+        .args(extra)
+        .env_remove("OTEL_EXPORTER_OTLP_PROTOCOL")
+        .env_remove("OTEL_EXPORTER_OTLP_TRACES_PROTOCOL")
+        .env_remove("OTEL_EXPORTER_OTLP_HEADERS");
+    c
+}
+
+fn setup(tag: &str) -> (common::TempDir, PathBuf) {
+    let tmp = common::TempDir::new(tag);
+    let pcap = tmp.path().join("five.pcap");
+    common::multiply_capture(&common::fixture("cutover.pcap"), &pcap, COPIES, 8000);
+    (tmp, pcap)
+}
+
+/// (queued, dropped) of the `export otlp:` report line.
+fn report(stderr: &str) -> (usize, usize) {
+    let line = stderr
+        .lines()
+        .find(|l| l.contains("export otlp:"))
+        .unwrap_or_else(|| panic!("no export report: {stderr}"));
+    let num = |key: &str| -> usize {
+        let i = line
+            .find(key)
+            .unwrap_or_else(|| panic!("no {key:?} in {line}"));
+        line[..i]
+            .split_whitespace()
+            .last()
+            .and_then(|x| x.parse().ok())
+            .unwrap_or_else(|| panic!("bad {key:?} in {line}"))
+    };
+    (num(" spans queued"), num(" dropped"))
+}
+
+fn assert_exactly_once(ids: &HashMap<String, usize>, n: usize) {
+    let dup: Vec<_> = ids.iter().filter(|(_, c)| **c > 1).collect();
+    assert!(dup.is_empty(), "duplicates: {dup:?}");
+    assert_eq!(ids.len(), n, "distinct spans received");
+}
+
+#[test]
+fn otlp_endpoint_down_then_back_during_the_run() {
+    let (tmp, pcap) = setup("otlp-outage-live");
+    let port = common::free_port();
+    let out = tmp.path().join("received.jsonl");
+    let child = collector(
+        &pcap,
+        port,
+        &tmp.path().join("spool"),
+        &["--shutdown-grace", "60"],
+    )
+    .stdout(Stdio::null())
+    .stderr(Stdio::piped())
+    .spawn()
+    .unwrap();
+    // Down for 4 s while the collector retries, then back on the same port.
+    std::thread::sleep(Duration::from_secs(4));
+    let _sink = sink(port, &out);
+    let o = child.wait_with_output().unwrap();
+    let err = String::from_utf8_lossy(&o.stderr);
+    assert_eq!(o.status.code(), Some(0), "{err}");
+    assert_eq!(report(&err), (SPANS, 0), "{err}");
+    let ids = wait_received(&out, SPANS, Duration::from_secs(10));
+    assert_exactly_once(&ids, SPANS);
+}
+
+#[test]
+fn otlp_endpoint_down_for_the_whole_run_then_spool_replayed_once() {
+    let (tmp, pcap) = setup("otlp-outage-spool");
+    let port = common::free_port();
+    let spool = tmp.path().join("spool");
+    let out = tmp.path().join("received.jsonl");
+    let (code, _, err) = common::run(&mut collector(
+        &pcap,
+        port,
+        &spool,
+        &["--shutdown-grace", "1"],
+    ));
+    assert_eq!(code, 4, "not delivered: exit 4\n{err}");
+    assert_eq!(report(&err), (SPANS, 0), "nothing lost, all spooled: {err}");
+    // Back: a run on an empty capture replays the spool.
+    let _sink = sink(port, &out);
+    let empty = tmp.path().join("empty.pcap");
+    common::empty_capture(&empty);
+    let (code, _, err2) = common::run(&mut collector(
+        &empty,
+        port,
+        &spool,
+        &["--shutdown-grace", "30"],
+    ));
+    assert_eq!(code, 0, "{err2}");
+    assert!(
+        err2.contains(&format!("({SPANS} replayed from the spool)")),
+        "{err2}"
+    );
+    let ids = wait_received(&out, SPANS, Duration::from_secs(10));
+    assert_exactly_once(&ids, SPANS);
+    // A third run replays nothing more.
+    let (code, _, err3) = common::run(&mut collector(&empty, port, &spool, &[]));
+    assert_eq!(code, 0, "{err3}");
+    std::thread::sleep(Duration::from_millis(500));
+    assert_exactly_once(&received(&out), SPANS);
+}
+
+#[test]
+fn spool_overflow_is_counted_and_the_rest_arrives_once() {
+    let (tmp, pcap) = setup("otlp-outage-full");
+    let port = common::free_port();
+    let spool = tmp.path().join("spool");
+    let out = tmp.path().join("received.jsonl");
+    let (code, _, err) = common::run(&mut collector(
+        &pcap,
+        port,
+        &spool,
+        &["--shutdown-grace", "1", "--spool-max-bytes", "40000"],
+    ));
+    assert_eq!(code, 4, "{err}");
+    let (queued, dropped) = report(&err);
+    assert_eq!(queued, SPANS);
+    assert!(
+        err.contains("spool_full="),
+        "spool overflow counted by reason: {err}"
+    );
+    assert!(dropped > 0 && dropped < SPANS, "{err}");
+    let _sink = sink(port, &out);
+    let empty = tmp.path().join("empty.pcap");
+    common::empty_capture(&empty);
+    let (code, _, err2) = common::run(&mut collector(
+        &empty,
+        port,
+        &spool,
+        &["--shutdown-grace", "30"],
+    ));
+    assert_eq!(code, 0, "{err2}");
+    let ids = wait_received(&out, SPANS - dropped, Duration::from_secs(10));
+    assert_exactly_once(&ids, SPANS - dropped);
+    eprintln!(
+        "spool bound 40000 bytes: {dropped} of {SPANS} spans dropped (counted), {} replayed",
+        ids.len()
+    );
+}
