@@ -4,7 +4,9 @@
 #      (local chDB front), OTLP (real receivers), admin, outage, analyzer tests;
 #      as root also the live-capture test on a veth in network namespaces;
 #   2. the local ClickHouse front's own tests (Python);
-#   3. as root: the pod-level end-to-end test (3 MCP pods in namespaces, live
+#   3. offline validation of the Kubernetes manifests, Helm chart, alert rules (promtool) and
+#      Grafana dashboards (every panel query run on ClickHouse holding the fixture);
+#   4. as root: the pod-level end-to-end test (3 MCP pods in namespaces, live
 #      sidecar collectors, round-robin proxy, real SDK clients, analyzer verdict).
 # Every step runs even if an earlier one failed; the exit code says whether all passed.
 set -uo pipefail
@@ -22,10 +24,12 @@ step() {
   local t0=$SECONDS
   if "$@"; then echo "=== $name: ok ($((SECONDS - t0))s)" >&2; else echo "=== $name: FAILED ($((SECONDS - t0))s)" >&2; failed+=("$name"); fi
 }
+export MCPTAP_BROWSER_TESTS=1   # the analyzer page in headless Chromium (installed by setup.sh)
 mkdir -p target
 step build cargo build --quiet --workspace --all-targets
 step rust-tests cargo test --workspace --no-fail-fast
 step chfront-tests bash -c 'tools/chfront/start.sh --install-only && .venv/bin/python -m unittest discover -s tools/chfront/tests'
+step deploy tests/deploy/run.sh
 step e2e tests/e2e/run.sh
 if ((${#failed[@]})); then
   echo "test: FAILED steps: ${failed[*]}" >&2
