@@ -204,7 +204,7 @@ impl Decoder {
                 if event.data.trim().is_empty() {
                     return; // priming event or keep-alive
                 }
-                match serde_json::from_str::<Value>(&event.data) {
+                match parse_response(event.data.as_bytes(), self.cfg.capture_bodies) {
                     Ok(v) => absorb(ex, v, ts, &self.cfg, &mut self.stats),
                     Err(_) => {
                         self.stats.sse_json_errors += 1;
@@ -226,7 +226,7 @@ impl Decoder {
                 ex.flags.merge(flags);
                 ex.last_ts = ex.last_ts.max(ts);
                 if !body.iter().all(u8::is_ascii_whitespace) {
-                    match serde_json::from_slice::<Value>(&body) {
+                    match parse_response(&body, self.cfg.capture_bodies) {
                         Ok(v) => {
                             if self.cfg.capture_bodies && ex.msgs.is_empty() {
                                 ex.response_json = Some(v.clone());
@@ -1164,6 +1164,150 @@ fn push_msg(ex: &mut Exchange, item: Value, batch_index: Option<u64>, stats: &mu
     } else {
         stats.invalid_jsonrpc += 1;
         ex.request_invalid = true;
+    }
+}
+
+/// Members of a JSON-RPC `result` object that the decoder reads (see
+/// `msg_span`, `update_sessions` and `Handles::walk_text_content`). Sorted.
+const RESULT_KEYS: &[&str] = &[
+    "cacheScope",
+    "content",
+    "isError",
+    "protocolVersion",
+    "resultType",
+    "status",
+    "structuredContent",
+    "task",
+    "taskId",
+    "ttlMs",
+];
+
+/// Parses a response body or SSE `data` field. With `full` (bodies are
+/// captured) this is `serde_json::from_slice::<Value>`. Otherwise members of
+/// each message's `result` object that are not in [`RESULT_KEYS`] (a
+/// `tools/list` result's `tools`, an `initialize` result's capabilities,
+/// resource contents, prompt messages, ...) are syntax-checked but not built:
+/// building and dropping them was the largest cost of the collector
+/// (BENCHMARKS.md, "Collector"). The value is otherwise identical. One
+/// difference: invalid UTF-8 inside a skipped string is not an error.
+fn parse_response(bytes: &[u8], full: bool) -> serde_json::Result<Value> {
+    use serde::de::DeserializeSeed;
+    if full {
+        return serde_json::from_slice(bytes);
+    }
+    let mut de = serde_json::Deserializer::from_slice(bytes);
+    let v = prune::Message.deserialize(&mut de)?;
+    de.end()?;
+    Ok(v)
+}
+
+/// Serde seeds for [`parse_response`].
+mod prune {
+    use super::RESULT_KEYS;
+    use serde::de::{DeserializeSeed, Deserializer, IgnoredAny, MapAccess, SeqAccess, Visitor};
+    use serde_json::{Map, Number, Value};
+    use std::fmt;
+
+    /// A JSON-RPC message, or a batch (array) of them: `result` is pruned.
+    pub(super) struct Message;
+    /// A `result` value: members outside [`RESULT_KEYS`] are skipped.
+    struct ResultValue;
+
+    macro_rules! scalars {
+        () => {
+            fn visit_bool<E>(self, b: bool) -> Result<Value, E> {
+                Ok(Value::Bool(b))
+            }
+            fn visit_i64<E>(self, n: i64) -> Result<Value, E> {
+                Ok(Value::Number(n.into()))
+            }
+            fn visit_u64<E>(self, n: u64) -> Result<Value, E> {
+                Ok(Value::Number(n.into()))
+            }
+            fn visit_f64<E>(self, f: f64) -> Result<Value, E> {
+                Ok(Number::from_f64(f).map_or(Value::Null, Value::Number))
+            }
+            fn visit_str<E>(self, s: &str) -> Result<Value, E> {
+                Ok(Value::String(s.to_owned()))
+            }
+            fn visit_string<E>(self, s: String) -> Result<Value, E> {
+                Ok(Value::String(s))
+            }
+            fn visit_unit<E>(self) -> Result<Value, E> {
+                Ok(Value::Null)
+            }
+            fn visit_none<E>(self) -> Result<Value, E> {
+                Ok(Value::Null)
+            }
+        };
+    }
+
+    impl<'de> DeserializeSeed<'de> for Message {
+        type Value = Value;
+        fn deserialize<D: Deserializer<'de>>(self, d: D) -> Result<Value, D::Error> {
+            d.deserialize_any(self)
+        }
+    }
+
+    impl<'de> Visitor<'de> for Message {
+        type Value = Value;
+        fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+            f.write_str("a JSON value")
+        }
+        scalars!();
+        fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<Value, A::Error> {
+            let mut items = Vec::new();
+            while let Some(v) = seq.next_element_seed(Message)? {
+                items.push(v);
+            }
+            Ok(Value::Array(items))
+        }
+        fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<Value, A::Error> {
+            let mut obj = Map::new();
+            while let Some(key) = map.next_key::<String>()? {
+                let v = if key == "result" {
+                    map.next_value_seed(ResultValue)?
+                } else {
+                    map.next_value::<Value>()?
+                };
+                obj.insert(key, v);
+            }
+            Ok(Value::Object(obj))
+        }
+    }
+
+    impl<'de> DeserializeSeed<'de> for ResultValue {
+        type Value = Value;
+        fn deserialize<D: Deserializer<'de>>(self, d: D) -> Result<Value, D::Error> {
+            d.deserialize_any(self)
+        }
+    }
+
+    impl<'de> Visitor<'de> for ResultValue {
+        type Value = Value;
+        fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+            f.write_str("a JSON value")
+        }
+        scalars!();
+        fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<Value, A::Error> {
+            let mut items = Vec::new();
+            while let Some(v) = seq.next_element::<Value>()? {
+                items.push(v);
+            }
+            Ok(Value::Array(items))
+        }
+        fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<Value, A::Error> {
+            let mut obj = Map::new();
+            while let Some(key) = map.next_key::<String>()? {
+                if RESULT_KEYS.binary_search(&key.as_str()).is_ok() {
+                    let v = map.next_value::<Value>()?;
+                    obj.insert(key, v);
+                } else {
+                    map.next_value::<IgnoredAny>()?;
+                }
+            }
+            Ok(Value::Object(obj))
+        }
     }
 }
 
