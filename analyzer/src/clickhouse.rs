@@ -121,6 +121,9 @@ const COLUMN_CHOICES: &[(&str, &str, &str)] = &[
     ),
 ];
 
+/// Alias of the session-mint subquery joined by `@from_clients@` (and prefix of its columns).
+const MINTED: &str = "mcptap_minted";
+
 /// Fixed expressions (no materialized column exists for them).
 const FIXED: &[(&str, &str)] = &[
     ("ua", "SpanAttributes['user_agent.original']"),
@@ -153,23 +156,48 @@ impl Cols {
             })
             .collect();
         pairs.extend(FIXED.iter().map(|(p, e)| (*p, e.to_string())));
-        // The client identity columns used by every rule (see `finding::Client`).
-        let cname = pairs
-            .iter()
-            .find(|(p, _)| *p == "cname")
-            .map(|(_, e)| e.clone())
-            .unwrap_or_default();
-        let cver = pairs
-            .iter()
-            .find(|(p, _)| *p == "cver")
-            .map(|(_, e)| e.clone())
-            .unwrap_or_default();
+        // The client identity used by every rule (see `finding::Client` and
+        // `rules::ClientCols`): the span's own clientInfo, else the clientInfo of the span that
+        // minted its session (`@from_clients@`, any instance), else the user agent.
+        let get = |name: &str| {
+            pairs
+                .iter()
+                .find(|(p, _)| *p == name)
+                .map(|(_, e)| e.clone())
+                .unwrap_or_default()
+        };
+        let (cname, cver, sid, sminted) = (get("cname"), get("cver"), get("sid"), get("sminted"));
         let ua = "SpanAttributes['user_agent.original']";
+        let name = format!(
+            "if({cname} != '', toString({cname}), ifNull({MINTED}.{MINTED}_name, ''))",
+            MINTED = MINTED
+        );
+        let version = format!(
+            "if({cname} != '', toString({cver}), ifNull({MINTED}.{MINTED}_version, ''))",
+            MINTED = MINTED
+        );
         pairs.push((
             "client_cols",
             format!(
-                "toString({cname}) AS client_name, if({cname} != '', toString({cver}), '') AS client_version, \
-                 if({cname} != '', '', {ua}) AS client_ua, SpanAttributes['client.address'] AS client_address"
+                "{name} AS client_name, {version} AS client_version, \
+                 if({name} != '', '', {ua}) AS client_ua, SpanAttributes['client.address'] AS client_address"
+            ),
+        ));
+        pairs.push(("client_name", name));
+        pairs.push(("client_version", version));
+        pairs.push((
+            "from_clients",
+            format!(
+                "{{db:Identifier}}.{{table:Identifier}} LEFT ANY JOIN (\
+                 SELECT toString({sminted}) AS {MINTED}_sid, \
+                 argMin(toString({cname}), Timestamp) AS {MINTED}_name, \
+                 argMin(toString({cver}), Timestamp) AS {MINTED}_version \
+                 FROM {{db:Identifier}}.{{table:Identifier}} \
+                 WHERE Timestamp >= fromUnixTimestamp64Nano({{session_since_ns:Int64}}) \
+                 AND Timestamp < fromUnixTimestamp64Nano({{until_ns:Int64}}) \
+                 AND {sminted} != '' AND {cname} != '' \
+                 GROUP BY {MINTED}_sid) AS {MINTED} ON toString({sid}) = {MINTED}.{MINTED}_sid",
+                MINTED = MINTED
             ),
         ));
         Self { pairs }
@@ -184,9 +212,21 @@ impl Cols {
 
     /// Replaces every `@name@` placeholder of `sql`.
     ///
+    /// The resolved client identity (`@client_cols@`, `@client_name@`, `@client_version@`)
+    /// reads the session-mint join, so SQL using it must select `FROM @from_clients@`, which
+    /// needs the `{session_since_ns:Int64}` parameter (`rules::query` binds it).
+    ///
     /// # Errors
-    /// An unknown or unterminated placeholder (a programming error in a rule's SQL).
+    /// An unknown or unterminated placeholder, or the client identity without
+    /// `@from_clients@` (programming errors in a rule's SQL).
     pub fn expand(&self, sql: &str) -> Result<String> {
+        if ["@client_cols@", "@client_name@", "@client_version@"]
+            .iter()
+            .any(|p| sql.contains(p))
+            && !sql.contains("@from_clients@")
+        {
+            bail!("SQL using the client identity must read FROM @from_clients@");
+        }
         let mut out = String::with_capacity(sql.len() + 256);
         let mut rest = sql;
         while let Some(i) = rest.find('@') {
@@ -434,5 +474,23 @@ mod tests {
         assert!(!m.uses_materialized());
         assert!(m.expand("@nope@").is_err());
         assert!(m.expand("@method").is_err());
+        // The client identity needs the session-mint join.
+        assert!(m.expand("SELECT @client_cols@ FROM @from@").is_err());
+        let sql = m
+            .expand("SELECT @client_cols@ FROM @from_clients@")
+            .unwrap_or_default();
+        assert!(sql.contains("LEFT ANY JOIN"), "{sql}");
+        assert!(sql.contains("{session_since_ns:Int64}"), "{sql}");
+        assert!(
+            sql.contains("SpanAttributes['mcptap.session.minted']"),
+            "{sql}"
+        );
+        let sql = Cols::with_columns(&["McpSessionMinted".into(), "McpSessionId".into()])
+            .expand("SELECT @client_name@ FROM @from_clients@")
+            .unwrap_or_default();
+        assert!(
+            sql.contains("toString(McpSessionId) = mcptap_minted.mcptap_minted_sid"),
+            "{sql}"
+        );
     }
 }

@@ -75,6 +75,11 @@ pub struct Config {
     /// How far before `since` `cross_instance_handle_failure` looks for the mint of a handle
     /// used in range, in ns. Default 24 h.
     pub handle_lookback_ns: i64,
+    /// How far before the range start the client identity looks for the span that minted a
+    /// session (`mcptap.session.minted`), to name the client of session spans that carry no
+    /// clientInfo (answered by an instance that never saw the `initialize`), in ns.
+    /// Default 24 h.
+    pub session_lookback_ns: i64,
     /// Sample trace ids per finding. Default 5.
     pub samples: usize,
 }
@@ -84,6 +89,7 @@ impl Default for Config {
         Self {
             spike: SpikeConfig::default(),
             handle_lookback_ns: 24 * 3600 * crate::timeutil::NS_PER_SEC,
+            session_lookback_ns: 24 * 3600 * crate::timeutil::NS_PER_SEC,
             samples: 5,
         }
     }
@@ -202,7 +208,7 @@ pub async fn analyze(db: &Db, range: Range, cfg: &Config, which: &[RuleId]) -> A
             .then(a.fingerprint().cmp(&b.fingerprint()))
     });
     let t = Instant::now();
-    let (readiness, readiness_error) = match readiness::compute(db, &range, &findings).await {
+    let (readiness, readiness_error) = match readiness::compute(db, &range, cfg, &findings).await {
         Ok(r) => (Some(r), None),
         Err(e) => (None, Some(format!("{e:#}"))),
     };

@@ -133,6 +133,10 @@ struct RuleArgs {
     /// cross_instance_handle_failure: how far before --since to look for a handle's mint.
     #[arg(long, default_value = "24h")]
     handle_lookback: String,
+    /// Client identity: how far before --since to look for the span that minted a session,
+    /// to name the client of session spans without clientInfo (answered by another pod).
+    #[arg(long, default_value = "24h")]
+    session_lookback: String,
     /// Sample trace ids per finding.
     #[arg(long, default_value_t = 5)]
     samples: usize,
@@ -160,6 +164,8 @@ impl RuleArgs {
             },
             handle_lookback_ns: timeutil::parse_duration_ns(&a.handle_lookback)
                 .context("--handle-lookback")?,
+            session_lookback_ns: timeutil::parse_duration_ns(&a.session_lookback)
+                .context("--session-lookback")?,
             samples: a.samples.clamp(1, 50),
         };
         anyhow::ensure!(cfg.spike.bucket_ns > 0, "--spike-window must be positive");

@@ -17,7 +17,7 @@
 //! findings (routing header problems, modern clients still sending a session id...).
 
 use crate::clickhouse::{Db, de_u64};
-use crate::engine::Range;
+use crate::engine::{Config, Range};
 use crate::finding::{Client, Finding, RuleId};
 use crate::rules::ClientCols;
 use anyhow::Result;
@@ -32,7 +32,7 @@ SELECT toString(@instance@) AS instance, @client_cols@,
   countIf(@era@ = 'legacy') AS legacy,
   countIf(@era@ = 'legacy' AND @sid@ != '' AND @status@ = 404) AS session_404,
   groupUniqArray(4)(@ua@) AS user_agents
-FROM @from@
+FROM @from_clients@
 WHERE @range@
 GROUP BY instance, client_name, client_version, client_ua, client_address
 ";
@@ -306,9 +306,20 @@ pub fn from_rows(rows: &[Row], findings: &[Finding]) -> Readiness {
 ///
 /// # Errors
 /// Query failure.
-pub async fn compute(db: &Db, range: &Range, findings: &[Finding]) -> Result<Readiness> {
+pub async fn compute(
+    db: &Db,
+    range: &Range,
+    cfg: &Config,
+    findings: &[Finding],
+) -> Result<Readiness> {
     let rows: Vec<Row> = db
-        .fetch(db.query(SQL, range.since_ns, range.until_ns)?)
+        .fetch(crate::rules::query(
+            db,
+            SQL,
+            range.since_ns,
+            range.until_ns,
+            cfg,
+        )?)
         .await?;
     Ok(from_rows(&rows, findings))
 }

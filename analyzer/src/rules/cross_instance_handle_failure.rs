@@ -34,7 +34,7 @@ used AS (
     SpanId AS used_span, @client_cols@, toString(@tool@) AS tool, toString(@method@) AS method,
     toUInt32(@status@) AS http_status, toString(@rpc@) AS rpc_code, toString(@errtype@) AS error_type,
     StatusMessage AS status_message
-  FROM @from@
+  FROM @from_clients@
   ARRAY JOIN @hused@ AS h
   WHERE @range@ AND (@status@ >= 400 OR @rpc@ != '' OR @errtype@ = 'tool_error')
 ),
@@ -193,7 +193,7 @@ pub fn findings(rows: &[Row], cfg: &Config) -> Vec<Finding> {
 /// # Errors
 /// Query failure.
 pub async fn run(db: &Db, range: &Range, cfg: &Config) -> Result<Vec<Finding>> {
-    let q = db.query(SQL, range.since_ns, range.until_ns)?.param(
+    let q = super::query(db, SQL, range.since_ns, range.until_ns, cfg)?.param(
         "mint_since_ns",
         range.since_ns.saturating_sub(cfg.handle_lookback_ns),
     );

@@ -39,7 +39,7 @@ SELECT @client_cols@, splitByChar(':', fs)[1] AS feature,
   groupUniqArray(8)(@ua@) AS user_agents,
   min(@ts_ns@) AS first_ns, max(@ts_ns@) AS last_ns,
   groupArray(10)(TraceId) AS traces
-FROM @from@
+FROM @from_clients@
 ARRAY JOIN arrayFilter(x -> x != '', [
   if(@method@ = 'logging/setLevel', 'logging:method', ''),
   if(has(Events.Name, 'notifications/message'), 'logging:notification', ''),
@@ -128,7 +128,7 @@ pub fn findings(rows: &[Row], cfg: &Config) -> Vec<Finding> {
 /// Query failure.
 pub async fn run(db: &Db, range: &Range, cfg: &Config) -> Result<Vec<Finding>> {
     let rows: Vec<Row> = db
-        .fetch(db.query(SQL, range.since_ns, range.until_ns)?)
+        .fetch(super::query(db, SQL, range.since_ns, range.until_ns, cfg)?)
         .await?;
     Ok(findings(&rows, cfg))
 }

@@ -27,7 +27,7 @@ SELECT @client_cols@, toString(@method@) AS method,
   groupUniqArray(8)(@ua@) AS user_agents,
   min(@ts_ns@) AS first_ns, max(@ts_ns@) AS last_ns,
   groupArray(10)(TraceId) AS traces
-FROM @from@
+FROM @from_clients@
 WHERE @range@
   AND (@method@ IN ('tasks/result', 'tasks/list') OR SpanAttributes['mcptap.task.legacy_requested'] = 'true')
 GROUP BY client_name, client_version, client_ua, client_address, method
@@ -109,7 +109,7 @@ pub fn findings(rows: &[Row], cfg: &Config) -> Vec<Finding> {
 /// Query failure.
 pub async fn run(db: &Db, range: &Range, cfg: &Config) -> Result<Vec<Finding>> {
     let rows: Vec<Row> = db
-        .fetch(db.query(SQL, range.since_ns, range.until_ns)?)
+        .fetch(super::query(db, SQL, range.since_ns, range.until_ns, cfg)?)
         .await?;
     Ok(findings(&rows, cfg))
 }

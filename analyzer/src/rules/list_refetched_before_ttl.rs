@@ -40,7 +40,7 @@ FROM (
     @ts_ns@ AS ts, TraceId AS trace, toString(@instance@) AS instance, @ua@ AS ua,
     lagInFrame(@ts_ns@, 1, toInt64(0)) OVER w AS prev_ts,
     lagInFrame(toInt64OrZero(SpanAttributes['mcptap.ttl_ms']), 1, toInt64(0)) OVER w AS prev_ttl_ms
-  FROM @from@
+  FROM @from_clients@
   WHERE @range@ AND @method@ IN ('tools/list', 'prompts/list', 'resources/list',
     'resources/templates/list', 'server/discover', 'resources/read')
   WINDOW w AS (PARTITION BY client_name, client_version, client_ua, client_address, method, target
@@ -120,7 +120,7 @@ pub fn findings(rows: &[Row], cfg: &Config) -> Vec<Finding> {
 /// Query failure.
 pub async fn run(db: &Db, range: &Range, cfg: &Config) -> Result<Vec<Finding>> {
     let rows: Vec<Row> = db
-        .fetch(db.query(SQL, range.since_ns, range.until_ns)?)
+        .fetch(super::query(db, SQL, range.since_ns, range.until_ns, cfg)?)
         .await?;
     Ok(findings(&rows, cfg))
 }

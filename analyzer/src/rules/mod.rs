@@ -4,7 +4,15 @@
 //!
 //! SQL conventions: `@name@` placeholders are column expressions filled in by
 //! [`crate::clickhouse::Cols`]; `{name:Type}` are ClickHouse server-side parameters bound by the
-//! engine (`db`, `table`, `since_ns`, `until_ns`, plus each rule's own).
+//! engine (`db`, `table`, `since_ns`, `until_ns`, `session_since_ns`, plus each rule's own).
+//!
+//! Client identity (`@client_cols@`, see [`ClientCols`]): the span's own clientInfo
+//! (`mcptap.client.name`/`version`); else, for a span carrying `Mcp-Session-Id`, the
+//! clientInfo of the span that minted that session (`mcptap.session.minted`, on **any**
+//! instance, started in `[since - session_lookback, until)`): with one collector per pod, the
+//! pod that answers a session minted elsewhere never saw its `initialize`; else the user
+//! agent. The session lookup is a `LEFT ANY JOIN` on a per-session subquery, so such SQL reads
+//! `FROM @from_clients@` and is started with [`query`], which binds `session_since_ns`.
 
 pub mod cross_instance_handle_failure;
 pub mod deprecated_feature_used;
@@ -15,13 +23,35 @@ pub mod routing_headers;
 pub mod session_id_still_sent;
 pub mod status_4xx_spike;
 
-use crate::clickhouse::{de_i64, de_u64};
+use crate::clickhouse::{Db, de_i64, de_u64};
+use crate::engine::Config;
 use crate::finding::Client;
 use crate::timeutil::format_rfc3339_ns;
 use serde::Deserialize;
 use std::collections::BTreeMap;
 
-/// The four client identity columns every grouped rule selects (`@client_cols@`).
+/// Starts a rule query like [`Db::query`] and also binds `session_since_ns` =
+/// `since_ns - cfg.session_lookback_ns` (the start of the session-mint search of
+/// `@from_clients@`; pass the earliest start time the query reads as `since_ns`).
+///
+/// # Errors
+/// An unknown placeholder in `sql`.
+pub fn query(
+    db: &Db,
+    sql: &str,
+    since_ns: i64,
+    until_ns: i64,
+    cfg: &Config,
+) -> anyhow::Result<clickhouse::query::Query> {
+    Ok(db.query(sql, since_ns, until_ns)?.param(
+        "session_since_ns",
+        since_ns.saturating_sub(cfg.session_lookback_ns.max(0)),
+    ))
+}
+
+/// The four client identity columns every grouped rule selects (`@client_cols@`): the span's
+/// own clientInfo, else that of the span that minted its session (any instance, within
+/// `session_lookback`), else the user agent (see the module documentation).
 #[derive(Debug, Clone, Default, Deserialize, PartialEq, Eq, PartialOrd, Ord)]
 pub struct ClientCols {
     /// `mcptap.client.name`.

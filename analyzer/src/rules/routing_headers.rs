@@ -48,7 +48,7 @@ SELECT @client_cols@, toString(@method@) AS method,
   groupUniqArray(8)(@ua@) AS user_agents,
   min(@ts_ns@) AS first_ns, max(@ts_ns@) AS last_ns,
   groupArray(10)(TraceId) AS traces
-FROM @from@
+FROM @from_clients@
 WHERE @range@ AND @era@ = 'modern'
   AND (@rmethod@ = {status:String} OR @rname@ = {status:String}
        OR ({status:String} = 'mismatch' AND SpanAttributes['mcptap.routing.protocol_version_status'] = 'mismatch'))
@@ -161,9 +161,7 @@ pub async fn run(db: &Db, range: &Range, cfg: &Config, kind: Kind) -> Result<Vec
         Kind::Missing => "missing",
         Kind::Mismatch => "mismatch",
     };
-    let q = db
-        .query(SQL, range.since_ns, range.until_ns)?
-        .param("status", status);
+    let q = super::query(db, SQL, range.since_ns, range.until_ns, cfg)?.param("status", status);
     let rows: Vec<Row> = db.fetch(q).await?;
     Ok(findings(&rows, cfg, kind))
 }

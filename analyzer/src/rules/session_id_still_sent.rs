@@ -45,7 +45,7 @@ SELECT @client_cols@,
   min(@ts_ns@) AS first_ns, max(@ts_ns@) AS last_ns,
   groupArrayIf(10)(TraceId, @status@ >= 400) AS error_traces,
   groupArray(10)(TraceId) AS traces
-FROM @from@
+FROM @from_clients@
 WHERE @range@ AND @sid@ != ''
 GROUP BY client_name, client_version, client_ua, client_address
 ORDER BY requests DESC, client_name, client_ua, client_address
@@ -167,7 +167,7 @@ pub fn findings(rows: &[Row], cfg: &Config) -> Vec<Finding> {
 /// Query failure.
 pub async fn run(db: &Db, range: &Range, cfg: &Config) -> Result<Vec<Finding>> {
     let rows: Vec<Row> = db
-        .fetch(db.query(SQL, range.since_ns, range.until_ns)?)
+        .fetch(super::query(db, SQL, range.since_ns, range.until_ns, cfg)?)
         .await?;
     Ok(findings(&rows, cfg))
 }

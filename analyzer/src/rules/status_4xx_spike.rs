@@ -44,15 +44,19 @@ use std::collections::{BTreeMap, BTreeSet};
 const METHOD_LABEL: &str =
     "if(@method@ != '', toString(@method@), SpanAttributes['http.request.method'])";
 
-/// Totals per (key, window) over `[base_since, until)`.
+/// Client key of `--spike-by-client` (the resolved identity, see [`super::ClientCols`]).
+const CLIENT_KEY: &str = "concat(@client_name@, '|', @client_version@, '|', if(@client_name@ != '', '', @ua@), '|', @addr@)";
+
+/// Totals per (key, window) over `[base_since, until)`. `$GCLIENT`/`$FROM`: [`CLIENT_KEY`]
+/// and `@from_clients@` with `--spike-by-client`, else `''` and `@from@` (no session join).
 pub const SQL_TOTALS: &str = "
 SELECT toString(@instance@) AS instance,
   if({by_method:Bool}, $METHOD, '') AS g_method,
-  if({by_client:Bool}, concat(toString(@cname@), '|', if(@cname@ != '', toString(@cver@), ''), '|', if(@cname@ != '', '', @ua@), '|', @addr@), '') AS g_client,
+  $GCLIENT AS g_client,
   intDiv(@ts_ns@, {bucket_ns:Int64}) AS bucket,
   count() AS total,
   countIf(@status@ >= 400 AND @status@ < 500) AS c4xx
-FROM @from@
+FROM $FROM
 WHERE Timestamp >= fromUnixTimestamp64Nano({base_since_ns:Int64})
   AND Timestamp < fromUnixTimestamp64Nano({until_ns:Int64})
 GROUP BY instance, g_method, g_client, bucket
@@ -63,7 +67,7 @@ ORDER BY instance, g_method, g_client, bucket
 pub const SQL_BREAKDOWN: &str = "
 SELECT toString(@instance@) AS instance,
   if({by_method:Bool}, $METHOD, '') AS g_method,
-  if({by_client:Bool}, concat(toString(@cname@), '|', if(@cname@ != '', toString(@cver@), ''), '|', if(@cname@ != '', '', @ua@), '|', @addr@), '') AS g_client,
+  if({by_client:Bool}, $CLIENT_KEY, '') AS g_client,
   intDiv(@ts_ns@, {bucket_ns:Int64}) AS bucket,
   @client_cols@,
   $METHOD AS method,
@@ -76,7 +80,7 @@ SELECT toString(@instance@) AS instance,
   count() AS n,
   min(@ts_ns@) AS first_ns, max(@ts_ns@) AS last_ns,
   groupArray(5)(TraceId) AS traces
-FROM @from@
+FROM @from_clients@
 WHERE @range@ AND @status@ >= 400 AND @status@ < 500
 GROUP BY instance, g_method, g_client, bucket, client_name, client_version, client_ua, client_address, method, cause
 ORDER BY instance, g_method, g_client, bucket, n DESC
@@ -346,9 +350,18 @@ pub async fn run(db: &Db, range: &Range, cfg: &Config) -> Result<Vec<Finding>> {
         .div_euclid(sc.bucket_ns)
         .saturating_sub(i64::from(sc.baseline_buckets))
         .saturating_mul(sc.bucket_ns);
-    let totals_sql = SQL_TOTALS.replace("$METHOD", METHOD_LABEL);
-    let q = db
-        .query(&totals_sql, range.since_ns, range.until_ns)?
+    let (g_client, from) = if sc.by_client {
+        (CLIENT_KEY, "@from_clients@")
+    } else {
+        ("''", "@from@")
+    };
+    let totals_sql = SQL_TOTALS
+        .replace("$METHOD", METHOD_LABEL)
+        .replace("$GCLIENT", g_client)
+        .replace("$FROM", from);
+    // The totals read from `base_since` (their SQL has no `since_ns`), so the session-mint
+    // search starts `session_lookback` before that.
+    let q = super::query(db, &totals_sql, base_since, range.until_ns, cfg)?
         .param("by_method", sc.by_method)
         .param("by_client", sc.by_client)
         .param("bucket_ns", sc.bucket_ns)
@@ -358,9 +371,10 @@ pub async fn run(db: &Db, range: &Range, cfg: &Config) -> Result<Vec<Finding>> {
     if incidents.is_empty() {
         return Ok(Vec::new());
     }
-    let sql = SQL_BREAKDOWN.replace("$METHOD", METHOD_LABEL);
-    let q = db
-        .query(&sql, range.since_ns, range.until_ns)?
+    let sql = SQL_BREAKDOWN
+        .replace("$METHOD", METHOD_LABEL)
+        .replace("$CLIENT_KEY", CLIENT_KEY);
+    let q = super::query(db, &sql, range.since_ns, range.until_ns, cfg)?
         .param("by_method", sc.by_method)
         .param("by_client", sc.by_client)
         .param("bucket_ns", sc.bucket_ns);
