@@ -17,16 +17,11 @@ session 404s only, ``cross_instance_handle_failure`` with exactly the logged fai
 /metrics (packets captured, zero kernel drops, every span sent), and ClickHouse holding the
 spans of every pod under its ``InstanceId``, as many as that pod's server logged exchanges.
 
-KNOWN GAPS (accepted, printed, narrowly checked; see README.md):
-
-- ``status4xx_spike``: the report serialises that rule id without the second underscore
-  (serde ``rename_all = "snake_case"`` on ``Status4xxSpike``); REPORT_SCHEMA.md/RULES.md
-  say ``status_4xx_spike``. Normalised here.
-- Per-pod sidecars: a pod that answers 404 for a session minted on another pod never saw
-  that session's ``initialize``, so its spans carry no clientInfo, and the analyzer groups
-  them under the user agent (``name`` empty). Accepted only when every such request got a
-  404, its user agent is one a legacy client uses, and every session id in those spans
-  was minted (in ClickHouse) by an ``initialize`` of a legacy client.
+Client identity across pods: a pod that answers 404 for a session minted on another pod
+never saw that session's ``initialize``, so its spans carry no clientInfo; the analyzer
+resolves them through the span that minted the session (on any instance). The findings must
+name the client (no ``ua:`` identities), and ClickHouse must really hold such spans (so the
+resolution was exercised) whose sessions were minted by the legacy clients.
 
 Usage: check.py --run DIR
 """
@@ -53,15 +48,6 @@ def fail(msg: str) -> None:
 
 def ok(msg: str) -> None:
     print(f"check: ok: {msg}", file=sys.stderr)
-
-
-GAPS: set[str] = set()
-
-
-def gap(msg: str) -> None:
-    if msg not in GAPS:
-        GAPS.add(msg)
-        print(f"check: KNOWN GAP: {msg}", file=sys.stderr)
 
 
 def jsonl(path: Path) -> list[dict[str, Any]]:
@@ -141,10 +127,6 @@ def main() -> None:
     if report.get("errors"):
         fail(f"analyzer errors: {report['errors']}")
     findings = report["findings"]
-    for f in findings:
-        if f["rule"] == "status4xx_spike":
-            gap("the report spells the rule id 'status4xx_spike' (documented: 'status_4xx_spike')")
-            f["rule"] = "status_4xx_spike"
     by_rule: dict[str, list[dict[str, Any]]] = collections.defaultdict(list)
     for f in findings:
         by_rule[f["rule"]].append(f)
@@ -164,32 +146,22 @@ def main() -> None:
     else:
         ok(f"initialize_still_called: {names}")
 
-    # session_id_still_sent: the legacy clients; unnamed identities only per the known gap.
-    legacy_uas = {"legacy-py": "python-httpx2/2.16.2", "legacy-ts": "node"}
-    named, unnamed = [], []
-    for f in by_rule["session_id_still_sent"]:
-        (named if f["subject"]["client"]["name"] else unnamed).append(f)
-    named_names = sorted({f["subject"]["client"]["name"] for f in named})
-    if not set(named_names) <= set(legacy) or not named_names:
-        fail(f"session_id_still_sent names {named_names}, expected legacy clients {legacy}")
-    for f in unnamed:
-        ua = f["subject"]["client"]["user_agent"]
-        c = f["counts"]
-        if ua not in legacy_uas.values() or c.get("status_404", 0) != c["requests"]:
-            fail(f"session_id_still_sent for an unknown client: {f['subject']['client']} {c}")
-        else:
-            gap(f"session_id_still_sent: {c['requests']} requests (all 404) under 'ua:{ua}': answered by "
-                f"pods that never saw the session's initialize, so no clientInfo")
-    identified = {n for n in named_names} | {
-        n for n, ua in legacy_uas.items() for f in unnamed if f["subject"]["client"]["user_agent"] == ua
-    }
-    if identified != set(legacy):
-        fail(f"session_id_still_sent covers {sorted(identified)}, expected {legacy}")
+    # Every finding names its client (clientInfo, resolved across pods through the span that
+    # minted the session): no identity falls back to the user agent.
+    for f in findings:
+        client = f["subject"].get("client")
+        if client is not None and not client.get("name"):
+            fail(f"{f['rule']}: a client without a name (ua:{client.get('user_agent')}): {f['summary']}")
+
+    # session_id_still_sent: exactly the legacy clients, by name, one finding each.
+    named_names = sorted(f["subject"]["client"]["name"] for f in by_rule["session_id_still_sent"])
+    if named_names != legacy:
+        fail(f"session_id_still_sent names {named_names}, expected {legacy}")
     status_404 = sum(f["counts"].get("status_404", 0) for f in by_rule["session_id_still_sent"])
     logged_404 = len(legacy_404)
     if status_404 < logged_404:
         fail(f"session_id_still_sent counts {status_404} session 404s, the clients logged {logged_404}")
-    ok(f"session_id_still_sent: {named_names} + {len(unnamed)} unnamed; {status_404} session 404s "
+    ok(f"session_id_still_sent: {named_names}; {status_404} session 404s "
        f"(clients logged {logged_404}; the rest are notifications/initialized and DELETE, "
        f"which the SDKs do not surface)")
 
@@ -282,7 +254,9 @@ def main() -> None:
     ok(f"ClickHouse spans per InstanceId {rows} = exchanges logged by each server = requests relayed by the proxy")
 
     if not a.no_clickhouse:
-        # Known-gap check: the sessions of the unnamed 404s were minted by legacy clients.
+        # The cross-pod case was exercised: spans with a session id but no clientInfo of their
+        # own exist (answered by pods that never saw the initialize), and their sessions were
+        # minted by the legacy clients the findings name.
         sql = (
             "SELECT DISTINCT s.McpSessionId AS sid, m.McpClientName AS minted_by FROM otel_traces AS s "
             "LEFT JOIN (SELECT McpSessionMinted, any(McpClientName) AS McpClientName FROM otel_traces "
@@ -293,8 +267,8 @@ def main() -> None:
         for r in sessions:
             if r["minted_by"] not in legacy:
                 fail(f"session {r['sid']} used without clientInfo was minted by {r['minted_by']!r}")
-        if unnamed and not sessions:
-            fail("unnamed session findings, but no session-carrying span without clientInfo in ClickHouse")
+        if not sessions:
+            fail("no session-carrying span without clientInfo in ClickHouse: the cross-pod case was not exercised")
         by_minter = collections.Counter(r["minted_by"] for r in sessions)
         ok(f"the {len(sessions)} sessions used without clientInfo were minted by {dict(by_minter)}")
 
@@ -307,9 +281,6 @@ def main() -> None:
                 for f in rep["findings"]
             )
         map_only = json.loads(map_only_path.read_text())
-        for f in map_only["findings"]:
-            if f["rule"] == "status4xx_spike":
-                f["rule"] = "status_4xx_spike"
         if essence(map_only) != essence(report):
             fail("the --map-only report differs from the report over the MATERIALIZED columns")
         else:
@@ -318,6 +289,9 @@ def main() -> None:
     readiness = report.get("readiness") or {}
     if readiness.get("verdict") != "not_ready":
         fail(f"readiness verdict {readiness.get('verdict')}, expected not_ready")
+    ready_clients = sorted({c["client"]["name"] for c in readiness.get("clients", [])})
+    if ready_clients != legacy:
+        fail(f"readiness clients {ready_clients}, expected {legacy}")
     if FAILURES:
         print(f"check: {len(FAILURES)} failure(s)", file=sys.stderr)
         sys.exit(1)
