@@ -7,7 +7,9 @@
 //! exported but every credential in them is `[REDACTED]` (and a plain argument
 //! value is there, so the check is not vacuous).
 //!
-//! The analyzer's API and page are not covered here (see SECURITY.md).
+//! The analyzer's API answers, `/metrics`, page and logs (`mcptap-analyzer serve` over
+//! the same ClickHouse rows) are checked too when its binary is in the same target dir
+//! (it is when the workspace is built); otherwise that part is skipped with a note.
 #![allow(clippy::unwrap_used, clippy::expect_used, missing_docs)]
 
 mod common;
@@ -269,6 +271,111 @@ fn fixture_secrets_appear_in_no_output() {
     assert!(spans.contains("[REDACTED]"));
 }
 
+/// `mcptap-analyzer` next to the collector binary (cargo builds both into the same
+/// target dir when the workspace is built), if there.
+fn analyzer_bin() -> Option<std::path::PathBuf> {
+    let p = Path::new(BIN).parent()?.join("mcptap-analyzer");
+    p.exists().then_some(p)
+}
+
+/// Runs `mcptap-analyzer serve` on `db` (window pinned around the synthetic capture,
+/// bearer token), fetches every API answer, `/metrics` and the page, and checks that no
+/// secret is in them. Returns how many answers were checked.
+fn check_analyzer(bin: &Path, front: &common::Front, db: &str, secrets: &[&str]) -> usize {
+    use std::io::BufRead;
+    let token = "analyzer-test-token";
+    let mut child = std::process::Command::new(bin)
+        .arg("serve")
+        .args(["--clickhouse-url", &front.url, "--database", db])
+        .args(["--listen", "127.0.0.1:0", "--bearer-token", token])
+        .args(["--until", "2025-06-15T15:00:00Z", "--window", "2h"])
+        .env("RUST_LOG", "debug")
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .expect("mcptap-analyzer serve");
+    let stderr = child.stderr.take().unwrap();
+    let (tx, rx) = std::sync::mpsc::channel();
+    let logs = std::thread::spawn(move || {
+        let mut all = String::new();
+        for line in std::io::BufReader::new(stderr)
+            .lines()
+            .map_while(Result::ok)
+        {
+            if let Some(addr) = line.split("serving on http://").nth(1) {
+                let _ = tx.send(addr.trim_end_matches('/').to_string());
+            }
+            all.push_str(&line);
+            all.push('\n');
+        }
+        all
+    });
+    let addr = rx
+        .recv_timeout(std::time::Duration::from_secs(60))
+        .expect("analyzer serving");
+    let port: u16 = addr.rsplit(':').next().unwrap().parse().unwrap();
+    let auth = format!("Authorization: Bearer {token}");
+    let t = std::time::Instant::now();
+    while http_get(port, "/readyz").is_none_or(|b| !b.starts_with("ready"))
+        && t.elapsed().as_secs() < 60
+    {
+        std::thread::sleep(std::time::Duration::from_millis(200));
+    }
+    let mut paths: Vec<String> = [
+        "/",
+        "/app.js",
+        "/metrics",
+        "/api/v1/findings",
+        "/api/v1/readiness",
+        "/api/v1/rules",
+        "/api/v1/findings?since=2025-06-15T13:00:00Z&until=2025-06-15T15:00:00Z",
+    ]
+    .iter()
+    .map(|s| s.to_string())
+    .collect();
+    let traces = front.q(&format!("SELECT DISTINCT TraceId FROM {db}.otel_traces"));
+    paths.extend(
+        traces
+            .lines()
+            .map(|t| format!("/api/v1/traces/{}", t.trim())),
+    );
+    let (code, findings) = http_get_with(port, "/api/v1/findings", &[&auth]).unwrap();
+    assert_eq!(code, 200, "{findings}");
+    if let Ok(v) = serde_json::from_str::<serde_json::Value>(&findings) {
+        for f in v["findings"].as_array().into_iter().flatten() {
+            if let Some(id) = f["id"].as_str() {
+                paths.push(format!("/api/v1/findings/{id}"));
+            }
+        }
+    }
+    let (_, rules) = http_get_with(port, "/api/v1/rules", &[&auth]).unwrap();
+    if let Ok(v) = serde_json::from_str::<serde_json::Value>(&rules) {
+        for r in v["rules"].as_array().into_iter().flatten() {
+            if let Some(id) = r["id"].as_str() {
+                paths.push(format!("/api/v1/rules/{id}/series"));
+            }
+        }
+    }
+    let mut checked = 0;
+    for p in &paths {
+        let (code, body) = http_get_with(port, p, &[&auth]).expect("analyzer answers");
+        assert!(code < 500, "{p}: {code} {body}");
+        assert_absent(&format!("the analyzer's {p}"), &body, secrets);
+        if p.starts_with("/api/v1/traces/") {
+            assert!(
+                body.contains("tools/"),
+                "the trace's spans are there: {body}"
+            );
+        }
+        checked += 1;
+    }
+    let _ = child.kill();
+    let _ = child.wait();
+    let logs = logs.join().unwrap();
+    assert_absent("the analyzer's logs", &logs, secrets);
+    checked
+}
+
 #[test]
 fn planted_credentials_appear_in_no_clickhouse_row() {
     let front = common::Front::start();
@@ -303,6 +410,15 @@ fn planted_credentials_appear_in_no_clickhouse_row() {
                 rows.contains(PLAIN) && rows.contains("[REDACTED]"),
                 "{rows}"
             );
+        }
+        match analyzer_bin() {
+            Some(bin) => {
+                let n = check_analyzer(&bin, &front, &db, SECRETS);
+                eprintln!("analyzer ({tag}): {n} answers checked");
+            }
+            None => eprintln!(
+                "analyzer part skipped: no mcptap-analyzer next to {BIN} (cargo build -p mcptap-analyzer)"
+            ),
         }
     }
 }

@@ -263,13 +263,21 @@ pub fn free_port() -> u16 {
 
 /// GET `path` from 127.0.0.1:`port`; the body, or None if not reachable.
 pub fn http_get(port: u16, path: &str) -> Option<String> {
+    http_get_with(port, path, &[]).map(|(_, body)| body)
+}
+
+/// GET `path` from 127.0.0.1:`port` with extra header lines (`Name: value`);
+/// (status code, body), or None if not reachable.
+pub fn http_get_with(port: u16, path: &str, headers: &[&str]) -> Option<(u16, String)> {
     let mut s = TcpStream::connect(("127.0.0.1", port)).ok()?;
-    s.set_read_timeout(Some(Duration::from_secs(5))).ok()?;
-    write!(
-        s,
-        "GET {path} HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n"
-    )
-    .ok()?;
+    s.set_read_timeout(Some(Duration::from_secs(30))).ok()?;
+    let mut req = format!("GET {path} HTTP/1.1\r\nHost: x\r\nConnection: close\r\n");
+    for h in headers {
+        req.push_str(h);
+        req.push_str("\r\n");
+    }
+    req.push_str("\r\n");
+    s.write_all(req.as_bytes()).ok()?;
     let mut buf = Vec::new();
     let mut chunk = [0u8; 16384];
     while let Ok(n) = s.read(&mut chunk) {
@@ -279,7 +287,9 @@ pub fn http_get(port: u16, path: &str) -> Option<String> {
         buf.extend_from_slice(&chunk[..n]);
     }
     let text = String::from_utf8_lossy(&buf).into_owned();
-    text.split_once("\r\n\r\n").map(|(_, b)| b.to_string())
+    let (head, body) = text.split_once("\r\n\r\n")?;
+    let code = head.split_whitespace().nth(1)?.parse().ok()?;
+    Some((code, body.to_string()))
 }
 
 /// The value of a sample in a Prometheus exposition, e.g.
