@@ -9,6 +9,9 @@
 //!   endpoint is back: every span exactly once, and the spool is empty.
 //! - The spool bound is too small: what does not fit is dropped and counted
 //!   (`dropped_spool_full` in the report), and exactly the rest arrives.
+//! - ClickHouse behind a proxy that answers 503 on its first connections, or holds
+//!   the answers past `--clickhouse-timeout` (the insert did land: the retry must be
+//!   deduplicated by its `insert_deduplication_token`): every span exactly once.
 #![allow(clippy::unwrap_used, clippy::expect_used, missing_docs)]
 
 mod common;
@@ -225,4 +228,132 @@ fn spool_overflow_is_counted_and_the_rest_arrives_once() {
         "spool bound 40000 bytes: {dropped} of {SPANS} spans dropped (counted), {} replayed",
         ids.len()
     );
+}
+
+/// How the proxy in front of ClickHouse treats its first `n` connections.
+#[derive(Clone, Copy)]
+enum Trouble {
+    /// Answers `503 Service Unavailable` without forwarding.
+    Errors,
+    /// Forwards the request, holds the answer this long (past the client's timeout).
+    Slow(Duration),
+}
+
+/// A TCP proxy on a free port to `upstream`, troubled on its first `n` connections.
+/// Returns the port and the number of connections seen.
+fn troubled_proxy(
+    upstream: u16,
+    n: usize,
+    trouble: Trouble,
+) -> (u16, std::sync::Arc<std::sync::atomic::AtomicUsize>) {
+    use std::io::{Read, Write};
+    use std::net::{Shutdown, TcpListener, TcpStream};
+    use std::sync::atomic::Ordering;
+    let l = TcpListener::bind("127.0.0.1:0").unwrap();
+    let port = l.local_addr().unwrap().port();
+    let seen = std::sync::Arc::new(std::sync::atomic::AtomicUsize::new(0));
+    let seen2 = seen.clone();
+    std::thread::spawn(move || {
+        for c in l.incoming() {
+            let Ok(mut c) = c else { break };
+            let k = seen2.fetch_add(1, Ordering::SeqCst);
+            std::thread::spawn(move || {
+                if k < n && matches!(trouble, Trouble::Errors) {
+                    let mut buf = [0u8; 4096];
+                    let _ = c.read(&mut buf);
+                    let body = "Code: 202. DB::Exception: Too many simultaneous queries. (TOO_MANY_SIMULTANEOUS_QUERIES)";
+                    let _ = write!(
+                        c,
+                        "HTTP/1.1 503 Service Unavailable\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
+                        body.len()
+                    );
+                    return;
+                }
+                let Ok(mut up) = TcpStream::connect(("127.0.0.1", upstream)) else {
+                    return;
+                };
+                let (mut c2, mut up2) = (c.try_clone().unwrap(), up.try_clone().unwrap());
+                std::thread::spawn(move || {
+                    let _ = std::io::copy(&mut c2, &mut up2);
+                    let _ = up2.shutdown(Shutdown::Write);
+                });
+                let mut buf = [0u8; 65536];
+                let mut first = true;
+                while let Ok(m) = up.read(&mut buf) {
+                    if m == 0 {
+                        break;
+                    }
+                    if first && k < n {
+                        if let Trouble::Slow(d) = trouble {
+                            std::thread::sleep(d);
+                        }
+                    }
+                    first = false;
+                    if c.write_all(&buf[..m]).is_err() {
+                        break;
+                    }
+                }
+                let _ = c.shutdown(Shutdown::Write);
+            });
+        }
+    });
+    (port, seen)
+}
+
+/// Replays 3 copies of the fixture into ClickHouse through a troubled proxy;
+/// every span must be there exactly once.
+fn clickhouse_through(trouble: Trouble, tag: &str) {
+    let front = common::Front::start();
+    let db = common::unique_db(tag);
+    common::apply_schema(&front, &db);
+    let tmp = common::TempDir::new(tag);
+    let pcap = tmp.path().join("three.pcap");
+    common::multiply_capture(&common::fixture("cutover.pcap"), &pcap, 3, 8000);
+    let upstream: u16 = front
+        .url
+        .rsplit(':')
+        .next()
+        .and_then(|p| p.trim_end_matches('/').parse().ok())
+        .expect("ClickHouse port");
+    let (port, seen) = troubled_proxy(upstream, 3, trouble);
+    let (code, _, err) = common::run(
+        common::collector()
+            .arg("--pcap")
+            .arg(&pcap)
+            .args(["--clickhouse-url", &format!("http://127.0.0.1:{port}")])
+            .args(["--clickhouse-database", &db, "--clickhouse-timeout", "1"])
+            .args(["--batch-max-spans", "20", "--retry-max-delay", "0.3"])
+            .args(["--shutdown-grace", "60", "--no-summary"])
+            .arg("--spool-dir")
+            .arg(tmp.path().join("spool")),
+    );
+    assert_eq!(code, 0, "{err}");
+    let line = err
+        .lines()
+        .find(|l| l.contains("export clickhouse:"))
+        .unwrap_or_else(|| panic!("no report: {err}"));
+    assert!(line.contains(" 0 dropped"), "{line}");
+    assert!(
+        !line.contains(" 0 retries"),
+        "the trouble caused retries: {line}"
+    );
+    let counts = front.q(&format!(
+        "SELECT count(), uniqExact(SpanId) FROM {db}.otel_traces"
+    ));
+    eprintln!(
+        "{tag}: {line}; {} proxy connections; rows/distinct = {}",
+        seen.load(std::sync::atomic::Ordering::SeqCst),
+        counts.trim()
+    );
+    assert_eq!(counts.trim(), "201\t201", "every span exactly once");
+}
+
+#[test]
+fn clickhouse_answering_errors_then_recovering_loses_and_duplicates_nothing() {
+    clickhouse_through(Trouble::Errors, "ch_errors");
+}
+
+#[test]
+fn clickhouse_slower_than_the_timeout_duplicates_nothing() {
+    clickhouse_through(Trouble::Slow(Duration::from_millis(1500)), "ch_slow");
 }
