@@ -283,10 +283,11 @@ fn troubled_proxy(
                     if m == 0 {
                         break;
                     }
-                    if first && k < n {
-                        if let Trouble::Slow(d) = trouble {
-                            std::thread::sleep(d);
-                        }
+                    if first
+                        && k < n
+                        && let Trouble::Slow(d) = trouble
+                    {
+                        std::thread::sleep(d);
                     }
                     first = false;
                     if c.write_all(&buf[..m]).is_err() {
