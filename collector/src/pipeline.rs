@@ -26,12 +26,68 @@ pub trait SpanSink {
 /// How often idle flows are expired, in capture time (ns).
 const EXPIRE_EVERY_NS: u64 = 1_000_000_000;
 
-/// The HTTP stage: one [`HttpConnection`] per open TCP flow.
+/// Spans kept before they are handed to the sink in the middle of one
+/// reassembly call (a flow-table `finish` or `expire` can close 100k flows at once).
+const SPANS_FLUSH_AT: usize = 1024;
+
+/// The HTTP and MCP stages: one [`HttpConnection`] per open TCP flow, and the
+/// decoder fed with each connection's events as soon as they are produced (so
+/// closing many flows at once never queues all their events).
 struct HttpStage {
     cfg: HttpConfig,
-    conns: HashMap<FlowId, HttpConnection>,
+    /// Boxed: a connection is several hundred bytes, and the table keeps about
+    /// as many empty slots as full ones (and two tables while it grows).
+    conns: HashMap<FlowId, Box<HttpConnection>>,
     stats: WireStats,
     events: Vec<HttpEvent>,
+    decoder: Decoder,
+    spans: Vec<Span>,
+}
+
+impl HttpStage {
+    fn decode_events(&mut self) {
+        for ev in self.events.drain(..) {
+            self.decoder.on_event(ev, &mut self.spans);
+        }
+    }
+}
+
+/// The [`TcpSink`] given to the flow table for one call: the HTTP/MCP stages
+/// plus the span sink, so that spans leave in batches of [`SPANS_FLUSH_AT`]
+/// even while one call closes many flows.
+struct Feed<'a> {
+    stage: &'a mut HttpStage,
+    out: &'a mut dyn SpanSink,
+    spans_out: &'a mut u64,
+    /// First error of the span sink; returned once the call is over.
+    err: Option<anyhow::Error>,
+}
+
+impl Feed<'_> {
+    fn flush(&mut self) {
+        if self.stage.spans.is_empty() || self.err.is_some() {
+            return;
+        }
+        let batch = std::mem::take(&mut self.stage.spans);
+        *self.spans_out += batch.len() as u64;
+        if let Err(e) = self.out.export(batch) {
+            self.err = Some(e);
+        }
+    }
+
+    fn done(mut self) -> Result<()> {
+        self.flush();
+        self.err.map_or(Ok(()), Err)
+    }
+}
+
+impl TcpSink for Feed<'_> {
+    fn on_tcp_event(&mut self, ev: TcpEvent<'_>) {
+        self.stage.on_tcp_event(ev);
+        if self.stage.spans.len() >= SPANS_FLUSH_AT {
+            self.flush();
+        }
+    }
 }
 
 impl TcpSink for HttpStage {
@@ -52,7 +108,7 @@ impl TcpSink for HttpStage {
                     client_isn,
                 };
                 self.conns
-                    .insert(flow, HttpConnection::new(meta, saw_syn, self.cfg));
+                    .insert(flow, Box::new(HttpConnection::new(meta, saw_syn, self.cfg)));
             }
             TcpEvent::Data {
                 flow,
@@ -74,6 +130,9 @@ impl TcpSink for HttpStage {
                     c.on_close(ts, &mut self.stats, &mut self.events);
                 }
             }
+        }
+        if !self.events.is_empty() {
+            self.decode_events();
         }
     }
 }
@@ -108,9 +167,7 @@ pub struct Pipeline {
     link: LinkType,
     flows: FlowTable,
     http: HttpStage,
-    decoder: Decoder,
     stats: WireStats,
-    spans: Vec<Span>,
     spans_out: u64,
     last_expire: TimestampNs,
     last_ts: TimestampNs,
@@ -127,10 +184,10 @@ impl Pipeline {
                 conns: HashMap::new(),
                 stats: WireStats::default(),
                 events: Vec::new(),
+                decoder: Decoder::new(cfg.mcp),
+                spans: Vec::new(),
             },
-            decoder: Decoder::new(cfg.mcp),
             stats: WireStats::default(),
-            spans: Vec::new(),
             spans_out: 0,
             last_expire: 0,
             last_ts: 0,
@@ -142,8 +199,14 @@ impl Pipeline {
         self.stats.packets += 1;
         self.stats.packet_bytes += frame.len() as u64;
         self.last_ts = self.last_ts.max(ts);
+        let mut feed = Feed {
+            stage: &mut self.http,
+            out: sink,
+            spans_out: &mut self.spans_out,
+            err: None,
+        };
         match decode_packet(self.link, frame) {
-            Ok(pkt) => self.flows.ingest(ts, &pkt, &mut self.stats, &mut self.http),
+            Ok(pkt) => self.flows.ingest(ts, &pkt, &mut self.stats, &mut feed),
             Err(DropReason::NotTcp) => self.stats.packets_not_tcp += 1,
             Err(DropReason::Malformed) => self.stats.packets_malformed += 1,
             Err(DropReason::UnsupportedLink) => self.stats.packets_unsupported_link += 1,
@@ -151,10 +214,9 @@ impl Pipeline {
         }
         if self.last_ts.saturating_sub(self.last_expire) >= EXPIRE_EVERY_NS {
             self.last_expire = self.last_ts;
-            self.flows
-                .expire(self.last_ts, &mut self.stats, &mut self.http);
+            self.flows.expire(self.last_ts, &mut self.stats, &mut feed);
         }
-        self.drain(sink)
+        feed.done()
     }
 
     /// Expires idle flows at `now` (for live captures with no packets arriving).
@@ -164,36 +226,28 @@ impl Pipeline {
             return Ok(());
         }
         self.last_expire = now;
-        self.flows.expire(now, &mut self.stats, &mut self.http);
-        self.drain(sink)
+        let mut feed = Feed {
+            stage: &mut self.http,
+            out: sink,
+            spans_out: &mut self.spans_out,
+            err: None,
+        };
+        self.flows.expire(now, &mut self.stats, &mut feed);
+        feed.done()
     }
 
     /// End of input: flushes every flow and pending exchange, then the sink.
     pub fn finish(&mut self, sink: &mut dyn SpanSink) -> Result<()> {
-        self.flows
-            .finish(self.last_ts, &mut self.stats, &mut self.http);
-        self.drain(sink)?;
-        self.decoder.finish(&mut self.spans);
-        self.flush_spans(sink)?;
+        let mut feed = Feed {
+            stage: &mut self.http,
+            out: sink,
+            spans_out: &mut self.spans_out,
+            err: None,
+        };
+        self.flows.finish(self.last_ts, &mut self.stats, &mut feed);
+        feed.stage.decoder.finish(&mut feed.stage.spans);
+        feed.done()?;
         sink.finish()
-    }
-
-    fn drain(&mut self, sink: &mut dyn SpanSink) -> Result<()> {
-        if self.http.events.is_empty() {
-            return Ok(());
-        }
-        for ev in self.http.events.drain(..) {
-            self.decoder.on_event(ev, &mut self.spans);
-        }
-        self.flush_spans(sink)
-    }
-
-    fn flush_spans(&mut self, sink: &mut dyn SpanSink) -> Result<()> {
-        if !self.spans.is_empty() {
-            self.spans_out += self.spans.len() as u64;
-            sink.export(std::mem::take(&mut self.spans))?;
-        }
-        Ok(())
     }
 
     /// Counters of every stage.
@@ -201,7 +255,7 @@ impl Pipeline {
         PipelineStats {
             link_tcp: &self.stats,
             http: &self.http.stats,
-            mcp: self.decoder.stats(),
+            mcp: self.http.decoder.stats(),
             spans: self.spans_out,
             open_flows: self.flows.len(),
         }
