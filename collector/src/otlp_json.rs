@@ -282,7 +282,10 @@ fn put_span(out: &mut Vec<u8>, s: &Span) {
 pub fn write_export_request(out: &mut Vec<u8>, spans: &[Span], resource: &ResourceInfo) {
     let mut by_instance: BTreeMap<&str, Vec<&Span>> = BTreeMap::new();
     for s in spans {
-        by_instance.entry(s.instance_id.as_str()).or_default().push(s);
+        by_instance
+            .entry(s.instance_id.as_str())
+            .or_default()
+            .push(s);
     }
     out.extend_from_slice(b"{\"resourceSpans\":[");
     for (i, (instance, spans)) in by_instance.into_iter().enumerate() {
@@ -382,8 +385,8 @@ mod tests {
     /// every span of the real fixture and on a span using every field.
     #[test]
     fn direct_encoder_equals_value_encoder() {
-        let path = std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
-            .join("../tests/fixtures/cutover.pcap");
+        let path =
+            std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../tests/fixtures/cutover.pcap");
         let mut spans = crate::run::decode_file(&path, Default::default())
             .expect("fixture decodes")
             .spans;
@@ -399,11 +402,17 @@ mod tests {
             status: SpanStatus::Error("tool_error \\ x".into()),
             instance_id: "[::1]:8000".into(),
             attributes: vec![
-                (Cow::Borrowed("s"), AttrValue::Str("\u{7f}\u{1f}</script>".into())),
+                (
+                    Cow::Borrowed("s"),
+                    AttrValue::Str("\u{7f}\u{1f}</script>".into()),
+                ),
                 (Cow::Owned("i".into()), AttrValue::Int(i64::MIN)),
                 (Cow::Borrowed("b"), AttrValue::Bool(false)),
                 (Cow::Borrowed("t"), AttrValue::Bool(true)),
-                (Cow::Borrowed("a"), AttrValue::StrArray(vec!["x".into(), "".into()])),
+                (
+                    Cow::Borrowed("a"),
+                    AttrValue::StrArray(vec!["x".into(), "".into()]),
+                ),
                 (Cow::Borrowed("e"), AttrValue::StrArray(vec![])),
             ],
             events: vec![SpanEvent {
@@ -416,7 +425,10 @@ mod tests {
             let want = serde_json::to_vec(&export_request(chunk, &resource())).expect("encodes");
             let mut got = Vec::new();
             write_export_request(&mut got, chunk, &resource());
-            assert_eq!(String::from_utf8_lossy(&got), String::from_utf8_lossy(&want));
+            assert_eq!(
+                String::from_utf8_lossy(&got),
+                String::from_utf8_lossy(&want)
+            );
         }
     }
 }
