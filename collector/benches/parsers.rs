@@ -1,0 +1,276 @@
+//! Criterion micro-benchmarks of each decoding stage, in bytes per second, on
+//! the real fixture `tests/fixtures/cutover.pcap` (834 packets, 140 KB of real
+//! MCP SDK traffic; see tests/fixtures/README.md).
+//!
+//! Every stage is fed exactly what it receives in the collector, precomputed
+//! outside the timed loop by running the stages before it once:
+//!
+//! | bench | input | throughput counted |
+//! |---|---|---|
+//! | `link_decode` | every frame | frame bytes |
+//! | `tcp_reassembly` | every decoded segment, fresh `FlowTable` | frame bytes |
+//! | `http_conn` | every reassembled `TcpEvent`, fresh `HttpConnection`s (HTTP framing + SSE + pairing) | TCP payload bytes |
+//! | `sse` | the SSE events of the capture re-serialised as one stream | stream bytes |
+//! | `mcp_decode` | every `HttpEvent`, fresh `Decoder` | HTTP body + SSE data bytes |
+//! | `pipeline` | every frame through `Pipeline` (all stages) | frame bytes |
+//!
+//! Run: `cargo bench -p mcptap-collector --bench parsers` (not run in CI; CI
+//! only builds it with `cargo build --all-targets`).
+
+use criterion::{BatchSize, Criterion, Throughput, criterion_group, criterion_main};
+use mcptap_collector::pipeline::{Pipeline, PipelineConfig, SpanSink};
+use mcptap_mcp::{Decoder, DecoderConfig, Span};
+use mcptap_wire::conn::{HttpConfig, HttpConnection};
+use mcptap_wire::link::{LinkType, decode_packet};
+use mcptap_wire::sse::SseParser;
+use mcptap_wire::stats::WireStats;
+use mcptap_wire::tcp::{FlowTable, TcpConfig, TcpEvent, TcpSink};
+use mcptap_wire::{ConnMeta, Dir, FlowId, HttpEvent, TimestampNs};
+use std::collections::HashMap;
+use std::hint::black_box;
+
+/// Frames of a little-endian nanosecond pcap (the fixture's format), read by hand.
+fn frames(pcap: &[u8]) -> Vec<(TimestampNs, Vec<u8>)> {
+    let mut out = Vec::new();
+    let mut off = 24;
+    while let Some(h) = pcap.get(off..off + 16) {
+        let word = |i: usize| u32::from_le_bytes([h[i], h[i + 1], h[i + 2], h[i + 3]]);
+        let (sec, nsec, caplen) = (word(0), word(4), word(8) as usize);
+        let Some(data) = pcap.get(off + 16..off + 16 + caplen) else {
+            break;
+        };
+        out.push((
+            u64::from(sec) * 1_000_000_000 + u64::from(nsec),
+            data.to_vec(),
+        ));
+        off += 16 + caplen;
+    }
+    out
+}
+
+/// An owned copy of a [`TcpEvent`].
+#[derive(Clone)]
+enum OwnedTcp {
+    Opened(ConnMeta, bool),
+    Data(FlowId, Dir, TimestampNs, Vec<u8>),
+    Gap(FlowId, Dir, TimestampNs, u64),
+    Closed(FlowId, TimestampNs),
+}
+
+#[derive(Default)]
+struct Recorder(Vec<OwnedTcp>, u64);
+
+impl TcpSink for Recorder {
+    fn on_tcp_event(&mut self, ev: TcpEvent<'_>) {
+        self.0.push(match ev {
+            TcpEvent::Opened {
+                flow,
+                client,
+                server,
+                client_isn,
+                saw_syn,
+                ..
+            } => OwnedTcp::Opened(
+                ConnMeta {
+                    flow,
+                    client,
+                    server,
+                    client_isn,
+                },
+                saw_syn,
+            ),
+            TcpEvent::Data {
+                flow,
+                dir,
+                ts,
+                data,
+            } => {
+                self.1 += data.len() as u64;
+                OwnedTcp::Data(flow, dir, ts, data.to_vec())
+            }
+            TcpEvent::Gap { flow, dir, ts, len } => OwnedTcp::Gap(flow, dir, ts, len),
+            TcpEvent::Closed { flow, ts, .. } => OwnedTcp::Closed(flow, ts),
+        });
+    }
+}
+
+/// Counts delivered bytes only.
+struct CountSink(u64);
+
+impl TcpSink for CountSink {
+    fn on_tcp_event(&mut self, ev: TcpEvent<'_>) {
+        if let TcpEvent::Data { data, .. } = ev {
+            self.0 += data.len() as u64;
+        }
+    }
+}
+
+/// Replays recorded TCP events through fresh HTTP connections, as the pipeline does.
+fn http_replay(events: &[OwnedTcp], out: &mut Vec<HttpEvent>) -> WireStats {
+    let mut stats = WireStats::default();
+    let mut conns: HashMap<FlowId, HttpConnection> = HashMap::new();
+    for ev in events {
+        match ev {
+            OwnedTcp::Opened(meta, saw_syn) => {
+                conns.insert(
+                    meta.flow,
+                    HttpConnection::new(meta.clone(), *saw_syn, HttpConfig::default()),
+                );
+            }
+            OwnedTcp::Data(flow, dir, ts, data) => {
+                if let Some(c) = conns.get_mut(flow) {
+                    c.on_data(*dir, *ts, data, &mut stats, out);
+                }
+            }
+            OwnedTcp::Gap(flow, dir, ts, len) => {
+                if let Some(c) = conns.get_mut(flow) {
+                    c.on_gap(*dir, *ts, *len, &mut stats, out);
+                }
+            }
+            OwnedTcp::Closed(flow, ts) => {
+                if let Some(mut c) = conns.remove(flow) {
+                    c.on_close(*ts, &mut stats, out);
+                }
+            }
+        }
+    }
+    stats
+}
+
+struct Discard;
+
+impl SpanSink for Discard {
+    fn export(&mut self, spans: Vec<Span>) -> anyhow::Result<()> {
+        black_box(spans);
+        Ok(())
+    }
+    fn finish(&mut self) -> anyhow::Result<()> {
+        Ok(())
+    }
+}
+
+fn benches(c: &mut Criterion) {
+    let pcap = mcptap_collector::DEMO_PCAP;
+    let frames = frames(pcap);
+    let frame_bytes: u64 = frames.iter().map(|(_, f)| f.len() as u64).sum();
+
+    // Stage inputs, computed once.
+    let mut stats = WireStats::default();
+    let mut flows = FlowTable::new(TcpConfig::default());
+    let mut rec = Recorder::default();
+    for (ts, f) in &frames {
+        if let Ok(p) = decode_packet(LinkType::Ethernet, f) {
+            flows.ingest(*ts, &p, &mut stats, &mut rec);
+        }
+    }
+    let last_ts = frames.last().map_or(0, |(ts, _)| *ts);
+    flows.finish(last_ts, &mut stats, &mut rec);
+    let (tcp_events, payload_bytes) = (rec.0, rec.1);
+    let mut http_events = Vec::new();
+    http_replay(&tcp_events, &mut http_events);
+    let mut body_bytes = 0u64;
+    let mut sse_stream = Vec::new();
+    for ev in &http_events {
+        match ev {
+            HttpEvent::Request { req, .. } => body_bytes += req.body.len() as u64,
+            HttpEvent::ResponseEnd { body, .. } => body_bytes += body.len() as u64,
+            HttpEvent::SseEvent { event, .. } => {
+                body_bytes += event.data.len() as u64;
+                if let Some(e) = &event.event {
+                    sse_stream.extend_from_slice(format!("event: {e}\r\n").as_bytes());
+                }
+                for line in event.data.split('\n') {
+                    sse_stream.extend_from_slice(format!("data: {line}\r\n").as_bytes());
+                }
+                sse_stream.extend_from_slice(b"\r\n");
+            }
+            _ => {}
+        }
+    }
+
+    let mut g = c.benchmark_group("stages");
+    g.throughput(Throughput::Bytes(frame_bytes));
+    g.bench_function("link_decode", |b| {
+        b.iter(|| {
+            let mut n = 0usize;
+            for (_, f) in &frames {
+                if let Ok(p) = decode_packet(LinkType::Ethernet, black_box(f)) {
+                    n += p.payload.len();
+                }
+            }
+            n
+        })
+    });
+    let packets: Vec<_> = frames
+        .iter()
+        .filter_map(|(ts, f)| decode_packet(LinkType::Ethernet, f).ok().map(|p| (*ts, p)))
+        .collect();
+    g.bench_function("tcp_reassembly", |b| {
+        b.iter(|| {
+            let mut stats = WireStats::default();
+            let mut flows = FlowTable::new(TcpConfig::default());
+            let mut sink = CountSink(0);
+            for (ts, p) in &packets {
+                flows.ingest(*ts, p, &mut stats, &mut sink);
+            }
+            flows.finish(last_ts, &mut stats, &mut sink);
+            sink.0
+        })
+    });
+
+    g.throughput(Throughput::Bytes(payload_bytes));
+    g.bench_function("http_conn", |b| {
+        let mut out = Vec::with_capacity(http_events.len());
+        b.iter(|| {
+            out.clear();
+            http_replay(&tcp_events, &mut out);
+            out.len()
+        })
+    });
+
+    g.throughput(Throughput::Bytes(sse_stream.len() as u64));
+    g.bench_function("sse", |b| {
+        let mut out = Vec::new();
+        b.iter(|| {
+            out.clear();
+            let mut stats = WireStats::default();
+            let mut p = SseParser::new(1024 * 1024);
+            p.feed(black_box(&sse_stream), &mut stats, &mut out);
+            p.finish(&mut stats);
+            out.len()
+        })
+    });
+
+    g.throughput(Throughput::Bytes(body_bytes));
+    g.bench_function("mcp_decode", |b| {
+        b.iter_batched(
+            || http_events.clone(),
+            |events| {
+                let mut d = Decoder::new(DecoderConfig::default());
+                let mut spans = Vec::new();
+                for ev in events {
+                    d.on_event(ev, &mut spans);
+                }
+                d.finish(&mut spans);
+                spans.len()
+            },
+            BatchSize::SmallInput,
+        )
+    });
+
+    g.throughput(Throughput::Bytes(frame_bytes));
+    g.bench_function("pipeline", |b| {
+        b.iter(|| {
+            let mut p = Pipeline::new(LinkType::Ethernet, PipelineConfig::default());
+            for (ts, f) in &frames {
+                let _ = p.packet(*ts, f, &mut Discard);
+            }
+            let _ = p.finish(&mut Discard);
+            p.stats().spans
+        })
+    });
+    g.finish();
+}
+
+criterion_group!(parsers, benches);
+criterion_main!(parsers);
