@@ -94,13 +94,20 @@ impl Source {
 
     /// Opens a live capture on `iface` in immediate mode with an optional BPF filter.
     pub fn open_live(iface: &str, filter: Option<&str>) -> Result<Source> {
+        // Not immediate mode: on Linux, libpcap's immediate mode uses a
+        // TPACKET_V2 ring of fixed-size slots, each sized for the snapshot
+        // length (256 KiB here, because GRO/TSO frames exceed the MTU), so the
+        // 16 MiB buffer held only ~64 packets and the kernel dropped packets
+        // at ~100k packets/s (BENCHMARKS.md, live capture). TPACKET_V3 packs
+        // packets into blocks; a block is handed over when full or after the
+        // timeout (ms), which bounds the added latency.
         let mut cap = Capture::from_device(iface)
             .with_context(|| format!("interface {iface}"))?
-            .immediate_mode(true)
+            .immediate_mode(false)
             .promisc(false)
             .snaplen(262_144)
-            .timeout(200)
-            .buffer_size(16 * 1024 * 1024)
+            .timeout(50)
+            .buffer_size(32 * 1024 * 1024)
             .precision(Precision::Nano)
             .open()
             .with_context(|| format!("cannot capture on interface {iface} (needs CAP_NET_RAW)"))?;
