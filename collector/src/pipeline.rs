@@ -14,6 +14,27 @@ use mcptap_wire::stats::WireStats;
 use mcptap_wire::tcp::{FlowTable, TcpConfig, TcpEvent, TcpSink};
 use mcptap_wire::{ConnMeta, FlowId, HttpEvent, TimestampNs};
 use std::collections::HashMap;
+use std::hash::{BuildHasherDefault, Hasher};
+
+/// Hasher for [`FlowId`] keys: a Fibonacci multiply of the id. Flow ids are
+/// our own sequential counter, never chosen by the traffic, so no hash
+/// flooding is possible and SipHash's cost is not needed.
+#[derive(Default)]
+struct FlowIdHasher(u64);
+
+impl Hasher for FlowIdHasher {
+    fn finish(&self) -> u64 {
+        self.0
+    }
+    fn write(&mut self, bytes: &[u8]) {
+        for &b in bytes {
+            self.0 = (self.0.rotate_left(8) ^ u64::from(b)).wrapping_mul(0x9E37_79B9_7F4A_7C15);
+        }
+    }
+    fn write_u64(&mut self, n: u64) {
+        self.0 = (self.0 ^ n).wrapping_mul(0x9E37_79B9_7F4A_7C15);
+    }
+}
 
 /// Receives finished spans.
 pub trait SpanSink {
@@ -37,7 +58,7 @@ struct HttpStage {
     cfg: HttpConfig,
     /// Boxed: a connection is several hundred bytes, and the table keeps about
     /// as many empty slots as full ones (and two tables while it grows).
-    conns: HashMap<FlowId, Box<HttpConnection>>,
+    conns: HashMap<FlowId, Box<HttpConnection>, BuildHasherDefault<FlowIdHasher>>,
     stats: WireStats,
     events: Vec<HttpEvent>,
     decoder: Decoder,
@@ -181,7 +202,7 @@ impl Pipeline {
             flows: FlowTable::new(cfg.tcp),
             http: HttpStage {
                 cfg: cfg.http,
-                conns: HashMap::new(),
+                conns: HashMap::default(),
                 stats: WireStats::default(),
                 events: Vec::new(),
                 decoder: Decoder::new(cfg.mcp),
