@@ -233,9 +233,20 @@ pub struct RunArgs {
     )]
     pub pcap: Option<PathBuf>,
 
-    /// Capture live on this interface (libpcap, immediate mode). Needs CAP_NET_RAW.
+    /// Capture live on this interface (libpcap). Needs CAP_NET_RAW.
     #[arg(long, short = 'i', env = "MCPTAP_INTERFACE", value_name = "IFACE")]
     pub interface: Option<String>,
+
+    /// Live capture delivery: `buffered` (TPACKET_V3 blocks handed over when full or after
+    /// 50 ms; no kernel drops up to ~290k packets/s here) or `immediate` (libpcap immediate
+    /// mode: each packet as soon as it arrives, but a ring of fixed-size slots that dropped
+    /// 5–23% of packets at 100k–300k packets/s on the same machine; BENCHMARKS.md).
+    #[arg(long, env = "MCPTAP_CAPTURE_MODE", default_value = "buffered", value_parser = ["immediate", "buffered"])]
+    pub capture_mode: String,
+
+    /// Kernel capture ring size, in bytes.
+    #[arg(long, env = "MCPTAP_CAPTURE_BUFFER_BYTES", default_value_t = 32 * 1024 * 1024, value_name = "BYTES")]
+    pub capture_buffer_bytes: i32,
 
     /// BPF filter applied to the capture, e.g. `tcp port 8000`.
     #[arg(long, short = 'f', env = "MCPTAP_FILTER", value_name = "BPF")]

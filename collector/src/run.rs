@@ -388,7 +388,12 @@ pub fn run(args: &RunArgs) -> Result<ExitCode> {
     let cfg = pipeline_config(args)?;
     let source = match (&args.pcap, &args.interface) {
         (Some(p), None) => Source::open_file(p)?,
-        (None, Some(i)) => Source::open_live(i, args.filter.as_deref())?,
+        (None, Some(i)) => Source::open_live(
+            i,
+            args.filter.as_deref(),
+            args.capture_mode == "immediate",
+            args.capture_buffer_bytes,
+        )?,
         (None, None) => bail!(
             "nothing to read: give --pcap FILE or --interface IFACE (or try `mcptap-collector demo`)"
         ),

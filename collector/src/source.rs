@@ -93,21 +93,26 @@ impl Source {
     }
 
     /// Opens a live capture on `iface` in immediate mode with an optional BPF filter.
-    pub fn open_live(iface: &str, filter: Option<&str>) -> Result<Source> {
-        // Not immediate mode: on Linux, libpcap's immediate mode uses a
-        // TPACKET_V2 ring of fixed-size slots, each sized for the snapshot
-        // length (256 KiB here, because GRO/TSO frames exceed the MTU), so the
-        // 16 MiB buffer held only ~64 packets and the kernel dropped packets
-        // at ~100k packets/s (BENCHMARKS.md, live capture). TPACKET_V3 packs
-        // packets into blocks; a block is handed over when full or after the
-        // timeout (ms), which bounds the added latency.
+    pub fn open_live(
+        iface: &str,
+        filter: Option<&str>,
+        immediate: bool,
+        buffer_bytes: i32,
+    ) -> Result<Source> {
+        // Immediate mode (the default) hands each packet over as soon as it arrives. On
+        // Linux libpcap then uses a TPACKET_V2 ring of fixed-size slots, each sized for the
+        // snapshot length, so the snap length is kept at the largest IP packet plus a link
+        // header (65 535 + 14): a 32 MiB ring then holds ~500 packets. Buffered mode uses
+        // TPACKET_V3 blocks, handed over when full or after the 50 ms timeout: denser at
+        // high packet rates (BENCHMARKS.md, live capture).
+        let snaplen = if immediate { 65_535 + 14 } else { 262_144 };
         let mut cap = Capture::from_device(iface)
             .with_context(|| format!("interface {iface}"))?
-            .immediate_mode(false)
+            .immediate_mode(immediate)
             .promisc(false)
-            .snaplen(262_144)
+            .snaplen(snaplen)
             .timeout(50)
-            .buffer_size(32 * 1024 * 1024)
+            .buffer_size(buffer_bytes.max(1024 * 1024))
             .precision(Precision::Nano)
             .open()
             .with_context(|| format!("cannot capture on interface {iface} (needs CAP_NET_RAW)"))?;
