@@ -4,9 +4,10 @@
 #      (local chDB front), OTLP (real receivers), admin, outage, analyzer tests;
 #      as root also the live-capture test on a veth in network namespaces;
 #   2. the local ClickHouse front's own tests (Python);
-#   3. offline validation of the Kubernetes manifests, Helm chart, alert rules (promtool) and
+#   3. a short fuzz run of every target that reads wire bytes (15 s each, seeded from the fixtures);
+#   4. offline validation of the Kubernetes manifests, Helm chart, alert rules (promtool) and
 #      Grafana dashboards (every panel query run on ClickHouse holding the fixture);
-#   4. as root: the pod-level end-to-end test (3 MCP pods in namespaces, live
+#   5. as root: the pod-level end-to-end test (3 MCP pods in namespaces, live
 #      sidecar collectors, round-robin proxy, real SDK clients, analyzer verdict).
 # Every step runs even if an earlier one failed; the exit code says whether all passed.
 set -uo pipefail
@@ -29,6 +30,7 @@ mkdir -p target
 step build cargo build --quiet --workspace --all-targets
 step rust-tests cargo test --workspace --no-fail-fast
 step chfront-tests bash -c 'tools/chfront/start.sh --install-only && .venv/bin/python -m unittest discover -s tools/chfront/tests'
+step fuzz bash -c 'command -v cargo-fuzz >/dev/null || cargo install --quiet cargo-fuzz --version 0.13.2 --locked; fuzz/run.sh 15'
 step deploy tests/deploy/run.sh
 step e2e tests/e2e/run.sh
 if ((${#failed[@]})); then
