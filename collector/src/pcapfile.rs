@@ -81,6 +81,7 @@ fn pcapng_walk<R: Read + Seek>(r: &mut R, n: u64) -> Option<u64> {
 }
 
 #[cfg(test)]
+#[allow(clippy::unwrap_used)] // tests fail loudly on purpose
 mod tests {
     use super::*;
     use std::io::Write;

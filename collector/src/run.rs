@@ -508,7 +508,7 @@ fn drive(
         if stop.load(Ordering::Relaxed) || deadline.is_some_and(|d| Instant::now() >= d) {
             break;
         }
-        match source.next() {
+        match source.next_packet() {
             Ok(Some(p)) => {
                 let (ts, data) = (p.ts, p.data);
                 pipeline.packet(ts, data, sink)?;
@@ -597,7 +597,7 @@ pub fn decode_file(path: &Path, cfg: PipelineConfig) -> Result<DecodedFile> {
     let mut sink = crate::pipeline::VecSink::default();
     let mut truncated = None;
     loop {
-        match source.next() {
+        match source.next_packet() {
             Ok(Some(p)) => {
                 let (ts, data) = (p.ts, p.data);
                 pipeline.packet(ts, data, &mut sink)?;

@@ -156,7 +156,7 @@ impl Source {
     /// Reads the next packet. `Ok(None)` when a live capture has nothing ready
     /// (the caller waits a little and polls again);
     /// `Err(end)` when the source is over.
-    pub fn next(&mut self) -> std::result::Result<Option<Packet<'_>>, End> {
+    pub fn next_packet(&mut self) -> std::result::Result<Option<Packet<'_>>, End> {
         // The path is only needed on the error path: borrow it there (a clone
         // per packet was a malloc + free per packet).
         let (res, path) = match &mut self.handle {
