@@ -19,7 +19,7 @@
 //! **One finding per (client, feature).** **Severity**: `info`. **Counts**: `spans`,
 //! `declared`, `method_calls`, `server_requests`, `notifications`, `modern_spans`.
 
-use super::{ClientCols, Seen, counts, samples, sorted};
+use super::{ClientCols, GroupFinding, Seen, sorted};
 use crate::clickhouse::{Db, de_u64};
 use crate::engine::{Config, Range};
 use crate::finding::{Finding, RuleId, Severity, Subject};
@@ -89,8 +89,7 @@ pub fn findings(rows: &[Row], cfg: &Config) -> Vec<Finding> {
     rows.iter()
         .map(|r| {
             let client = r.client.client(&r.user_agents);
-            let (first_seen, last_seen) = r.seen.rfc3339();
-            Finding {
+            GroupFinding {
                 rule: RuleId::DeprecatedFeatureUsed,
                 severity: Severity::Info,
                 summary: format!(
@@ -105,19 +104,17 @@ pub fn findings(rows: &[Row], cfg: &Config) -> Vec<Finding> {
                 ),
                 subject: Subject { client: Some(client), instances: sorted(&r.instances), ..Subject::default() },
                 count: r.spans,
-                counts: counts(&[
+                counts: &[
                     ("spans", r.spans),
                     ("declared", r.declared),
                     ("method_calls", r.method_calls),
                     ("server_requests", r.server_requests),
                     ("notifications", r.notifications),
                     ("modern_spans", r.modern_spans),
-                ]),
-                first_seen,
-                last_seen,
-                sample_trace_ids: samples(&r.seen.traces, &[], cfg.samples),
+                ],
                 details: serde_json::json!({ "feature": r.feature, "instances": sorted(&r.instances) }),
             }
+            .build(&r.seen, &[], cfg)
         })
         .collect()
 }

@@ -12,7 +12,7 @@
 //! `status_4xx`, `rpc_errors`. **Details**: `instances`, `protocol_versions`,
 //! `user_agents`.
 
-use super::{ClientCols, Seen, counts, samples, sorted};
+use super::{ClientCols, GroupFinding, Seen, sorted};
 use crate::clickhouse::{Db, de_u64};
 use crate::engine::{Config, Range};
 use crate::finding::{Finding, RuleId, Severity, Subject};
@@ -85,8 +85,7 @@ pub fn findings(rows: &[Row], cfg: &Config) -> Vec<Finding> {
                     r.status_4xx
                 )
             };
-            let (first_seen, last_seen) = r.seen.rfc3339();
-            Finding {
+            GroupFinding {
                 rule: RuleId::InitializeStillCalled,
                 severity: Severity::Warning,
                 summary,
@@ -97,23 +96,21 @@ pub fn findings(rows: &[Row], cfg: &Config) -> Vec<Finding> {
                     ..Subject::default()
                 },
                 count: r.requests,
-                counts: counts(&[
+                counts: &[
                     ("requests", r.requests),
                     ("legacy_requests", r.legacy_requests),
                     ("modern_requests", r.modern_requests),
                     ("sessions_minted", r.sessions_minted),
                     ("status_4xx", r.status_4xx),
                     ("rpc_errors", r.rpc_errors),
-                ]),
-                first_seen,
-                last_seen,
-                sample_trace_ids: samples(&r.seen.traces, &[], cfg.samples),
+                ],
                 details: serde_json::json!({
                     "instances": instances,
                     "protocol_versions": sorted(&r.protocol_versions),
                     "user_agents": sorted(&r.user_agents),
                 }),
             }
+            .build(&r.seen, &[], cfg)
         })
         .collect()
 }

@@ -7,7 +7,7 @@
 //! `requests`, `tasks_result`, `tasks_list`, `task_augmented`, `modern_requests`,
 //! `errors` (4xx/5xx or JSON-RPC error). **Details**: `instances`.
 
-use super::{ClientCols, Seen, counts, samples, sorted};
+use super::{ClientCols, GroupFinding, Seen, sorted};
 use crate::clickhouse::{Db, de_u64};
 use crate::engine::{Config, Range};
 use crate::finding::{Finding, RuleId, Severity, Subject};
@@ -69,8 +69,7 @@ pub fn findings(rows: &[Row], cfg: &Config) -> Vec<Finding> {
             } else {
                 r.method.clone()
             };
-            let (first_seen, last_seen) = r.seen.rfc3339();
-            Finding {
+            GroupFinding {
                 rule: RuleId::LegacyTasksApi,
                 severity: Severity::Warning,
                 summary: format!(
@@ -86,19 +85,17 @@ pub fn findings(rows: &[Row], cfg: &Config) -> Vec<Finding> {
                     ..Subject::default()
                 },
                 count: r.requests,
-                counts: counts(&[
+                counts: &[
                     ("requests", r.requests),
                     ("tasks_result", r.tasks_result),
                     ("tasks_list", r.tasks_list),
                     ("task_augmented", r.task_augmented),
                     ("modern_requests", r.modern_requests),
                     ("errors", r.errors),
-                ]),
-                first_seen,
-                last_seen,
-                sample_trace_ids: samples(&r.seen.traces, &[], cfg.samples),
+                ],
                 details: serde_json::json!({ "instances": sorted(&r.instances) }),
             }
+            .build(&r.seen, &[], cfg)
         })
         .collect()
 }

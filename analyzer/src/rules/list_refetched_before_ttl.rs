@@ -17,7 +17,7 @@
 //! blocker). **Counts**: `fetches` (refetches before TTL), `series` (distinct URIs for
 //! `resources/read`). **Details**: `min_ttl_ms`, `max_ttl_ms`, `min_gap_ms`, `instances`.
 
-use super::{ClientCols, Seen, counts, samples, sorted};
+use super::{ClientCols, GroupFinding, Seen, sorted};
 use crate::clickhouse::{Db, de_u64};
 use crate::engine::{Config, Range};
 use crate::finding::{Finding, RuleId, Severity, Subject};
@@ -79,8 +79,7 @@ pub fn findings(rows: &[Row], cfg: &Config) -> Vec<Finding> {
     rows.iter()
         .map(|r| {
             let client = r.client.client(&r.user_agents);
-            let (first_seen, last_seen) = r.seen.rfc3339();
-            Finding {
+            GroupFinding {
                 rule: RuleId::ListRefetchedBeforeTtl,
                 severity: Severity::Info,
                 summary: format!(
@@ -99,10 +98,7 @@ pub fn findings(rows: &[Row], cfg: &Config) -> Vec<Finding> {
                     ..Subject::default()
                 },
                 count: r.fetches,
-                counts: counts(&[("fetches", r.fetches), ("series", r.series)]),
-                first_seen,
-                last_seen,
-                sample_trace_ids: samples(&r.seen.traces, &[], cfg.samples),
+                counts: &[("fetches", r.fetches), ("series", r.series)],
                 details: serde_json::json!({
                     "min_ttl_ms": r.min_ttl_ms,
                     "max_ttl_ms": r.max_ttl_ms,
@@ -110,6 +106,7 @@ pub fn findings(rows: &[Row], cfg: &Config) -> Vec<Finding> {
                     "instances": sorted(&r.instances),
                 }),
             }
+            .build(&r.seen, &[], cfg)
         })
         .collect()
 }

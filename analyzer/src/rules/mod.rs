@@ -25,7 +25,7 @@ pub mod status_4xx_spike;
 
 use crate::clickhouse::{Db, de_i64, de_u64};
 use crate::engine::Config;
-use crate::finding::Client;
+use crate::finding::{Client, Finding, RuleId, Severity, Subject};
 use crate::timeutil::format_rfc3339_ns;
 use serde::Deserialize;
 use std::collections::BTreeMap;
@@ -106,6 +106,47 @@ impl Seen {
             format_rfc3339_ns(self.first_ns),
             format_rfc3339_ns(self.last_ns),
         )
+    }
+}
+
+/// The per-rule parts of a finding about one group of spans (a client identity, maybe with a
+/// method or feature); [`GroupFinding::build`] adds the parts every grouped rule fills the
+/// same way.
+#[derive(Debug, Clone)]
+pub struct GroupFinding<'a> {
+    /// [`Finding::rule`].
+    pub rule: RuleId,
+    /// [`Finding::severity`].
+    pub severity: Severity,
+    /// [`Finding::summary`].
+    pub summary: String,
+    /// [`Finding::subject`].
+    pub subject: Subject,
+    /// [`Finding::count`], the headline count.
+    pub count: u64,
+    /// `(name, value)` pairs of [`Finding::counts`]; zeros are left out (see [`counts`]).
+    pub counts: &'a [(&'a str, u64)],
+    /// [`Finding::details`].
+    pub details: serde_json::Value,
+}
+
+impl GroupFinding<'_> {
+    /// The finding: first/last seen from `seen` (RFC 3339), sample trace ids
+    /// `problem_traces` then `seen.traces` (see [`samples`], at most `cfg.samples`).
+    pub fn build(self, seen: &Seen, problem_traces: &[String], cfg: &Config) -> Finding {
+        let (first_seen, last_seen) = seen.rfc3339();
+        Finding {
+            rule: self.rule,
+            severity: self.severity,
+            summary: self.summary,
+            subject: self.subject,
+            count: self.count,
+            counts: counts(self.counts),
+            first_seen,
+            last_seen,
+            sample_trace_ids: samples(problem_traces, &seen.traces, cfg.samples),
+            details: self.details,
+        }
     }
 }
 

@@ -15,7 +15,7 @@
 //! `rejected_400`, `header_mismatch_errors` (`-32020`). **Details**: `instances`,
 //! `sent_mcp_method`, `sent_mcp_name` (header values as sent), `tools`, `status_codes`.
 
-use super::{ClientCols, Seen, counts, samples, sorted};
+use super::{ClientCols, GroupFinding, Seen, sorted};
 use crate::clickhouse::{Db, de_u64};
 use crate::engine::{Config, Range};
 use crate::finding::{Finding, RuleId, Severity, Subject};
@@ -105,8 +105,7 @@ pub fn findings(rows: &[Row], cfg: &Config, kind: Kind) -> Vec<Finding> {
                 headers.push("MCP-Protocol-Version");
             }
             let tools = sorted(&r.tools);
-            let (first_seen, last_seen) = r.seen.rfc3339();
-            Finding {
+            GroupFinding {
                 rule,
                 severity: Severity::Warning,
                 summary: format!(
@@ -129,17 +128,14 @@ pub fn findings(rows: &[Row], cfg: &Config, kind: Kind) -> Vec<Finding> {
                     ..Subject::default()
                 },
                 count: r.requests,
-                counts: counts(&[
+                counts: &[
                     ("requests", r.requests),
                     ("method_header", r.method_header),
                     ("name_header", r.name_header),
                     ("protocol_version_header", r.protocol_version_header),
                     ("rejected_400", r.rejected_400),
                     ("header_mismatch_errors", r.header_mismatch_errors),
-                ]),
-                first_seen,
-                last_seen,
-                sample_trace_ids: samples(&r.seen.traces, &[], cfg.samples),
+                ],
                 details: serde_json::json!({
                     "instances": sorted(&r.instances),
                     "sent_mcp_method": sorted(&r.sent_mcp_method),
@@ -148,6 +144,7 @@ pub fn findings(rows: &[Row], cfg: &Config, kind: Kind) -> Vec<Finding> {
                     "status_codes": sorted(&r.status_codes),
                 }),
             }
+            .build(&r.seen, &[], cfg)
         })
         .collect()
 }

@@ -18,7 +18,7 @@
 //! **Counts**: `requests`, `legacy_requests`, `modern_requests`, `status_404`, `status_400`,
 //! `status_4xx`, `sessions` (distinct session ids).
 
-use super::{ClientCols, Seen, counts, de_count_map, samples, sorted};
+use super::{ClientCols, GroupFinding, Seen, de_count_map, sorted};
 use crate::clickhouse::{Db, de_u64};
 use crate::engine::{Config, Range};
 use crate::finding::{Finding, RuleId, Severity, Subject};
@@ -132,14 +132,13 @@ pub fn findings(rows: &[Row], cfg: &Config) -> Vec<Finding> {
                     r.requests
                 ),
             };
-            let (first_seen, last_seen) = r.seen.rfc3339();
-            Finding {
+            GroupFinding {
                 rule: RuleId::SessionIdStillSent,
                 severity,
                 summary,
                 subject: Subject { client: Some(client), instances: instances.clone(), ..Subject::default() },
                 count: r.requests,
-                counts: counts(&[
+                counts: &[
                     ("requests", r.requests),
                     ("legacy_requests", r.legacy_requests),
                     ("modern_requests", r.modern_requests),
@@ -147,16 +146,14 @@ pub fn findings(rows: &[Row], cfg: &Config) -> Vec<Finding> {
                     ("status_400", r.status_400),
                     ("status_4xx", r.status_4xx),
                     ("sessions", r.sessions),
-                ]),
-                first_seen,
-                last_seen,
-                sample_trace_ids: samples(&r.error_traces, &r.seen.traces, cfg.samples),
+                ],
                 details: serde_json::json!({
                     "per_instance": per_instance,
                     "user_agents": sorted(&r.user_agents),
                     "methods": sorted(&r.methods),
                 }),
             }
+            .build(&r.seen, &r.error_traces, cfg)
         })
         .collect()
 }
