@@ -75,12 +75,15 @@ fn cutover_into_clickhouse_read_back_grafana_and_dedup() {
     // Replay beside --output otlp-json, with a namespace from the downward API.
     let tmp = TempDir::new("it");
     let json = tmp.path().join("spans.jsonl");
-    let (code, _out, err) = run(collector()
-        .arg("--pcap")
-        .arg(fixture("cutover.pcap"))
-        .args(["--clickhouse-url", &front.url, "--clickhouse-database", &db])
-        .arg("--spool-dir")
-        .arg(tmp.path().join("spool"))
+    let replay = || {
+        replay_into(
+            &front.url,
+            &db,
+            &fixture("cutover.pcap"),
+            &tmp.path().join("spool"),
+        )
+    };
+    let (code, _out, err) = run(replay()
         .arg("--output")
         .arg(format!("otlp-json={}", json.display()))
         .arg("--no-summary")
@@ -261,14 +264,7 @@ fn cutover_into_clickhouse_read_back_grafana_and_dedup() {
     assert_eq!(by_service, roots);
 
     // Replaying the same capture again inserts nothing new (deduplication token).
-    let (code, _, err) = run(collector()
-        .arg("--pcap")
-        .arg(fixture("cutover.pcap"))
-        .args(["--clickhouse-url", &front.url, "--clickhouse-database", &db])
-        .arg("--spool-dir")
-        .arg(tmp.path().join("spool"))
-        .arg("--no-summary")
-        .env("POD_NAMESPACE", "shop"));
+    let (code, _, err) = run(replay().arg("--no-summary").env("POD_NAMESPACE", "shop"));
     assert_eq!(code, 0, "{err}");
     assert!(err.contains("67 sent"), "{err}");
     assert_eq!(

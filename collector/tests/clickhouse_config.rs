@@ -58,16 +58,7 @@ fn unreachable_endpoint_is_retried_then_spooled_and_reported() {
         err.contains("NOT everything was delivered") && err.contains("kept in the spool"),
         "{err}"
     );
-    let files = std::fs::read_dir(tmp.path().join("clickhouse"))
-        .unwrap()
-        .filter(|e| {
-            e.as_ref()
-                .unwrap()
-                .path()
-                .extension()
-                .is_some_and(|x| x == "json")
-        })
-        .count();
+    let files = spool_files(&tmp.path().join("clickhouse"));
     assert_eq!(files, 1);
     let retries: u64 = err
         .split(" retries")
@@ -120,13 +111,14 @@ fn wrong_credentials_and_missing_table_are_fatal_and_clear() {
 
     // Wrong password: refused at start-up with the server's code and a hint; no retry loop.
     let t = Instant::now();
-    let (code, _, err) = run(collector()
-        .arg("--pcap")
-        .arg(fixture("cutover.pcap"))
-        .args(["--clickhouse-url", &front.url, "--clickhouse-database", &db])
-        .args(["--clickhouse-user", &user, "--clickhouse-password", "wrong"])
-        .arg("--spool-dir")
-        .arg(tmp.path()));
+    let (code, _, err) = run(
+        replay_into(&front.url, &db, &fixture("cutover.pcap"), tmp.path()).args([
+            "--clickhouse-user",
+            &user,
+            "--clickhouse-password",
+            "wrong",
+        ]),
+    );
     assert!(t.elapsed() < Duration::from_secs(15));
     assert_eq!(code, 1, "{err}");
     assert!(
@@ -146,20 +138,11 @@ fn wrong_credentials_and_missing_table_are_fatal_and_clear() {
     assert!(err.contains("516"), "{err}");
 
     // Missing table: fatal at start-up, pointing at the schema subcommand.
-    let (code, _, err) = run(collector()
-        .arg("--pcap")
-        .arg(fixture("cutover.pcap"))
-        .args([
-            "--clickhouse-url",
-            &front.url,
-            "--clickhouse-database",
-            &db,
-            "--clickhouse-table",
-            "nope",
-        ])
-        .args(["--clickhouse-user", &user, "--clickhouse-password", &good])
-        .arg("--spool-dir")
-        .arg(tmp.path()));
+    let (code, _, err) = run(
+        replay_into(&front.url, &db, &fixture("cutover.pcap"), tmp.path())
+            .args(["--clickhouse-table", "nope"])
+            .args(["--clickhouse-user", &user, "--clickhouse-password", &good]),
+    );
     assert_eq!(code, 1, "{err}");
     assert!(
         err.contains("does not exist: run `mcptap-collector schema"),

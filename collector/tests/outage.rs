@@ -39,14 +39,9 @@ fn collector_cmd(
     pcap: &std::path::Path,
     spool: &std::path::Path,
 ) -> Command {
-    let mut c = collector();
-    c.arg("--pcap")
-        .arg(pcap)
-        .args(["--clickhouse-url", &front.url, "--clickhouse-database", db])
-        .args(["--batch-max-spans", "10", "--queue-max-batches", "2"])
+    let mut c = replay_into(&front.url, db, pcap, spool);
+    c.args(["--batch-max-spans", "10", "--queue-max-batches", "2"])
         .args(["--retry-max-delay", "0.3", "--no-summary"])
-        .arg("--spool-dir")
-        .arg(spool)
         .stdout(Stdio::null())
         .stderr(Stdio::piped());
     c
@@ -54,8 +49,7 @@ fn collector_cmd(
 
 #[test]
 fn clickhouse_stops_mid_replay_and_every_span_arrives_once() {
-    if std::env::var("CLICKHOUSE_URL").is_ok_and(|u| !u.is_empty()) {
-        eprintln!("skipped: CLICKHOUSE_URL is set and this test must stop and restart the server");
+    if skip_if_external_clickhouse() {
         return;
     }
     let mut front = Front::start_own(&[]);
@@ -94,8 +88,7 @@ fn clickhouse_stops_mid_replay_and_every_span_arrives_once() {
 
 #[test]
 fn collector_stopped_during_outage_replays_its_spool_after_restart() {
-    if std::env::var("CLICKHOUSE_URL").is_ok_and(|u| !u.is_empty()) {
-        eprintln!("skipped: CLICKHOUSE_URL is set and this test must stop and restart the server");
+    if skip_if_external_clickhouse() {
         return;
     }
     let mut front = Front::start_own(&[]);
@@ -125,16 +118,7 @@ fn collector_stopped_during_outage_replays_its_spool_after_restart() {
     assert_eq!(out.status.code(), Some(4), "{err1}");
     assert!(err1.contains("kept in the spool"), "{err1}");
     let queued1 = queued_spans(&err1);
-    let files = std::fs::read_dir(spool.join("clickhouse"))
-        .unwrap()
-        .filter(|e| {
-            e.as_ref()
-                .unwrap()
-                .path()
-                .extension()
-                .is_some_and(|x| x == "json")
-        })
-        .count();
+    let files = spool_files(&spool.join("clickhouse"));
     assert!(files > 0);
 
     // ClickHouse back; a new collector with the same spool and no new input.
@@ -159,15 +143,6 @@ fn collector_stopped_during_outage_replays_its_spool_after_restart() {
         Some((queued1, queued1)),
         "{err1}\n{err2}"
     );
-    let left = std::fs::read_dir(spool.join("clickhouse"))
-        .unwrap()
-        .filter(|e| {
-            e.as_ref()
-                .unwrap()
-                .path()
-                .extension()
-                .is_some_and(|x| x == "json")
-        })
-        .count();
+    let left = spool_files(&spool.join("clickhouse"));
     assert_eq!(left, 0);
 }

@@ -256,6 +256,42 @@ pub fn run(cmd: &mut Command) -> (i32, String, String) {
     )
 }
 
+/// The collector replaying `pcap` into database `db` of the ClickHouse at `url`,
+/// spooling under `spool`; the test adds its own flags.
+pub fn replay_into(url: &str, db: &str, pcap: &Path, spool: &Path) -> Command {
+    let mut c = collector();
+    c.arg("--pcap")
+        .arg(pcap)
+        .args(["--clickhouse-url", url, "--clickhouse-database", db])
+        .arg("--spool-dir")
+        .arg(spool);
+    c
+}
+
+/// True (after saying so on stderr) when `CLICKHOUSE_URL` is set: the test must
+/// stop and restart its own server and is skipped.
+pub fn skip_if_external_clickhouse() -> bool {
+    let external = std::env::var("CLICKHOUSE_URL").is_ok_and(|u| !u.is_empty());
+    if external {
+        eprintln!("skipped: CLICKHOUSE_URL is set and this test must stop and restart the server");
+    }
+    external
+}
+
+/// The number of spooled batches (`*.json` files) in the spool directory `dir`.
+pub fn spool_files(dir: &Path) -> usize {
+    std::fs::read_dir(dir)
+        .unwrap()
+        .filter(|e| {
+            e.as_ref()
+                .unwrap()
+                .path()
+                .extension()
+                .is_some_and(|x| x == "json")
+        })
+        .count()
+}
+
 /// Applies the schema to `db` on `front` and returns the report.
 pub fn apply_schema(front: &Front, db: &str) -> String {
     let (code, out, err) =
