@@ -96,14 +96,15 @@ pub fn parse(files: &[(&str, &str)]) -> Result<Vec<Migration>> {
     out.sort_by_key(|m| m.version);
     for w in out.windows(2) {
         if let [a, b] = w
-            && a.version == b.version {
-                bail!(
-                    "migrations {} and {} share version {}",
-                    a.name,
-                    b.name,
-                    a.version
-                );
-            }
+            && a.version == b.version
+        {
+            bail!(
+                "migrations {} and {} share version {}",
+                a.name,
+                b.name,
+                a.version
+            );
+        }
     }
     Ok(out)
 }

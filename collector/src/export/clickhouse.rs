@@ -74,9 +74,10 @@ pub fn validate_url(url: &str) -> Result<(), String> {
     if let Some((_, port)) = host_only
         .rsplit_once(':')
         .filter(|_| !host_only.ends_with(']'))
-        && port.parse::<u16>().is_err() {
-            return Err(format!("--clickhouse-url {url:?}: bad port {port:?}"));
-        }
+        && port.parse::<u16>().is_err()
+    {
+        return Err(format!("--clickhouse-url {url:?}: bad port {port:?}"));
+    }
     Ok(())
 }
 

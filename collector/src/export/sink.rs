@@ -102,9 +102,10 @@ impl ExportSink {
     /// Closes the open batch if it is older than `max_delay` at `now`.
     pub fn poll(&mut self, now: Instant) {
         if let (Some(d), Some(t)) = (self.cfg.max_delay, self.opened)
-            && now.duration_since(t) >= d {
-                self.close_batch();
-            }
+            && now.duration_since(t) >= d
+        {
+            self.close_batch();
+        }
     }
 
     fn close_batch(&mut self) {

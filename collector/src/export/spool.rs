@@ -219,9 +219,10 @@ impl Spool {
         if let Some(e) = self.entries.get(pos).filter(|e| e.seq == seq).cloned() {
             let path = self.dir.join(file_name(e.seq, e.batch_id));
             if let Err(err) = fs::remove_file(&path)
-                && err.kind() != io::ErrorKind::NotFound {
-                    tracing::warn!(path = %path.display(), error = %err, "cannot delete spool file");
-                }
+                && err.kind() != io::ErrorKind::NotFound
+            {
+                tracing::warn!(path = %path.display(), error = %err, "cannot delete spool file");
+            }
             self.bytes = self.bytes.saturating_sub(e.bytes);
             self.entries.remove(pos);
         }
