@@ -7,7 +7,7 @@
 
 use libfuzzer_sys::fuzz_target;
 use mcptap_mcp::{Decoder, DecoderConfig};
-use mcptap_wire::{ConnMeta, FlowId, Header, HttpEvent, HttpRequest, MsgFlags, SseEvent};
+use mcptap_wire::{ConnMeta, FlowId, Header, Headers, HttpEvent, HttpRequest, MsgFlags, SseEvent};
 
 fuzz_target!(|data: &[u8]| {
     let Some((&ctl, rest)) = data.split_first() else {
@@ -28,13 +28,14 @@ fuzz_target!(|data: &[u8]| {
         ..DecoderConfig::default()
     };
     let version: &[u8] = if ctl & 4 != 0 { b"2026-07-28" } else { b"2025-11-25" };
-    let headers = vec![
+    let headers: Headers = vec![
         Header { name: "Mcp-Name".into(), value: hdr.clone() },
         Header { name: "Mcp-Method".into(), value: hdr.clone() },
         Header { name: "MCP-Protocol-Version".into(), value: version.to_vec() },
         Header { name: "traceparent".into(), value: hdr.clone() },
         Header { name: "Mcp-Session-Id".into(), value: hdr },
-    ];
+    ]
+    .into();
     let conn = ConnMeta {
         flow: FlowId(1),
         client: "10.0.0.1:5000".parse().expect("static addr"),

@@ -10,7 +10,9 @@
 use std::borrow::Cow;
 use std::collections::{BTreeMap, HashMap};
 
-use mcptap_wire::{ConnMeta, FlowId, Header, HttpEvent, HttpRequest, MsgFlags, header_str};
+use mcptap_wire::{
+    ConnMeta, FlowId, Headers, HttpEvent, HttpRequest, MsgFlags, header_str, header_text,
+};
 use serde_json::{Map, Value};
 
 use crate::attrs as a;
@@ -109,7 +111,7 @@ struct Exchange {
     method: String,
     target: String,
     version_minor: u8,
-    headers: Vec<Header>,
+    headers: Headers,
     ts_first: u64,
     flags: MsgFlags,
     msgs: Vec<Msg>,
@@ -118,7 +120,7 @@ struct Exchange {
     request_invalid: bool,
     request_json: Option<Value>,
     status: Option<u16>,
-    resp_headers: Vec<Header>,
+    resp_headers: Headers,
     sse: bool,
     sse_events: u64,
     response_invalid: bool,
@@ -314,7 +316,7 @@ impl Decoder {
             request_invalid: false,
             request_json: None,
             status: None,
-            resp_headers: Vec::new(),
+            resp_headers: Headers::new(),
             sse: false,
             sse_events: 0,
             response_invalid: false,
@@ -334,7 +336,7 @@ impl Decoder {
     fn finalize(&mut self, mut ex: Exchange, end_ts: u64, reason: EndReason, out: &mut Vec<Span>) {
         self.stats.exchanges_done += 1;
         self.stats.count_status(ex.status);
-        let era = Era::classify(header_str(&ex.headers, "mcp-protocol-version").as_deref());
+        let era = Era::classify(header_text(&ex.headers, "mcp-protocol-version").as_deref());
         match era {
             Era::Legacy => self.stats.era_legacy += 1,
             Era::Modern => self.stats.era_modern += 1,
@@ -613,7 +615,7 @@ impl Decoder {
     }
 
     fn apply_header_trace(&mut self, ex: &Exchange, span: &mut Span) {
-        if let Some(tp) = header_str(&ex.headers, "traceparent") {
+        if let Some(tp) = header_text(&ex.headers, "traceparent") {
             match parse_traceparent(&tp) {
                 Some(p) => {
                     self.stats.trace_from_header += 1;

@@ -5,7 +5,7 @@
 
 use base64::Engine as _;
 use base64::engine::general_purpose::STANDARD;
-use mcptap_wire::Header;
+use mcptap_wire::Headers;
 
 /// Protocol versions that use the legacy (initialize/session) era. Any other
 /// `MCP-Protocol-Version` header value is modern (py 2.3.0 server routing rule,
@@ -124,7 +124,7 @@ pub fn decode_header_value(raw: &[u8]) -> McpName {
 }
 
 /// Names (as sent) of `Mcp-Param-*` headers, at most 32.
-pub fn param_header_names(headers: &[Header]) -> Vec<String> {
+pub fn param_header_names(headers: &Headers) -> Vec<String> {
     headers
         .iter()
         .filter(|h| {
@@ -132,7 +132,7 @@ pub fn param_header_names(headers: &[Header]) -> Vec<String> {
                 .get(..10)
                 .is_some_and(|p| p.eq_ignore_ascii_case("mcp-param-"))
         })
-        .map(|h| h.name.clone())
+        .map(|h| h.name.to_owned())
         .take(32)
         .collect()
 }

@@ -2,7 +2,7 @@
 //! realistic bodies of both protocol eras.
 
 use mcptap_mcp::{AttrValue, Decoder, DecoderConfig, McpStats, Span, SpanStatus, attrs as a};
-use mcptap_wire::{ConnMeta, FlowId, Header, HttpEvent, HttpRequest, MsgFlags, SseEvent};
+use mcptap_wire::{ConnMeta, FlowId, Header, Headers, HttpEvent, HttpRequest, MsgFlags, SseEvent};
 
 const S: u64 = 1_700_000_000_000_000_000;
 
@@ -15,7 +15,7 @@ fn conn(flow: u64) -> ConnMeta {
     }
 }
 
-fn hdrs(h: &[(&str, &str)]) -> Vec<Header> {
+fn hdrs(h: &[(&str, &str)]) -> Headers {
     h.iter()
         .map(|(n, v)| Header {
             name: n.to_string(),
@@ -1399,7 +1399,7 @@ fn instance_id_from_config_and_ipv6() {
             method: "GET".into(),
             target: "http://example/mcp/x?q#f".into(),
             version_minor: 0,
-            headers: vec![],
+            headers: Headers::new(),
             body: vec![],
             flags: MsgFlags {
                 gap: true,

@@ -2,7 +2,7 @@
 //! decoder, every request yields at least one span, and spans are well formed.
 
 use mcptap_mcp::{Decoder, DecoderConfig};
-use mcptap_wire::{ConnMeta, FlowId, Header, HttpEvent, HttpRequest, MsgFlags, SseEvent};
+use mcptap_wire::{ConnMeta, FlowId, Header, Headers, HttpEvent, HttpRequest, MsgFlags, SseEvent};
 use proptest::prelude::*;
 
 fn events(
@@ -18,7 +18,7 @@ fn events(
         server: "10.0.0.2:80".parse().expect("addr"),
         client_isn: 1,
     };
-    let headers = vec![
+    let headers: Headers = vec![
         Header {
             name: "Mcp-Name".into(),
             value: hdr.clone(),
@@ -35,7 +35,8 @@ fn events(
             name: "Mcp-Session-Id".into(),
             value: hdr,
         },
-    ];
+    ]
+    .into();
     let mut v = vec![HttpEvent::Request {
         conn,
         req: HttpRequest {

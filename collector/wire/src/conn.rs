@@ -121,7 +121,7 @@ fn dir_of(slot: usize) -> Dir {
 
 /// `Content-Type` media type is `text/event-stream` (case-insensitive,
 /// parameters ignored; RFC 9110 §8.3.1).
-fn is_event_stream(headers: &[crate::Header]) -> bool {
+fn is_event_stream(headers: &crate::Headers) -> bool {
     crate::header(headers, "content-type").is_some_and(|v| {
         let media = v.split(|&b| b == b';').next().unwrap_or_default();
         let media = media

@@ -34,8 +34,10 @@
 //! `gap`). Anywhere else (head, chunk-size line, across chunk boundaries) the
 //! message in progress ends flagged `gap` + `incomplete` and the parser resyncs.
 
+#[cfg(test)]
+use crate::Header;
 use crate::stats::WireStats;
-use crate::{Header, MsgFlags, TimestampNs};
+use crate::{Headers, MsgFlags, TimestampNs};
 
 /// Longest candidate start line (bytes, including its line ending) that resync
 /// recognises as a message start.
@@ -86,7 +88,7 @@ pub struct RequestHead {
     /// HTTP minor version: 0 or 1.
     pub version_minor: u8,
     /// Headers in wire order.
-    pub headers: Vec<Header>,
+    pub headers: Headers,
 }
 
 /// A parsed status line and headers (RFC 9112 §4).
@@ -99,7 +101,7 @@ pub struct ResponseHead {
     /// HTTP minor version: 0 or 1.
     pub version_minor: u8,
     /// Headers in wire order.
-    pub headers: Vec<Header>,
+    pub headers: Headers,
 }
 
 /// A message head of either kind.
@@ -121,7 +123,7 @@ impl Head {
     }
 
     /// The headers, in wire order.
-    pub fn headers(&self) -> &[Header] {
+    pub fn headers(&self) -> &Headers {
         match self {
             Head::Request(r) => &r.headers,
             Head::Response(r) => &r.headers,
@@ -169,7 +171,7 @@ pub fn body_framing(head: &Head) -> Result<BodyFraming, FramingError> {
     }
     let headers = head.headers();
     let mut last_coding: Option<&[u8]> = None;
-    for h in headers {
+    for h in headers.iter() {
         if h.name.eq_ignore_ascii_case("transfer-encoding") {
             for coding in h.value.split(|&b| b == b',') {
                 let coding = trim_ows(coding);
@@ -188,7 +190,7 @@ pub fn body_framing(head: &Head) -> Result<BodyFraming, FramingError> {
         };
     }
     let mut length: Option<u64> = None;
-    for h in headers {
+    for h in headers.iter() {
         if h.name.eq_ignore_ascii_case("content-length") {
             for part in h.value.split(|&b| b == b',') {
                 let part = trim_ows(part);
@@ -502,24 +504,45 @@ fn parse_decimal(v: &[u8]) -> Option<u64> {
     })
 }
 
-fn convert_headers(headers: &[httparse::Header<'_>]) -> Vec<Header> {
-    headers
-        .iter()
-        .map(|h| Header {
-            name: h.name.to_owned(),
-            value: trim_ows(h.value).to_vec(),
-        })
-        .collect()
+fn convert_headers(headers: &[httparse::Header<'_>]) -> Headers {
+    let name_bytes = headers.iter().map(|h| h.name.len()).sum();
+    let value_bytes = headers.iter().map(|h| h.value.len()).sum();
+    let mut out = Headers::with_capacity(headers.len(), name_bytes, value_bytes);
+    for h in headers {
+        out.push(h.name, trim_ows(h.value));
+    }
+    out
 }
 
 /// Parses a complete head (ending with its blank line) of the given kind.
 fn parse_head(buf: &[u8], kind: Kind) -> Option<Head> {
-    let mut n = HEADERS_INITIAL;
+    // The first attempt uses slots on the stack (no allocation per head).
+    let mut stack = [httparse::EMPTY_HEADER; HEADERS_INITIAL];
+    if let Ok(head) = parse_head_with(buf, kind, &mut stack) {
+        return head;
+    }
+    let mut n = HEADERS_INITIAL * 2;
     loop {
         let mut headers = vec![httparse::EMPTY_HEADER; n];
+        match parse_head_with(buf, kind, &mut headers) {
+            Ok(head) => return head,
+            Err(()) if n < HEADERS_MAX => n *= 2,
+            Err(()) => return None,
+        }
+    }
+}
+
+/// One attempt of [`parse_head`] with the given header slots: `Err(())` when
+/// they were too few, `Ok(None)` on any other failure.
+fn parse_head_with<'b>(
+    buf: &'b [u8],
+    kind: Kind,
+    headers: &mut [httparse::Header<'b>],
+) -> Result<Option<Head>, ()> {
+    {
         let result = match kind {
             Kind::Request => {
-                let mut req = httparse::Request::new(&mut headers);
+                let mut req = httparse::Request::new(headers);
                 match req.parse(buf) {
                     Ok(httparse::Status::Complete(len)) if len == buf.len() => {
                         Ok(Some(Head::Request(RequestHead {
@@ -534,7 +557,7 @@ fn parse_head(buf: &[u8], kind: Kind) -> Option<Head> {
                 }
             }
             Kind::Response => {
-                let mut resp = httparse::Response::new(&mut headers);
+                let mut resp = httparse::Response::new(headers);
                 match resp.parse(buf) {
                     Ok(httparse::Status::Complete(len)) if len == buf.len() => {
                         Ok(Some(Head::Response(ResponseHead {
@@ -550,9 +573,9 @@ fn parse_head(buf: &[u8], kind: Kind) -> Option<Head> {
             }
         };
         match result {
-            Ok(head) => return head,
-            Err(httparse::Error::TooManyHeaders) if n < HEADERS_MAX => n *= 2,
-            Err(_) => return None,
+            Ok(head) => Ok(head),
+            Err(httparse::Error::TooManyHeaders) => Err(()),
+            Err(_) => Ok(None),
         }
     }
 }

@@ -71,7 +71,9 @@ pub struct ConnMeta {
 }
 
 /// One HTTP header as it appeared on the wire: the name keeps the sender's case,
-/// the value is raw bytes (HTTP allows non-UTF-8 octets).
+/// the value is raw bytes (HTTP allows non-UTF-8 octets). An owned header, for
+/// building [`Headers`] by hand (tests, injection); parsed heads store their
+/// headers packed in [`Headers`].
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Header {
     /// Header name as sent (compare case-insensitively).
@@ -80,17 +82,127 @@ pub struct Header {
     pub value: Vec<u8>,
 }
 
+/// One header borrowed from [`Headers`]: same meaning as [`Header`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct HeaderRef<'a> {
+    /// Header name as sent (compare case-insensitively).
+    pub name: &'a str,
+    /// Raw value, without surrounding whitespace.
+    pub value: &'a [u8],
+}
+
+/// End offsets of one header's name (in [`Headers`]' name text) and value (in
+/// its value bytes); u32 because a head is capped far below 4 GiB.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+struct HeaderSpan {
+    name_end: u32,
+    value_end: u32,
+}
+
+/// The headers of one head in wire order, packed: all names in one string, all
+/// values in one byte buffer, plus one pair of end offsets per header (three
+/// allocations per head instead of two per header). Iterate with [`Headers::iter`]; look up with
+/// [`header`]/[`header_str`].
+#[derive(Clone, Default, PartialEq, Eq)]
+pub struct Headers {
+    names: String,
+    values: Vec<u8>,
+    spans: Vec<HeaderSpan>,
+}
+
+impl Headers {
+    /// No headers; allocates nothing.
+    pub fn new() -> Headers {
+        Headers::default()
+    }
+
+    /// Empty, with room for `count` headers, `name_bytes` bytes of names and
+    /// `value_bytes` bytes of values.
+    pub fn with_capacity(count: usize, name_bytes: usize, value_bytes: usize) -> Headers {
+        Headers {
+            names: String::with_capacity(name_bytes),
+            values: Vec::with_capacity(value_bytes),
+            spans: Vec::with_capacity(count),
+        }
+    }
+
+    /// Appends one header. Offsets saturate at `u32::MAX` (never reached: heads
+    /// are capped by `max_head_bytes`).
+    pub fn push(&mut self, name: &str, value: &[u8]) {
+        self.names.push_str(name);
+        let name_end = u32::try_from(self.names.len()).unwrap_or(u32::MAX);
+        self.values.extend_from_slice(value);
+        let value_end = u32::try_from(self.values.len()).unwrap_or(u32::MAX);
+        self.spans.push(HeaderSpan {
+            name_end,
+            value_end,
+        });
+    }
+
+    /// Number of headers.
+    pub fn len(&self) -> usize {
+        self.spans.len()
+    }
+
+    /// `true` when there are no headers.
+    pub fn is_empty(&self) -> bool {
+        self.spans.is_empty()
+    }
+
+    /// The headers in wire order.
+    pub fn iter(&self) -> impl Iterator<Item = HeaderRef<'_>> + '_ {
+        let (mut name_start, mut value_start) = (0usize, 0usize);
+        self.spans.iter().map(move |s| {
+            let name_end = s.name_end as usize;
+            let value_end = s.value_end as usize;
+            let name = self.names.get(name_start..name_end).unwrap_or("");
+            let value = self.values.get(value_start..value_end).unwrap_or(&[]);
+            name_start = name_end;
+            value_start = value_end;
+            HeaderRef { name, value }
+        })
+    }
+}
+
+impl std::fmt::Debug for Headers {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_list().entries(self.iter()).finish()
+    }
+}
+
+impl FromIterator<Header> for Headers {
+    fn from_iter<I: IntoIterator<Item = Header>>(iter: I) -> Headers {
+        let mut out = Headers::new();
+        for h in iter {
+            out.push(&h.name, &h.value);
+        }
+        out
+    }
+}
+
+impl From<Vec<Header>> for Headers {
+    fn from(v: Vec<Header>) -> Headers {
+        v.into_iter().collect()
+    }
+}
+
 /// Case-insensitive lookup of the first header called `name`; `None` when absent.
-pub fn header<'a>(headers: &'a [Header], name: &str) -> Option<&'a [u8]> {
+pub fn header<'a>(headers: &'a Headers, name: &str) -> Option<&'a [u8]> {
     headers
         .iter()
         .find(|h| h.name.eq_ignore_ascii_case(name))
-        .map(|h| h.value.as_slice())
+        .map(|h| h.value)
 }
 
 /// Case-insensitive lookup returning the value as UTF-8 text (lossy).
-pub fn header_str(headers: &[Header], name: &str) -> Option<String> {
+pub fn header_str(headers: &Headers, name: &str) -> Option<String> {
     header(headers, name).map(|v| String::from_utf8_lossy(v).into_owned())
+}
+
+/// Case-insensitive lookup returning the value as UTF-8 text (lossy), borrowed
+/// when the value is valid UTF-8 (no allocation).
+pub fn header_text<'a>(headers: &'a Headers, name: &str) -> Option<std::borrow::Cow<'a, str>> {
+    header(headers, name).map(String::from_utf8_lossy)
 }
 
 /// Irregularities seen while framing one HTTP message. All `false` for a clean message.
@@ -135,7 +247,7 @@ pub struct HttpRequest {
     /// HTTP minor version: 0 for HTTP/1.0, 1 for HTTP/1.1.
     pub version_minor: u8,
     /// Headers in wire order.
-    pub headers: Vec<Header>,
+    pub headers: Headers,
     /// Body after de-chunking, at most the configured cap in bytes.
     pub body: Vec<u8>,
     /// Framing irregularities.
@@ -176,7 +288,7 @@ pub enum HttpEvent {
         /// Status code, e.g. 200.
         status: u16,
         /// Headers in wire order.
-        headers: Vec<Header>,
+        headers: Headers,
         /// `true` when `Content-Type` is `text/event-stream`: the body arrives as
         /// [`HttpEvent::SseEvent`]s instead of in [`HttpEvent::ResponseEnd`].
         sse: bool,
