@@ -189,8 +189,30 @@ pub const MAX_SEGMENTS_PER_DIR: usize = 1024;
 pub const LRU_GRANULARITY_NS: u64 = 1_000_000_000;
 
 /// Unordered endpoint pair (smaller first).
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
 struct FlowKey(SocketAddr, SocketAddr);
+
+impl std::hash::Hash for FlowKey {
+    /// Feeds the hasher one 36-byte write (each address as 16 IPv6 octets, IPv4
+    /// mapped, then the port) instead of the derived per-field writes: the map
+    /// keeps the std's randomly keyed SipHash (hash-flooding resistance), which
+    /// costs far less for one write than for the derived eight. Equal keys
+    /// hash equally (IPv6 flow info and scope id are not hashed; `Eq` still
+    /// compares them).
+    fn hash<H: std::hash::Hasher>(&self, state: &mut H) {
+        let mut buf = [0u8; 36];
+        for (chunk, addr) in buf.chunks_exact_mut(18).zip([self.0, self.1]) {
+            let ip = match addr.ip() {
+                std::net::IpAddr::V4(v4) => v4.to_ipv6_mapped().octets(),
+                std::net::IpAddr::V6(v6) => v6.octets(),
+            };
+            let (ip_part, port_part) = chunk.split_at_mut(16);
+            ip_part.copy_from_slice(&ip);
+            port_part.copy_from_slice(&addr.port().to_be_bytes());
+        }
+        state.write(&buf);
+    }
+}
 
 impl FlowKey {
     fn new(a: SocketAddr, b: SocketAddr) -> FlowKey {
