@@ -364,7 +364,7 @@ impl Decoder {
                 .cfg
                 .instance_id
                 .clone()
-                .unwrap_or_else(|| ex.conn.server.to_string()),
+                .unwrap_or_else(|| socket_text(ex.conn.server)),
         };
         let msgs = std::mem::take(&mut ex.msgs);
         if msgs.is_empty() {
@@ -452,7 +452,7 @@ impl Decoder {
         push(
             attrs,
             a::CLIENT_ADDRESS,
-            AttrValue::Str(ex.conn.client.ip().to_string()),
+            AttrValue::Str(ip_text(ex.conn.client.ip())),
         );
         push(
             attrs,
@@ -462,7 +462,7 @@ impl Decoder {
         push(
             attrs,
             a::SERVER_ADDRESS,
-            AttrValue::Str(ex.conn.server.ip().to_string()),
+            AttrValue::Str(ip_text(ex.conn.server.ip())),
         );
         push(
             attrs,
@@ -1618,4 +1618,95 @@ fn attach_attrs(att: Attached, attrs: &mut Vec<Attr>) -> Vec<SpanEvent> {
         );
     }
     att.events
+}
+
+/// Appends `n` in decimal (what `Display` writes for an integer without a
+/// width or precision).
+fn push_decimal(out: &mut String, mut n: u32) {
+    let mut digits = [0u8; 10];
+    let mut len = 0;
+    loop {
+        if let Some(d) = digits.get_mut(len) {
+            *d = b'0' + (n % 10) as u8;
+        }
+        len += 1;
+        n /= 10;
+        if n == 0 || len == digits.len() {
+            break;
+        }
+    }
+    for d in digits.iter().take(len).rev() {
+        out.push(char::from(*d));
+    }
+}
+
+/// `ip.to_string()` without the formatting machinery for IPv4 (dotted decimal,
+/// RFC 791 notation as `Ipv4Addr`'s `Display` writes it); IPv6 uses `Display`.
+fn ip_text(ip: std::net::IpAddr) -> String {
+    match ip {
+        std::net::IpAddr::V4(v4) => {
+            let mut out = String::with_capacity(15);
+            for (i, octet) in v4.octets().into_iter().enumerate() {
+                if i > 0 {
+                    out.push('.');
+                }
+                push_decimal(&mut out, u32::from(octet));
+            }
+            out
+        }
+        std::net::IpAddr::V6(v6) => v6.to_string(),
+    }
+}
+
+/// `addr.to_string()` (`a.b.c.d:port` for IPv4) with [`ip_text`]; IPv6 uses `Display`.
+fn socket_text(addr: std::net::SocketAddr) -> String {
+    match addr {
+        std::net::SocketAddr::V4(v4) => {
+            let mut out = ip_text(std::net::IpAddr::V4(*v4.ip()));
+            out.push(':');
+            push_decimal(&mut out, u32::from(v4.port()));
+            out
+        }
+        std::net::SocketAddr::V6(_) => addr.to_string(),
+    }
+}
+
+#[cfg(test)]
+mod text_tests {
+    use super::{ip_text, socket_text};
+    use proptest::prelude::*;
+    use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr};
+
+    proptest! {
+        #[test]
+        fn ip_and_socket_text_match_display(bits in any::<u32>(), port in any::<u16>(), v6 in any::<u128>()) {
+            let ip = IpAddr::V4(Ipv4Addr::from(bits));
+            prop_assert_eq!(ip_text(ip), ip.to_string());
+            let sa = SocketAddr::new(ip, port);
+            prop_assert_eq!(socket_text(sa), sa.to_string());
+            let ip6 = IpAddr::V6(Ipv6Addr::from(v6));
+            prop_assert_eq!(ip_text(ip6), ip6.to_string());
+            let sa6 = SocketAddr::new(ip6, port);
+            prop_assert_eq!(socket_text(sa6), sa6.to_string());
+        }
+    }
+
+    #[test]
+    fn edge_values() {
+        for (ip, text) in [
+            (Ipv4Addr::new(0, 0, 0, 0), "0.0.0.0"),
+            (Ipv4Addr::new(255, 255, 255, 255), "255.255.255.255"),
+            (Ipv4Addr::new(10, 0, 100, 9), "10.0.100.9"),
+        ] {
+            assert_eq!(ip_text(IpAddr::V4(ip)), text);
+        }
+        assert_eq!(
+            socket_text("10.1.2.3:65535".parse().expect("addr")),
+            "10.1.2.3:65535"
+        );
+        assert_eq!(
+            socket_text("10.1.2.3:0".parse().expect("addr")),
+            "10.1.2.3:0"
+        );
+    }
 }
