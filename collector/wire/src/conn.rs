@@ -57,6 +57,55 @@ struct Outstanding {
     is_head: bool,
 }
 
+/// The requests waiting for their responses, oldest first. Requests get
+/// consecutive indexes, so the queue is the range `end - len .. end`; only the
+/// (rare) `HEAD` requests among them are stored, so a connection with
+/// ordinary requests allocates nothing here (BENCHMARKS.md, peak RSS).
+#[derive(Debug, Default)]
+struct OutstandingQueue {
+    /// One past the index of the last request pushed.
+    end: u64,
+    /// Number of requests waiting.
+    len: usize,
+    /// Indexes of the waiting `HEAD` requests, ascending.
+    heads: VecDeque<u64>,
+}
+
+impl OutstandingQueue {
+    fn len(&self) -> usize {
+        self.len
+    }
+
+    /// Appends request `index`, which must follow the last one pushed.
+    fn push_back(&mut self, o: Outstanding) {
+        if self.len > 0 && o.index != self.end {
+            // Not consecutive (never happens: indexes come from one counter):
+            // start over rather than pair wrongly.
+            self.len = 0;
+            self.heads.clear();
+        }
+        self.end = o.index.saturating_add(1);
+        self.len += 1;
+        if o.is_head {
+            self.heads.push_back(o.index);
+        }
+    }
+
+    /// Removes and returns the oldest waiting request.
+    fn pop_front(&mut self) -> Option<Outstanding> {
+        if self.len == 0 {
+            return None;
+        }
+        let index = self.end.saturating_sub(self.len as u64);
+        self.len -= 1;
+        let is_head = self.heads.front() == Some(&index);
+        if is_head {
+            self.heads.pop_front();
+        }
+        Some(Outstanding { index, is_head })
+    }
+}
+
 /// A request being received.
 #[derive(Debug)]
 struct ReqBuild {
@@ -98,7 +147,7 @@ pub struct HttpConnection {
     /// (BENCHMARKS.md, peak RSS at 100k flows).
     msgs: [Option<Box<Msg>>; 2],
     next_index: u64,
-    outstanding: VecDeque<Outstanding>,
+    outstanding: OutstandingQueue,
     sse_scratch: Vec<SseEvent>,
     closed: bool,
 }
@@ -171,7 +220,7 @@ impl HttpConnection {
             ],
             msgs: [None, None],
             next_index: 0,
-            outstanding: VecDeque::new(),
+            outstanding: OutstandingQueue::default(),
             sse_scratch: Vec::new(),
             closed: false,
         }
@@ -483,5 +532,50 @@ impl HttpConnection {
             }
             Some(Msg::Unpaired) | None => {}
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::{Outstanding, OutstandingQueue};
+
+    fn pop(q: &mut OutstandingQueue) -> Option<(u64, bool)> {
+        q.pop_front().map(|o| (o.index, o.is_head))
+    }
+
+    #[test]
+    fn outstanding_queue_is_fifo_and_remembers_head_requests() {
+        let mut q = OutstandingQueue::default();
+        assert_eq!(pop(&mut q), None);
+        for index in 0..5 {
+            q.push_back(Outstanding {
+                index,
+                is_head: index == 1 || index == 3,
+            });
+        }
+        assert_eq!(q.len(), 5);
+        assert_eq!(pop(&mut q), Some((0, false)));
+        assert_eq!(pop(&mut q), Some((1, true)));
+        q.push_back(Outstanding {
+            index: 5,
+            is_head: true,
+        });
+        assert_eq!(pop(&mut q), Some((2, false)));
+        assert_eq!(pop(&mut q), Some((3, true)));
+        assert_eq!(pop(&mut q), Some((4, false)));
+        assert_eq!(pop(&mut q), Some((5, true)));
+        assert_eq!(pop(&mut q), None);
+        assert_eq!(q.len(), 0);
+        // Dropping the oldest (overflow) keeps the rest paired.
+        for index in 6..9 {
+            q.push_back(Outstanding {
+                index,
+                is_head: index == 6,
+            });
+        }
+        assert_eq!(pop(&mut q), Some((6, true)));
+        assert_eq!(pop(&mut q), Some((7, false)));
+        assert_eq!(pop(&mut q), Some((8, false)));
+        assert!(q.heads.is_empty());
     }
 }

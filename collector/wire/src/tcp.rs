@@ -519,7 +519,9 @@ impl Half {
 struct Flow {
     id: FlowId,
     key: FlowKey,
-    client: SocketAddr,
+    /// The client is `key.0` (else `key.1`); a bool, not a third address, to
+    /// keep idle flows small (BENCHMARKS.md, peak RSS).
+    client_first: bool,
     /// Latest capture time of a segment (max, so time going backwards is harmless).
     last_ts: TimestampNs,
     /// Key of this flow in `FlowTable::lru` (≤ `last_ts`).
@@ -535,7 +537,12 @@ impl Flow {
 
     /// Index into `halves` of segments sent by `src`.
     fn dir_index(&self, src: SocketAddr) -> usize {
-        if src == self.client { 0 } else { 1 }
+        let client = if self.client_first {
+            self.key.0
+        } else {
+            self.key.1
+        };
+        if src == client { 0 } else { 1 }
     }
 }
 
@@ -566,8 +573,9 @@ fn dst_is_server(src: u16, dst: u16) -> bool {
 #[derive(Debug)]
 pub struct FlowTable {
     cfg: TcpConfig,
-    /// Flow storage; `None` slots are in `free`.
-    slots: Vec<Option<Flow>>,
+    /// Flow storage; `None` slots are in `free`. Boxed: a `Vec` of inline flows
+    /// keeps up to twice the live flows' size in spare capacity.
+    slots: Vec<Option<Box<Flow>>>,
     free: Vec<usize>,
     by_key: HashMap<FlowKey, usize>,
     /// `(lru_ts, flow id) → slot`, oldest first.
@@ -696,7 +704,7 @@ impl FlowTable {
     }
 
     fn flow(&self, slot: usize) -> Option<&Flow> {
-        self.slots.get(slot).and_then(Option::as_ref)
+        self.slots.get(slot).and_then(Option::as_deref)
     }
 
     fn buffered_of(&self, slot: usize) -> [usize; 2] {
@@ -822,18 +830,18 @@ impl FlowTable {
         let flow = Flow {
             id,
             key,
-            client,
+            client_first: key.0 == client,
             last_ts: ts,
             lru_ts: ts,
             halves: [Half::default(), Half::default()],
         };
         let slot = match self.free.pop() {
             Some(s) if s < self.slots.len() => {
-                self.slots[s] = Some(flow);
+                self.slots[s] = Some(Box::new(flow));
                 s
             }
             _ => {
-                self.slots.push(Some(flow));
+                self.slots.push(Some(Box::new(flow)));
                 self.slots.len() - 1
             }
         };
