@@ -546,7 +546,7 @@ impl Decoder {
             .iter()
             .find(|h| h.name.eq_ignore_ascii_case("mcp-name"))
         {
-            let n = decode_header_value(&raw.value);
+            let n = decode_header_value(raw.value);
             push(&mut attrs, a::ROUTING_MCP_NAME, AttrValue::Str(n.value));
         }
         let pv = header_str(&ex.headers, "mcp-protocol-version").or_else(|| {
@@ -1036,7 +1036,7 @@ impl Decoder {
             .headers
             .iter()
             .find(|h| h.name.eq_ignore_ascii_case("mcp-name"))
-            .map(|h| decode_header_value(&h.value));
+            .map(|h| decode_header_value(h.value));
         if let Some(n) = &name_hdr {
             push(attrs, a::ROUTING_MCP_NAME, AttrValue::Str(n.value.clone()));
             if let Some(raw) = &n.raw_if_encoded {
