@@ -188,10 +188,25 @@ impl From<Vec<Header>> for Headers {
 
 /// Case-insensitive lookup of the first header called `name`; `None` when absent.
 pub fn header<'a>(headers: &'a Headers, name: &str) -> Option<&'a [u8]> {
-    headers
-        .iter()
-        .find(|h| h.name.eq_ignore_ascii_case(name))
-        .map(|h| h.value)
+    // Compares lengths from the offsets first; only same-length names are
+    // sliced and compared.
+    let (mut name_start, mut value_start) = (0usize, 0usize);
+    for s in &headers.spans {
+        let name_end = s.name_end as usize;
+        let value_end = s.value_end as usize;
+        if name_end.saturating_sub(name_start) == name.len()
+            && headers
+                .names
+                .as_bytes()
+                .get(name_start..name_end)
+                .is_some_and(|n| n.eq_ignore_ascii_case(name.as_bytes()))
+        {
+            return Some(headers.values.get(value_start..value_end).unwrap_or(&[]));
+        }
+        name_start = name_end;
+        value_start = value_end;
+    }
+    None
 }
 
 /// Case-insensitive lookup returning the value as UTF-8 text (lossy).
