@@ -1169,6 +1169,12 @@ fn push_msg(ex: &mut Exchange, item: Value, batch_index: Option<u64>, stats: &mu
     }
 }
 
+/// Members of a JSON-RPC message from a response body or SSE event that the
+/// decoder reads (`absorb_one`, `make_event`, `msg_span`, `rpc_error_attrs`);
+/// without captured bodies the others (`jsonrpc`, unknown members) are
+/// syntax-checked but not built. Sorted.
+const MESSAGE_KEYS: &[&str] = &["error", "id", "method", "params", "result"];
+
 /// Members of a JSON-RPC `result` object that the decoder reads (see
 /// `msg_span`, `update_sessions` and `Handles::walk_text_content`). Sorted.
 const RESULT_KEYS: &[&str] = &[
@@ -1190,8 +1196,10 @@ const RESULT_KEYS: &[&str] = &[
 /// `tools/list` result's `tools`, an `initialize` result's capabilities,
 /// resource contents, prompt messages, ...) are syntax-checked but not built:
 /// building and dropping them was the largest cost of the collector
-/// (BENCHMARKS.md, "Collector"). The value is otherwise identical. One
-/// difference: invalid UTF-8 inside a skipped string is not an error.
+/// (BENCHMARKS.md, "Collector"). Members of each message outside
+/// [`MESSAGE_KEYS`] are skipped the same way. The value is otherwise
+/// identical. One difference: invalid UTF-8 inside a skipped string is not an
+/// error.
 fn parse_response(bytes: &[u8], full: bool) -> serde_json::Result<Value> {
     use serde::de::DeserializeSeed;
     if full {
@@ -1205,15 +1213,42 @@ fn parse_response(bytes: &[u8], full: bool) -> serde_json::Result<Value> {
 
 /// Serde seeds for [`parse_response`].
 mod prune {
-    use super::RESULT_KEYS;
+    use super::{MESSAGE_KEYS, RESULT_KEYS};
     use serde::de::{DeserializeSeed, Deserializer, IgnoredAny, MapAccess, SeqAccess, Visitor};
     use serde_json::{Map, Number, Value};
+    use std::borrow::Cow;
     use std::fmt;
 
     /// A JSON-RPC message, or a batch (array) of them: `result` is pruned.
     pub(super) struct Message;
     /// A `result` value: members outside [`RESULT_KEYS`] are skipped.
     struct ResultValue;
+    /// An object key, borrowed from the input unless it contains escapes, so
+    /// that skipped members allocate nothing.
+    struct Key;
+
+    impl<'de> DeserializeSeed<'de> for Key {
+        type Value = Cow<'de, str>;
+        fn deserialize<D: Deserializer<'de>>(self, d: D) -> Result<Cow<'de, str>, D::Error> {
+            d.deserialize_str(self)
+        }
+    }
+
+    impl<'de> Visitor<'de> for Key {
+        type Value = Cow<'de, str>;
+        fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+            f.write_str("an object key")
+        }
+        fn visit_borrowed_str<E>(self, s: &'de str) -> Result<Cow<'de, str>, E> {
+            Ok(Cow::Borrowed(s))
+        }
+        fn visit_str<E>(self, s: &str) -> Result<Cow<'de, str>, E> {
+            Ok(Cow::Owned(s.to_owned()))
+        }
+        fn visit_string<E>(self, s: String) -> Result<Cow<'de, str>, E> {
+            Ok(Cow::Owned(s))
+        }
+    }
 
     macro_rules! scalars {
         () => {
@@ -1266,13 +1301,17 @@ mod prune {
         }
         fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<Value, A::Error> {
             let mut obj = Map::new();
-            while let Some(key) = map.next_key::<String>()? {
+            while let Some(key) = map.next_key_seed(Key)? {
+                if MESSAGE_KEYS.binary_search(&&*key).is_err() {
+                    map.next_value::<IgnoredAny>()?;
+                    continue;
+                }
                 let v = if key == "result" {
                     map.next_value_seed(ResultValue)?
                 } else {
                     map.next_value::<Value>()?
                 };
-                obj.insert(key, v);
+                obj.insert(key.into_owned(), v);
             }
             Ok(Value::Object(obj))
         }
@@ -1300,10 +1339,10 @@ mod prune {
         }
         fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<Value, A::Error> {
             let mut obj = Map::new();
-            while let Some(key) = map.next_key::<String>()? {
-                if RESULT_KEYS.binary_search(&key.as_str()).is_ok() {
+            while let Some(key) = map.next_key_seed(Key)? {
+                if RESULT_KEYS.binary_search(&&*key).is_ok() {
                     let v = map.next_value::<Value>()?;
-                    obj.insert(key, v);
+                    obj.insert(key.into_owned(), v);
                 } else {
                     map.next_value::<IgnoredAny>()?;
                 }
@@ -1708,5 +1747,38 @@ mod text_tests {
             socket_text("10.1.2.3:0".parse().expect("addr")),
             "10.1.2.3:0"
         );
+    }
+}
+
+#[cfg(test)]
+mod prune_tests {
+    use super::parse_response;
+    use serde_json::json;
+
+    #[test]
+    fn pruned_messages_keep_only_read_members() {
+        let body = br#"[{"jsonrpc":"2.0","id":1,"x\u0041":{"a":[1,"\u00e9"]},"result":{"isError":true,"t\u006fols":[{}],"ttlMs":5}},
+            {"jsonrpc":"2.0","method":"notifications/progress","params":{"progress":1,"progressToken":"p"}},
+            {"id":"e","error":{"code":-32600,"message":"bad"}}]"#;
+        let v = parse_response(body, false).expect("valid");
+        assert_eq!(
+            v,
+            json!([
+                {"id": 1, "result": {"isError": true, "ttlMs": 5}},
+                {"method": "notifications/progress", "params": {"progress": 1, "progressToken": "p"}},
+                {"id": "e", "error": {"code": -32600, "message": "bad"}}
+            ])
+        );
+        let full = parse_response(body, true).expect("valid");
+        assert_eq!(
+            full.get(0).and_then(|m| m.get("xA")),
+            Some(&json!({"a": [1, "é"]}))
+        );
+        // Escaped keys that are read are still recognised.
+        let v = parse_response(br#"{"\u0069d":2,"res\u0075lt":{"t\u0074lMs":3}}"#, false)
+            .expect("valid");
+        assert_eq!(v, json!({"id": 2, "result": {"ttlMs": 3}}));
+        // Syntax errors inside skipped members are still errors.
+        assert!(parse_response(br#"{"jsonrpc":[1,,],"id":1,"result":{}}"#, false).is_err());
     }
 }
