@@ -296,17 +296,17 @@ pub fn write_export_request(out: &mut Vec<u8>, spans: &[Span], resource: &Resour
         put_kv(
             out,
             "service.name",
-            &AttrValue::Str(resource.service_name.clone()),
+            &AttrValue::Str(resource.service_name.clone().into()),
         );
         out.push(b',');
         put_kv(
             out,
             "service.instance.id",
-            &AttrValue::Str(instance.to_owned()),
+            &AttrValue::Str(instance.to_owned().into()),
         );
         for (k, v) in &resource.extra {
             out.push(b',');
-            put_kv(out, k, &AttrValue::Str(v.clone()));
+            put_kv(out, k, &AttrValue::Str(v.clone().into()));
         }
         out.extend_from_slice(b"]},\"scopeSpans\":[{\"scope\":{\"name\":");
         put_str(out, SCOPE_NAME);

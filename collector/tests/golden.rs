@@ -27,7 +27,7 @@ fn attr<'a>(s: &'a Span, key: &str) -> Option<&'a AttrValue> {
 
 fn attr_str(s: &Span, key: &str) -> Option<String> {
     match attr(s, key)? {
-        AttrValue::Str(v) => Some(v.clone()),
+        AttrValue::Str(v) => Some(v.to_string()),
         AttrValue::Int(i) => Some(i.to_string()),
         AttrValue::Bool(b) => Some(b.to_string()),
         AttrValue::StrArray(a) => Some(a.join(",")),
@@ -37,7 +37,7 @@ fn attr_str(s: &Span, key: &str) -> Option<String> {
 fn attr_list(s: &Span, key: &str) -> Vec<String> {
     let mut v = match attr(s, key) {
         Some(AttrValue::StrArray(a)) => a.clone(),
-        Some(AttrValue::Str(x)) => vec![x.clone()],
+        Some(AttrValue::Str(x)) => vec![x.to_string()],
         _ => Vec::new(),
     };
     v.sort();

@@ -436,7 +436,13 @@ impl Decoder {
 
     /// Attributes shared by every span of an exchange.
     fn base_attrs(&self, ex: &Exchange, ctx: &ExCtx, attrs: &mut Vec<Attr>) {
-        push_str(attrs, a::HTTP_REQUEST_METHOD, &ex.method);
+        let method: Cow<'static, str> = match ex.method.as_str() {
+            "POST" => Cow::Borrowed("POST"),
+            "GET" => Cow::Borrowed("GET"),
+            "DELETE" => Cow::Borrowed("DELETE"),
+            other => Cow::Owned(other.to_owned()),
+        };
+        push(attrs, a::HTTP_REQUEST_METHOD, AttrValue::Str(method));
         if let Some(s) = ex.status {
             push(
                 attrs,
@@ -444,15 +450,15 @@ impl Decoder {
                 AttrValue::Int(i64::from(s)),
             );
         }
-        push_str(attrs, a::URL_PATH, url_path(&ex.target));
+        push_string(attrs, a::URL_PATH, url_path(&ex.target));
         push_str(attrs, a::URL_SCHEME, "http");
         if let Some(ua) = header_str(&ex.headers, "user-agent") {
-            push(attrs, a::USER_AGENT_ORIGINAL, AttrValue::Str(ua));
+            push(attrs, a::USER_AGENT_ORIGINAL, AttrValue::Str(ua.into()));
         }
         push(
             attrs,
             a::CLIENT_ADDRESS,
-            AttrValue::Str(ip_text(ex.conn.client.ip())),
+            AttrValue::Str(ip_text(ex.conn.client.ip()).into()),
         );
         push(
             attrs,
@@ -462,7 +468,7 @@ impl Decoder {
         push(
             attrs,
             a::SERVER_ADDRESS,
-            AttrValue::Str(ip_text(ex.conn.server.ip())),
+            AttrValue::Str(ip_text(ex.conn.server.ip()).into()),
         );
         push(
             attrs,
@@ -478,10 +484,10 @@ impl Decoder {
         push_str(attrs, a::NETWORK_TRANSPORT, "tcp");
         push_str(attrs, a::ERA, ctx.era.as_str());
         if let Some(s) = &ctx.session {
-            push(attrs, a::MCP_SESSION_ID, AttrValue::Str(s.clone()));
+            push(attrs, a::MCP_SESSION_ID, AttrValue::Str(s.clone().into()));
         }
         if let Some(s) = &ctx.minted {
-            push(attrs, a::SESSION_MINTED, AttrValue::Str(s.clone()));
+            push(attrs, a::SESSION_MINTED, AttrValue::Str(s.clone().into()));
         }
         if ex.status.is_some() {
             push(attrs, a::RESPONSE_SSE, AttrValue::Bool(ex.sse));
@@ -522,7 +528,7 @@ impl Decoder {
             push(attrs, a::HTTP_RESYNCED, AttrValue::Bool(true));
         }
         if let Some(m) = header_str(&ex.headers, "mcp-method") {
-            push(attrs, a::ROUTING_MCP_METHOD, AttrValue::Str(m));
+            push(attrs, a::ROUTING_MCP_METHOD, AttrValue::Str(m.into()));
         }
         let params = param_header_names(&ex.headers);
         if !params.is_empty() {
@@ -547,7 +553,11 @@ impl Decoder {
             .find(|h| h.name.eq_ignore_ascii_case("mcp-name"))
         {
             let n = decode_header_value(raw.value);
-            push(&mut attrs, a::ROUTING_MCP_NAME, AttrValue::Str(n.value));
+            push(
+                &mut attrs,
+                a::ROUTING_MCP_NAME,
+                AttrValue::Str(n.value.into()),
+            );
         }
         let pv = header_str(&ex.headers, "mcp-protocol-version").or_else(|| {
             ctx.session
@@ -556,7 +566,11 @@ impl Decoder {
                 .and_then(|i| i.protocol_version.clone())
         });
         if let Some(pv) = pv {
-            push(&mut attrs, a::MCP_PROTOCOL_VERSION, AttrValue::Str(pv));
+            push(
+                &mut attrs,
+                a::MCP_PROTOCOL_VERSION,
+                AttrValue::Str(pv.into()),
+            );
         }
         self.session_identity(ctx, &mut attrs);
         let long_lived = ex.method.eq_ignore_ascii_case("GET") && ex.sse;
@@ -578,12 +592,12 @@ impl Decoder {
             if let Some(v) = &ex.request_json {
                 let (s, t) = capture(v, &self.cfg.handle_rule, self.cfg.capture_body_max_bytes);
                 truncated |= t;
-                push(&mut attrs, a::REQUEST_BODY, AttrValue::Str(s));
+                push(&mut attrs, a::REQUEST_BODY, AttrValue::Str(s.into()));
             }
             if let Some(v) = &ex.response_json {
                 let (s, t) = capture(v, &self.cfg.handle_rule, self.cfg.capture_body_max_bytes);
                 truncated |= t;
-                push(&mut attrs, a::RESPONSE_BODY, AttrValue::Str(s));
+                push(&mut attrs, a::RESPONSE_BODY, AttrValue::Str(s.into()));
             }
             if truncated {
                 self.stats.bodies_capture_truncated += 1;
@@ -642,11 +656,11 @@ impl Decoder {
         };
         let mut any = false;
         if let Some(n) = &info.client_name {
-            push(attrs, a::CLIENT_NAME, AttrValue::Str(n.clone()));
+            push(attrs, a::CLIENT_NAME, AttrValue::Str(n.clone().into()));
             any = true;
         }
         if let Some(v) = &info.client_version {
-            push(attrs, a::CLIENT_VERSION, AttrValue::Str(v.clone()));
+            push(attrs, a::CLIENT_VERSION, AttrValue::Str(v.clone().into()));
             any = true;
         }
         if any {
@@ -686,10 +700,10 @@ impl Decoder {
         push(
             &mut attrs,
             a::MCP_METHOD_NAME,
-            AttrValue::Str(method.to_string()),
+            AttrValue::Str(method.to_string().into()),
         );
         if let Some(id) = m.id.as_ref().and_then(id_string) {
-            push(&mut attrs, a::JSONRPC_REQUEST_ID, AttrValue::Str(id));
+            push(&mut attrs, a::JSONRPC_REQUEST_ID, AttrValue::Str(id.into()));
         }
         if let Some(v) = m.value.get("jsonrpc").and_then(Value::as_str)
             && v != "2.0"
@@ -697,7 +711,7 @@ impl Decoder {
             push(
                 &mut attrs,
                 a::JSONRPC_PROTOCOL_VERSION,
-                AttrValue::Str(cap(v).to_string()),
+                AttrValue::Str(cap(v).to_string().into()),
             );
         }
         if ex.batch {
@@ -721,7 +735,7 @@ impl Decoder {
                     push(
                         &mut attrs,
                         a::GEN_AI_TOOL_NAME,
-                        AttrValue::Str(n.to_string()),
+                        AttrValue::Str(n.to_string().into()),
                     );
                     name = format!("{method} {n}");
                 }
@@ -731,7 +745,7 @@ impl Decoder {
                     push(
                         &mut attrs,
                         a::GEN_AI_PROMPT_NAME,
-                        AttrValue::Str(n.to_string()),
+                        AttrValue::Str(n.to_string().into()),
                     );
                     name = format!("{method} {n}");
                 }
@@ -742,7 +756,7 @@ impl Decoder {
             push(
                 &mut attrs,
                 a::MCP_RESOURCE_URI,
-                AttrValue::Str(cap(uri).to_string()),
+                AttrValue::Str(cap(uri).to_string().into()),
             );
         }
 
@@ -763,7 +777,7 @@ impl Decoder {
             push(
                 &mut attrs,
                 a::MCP_PROTOCOL_VERSION,
-                AttrValue::Str(cap(&pv).to_string()),
+                AttrValue::Str(cap(&pv).to_string().into()),
             );
         }
 
@@ -786,10 +800,10 @@ impl Decoder {
             .or_else(|| init_info.map(|i| (i, "initialize")))
         {
             if let Some(n) = str_field(info, "name") {
-                push(&mut attrs, a::CLIENT_NAME, AttrValue::Str(n));
+                push(&mut attrs, a::CLIENT_NAME, AttrValue::Str(n.into()));
             }
             if let Some(v) = str_field(info, "version") {
-                push(&mut attrs, a::CLIENT_VERSION, AttrValue::Str(v));
+                push(&mut attrs, a::CLIENT_VERSION, AttrValue::Str(v.into()));
             }
             push_str(&mut attrs, a::CLIENT_INFO_SOURCE, src);
             if let Some(c) = caps {
@@ -865,7 +879,7 @@ impl Decoder {
                 Some(t) => push(
                     &mut attrs,
                     a::RESULT_TYPE,
-                    AttrValue::Str(cap(t).to_string()),
+                    AttrValue::Str(cap(t).to_string().into()),
                 ),
                 None if ctx.era == Era::Modern => push_str(&mut attrs, a::RESULT_TYPE, "complete"),
                 None => {}
@@ -877,7 +891,7 @@ impl Decoder {
                 push(
                     &mut attrs,
                     a::CACHE_SCOPE,
-                    AttrValue::Str(cap(s).to_string()),
+                    AttrValue::Str(cap(s).to_string().into()),
                 );
             }
             let wrapped = r.get("task").and_then(Value::as_object);
@@ -902,13 +916,17 @@ impl Decoder {
             minted.walk_text_content(result.unwrap_or(&Value::Null), &self.cfg.handle_rule);
         }
         if let Some(t) = task_id {
-            push(&mut attrs, a::TASK_ID, AttrValue::Str(cap(&t).to_string()));
+            push(
+                &mut attrs,
+                a::TASK_ID,
+                AttrValue::Str(cap(&t).to_string().into()),
+            );
         }
         if let Some(s) = task_status {
             push(
                 &mut attrs,
                 a::TASK_STATUS,
-                AttrValue::Str(cap(&s).to_string()),
+                AttrValue::Str(cap(&s).to_string().into()),
             );
         }
         // A result that echoes a handle of the arguments did not mint it.
@@ -948,15 +966,15 @@ impl Decoder {
             let rule = &self.cfg.handle_rule;
             let max = self.cfg.capture_body_max_bytes;
             let (s, mut truncated) = capture(&m.value, rule, max);
-            push(&mut attrs, a::REQUEST_BODY, AttrValue::Str(s));
+            push(&mut attrs, a::REQUEST_BODY, AttrValue::Str(s.into()));
             if let Some(r) = resp {
                 let (s, t) = capture(&r.msg, rule, max);
                 truncated |= t;
-                push(&mut attrs, a::RESPONSE_BODY, AttrValue::Str(s));
+                push(&mut attrs, a::RESPONSE_BODY, AttrValue::Str(s.into()));
             } else if let Some(e) = ex.null_error.as_ref() {
                 let (s, t) = capture(e, rule, max);
                 truncated |= t;
-                push(&mut attrs, a::RESPONSE_BODY, AttrValue::Str(s));
+                push(&mut attrs, a::RESPONSE_BODY, AttrValue::Str(s.into()));
             }
             if truncated {
                 self.stats.bodies_capture_truncated += 1;
@@ -1038,10 +1056,18 @@ impl Decoder {
             .find(|h| h.name.eq_ignore_ascii_case("mcp-name"))
             .map(|h| decode_header_value(h.value));
         if let Some(n) = &name_hdr {
-            push(attrs, a::ROUTING_MCP_NAME, AttrValue::Str(n.value.clone()));
+            push(
+                attrs,
+                a::ROUTING_MCP_NAME,
+                AttrValue::Str(n.value.clone().into()),
+            );
             if let Some(raw) = &n.raw_if_encoded {
                 push(attrs, a::ROUTING_MCP_NAME_ENCODED, AttrValue::Bool(true));
-                push(attrs, a::ROUTING_MCP_NAME_RAW, AttrValue::Str(raw.clone()));
+                push(
+                    attrs,
+                    a::ROUTING_MCP_NAME_RAW,
+                    AttrValue::Str(raw.clone().into()),
+                );
             }
             if n.decode_error {
                 self.stats.mcp_name_decode_errors += 1;
@@ -1447,7 +1473,11 @@ fn make_event(method: &str, obj: &Map<String, Value>, ts: u64, cfg: &DecoderConf
                 .and_then(|p| p.get("progress"))
                 .filter(|v| v.is_number())
             {
-                push(&mut attrs, a::MCP_PROGRESS, AttrValue::Str(p.to_string()));
+                push(
+                    &mut attrs,
+                    a::MCP_PROGRESS,
+                    AttrValue::Str(p.to_string().into()),
+                );
             }
             if let Some(p) = params
                 .and_then(|p| p.get("total"))
@@ -1456,7 +1486,7 @@ fn make_event(method: &str, obj: &Map<String, Value>, ts: u64, cfg: &DecoderConf
                 push(
                     &mut attrs,
                     a::MCP_PROGRESS_TOTAL,
-                    AttrValue::Str(p.to_string()),
+                    AttrValue::Str(p.to_string().into()),
                 );
             }
         }
@@ -1465,27 +1495,27 @@ fn make_event(method: &str, obj: &Map<String, Value>, ts: u64, cfg: &DecoderConf
                 push(
                     &mut attrs,
                     a::MCP_LOG_LEVEL,
-                    AttrValue::Str(cap(l).to_string()),
+                    AttrValue::Str(cap(l).to_string().into()),
                 );
             }
             if let Some(l) = params.and_then(|p| p.get("logger")).and_then(Value::as_str) {
                 push(
                     &mut attrs,
                     a::MCP_LOG_LOGGER,
-                    AttrValue::Str(cap(l).to_string()),
+                    AttrValue::Str(cap(l).to_string().into()),
                 );
             }
         }
         _ => {}
     }
     if let Some(id) = obj.get("id").and_then(id_string) {
-        push(&mut attrs, a::JSONRPC_REQUEST_ID, AttrValue::Str(id));
+        push(&mut attrs, a::JSONRPC_REQUEST_ID, AttrValue::Str(id.into()));
     }
     if cfg.capture_bodies
         && let Some(p) = params
     {
         let (s, _) = capture(p, &cfg.handle_rule, cfg.capture_body_max_bytes);
-        push(&mut attrs, a::NOTIFICATION_BODY, AttrValue::Str(s));
+        push(&mut attrs, a::NOTIFICATION_BODY, AttrValue::Str(s.into()));
     }
     SpanEvent {
         time_ns: ts,
@@ -1500,8 +1530,14 @@ fn push(attrs: &mut Vec<Attr>, k: &'static str, v: AttrValue) {
     attrs.push((Cow::Borrowed(k), v));
 }
 
-fn push_str(attrs: &mut Vec<Attr>, k: &'static str, v: &str) {
-    push(attrs, k, AttrValue::Str(v.to_string()));
+/// Pushes a fixed string value without allocating.
+fn push_str(attrs: &mut Vec<Attr>, k: &'static str, v: &'static str) {
+    push(attrs, k, AttrValue::Str(Cow::Borrowed(v)));
+}
+
+/// Pushes a copy of a string value.
+fn push_string(attrs: &mut Vec<Attr>, k: &'static str, v: &str) {
+    push(attrs, k, AttrValue::Str(Cow::Owned(v.to_owned())));
 }
 
 fn sat_i64(n: u64) -> i64 {
@@ -1581,9 +1617,13 @@ fn rpc_error_attrs(err: &Value, attrs: &mut Vec<Attr>) -> SpanStatus {
     push(
         attrs,
         a::RPC_RESPONSE_STATUS_CODE,
-        AttrValue::Str(code_str.clone()),
+        AttrValue::Str(code_str.clone().into()),
     );
-    push(attrs, a::ERROR_TYPE, AttrValue::Str(code_str.clone()));
+    push(
+        attrs,
+        a::ERROR_TYPE,
+        AttrValue::Str(code_str.clone().into()),
+    );
     let caller_fault = code
         .and_then(Value::as_i64)
         .is_some_and(|c| CALLER_FAULT_CODES.contains(&c));
@@ -1619,7 +1659,7 @@ fn http_status_rule(
     match ex.status {
         Some(s @ 500..=599) => {
             if !has_rpc_error && !attrs.iter().any(|(k, _)| k == a::ERROR_TYPE) {
-                push(attrs, a::ERROR_TYPE, AttrValue::Str(s.to_string()));
+                push(attrs, a::ERROR_TYPE, AttrValue::Str(s.to_string().into()));
                 *status = SpanStatus::Error(format!("HTTP {s}"));
             } else if *status == SpanStatus::Unset {
                 *status = SpanStatus::Error(format!("HTTP {s}"));

@@ -7,8 +7,9 @@ use std::borrow::Cow;
 #[derive(Debug, Clone, PartialEq, Eq)]
 #[cfg_attr(feature = "serde", derive(serde::Serialize, serde::Deserialize))]
 pub enum AttrValue {
-    /// UTF-8 string.
-    Str(String),
+    /// UTF-8 string: borrowed for the fixed values the decoder emits
+    /// (`"http"`, `"request"`, routing statuses, ...), owned otherwise.
+    Str(Cow<'static, str>),
     /// Signed 64-bit integer.
     Int(i64),
     /// Boolean.

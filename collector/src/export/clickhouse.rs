@@ -163,7 +163,7 @@ pub fn hex(bytes: &[u8]) -> String {
 /// JSON array text.
 pub fn attr_string(v: &AttrValue) -> String {
     match v {
-        AttrValue::Str(s) => s.clone(),
+        AttrValue::Str(s) => s.to_string(),
         AttrValue::Int(i) => i.to_string(),
         AttrValue::Bool(b) => b.to_string(),
         AttrValue::StrArray(a) => serde_json::to_string(a).unwrap_or_default(),
