@@ -211,13 +211,27 @@ pub fn header<'a>(headers: &'a Headers, name: &str) -> Option<&'a [u8]> {
 
 /// Case-insensitive lookup returning the value as UTF-8 text (lossy).
 pub fn header_str(headers: &Headers, name: &str) -> Option<String> {
-    header(headers, name).map(|v| String::from_utf8_lossy(v).into_owned())
+    header(headers, name).map(|v| lossy(v).into_owned())
 }
 
 /// Case-insensitive lookup returning the value as UTF-8 text (lossy), borrowed
 /// when the value is valid UTF-8 (no allocation).
 pub fn header_text<'a>(headers: &'a Headers, name: &str) -> Option<std::borrow::Cow<'a, str>> {
-    header(headers, name).map(String::from_utf8_lossy)
+    header(headers, name).map(lossy)
+}
+
+/// `String::from_utf8_lossy`, checking valid input with the faster
+/// `str::from_utf8` first (the lossy scan has no ASCII fast path).
+pub(crate) fn lossy(v: &[u8]) -> std::borrow::Cow<'_, str> {
+    match std::str::from_utf8(v) {
+        Ok(s) => std::borrow::Cow::Borrowed(s),
+        Err(_) => String::from_utf8_lossy(v),
+    }
+}
+
+/// `String::from_utf8_lossy(&v).into_owned()` without copying valid input.
+pub(crate) fn lossy_owned(v: Vec<u8>) -> String {
+    String::from_utf8(v).unwrap_or_else(|e| String::from_utf8_lossy(e.as_bytes()).into_owned())
 }
 
 /// Irregularities seen while framing one HTTP message. All `false` for a clean message.
@@ -340,4 +354,26 @@ pub enum HttpEvent {
         /// Timestamp of the packet or timeout that closed it.
         ts: TimestampNs,
     },
+}
+
+#[cfg(test)]
+mod lossy_tests {
+    use super::{lossy, lossy_owned};
+    use proptest::prelude::*;
+
+    proptest! {
+        #[test]
+        fn lossy_matches_std(v in proptest::collection::vec(any::<u8>(), 0..64), text in ".{0,16}") {
+            prop_assert_eq!(lossy(&v), String::from_utf8_lossy(&v));
+            prop_assert_eq!(lossy_owned(v.clone()), String::from_utf8_lossy(&v).into_owned());
+            prop_assert_eq!(lossy(text.as_bytes()), text.as_str());
+            prop_assert_eq!(lossy_owned(text.clone().into_bytes()), text);
+        }
+    }
+
+    #[test]
+    fn invalid_bytes_become_replacement_characters() {
+        assert_eq!(lossy(b"a\xffb"), "a\u{fffd}b");
+        assert_eq!(lossy_owned(b"\xc3(".to_vec()), "\u{fffd}(");
+    }
 }

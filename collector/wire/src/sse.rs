@@ -312,17 +312,11 @@ impl SseParser {
         if self.data.last() == Some(&b'\n') {
             self.data.pop();
         }
-        let data = String::from_utf8_lossy(&self.data).into_owned();
+        let data = crate::lossy_owned(std::mem::take(&mut self.data));
         out.push(SseEvent {
-            event: self
-                .event
-                .take()
-                .map(|v| String::from_utf8_lossy(&v).into_owned()),
+            event: self.event.take().map(crate::lossy_owned),
             data,
-            id: self
-                .id
-                .take()
-                .map(|v| String::from_utf8_lossy(&v).into_owned()),
+            id: self.id.take().map(crate::lossy_owned),
             retry_ms: self.retry_ms.take(),
         });
         stats.sse_events += 1;
