@@ -5,6 +5,11 @@ use mcptap_collector::cli::{Cli, Command};
 use mcptap_collector::run;
 use std::process::ExitCode;
 
+/// mimalloc instead of glibc malloc: the decode path allocates small, short-lived
+/// blocks per message (see BENCHMARKS.md, round 4).
+#[global_allocator]
+static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 fn main() -> ExitCode {
     let cli = Cli::parse();
     run::init_logging(&cli.run.log_format);
