@@ -24,12 +24,22 @@
 //!   IPv6 packets with a fragment header that fragments (M set or offset > 0)
 //!   are [`DropReason::Fragmented`]: fragments are not reassembled. An IPv6
 //!   "atomic fragment" (offset 0, M clear) is a whole packet and is decoded.
+//! - **Fast path.** Most frames are Ethernet (or SLL/SLL2) → IPv4 → TCP,
+//!   unfragmented, with complete headers and the whole IP packet captured.
+//!   Those go through etherparse's strict `Ipv4HeaderSlice` and `TcpSlice`
+//!   (about 3× fewer instructions than the lax slicer, which builds and moves
+//!   a large `LaxSlicedPacket` per frame). Any other frame (VLAN tags, IPv6,
+//!   options that do not fit, truncation, fragments, odd lengths) takes the
+//!   lax slicer. The property test `fast_path_agrees_with_lax_slicer` checks
+//!   that both give the same answer wherever the fast path answers.
 //! - **IP version.** For LINKTYPE_RAW, LINKTYPE_IPV4 and LINKTYPE_IPV6 (and the
 //!   SLL/Null protocol fields) the IP header's version nibble decides how the
 //!   packet is decoded; the link type only says where the IP header starts.
 
 use etherparse::err::Layer;
-use etherparse::{EtherType, LaxNetSlice, LaxSlicedPacket, TransportSlice};
+use etherparse::{
+    EtherType, IpNumber, Ipv4HeaderSlice, LaxNetSlice, LaxSlicedPacket, TcpSlice, TransportSlice,
+};
 use std::net::{IpAddr, SocketAddr};
 
 /// Link-layer header types we decode (tcpdump.org LINKTYPE values in the docs).
@@ -128,6 +138,8 @@ pub enum DropReason {
 const ETH_IPV4: u16 = 0x0800;
 /// EtherType of IPv6.
 const ETH_IPV6: u16 = 0x86DD;
+/// Length of an Ethernet II header without VLAN tags.
+const ETH_LEN: usize = 14;
 /// Length of the Linux cooked capture v1 header (LINKTYPE_LINUX_SLL).
 const SLL_LEN: usize = 16;
 /// Length of the Linux cooked capture v2 header (LINKTYPE_LINUX_SLL2).
@@ -144,6 +156,59 @@ const NULL_LEN: usize = 4;
 ///
 /// Errors: a [`DropReason`]; never panics on any input.
 pub fn decode_packet(link: LinkType, frame: &[u8]) -> Result<TcpPacket<'_>, DropReason> {
+    if let Some(p) = fast_path(link, frame) {
+        return Ok(p);
+    }
+    decode_lax(link, frame)
+}
+
+/// The IPv4 packet of an Ethernet (no VLAN tag), SLL or SLL2 frame, if the
+/// link header says IPv4; `None` for every other frame.
+fn ipv4_of(link: LinkType, frame: &[u8]) -> Option<&[u8]> {
+    let (proto, start) = match link {
+        // 6 destination, 6 source, 2 EtherType.
+        LinkType::Ethernet => (be16(frame, 12)?, ETH_LEN),
+        LinkType::LinuxSll => (be16(frame, 14)?, SLL_LEN),
+        LinkType::LinuxSll2 => (be16(frame, 0)?, SLL2_LEN),
+        _ => return None,
+    };
+    if proto == ETH_IPV4 {
+        frame.get(start..)
+    } else {
+        None
+    }
+}
+
+/// Decodes the common frame (see "Fast path" in the module docs); `None`
+/// means "not this kind of frame", never an error.
+fn fast_path(link: LinkType, frame: &[u8]) -> Option<TcpPacket<'_>> {
+    let ip = ipv4_of(link, frame)?;
+    let h = Ipv4HeaderSlice::from_slice(ip).ok()?;
+    if h.protocol() != IpNumber::TCP || h.is_fragmenting_payload() {
+        return None;
+    }
+    let total = usize::from(h.total_len());
+    if total < h.slice().len() || total > ip.len() {
+        return None;
+    }
+    let tcp = TcpSlice::from_slice(ip.get(h.slice().len()..total)?).ok()?;
+    Some(TcpPacket {
+        src: SocketAddr::new(IpAddr::V4(h.source_addr()), tcp.source_port()),
+        dst: SocketAddr::new(IpAddr::V4(h.destination_addr()), tcp.destination_port()),
+        seq: tcp.sequence_number(),
+        ack: tcp.acknowledgment_number(),
+        flags: TcpFlags {
+            syn: tcp.syn(),
+            ack: tcp.ack(),
+            fin: tcp.fin(),
+            rst: tcp.rst(),
+        },
+        payload: tcp.payload(),
+    })
+}
+
+/// Every frame through etherparse's lax slicer (the general path).
+fn decode_lax(link: LinkType, frame: &[u8]) -> Result<TcpPacket<'_>, DropReason> {
     let sliced = match link {
         LinkType::Ethernet => {
             LaxSlicedPacket::from_ethernet(frame).map_err(|_| DropReason::Malformed)?
@@ -276,5 +341,88 @@ pub fn count(
             DropReason::Fragmented => &mut stats.packets_fragmented,
         };
         *c = c.saturating_add(1);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use proptest::prelude::*;
+
+    /// Ethernet + IPv4 (with `opt` 4-byte option words) + TCP (with
+    /// `tcp_opt` option words) carrying `payload`; lengths and flags as given.
+    fn frame(opt: u8, tcp_opt: u8, flags: u8, frag: u16, payload: &[u8], pad: usize) -> Vec<u8> {
+        let ihl = 5 + opt;
+        let thl = 5 + tcp_opt;
+        let total = usize::from(ihl) * 4 + usize::from(thl) * 4 + payload.len();
+        let mut f = vec![1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 0x08, 0x00];
+        f.push(0x40 | ihl);
+        f.push(0);
+        f.extend_from_slice(&u16::try_from(total).unwrap_or(u16::MAX).to_be_bytes());
+        f.extend_from_slice(&[0, 1]);
+        f.extend_from_slice(&frag.to_be_bytes());
+        f.extend_from_slice(&[64, 6, 0, 0, 10, 0, 0, 1, 10, 0, 0, 2]);
+        f.extend(std::iter::repeat_n(1u8, usize::from(opt) * 4));
+        f.extend_from_slice(&[0x9c, 0x40, 0x1f, 0x90, 0, 0, 3, 232, 0, 0, 7, 208]);
+        f.push(thl << 4);
+        f.push(flags);
+        f.extend_from_slice(&[0xff, 0xff, 0, 0, 0, 0]);
+        f.extend(std::iter::repeat_n(1u8, usize::from(tcp_opt) * 4));
+        f.extend_from_slice(payload);
+        f.extend(std::iter::repeat_n(0u8, pad));
+        f
+    }
+
+    #[test]
+    fn fast_path_takes_a_plain_segment() {
+        let f = frame(0, 0, 0x18, 0x4000, b"GET / HTTP/1.1\r\n", 0);
+        let p = fast_path(LinkType::Ethernet, &f);
+        assert!(p.is_some());
+        assert_eq!(p, decode_lax(LinkType::Ethernet, &f).ok());
+        assert_eq!(p.map(|p| p.payload), Some(&b"GET / HTTP/1.1\r\n"[..]));
+    }
+
+    proptest! {
+        #![proptest_config(ProptestConfig::with_cases(4000))]
+        /// Wherever the fast path answers, the lax slicer gives the same
+        /// segment; mutated, truncated and padded frames included.
+        #[test]
+        fn fast_path_agrees_with_lax_slicer(
+            opt in 0u8..3, tcp_opt in 0u8..3, flags in any::<u8>(),
+            frag in prop_oneof![Just(0u16), Just(0x4000u16), any::<u16>()],
+            payload in proptest::collection::vec(any::<u8>(), 0..64),
+            pad in 0usize..8,
+            cut in any::<prop::sample::Index>(),
+            do_cut in any::<bool>(),
+            muts in proptest::collection::vec((any::<prop::sample::Index>(), any::<u8>()), 0..3),
+            link in prop_oneof![Just(LinkType::Ethernet), Just(LinkType::LinuxSll), Just(LinkType::LinuxSll2)],
+        ) {
+            let mut f = frame(opt, tcp_opt, flags, frag, &payload, pad);
+            for (i, b) in muts {
+                let at = i.index(f.len());
+                f[at] = b;
+            }
+            if do_cut {
+                f.truncate(cut.index(f.len() + 1));
+            }
+            // Re-frame the IP packet for the cooked link types.
+            let f = match link {
+                LinkType::LinuxSll => {
+                    let mut g = vec![0u8; 14];
+                    g.extend_from_slice(f.get(12..).unwrap_or_default());
+                    g
+                }
+                LinkType::LinuxSll2 => {
+                    let mut g = f.get(12..14).unwrap_or_default().to_vec();
+                    g.resize(20, 0);
+                    g.extend_from_slice(f.get(14..).unwrap_or_default());
+                    g
+                }
+                _ => f,
+            };
+            if let Some(p) = fast_path(link, &f) {
+                prop_assert_eq!(Ok(p), decode_lax(link, &f));
+            }
+        }
     }
 }
