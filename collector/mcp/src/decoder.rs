@@ -20,24 +20,14 @@ use crate::config::DecoderConfig;
 use crate::handles::Handles;
 use crate::ids::{derive_ids, parse_traceparent};
 use crate::redact::capture;
+use crate::request::{self, Body, Caps, Params, ReqMsg, cap};
 use crate::routing::{Check, Era, decode_header_value, name_param, param_header_names};
 use crate::span::{Attr, AttrValue, Span, SpanEvent, SpanStatus};
 use crate::stats::McpStats;
 
-/// `_meta` key carrying the protocol version (2026-07-28).
-const META_PROTOCOL_VERSION: &str = "io.modelcontextprotocol/protocolVersion";
-/// `_meta` key carrying the client implementation (2026-07-28).
-const META_CLIENT_INFO: &str = "io.modelcontextprotocol/clientInfo";
-/// `_meta` key carrying client capabilities (2026-07-28).
-const META_CLIENT_CAPS: &str = "io.modelcontextprotocol/clientCapabilities";
-
 /// JSON-RPC error codes that are the caller's fault and do not make a server span
 /// an error (OTel MCP semconv server rules, common.yaml citing v1.43.0).
 const CALLER_FAULT_CODES: &[i64] = &[-32700, -32600, -32601, -32602, -32002];
-
-/// Longest string kept for a span name target, attribute taken from the body, or
-/// event name, in bytes.
-const MAX_NAME_BYTES: usize = 512;
 
 /// Why an exchange ended without a response head.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -81,19 +71,21 @@ struct Outcome {
 /// One JSON-RPC request or notification from a request body.
 #[derive(Debug)]
 struct Msg {
-    value: Value,
     method: String,
     /// `Some` when the message has an `id` member (a request), even `null`.
     id: Option<Value>,
+    /// `jsonrpc` when a string other than `2.0` (cut).
+    jsonrpc: Option<String>,
+    /// The `params` members the decoder reads.
+    params: Params,
+    /// The whole message, kept only when bodies are captured.
+    body: Option<Value>,
     batch_index: Option<u64>,
     response: Option<Outcome>,
     attached: Attached,
 }
 
 impl Msg {
-    fn params(&self) -> Option<&Map<String, Value>> {
-        self.value.get("params").and_then(Value::as_object)
-    }
     fn is_request(&self) -> bool {
         self.id.is_some()
     }
@@ -398,25 +390,23 @@ impl Decoder {
         let Some(init) = ex.msgs.iter().find(|m| m.method == "initialize") else {
             return;
         };
-        let params = init.params();
-        let info = params.and_then(|p| p.get("clientInfo"));
+        let params = &init.params;
+        let info = params.client_info.as_ref();
         let mut entry = SessionInfo {
             seq: 0,
-            client_name: info.and_then(|i| str_field(i, "name")),
-            client_version: info.and_then(|i| str_field(i, "version")),
-            capabilities: params
-                .and_then(|p| p.get("capabilities"))
-                .map(capability_keys),
+            client_name: info.and_then(|i| i.name.clone()),
+            client_version: info.and_then(|i| i.version.clone()),
+            capabilities: match &params.capabilities {
+                Caps::Absent => None,
+                Caps::NotObject => Some(Vec::new()),
+                Caps::Keys(k) => Some(k.clone()),
+            },
             protocol_version: init
                 .response
                 .as_ref()
                 .and_then(|r| r.msg.get("result"))
                 .and_then(|r| str_field(r, "protocolVersion"))
-                .or_else(|| {
-                    params
-                        .and_then(|p| p.get("protocolVersion"))
-                        .and_then(as_string)
-                }),
+                .or_else(|| params.protocol_version.clone()),
         };
         if let Some(old) = self.sessions.remove(id) {
             self.session_order.remove(&old.seq);
@@ -680,12 +670,8 @@ impl Decoder {
         let mut attrs = Vec::with_capacity(48);
         self.base_attrs(ex, ctx, &mut attrs);
         let attached = std::mem::take(&mut m.attached);
-        let empty = Map::new();
-        let params = m.params().unwrap_or(&empty);
-        let meta = params
-            .get("_meta")
-            .and_then(Value::as_object)
-            .unwrap_or(&empty);
+        let params = &m.params;
+        let meta = &params.meta;
         let method = cap(&m.method);
 
         push_str(
@@ -705,13 +691,11 @@ impl Decoder {
         if let Some(id) = m.id.as_ref().and_then(id_string) {
             push(&mut attrs, a::JSONRPC_REQUEST_ID, AttrValue::Str(id.into()));
         }
-        if let Some(v) = m.value.get("jsonrpc").and_then(Value::as_str)
-            && v != "2.0"
-        {
+        if let Some(v) = &m.jsonrpc {
             push(
                 &mut attrs,
                 a::JSONRPC_PROTOCOL_VERSION,
-                AttrValue::Str(cap(v).to_string().into()),
+                AttrValue::Str(v.clone().into()),
             );
         }
         if ex.batch {
@@ -726,7 +710,7 @@ impl Decoder {
         }
 
         // Span name and target attributes.
-        let pname = params.get("name").and_then(Value::as_str).map(cap);
+        let pname = params.name.as_deref();
         let mut name = method.to_string();
         match m.method.as_str() {
             "tools/call" => {
@@ -752,24 +736,24 @@ impl Decoder {
             }
             _ => {}
         }
-        if let Some(uri) = params.get("uri").and_then(Value::as_str) {
+        if let Some(uri) = &params.uri {
             push(
                 &mut attrs,
                 a::MCP_RESOURCE_URI,
-                AttrValue::Str(cap(uri).to_string().into()),
+                AttrValue::Str(uri.clone().into()),
             );
         }
 
         // Protocol version.
         let hdr_pv = header_str(&ex.headers, "mcp-protocol-version");
-        let meta_pv = meta.get(META_PROTOCOL_VERSION).and_then(as_string);
+        let meta_pv = meta.protocol_version.clone();
         let session_info = ctx.session.as_ref().and_then(|s| self.sessions.get(s));
         let pv = hdr_pv
             .clone()
             .or_else(|| meta_pv.clone())
             .or_else(|| {
                 (m.method == "initialize")
-                    .then(|| params.get("protocolVersion").and_then(as_string))
+                    .then(|| params.protocol_version.clone())
                     .flatten()
             })
             .or_else(|| session_info.and_then(|i| i.protocol_version.clone()));
@@ -782,28 +766,30 @@ impl Decoder {
         }
 
         // Client identity.
-        let meta_info = meta.get(META_CLIENT_INFO).filter(|v| v.is_object());
+        let meta_info = meta.client_info.as_ref();
         let init_info = (m.method == "initialize")
-            .then(|| params.get("clientInfo").filter(|v| v.is_object()))
+            .then_some(params.client_info.as_ref())
             .flatten();
         let caps = meta
-            .get(META_CLIENT_CAPS)
-            .filter(|v| v.is_object())
-            .or_else(|| {
-                (m.method == "initialize")
-                    .then(|| params.get("capabilities").filter(|v| v.is_object()))
-                    .flatten()
-            })
-            .map(capability_keys);
+            .client_caps
+            .clone()
+            .or_else(|| match &params.capabilities {
+                Caps::Keys(k) if m.method == "initialize" => Some(k.clone()),
+                _ => None,
+            });
         if let Some((info, src)) = meta_info
             .map(|i| (i, "meta"))
             .or_else(|| init_info.map(|i| (i, "initialize")))
         {
-            if let Some(n) = str_field(info, "name") {
-                push(&mut attrs, a::CLIENT_NAME, AttrValue::Str(n.into()));
+            if let Some(n) = &info.name {
+                push(&mut attrs, a::CLIENT_NAME, AttrValue::Str(n.clone().into()));
             }
-            if let Some(v) = str_field(info, "version") {
-                push(&mut attrs, a::CLIENT_VERSION, AttrValue::Str(v.into()));
+            if let Some(v) = &info.version {
+                push(
+                    &mut attrs,
+                    a::CLIENT_VERSION,
+                    AttrValue::Str(v.clone().into()),
+                );
             }
             push_str(&mut attrs, a::CLIENT_INFO_SOURCE, src);
             if let Some(c) = caps {
@@ -836,11 +822,11 @@ impl Decoder {
         }
 
         // Tasks (request side).
-        if params.get("task").is_some_and(Value::is_object) {
+        if params.task_is_object {
             push(&mut attrs, a::TASK_LEGACY_REQUESTED, AttrValue::Bool(true));
         }
         let mut task_id = if m.method.starts_with("tasks/") {
-            params.get("taskId").and_then(as_string)
+            params.task_id.as_ref().and_then(as_string)
         } else {
             None
         };
@@ -848,10 +834,10 @@ impl Decoder {
 
         // Handles used.
         let mut used = Handles::default();
-        if let Some(args) = params.get("arguments") {
+        if let Some(args) = &params.arguments {
             used.walk(args, &self.cfg.handle_rule);
         }
-        if let Some(t) = params.get("taskId") {
+        if let Some(t) = &params.task_id {
             used.push("taskId", t);
         }
 
@@ -965,8 +951,12 @@ impl Decoder {
         if self.cfg.capture_bodies {
             let rule = &self.cfg.handle_rule;
             let max = self.cfg.capture_body_max_bytes;
-            let (s, mut truncated) = capture(&m.value, rule, max);
-            push(&mut attrs, a::REQUEST_BODY, AttrValue::Str(s.into()));
+            let mut truncated = false;
+            if let Some(body) = &m.body {
+                let (s, t) = capture(body, rule, max);
+                truncated = t;
+                push(&mut attrs, a::REQUEST_BODY, AttrValue::Str(s.into()));
+            }
             if let Some(r) = resp {
                 let (s, t) = capture(&r.msg, rule, max);
                 truncated |= t;
@@ -1005,7 +995,7 @@ impl Decoder {
             attributes: attrs,
             events,
         };
-        let meta_tp = meta.get("traceparent").and_then(Value::as_str);
+        let meta_tp = meta.traceparent.as_deref();
         let mut from_meta = false;
         if let Some(tp) = meta_tp {
             match parse_traceparent(tp) {
@@ -1014,11 +1004,7 @@ impl Decoder {
                     self.stats.trace_from_meta += 1;
                     span.trace_id = p.trace_id;
                     span.parent_span_id = Some(p.span_id);
-                    span.trace_state = meta
-                        .get("tracestate")
-                        .and_then(Value::as_str)
-                        .unwrap_or_default()
-                        .to_string();
+                    span.trace_state = meta.tracestate.clone().unwrap_or_default();
                     push_str(&mut span.attributes, a::TRACE_SOURCE, "meta");
                 }
                 None => {
@@ -1043,7 +1029,7 @@ impl Decoder {
         ex: &Exchange,
         ctx: &ExCtx,
         m: &Msg,
-        params: &Map<String, Value>,
+        params: &Params,
         meta_pv: Option<&str>,
         hdr_pv: Option<&str>,
         attrs: &mut Vec<Attr>,
@@ -1085,7 +1071,12 @@ impl Decoder {
             let ns = match name_param(&m.method) {
                 None => Check::NotRequired,
                 Some(field) => {
-                    let body = params.get(field).and_then(as_string);
+                    let body = match field {
+                        "name" => params.name.as_deref(),
+                        "uri" => params.uri.as_deref(),
+                        "taskId" => params.task_id.as_ref().and_then(Value::as_str).map(cap),
+                        _ => None,
+                    };
                     match (&name_hdr, body) {
                         (None, _) => Check::Missing,
                         (Some(h), Some(b)) if !h.decode_error && h.value == b => Check::Match,
@@ -1130,31 +1121,50 @@ fn parse_request_body(ex: &mut Exchange, body: &[u8], cfg: &DecoderConfig, stats
     if body.iter().all(u8::is_ascii_whitespace) {
         return;
     }
-    let v = match serde_json::from_slice::<Value>(body) {
-        Ok(v) => v,
-        Err(_) => {
-            stats.request_json_errors += 1;
-            ex.request_invalid = true;
-            return;
-        }
-    };
-    match v {
-        Value::Array(items) => {
-            stats.batches += 1;
-            stats.batch_messages += items.len() as u64;
-            if cfg.capture_bodies {
+    if cfg.capture_bodies {
+        // The redacted body needs the whole message: keep the `Value` and read
+        // the typed members from it.
+        let v = match serde_json::from_slice::<Value>(body) {
+            Ok(v) => v,
+            Err(_) => {
+                stats.request_json_errors += 1;
+                ex.request_invalid = true;
+                return;
+            }
+        };
+        match v {
+            Value::Array(items) => {
+                stats.batches += 1;
+                stats.batch_messages += items.len() as u64;
                 ex.request_json = Some(Value::Array(items.clone()));
+                ex.batch = true;
+                for (i, item) in items.into_iter().enumerate() {
+                    let m = request::msg_from_value(&item);
+                    push_msg(ex, m, Some(item), Some(i as u64), stats);
+                }
             }
-            ex.batch = true;
-            for (i, item) in items.into_iter().enumerate() {
-                push_msg(ex, item, Some(i as u64), stats);
+            other => {
+                ex.request_json = Some(other.clone());
+                let m = request::msg_from_value(&other);
+                push_msg(ex, m, Some(other), None, stats);
             }
         }
-        other => {
-            if cfg.capture_bodies {
-                ex.request_json = Some(other.clone());
+    } else {
+        match request::parse(body) {
+            Ok(Body::Batch(items)) => {
+                stats.batches += 1;
+                stats.batch_messages += items.len() as u64;
+                ex.batch = true;
+                for (i, m) in items.into_iter().enumerate() {
+                    push_msg(ex, m, None, Some(i as u64), stats);
+                }
             }
-            push_msg(ex, other, None, stats);
+            Ok(Body::Single(m)) => push_msg(ex, m, None, None, stats),
+            Err(_) => {
+                stats.request_json_errors += 1;
+                ex.request_invalid = true;
+                return;
+            }
         }
     }
     if !ex.msgs.is_empty() {
@@ -1163,30 +1173,38 @@ fn parse_request_body(ex: &mut Exchange, body: &[u8], cfg: &DecoderConfig, stats
     }
 }
 
-fn push_msg(ex: &mut Exchange, item: Value, batch_index: Option<u64>, stats: &mut McpStats) {
-    let Some(obj) = item.as_object() else {
+/// Adds one parsed message (`None`: not a JSON object) to `ex`; `body` is the
+/// message as JSON when bodies are captured.
+fn push_msg(
+    ex: &mut Exchange,
+    msg: Option<ReqMsg>,
+    body: Option<Value>,
+    batch_index: Option<u64>,
+    stats: &mut McpStats,
+) {
+    let Some(msg) = msg else {
         stats.invalid_jsonrpc += 1;
         ex.request_invalid = true;
         return;
     };
-    if let Some(method) = obj.get("method").and_then(Value::as_str) {
-        let method = method.to_string();
-        let id = obj.get("id").cloned();
-        if id.is_some() {
+    if let Some(method) = msg.method {
+        if msg.id.is_some() {
             stats.jsonrpc_requests += 1;
         } else {
             stats.jsonrpc_notifications += 1;
         }
         stats.count_method(&method);
         ex.msgs.push(Msg {
-            value: item,
             method,
-            id,
+            id: msg.id,
+            jsonrpc: msg.jsonrpc,
+            params: msg.params,
+            body,
             batch_index,
             response: None,
             attached: Attached::default(),
         });
-    } else if obj.contains_key("result") || obj.contains_key("error") {
+    } else if msg.has_result_or_error {
         stats.posted_responses += 1;
         ex.posted_responses += 1;
     } else {
@@ -1411,13 +1429,9 @@ fn absorb_one(ex: &mut Exchange, v: Value, ts: u64, cfg: &DecoderConfig, stats: 
             Some(&mut ex.http_attached)
         } else {
             let by_token = token.as_ref().and_then(|t| {
-                ex.msgs.iter().position(|m| {
-                    m.awaiting()
-                        && m.params()
-                            .and_then(|p| p.get("_meta"))
-                            .and_then(|mt| mt.get("progressToken"))
-                            == Some(t)
-                })
+                ex.msgs
+                    .iter()
+                    .position(|m| m.awaiting() && m.params.meta.progress_token.as_ref() == Some(t))
             });
             let idx = by_token.or_else(|| ex.msgs.iter().position(Msg::awaiting));
             idx.and_then(|i| ex.msgs.get_mut(i))
@@ -1544,18 +1558,6 @@ fn sat_i64(n: u64) -> i64 {
     i64::try_from(n).unwrap_or(i64::MAX)
 }
 
-/// `s` cut to [`MAX_NAME_BYTES`] on a char boundary.
-fn cap(s: &str) -> &str {
-    if s.len() <= MAX_NAME_BYTES {
-        return s;
-    }
-    let mut end = MAX_NAME_BYTES;
-    while !s.is_char_boundary(end) {
-        end -= 1;
-    }
-    s.get(..end).unwrap_or("")
-}
-
 fn as_string(v: &Value) -> Option<String> {
     v.as_str().map(|s| cap(s).to_string())
 }
@@ -1573,18 +1575,6 @@ fn id_string(id: &Value) -> Option<String> {
         Value::Number(n) => Some(n.to_string()),
         other => Some(cap(&other.to_string()).to_string()),
     }
-}
-
-/// Top-level capability keys, plus the ids under `extensions`, at most 64.
-fn capability_keys(caps: &Value) -> Vec<String> {
-    let Some(obj) = caps.as_object() else {
-        return Vec::new();
-    };
-    let mut out: Vec<String> = obj.keys().take(32).map(|k| cap(k).to_string()).collect();
-    if let Some(ext) = obj.get("extensions").and_then(Value::as_object) {
-        out.extend(ext.keys().take(32).map(|k| cap(k).to_string()));
-    }
-    out
 }
 
 /// Path of a request target: origin-form up to `?`/`#`; absolute-form has its

@@ -33,6 +33,7 @@ mod decoder;
 pub mod handles;
 pub mod ids;
 pub mod redact;
+mod request;
 pub mod routing;
 mod span;
 mod stats;

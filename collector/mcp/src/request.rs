@@ -1,0 +1,719 @@
+//! Typed parse of JSON-RPC request bodies: only the members the decoder reads
+//! are kept (see `docs/attributes.md` for where each one goes), without
+//! building a `serde_json::Value` tree per message.
+//!
+//! The parse is exactly as strict as `serde_json::from_slice::<Value>`: every
+//! skipped value is still visited through `Deserializer::deserialize_any`
+//! (strings validated as UTF-8, numbers range-checked, the same recursion
+//! limit), so a body is rejected if and only if the `Value` parse rejects it.
+//! Duplicate object members behave as in a `Value` (a `BTreeMap`): the last
+//! one wins. Object keys are borrowed from the input unless they contain
+//! escapes. The same seeds also read an already built `&Value` (used when
+//! bodies are captured and the `Value` is kept anyway); both paths give equal
+//! results (tested below).
+//!
+//! Members read (JSON-RPC 2.0 §4; MCP `basic/index.mdx` for `params._meta`):
+//! `method`, `id`, `jsonrpc`, presence of `result`/`error`, and in `params`:
+//! `_meta` (protocol version, client info and capabilities, `traceparent`,
+//! `tracestate`, `progressToken`), `name`, `uri`, `protocolVersion`,
+//! `clientInfo`, `capabilities`, `task`, `taskId`, `arguments`.
+
+use std::borrow::Cow;
+use std::fmt;
+
+use serde::de::{DeserializeSeed, Deserializer, MapAccess, SeqAccess, Visitor};
+use serde_json::Value;
+
+/// `_meta` key carrying the protocol version (2026-07-28).
+const META_PROTOCOL_VERSION: &str = "io.modelcontextprotocol/protocolVersion";
+/// `_meta` key carrying the client implementation (2026-07-28).
+const META_CLIENT_INFO: &str = "io.modelcontextprotocol/clientInfo";
+/// `_meta` key carrying client capabilities (2026-07-28).
+const META_CLIENT_CAPS: &str = "io.modelcontextprotocol/clientCapabilities";
+
+/// Most top-level capability keys kept, and most `extensions` ids kept.
+const MAX_CAPABILITY_KEYS: usize = 32;
+
+/// Longest string kept for a value taken from the body, in bytes (the
+/// decoder's `MAX_NAME_BYTES`).
+pub(crate) const MAX_NAME_BYTES: usize = 512;
+
+/// `s` cut to [`MAX_NAME_BYTES`] on a char boundary.
+pub(crate) fn cap(s: &str) -> &str {
+    if s.len() <= MAX_NAME_BYTES {
+        return s;
+    }
+    let mut end = MAX_NAME_BYTES;
+    while !s.is_char_boundary(end) {
+        end -= 1;
+    }
+    s.get(..end).unwrap_or("")
+}
+
+/// A request body: one message or a batch (JSON array). `None` items are
+/// elements that are not JSON objects.
+#[derive(Debug, PartialEq)]
+#[allow(clippy::large_enum_variant)] // moved once, straight into the exchange
+pub(crate) enum Body {
+    /// The body is not an array.
+    Single(Option<ReqMsg>),
+    /// The body is an array; one item per element.
+    Batch(Vec<Option<ReqMsg>>),
+}
+
+/// The members of one JSON-RPC message object that the decoder reads.
+#[derive(Debug, Default, PartialEq)]
+pub(crate) struct ReqMsg {
+    /// `method`, when a string (uncut).
+    pub method: Option<String>,
+    /// `id`, whatever its type (`null` included), when present.
+    pub id: Option<Value>,
+    /// `jsonrpc`, when a string other than `2.0` (cut to [`MAX_NAME_BYTES`]).
+    pub jsonrpc: Option<String>,
+    /// A `result` or `error` member is present (any value).
+    pub has_result_or_error: bool,
+    /// `params`; all empty when absent or not an object.
+    pub params: Params,
+}
+
+/// `params` members read by the decoder. String values are cut to
+/// [`MAX_NAME_BYTES`] unless noted.
+#[derive(Debug, Default, PartialEq)]
+pub(crate) struct Params {
+    /// `_meta`; all empty when absent or not an object.
+    pub meta: Meta,
+    /// `name`, when a string.
+    pub name: Option<String>,
+    /// `uri`, when a string.
+    pub uri: Option<String>,
+    /// `protocolVersion`, when a string.
+    pub protocol_version: Option<String>,
+    /// `clientInfo`, when an object.
+    pub client_info: Option<ClientInfo>,
+    /// `capabilities`.
+    pub capabilities: Caps,
+    /// `task` is an object (2025-11-25 task augmentation).
+    pub task_is_object: bool,
+    /// `taskId`, whatever its type.
+    pub task_id: Option<Value>,
+    /// `arguments`, whatever its type (walked for handles).
+    pub arguments: Option<Value>,
+}
+
+/// `params._meta` members read by the decoder.
+#[derive(Debug, Default, PartialEq)]
+pub(crate) struct Meta {
+    /// `io.modelcontextprotocol/protocolVersion`, when a string (cut).
+    pub protocol_version: Option<String>,
+    /// `io.modelcontextprotocol/clientInfo`, when an object.
+    pub client_info: Option<ClientInfo>,
+    /// Keys of `io.modelcontextprotocol/clientCapabilities`, when an object
+    /// (see [`Caps`]).
+    pub client_caps: Option<Vec<String>>,
+    /// `traceparent`, when a string (uncut).
+    pub traceparent: Option<String>,
+    /// `tracestate`, when a string (uncut).
+    pub tracestate: Option<String>,
+    /// `progressToken`, whatever its type.
+    pub progress_token: Option<Value>,
+}
+
+/// `name` and `version` of a client info object, when strings (cut).
+#[derive(Debug, Default, PartialEq)]
+pub(crate) struct ClientInfo {
+    /// `name`.
+    pub name: Option<String>,
+    /// `version`.
+    pub version: Option<String>,
+}
+
+/// A capabilities member.
+#[derive(Debug, Default, PartialEq)]
+pub(crate) enum Caps {
+    /// Absent.
+    #[default]
+    Absent,
+    /// Present but not an object.
+    NotObject,
+    /// An object: its top-level keys in key order (at most 32), then the keys
+    /// of its `extensions` object (at most 32), each cut.
+    Keys(Vec<String>),
+}
+
+/// Parses a request body (`serde_json::from_slice` strictness, see the module
+/// doc).
+///
+/// # Errors
+/// Exactly when `serde_json::from_slice::<Value>(bytes)` fails.
+pub(crate) fn parse(bytes: &[u8]) -> serde_json::Result<Body> {
+    let mut de = serde_json::Deserializer::from_slice(bytes);
+    let body = BodySeed.deserialize(&mut de)?;
+    de.end()?;
+    Ok(body)
+}
+
+/// Reads one message from an already parsed `Value` (never fails in practice:
+/// every seed accepts every JSON type; an error is reported as `None`, a
+/// non-object).
+pub(crate) fn msg_from_value(v: &Value) -> Option<ReqMsg> {
+    MsgSeed.deserialize(v).ok().flatten()
+}
+
+// ---- seeds --------------------------------------------------------------------------
+
+/// Visits any JSON value and builds nothing.
+struct Skip;
+
+/// An object key, borrowed from the input unless it contains escapes.
+struct Key;
+
+/// A string value (cut to [`MAX_NAME_BYTES`] when `.0`), else `None`.
+struct StrSeed(bool);
+
+/// The request body.
+struct BodySeed;
+
+/// One message: an object, else `None`.
+struct MsgSeed;
+
+/// `params`: an object, else all empty.
+struct ParamsSeed;
+
+/// `_meta`: an object, else all empty.
+struct MetaSeed;
+
+/// A client info object, else `None`.
+struct ClientInfoSeed;
+
+/// A capabilities object's keys, else `None`.
+struct CapsSeed;
+
+/// The sorted, de-duplicated keys of an object (at most 32, cut), else `None`.
+struct KeysSeed;
+
+/// `true` when the value is an object.
+struct IsObject;
+
+/// Visitor methods for JSON types other than the ones a seed handles: the
+/// value is consumed (containers through [`Skip`]) and `$ret` returned.
+macro_rules! scalars_give {
+    ($ret:expr) => {
+        fn visit_bool<E>(self, _: bool) -> Result<Self::Value, E> {
+            Ok($ret)
+        }
+        fn visit_i64<E>(self, _: i64) -> Result<Self::Value, E> {
+            Ok($ret)
+        }
+        fn visit_u64<E>(self, _: u64) -> Result<Self::Value, E> {
+            Ok($ret)
+        }
+        fn visit_f64<E>(self, _: f64) -> Result<Self::Value, E> {
+            Ok($ret)
+        }
+        fn visit_unit<E>(self) -> Result<Self::Value, E> {
+            Ok($ret)
+        }
+        fn visit_none<E>(self) -> Result<Self::Value, E> {
+            Ok($ret)
+        }
+    };
+}
+macro_rules! str_gives {
+    ($ret:expr) => {
+        fn visit_str<E>(self, _: &str) -> Result<Self::Value, E> {
+            Ok($ret)
+        }
+    };
+}
+macro_rules! seq_gives {
+    ($ret:expr) => {
+        fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<Self::Value, A::Error> {
+            while seq.next_element_seed(Skip)?.is_some() {}
+            Ok($ret)
+        }
+    };
+}
+macro_rules! map_gives {
+    ($ret:expr) => {
+        fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<Self::Value, A::Error> {
+            while map.next_key_seed(Skip)?.is_some() {
+                map.next_value_seed(Skip)?;
+            }
+            Ok($ret)
+        }
+    };
+}
+macro_rules! any_seed {
+    ($t:ty, $v:ty) => {
+        impl<'de> DeserializeSeed<'de> for $t {
+            type Value = $v;
+            fn deserialize<D: Deserializer<'de>>(self, d: D) -> Result<$v, D::Error> {
+                d.deserialize_any(self)
+            }
+        }
+    };
+}
+
+any_seed!(Skip, ());
+impl<'de> Visitor<'de> for Skip {
+    type Value = ();
+    fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("any JSON value")
+    }
+    scalars_give!(());
+    str_gives!(());
+    seq_gives!(());
+    map_gives!(());
+}
+
+impl<'de> DeserializeSeed<'de> for Key {
+    type Value = Cow<'de, str>;
+    fn deserialize<D: Deserializer<'de>>(self, d: D) -> Result<Cow<'de, str>, D::Error> {
+        d.deserialize_str(self)
+    }
+}
+impl<'de> Visitor<'de> for Key {
+    type Value = Cow<'de, str>;
+    fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("an object key")
+    }
+    fn visit_borrowed_str<E>(self, s: &'de str) -> Result<Cow<'de, str>, E> {
+        Ok(Cow::Borrowed(s))
+    }
+    fn visit_str<E>(self, s: &str) -> Result<Cow<'de, str>, E> {
+        Ok(Cow::Owned(s.to_owned()))
+    }
+    fn visit_string<E>(self, s: String) -> Result<Cow<'de, str>, E> {
+        Ok(Cow::Owned(s))
+    }
+}
+
+any_seed!(StrSeed, Option<String>);
+impl<'de> Visitor<'de> for StrSeed {
+    type Value = Option<String>;
+    fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("any JSON value")
+    }
+    scalars_give!(None);
+    seq_gives!(None);
+    map_gives!(None);
+    fn visit_str<E>(self, s: &str) -> Result<Option<String>, E> {
+        Ok(Some(if self.0 { cap(s) } else { s }.to_owned()))
+    }
+    fn visit_string<E>(self, mut s: String) -> Result<Option<String>, E> {
+        if self.0 && s.len() > MAX_NAME_BYTES {
+            let n = cap(&s).len();
+            s.truncate(n);
+        }
+        Ok(Some(s))
+    }
+}
+
+any_seed!(BodySeed, Body);
+impl<'de> Visitor<'de> for BodySeed {
+    type Value = Body;
+    fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("a JSON value")
+    }
+    scalars_give!(Body::Single(None));
+    str_gives!(Body::Single(None));
+    fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<Body, A::Error> {
+        let mut items = Vec::with_capacity(seq.size_hint().unwrap_or(0).min(64));
+        while let Some(m) = seq.next_element_seed(MsgSeed)? {
+            items.push(m);
+        }
+        Ok(Body::Batch(items))
+    }
+    fn visit_map<A: MapAccess<'de>>(self, map: A) -> Result<Body, A::Error> {
+        MsgSeed.visit_map(map).map(Body::Single)
+    }
+}
+
+any_seed!(MsgSeed, Option<ReqMsg>);
+impl<'de> Visitor<'de> for MsgSeed {
+    type Value = Option<ReqMsg>;
+    fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("a JSON-RPC message")
+    }
+    scalars_give!(None);
+    str_gives!(None);
+    seq_gives!(None);
+    fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<Option<ReqMsg>, A::Error> {
+        let mut m = ReqMsg::default();
+        while let Some(key) = map.next_key_seed(Key)? {
+            match &*key {
+                "method" => m.method = map.next_value_seed(StrSeed(false))?,
+                "id" => m.id = Some(map.next_value::<Value>()?),
+                "jsonrpc" => {
+                    m.jsonrpc = map.next_value_seed(StrSeed(true))?.filter(|v| v != "2.0");
+                }
+                "params" => m.params = map.next_value_seed(ParamsSeed)?,
+                "result" | "error" => {
+                    m.has_result_or_error = true;
+                    map.next_value_seed(Skip)?;
+                }
+                _ => map.next_value_seed(Skip)?,
+            }
+        }
+        Ok(Some(m))
+    }
+}
+
+any_seed!(ParamsSeed, Params);
+impl<'de> Visitor<'de> for ParamsSeed {
+    type Value = Params;
+    fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("params")
+    }
+    scalars_give!(Params::default());
+    str_gives!(Params::default());
+    seq_gives!(Params::default());
+    fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<Params, A::Error> {
+        let mut p = Params::default();
+        while let Some(key) = map.next_key_seed(Key)? {
+            match &*key {
+                "_meta" => p.meta = map.next_value_seed(MetaSeed)?,
+                "name" => p.name = map.next_value_seed(StrSeed(true))?,
+                "uri" => p.uri = map.next_value_seed(StrSeed(true))?,
+                "protocolVersion" => p.protocol_version = map.next_value_seed(StrSeed(true))?,
+                "clientInfo" => p.client_info = map.next_value_seed(ClientInfoSeed)?,
+                "capabilities" => {
+                    p.capabilities = match map.next_value_seed(CapsSeed)? {
+                        Some(keys) => Caps::Keys(keys),
+                        None => Caps::NotObject,
+                    }
+                }
+                "task" => p.task_is_object = map.next_value_seed(IsObject)?,
+                "taskId" => p.task_id = Some(map.next_value::<Value>()?),
+                "arguments" => p.arguments = Some(map.next_value::<Value>()?),
+                _ => map.next_value_seed(Skip)?,
+            }
+        }
+        Ok(p)
+    }
+}
+
+any_seed!(MetaSeed, Meta);
+impl<'de> Visitor<'de> for MetaSeed {
+    type Value = Meta;
+    fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("_meta")
+    }
+    scalars_give!(Meta::default());
+    str_gives!(Meta::default());
+    seq_gives!(Meta::default());
+    fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<Meta, A::Error> {
+        let mut m = Meta::default();
+        while let Some(key) = map.next_key_seed(Key)? {
+            match &*key {
+                META_PROTOCOL_VERSION => m.protocol_version = map.next_value_seed(StrSeed(true))?,
+                META_CLIENT_INFO => m.client_info = map.next_value_seed(ClientInfoSeed)?,
+                META_CLIENT_CAPS => m.client_caps = map.next_value_seed(CapsSeed)?,
+                "traceparent" => m.traceparent = map.next_value_seed(StrSeed(false))?,
+                "tracestate" => m.tracestate = map.next_value_seed(StrSeed(false))?,
+                "progressToken" => m.progress_token = Some(map.next_value::<Value>()?),
+                _ => map.next_value_seed(Skip)?,
+            }
+        }
+        Ok(m)
+    }
+}
+
+any_seed!(ClientInfoSeed, Option<ClientInfo>);
+impl<'de> Visitor<'de> for ClientInfoSeed {
+    type Value = Option<ClientInfo>;
+    fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("client info")
+    }
+    scalars_give!(None);
+    str_gives!(None);
+    seq_gives!(None);
+    fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<Option<ClientInfo>, A::Error> {
+        let mut c = ClientInfo::default();
+        while let Some(key) = map.next_key_seed(Key)? {
+            match &*key {
+                "name" => c.name = map.next_value_seed(StrSeed(true))?,
+                "version" => c.version = map.next_value_seed(StrSeed(true))?,
+                _ => map.next_value_seed(Skip)?,
+            }
+        }
+        Ok(Some(c))
+    }
+}
+
+any_seed!(CapsSeed, Option<Vec<String>>);
+impl<'de> Visitor<'de> for CapsSeed {
+    type Value = Option<Vec<String>>;
+    fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("capabilities")
+    }
+    scalars_give!(None);
+    str_gives!(None);
+    seq_gives!(None);
+    fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<Option<Vec<String>>, A::Error> {
+        let mut keys: Vec<Cow<'de, str>> = Vec::new();
+        let mut ext: Option<Vec<String>> = None;
+        while let Some(key) = map.next_key_seed(Key)? {
+            if key == "extensions" {
+                ext = map.next_value_seed(KeysSeed)?;
+            } else {
+                map.next_value_seed(Skip)?;
+            }
+            keys.push(key);
+        }
+        let mut out = sorted_keys(keys);
+        out.extend(ext.unwrap_or_default());
+        Ok(Some(out))
+    }
+}
+
+any_seed!(KeysSeed, Option<Vec<String>>);
+impl<'de> Visitor<'de> for KeysSeed {
+    type Value = Option<Vec<String>>;
+    fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("an object")
+    }
+    scalars_give!(None);
+    str_gives!(None);
+    seq_gives!(None);
+    fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<Option<Vec<String>>, A::Error> {
+        let mut keys: Vec<Cow<'de, str>> = Vec::new();
+        while let Some(key) = map.next_key_seed(Key)? {
+            map.next_value_seed(Skip)?;
+            keys.push(key);
+        }
+        Ok(Some(sorted_keys(keys)))
+    }
+}
+
+/// The first [`MAX_CAPABILITY_KEYS`] distinct keys in key order (as a
+/// `serde_json::Map` iterates them), each cut to [`MAX_NAME_BYTES`].
+fn sorted_keys(mut keys: Vec<Cow<'_, str>>) -> Vec<String> {
+    keys.sort_unstable();
+    keys.dedup();
+    keys.iter()
+        .take(MAX_CAPABILITY_KEYS)
+        .map(|k| cap(k).to_owned())
+        .collect()
+}
+
+any_seed!(IsObject, bool);
+impl<'de> Visitor<'de> for IsObject {
+    type Value = bool;
+    fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("any JSON value")
+    }
+    scalars_give!(false);
+    str_gives!(false);
+    seq_gives!(false);
+    map_gives!(true);
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use proptest::prelude::*;
+
+    fn via_value(bytes: &[u8]) -> Option<Body> {
+        let v: Value = serde_json::from_slice(bytes).ok()?;
+        Some(match &v {
+            Value::Array(items) => Body::Batch(items.iter().map(msg_from_value).collect()),
+            other => Body::Single(msg_from_value(other)),
+        })
+    }
+
+    #[test]
+    fn reads_the_members_the_decoder_uses() {
+        let body = br#"{"jsonrpc":"2.0","id":7,"method":"tools/call","result":null,
+            "params":{"name":"add","uri":5,"arguments":{"basket_id":"b"},"taskId":"t",
+              "task":{},"capabilities":{"z":1,"a":{},"extensions":{"y":1,"x":2},"a":3},
+              "clientInfo":{"name":"c","version":1},"protocolVersion":"2025-11-25",
+              "_meta":{"progressToken":"p","traceparent":"tp","tracestate":"ts",
+                "io.modelcontextprotocol/clientCapabilities":[],
+                "io.modelcontextprotocol/protocolVersion":"2026-07-28"}}}"#;
+        let Body::Single(Some(m)) = parse(body).expect("valid") else {
+            panic!("one message expected");
+        };
+        assert_eq!(m.method.as_deref(), Some("tools/call"));
+        assert_eq!(m.id, Some(serde_json::json!(7)));
+        assert_eq!(m.jsonrpc, None);
+        assert!(m.has_result_or_error);
+        let p = &m.params;
+        assert_eq!(p.name.as_deref(), Some("add"));
+        assert_eq!(p.uri, None);
+        assert_eq!(p.arguments, Some(serde_json::json!({"basket_id": "b"})));
+        assert!(p.task_is_object);
+        assert_eq!(
+            p.capabilities,
+            Caps::Keys(vec![
+                "a".into(),
+                "extensions".into(),
+                "z".into(),
+                "x".into(),
+                "y".into()
+            ])
+        );
+        assert_eq!(
+            p.client_info,
+            Some(ClientInfo {
+                name: Some("c".into()),
+                version: None
+            })
+        );
+        assert_eq!(p.meta.client_caps, None);
+        assert_eq!(p.meta.protocol_version.as_deref(), Some("2026-07-28"));
+        assert_eq!(p.meta.progress_token, Some(serde_json::json!("p")));
+        assert_eq!(Some(Body::Single(Some(m))), via_value(body));
+    }
+
+    #[test]
+    fn duplicates_last_wins_and_non_objects() {
+        let body = br#"[1, {"method":"a","method":7,"params":{"_meta":{"traceparent":"x"},"_meta":1,"capabilities":{}}},
+            {"method":"b","params":[],"jsonrpc":"1.0"}, {"error":1}]"#;
+        let parsed = parse(body).expect("valid");
+        assert_eq!(Some(&parsed), via_value(body).as_ref());
+        let Body::Batch(items) = parsed else {
+            panic!("batch expected");
+        };
+        assert_eq!(items.len(), 4);
+        assert!(items[0].is_none());
+        let m = items[1].as_ref().expect("object");
+        assert_eq!(m.method, None);
+        assert_eq!(m.params.meta, Meta::default());
+        assert_eq!(m.params.capabilities, Caps::Keys(Vec::new()));
+        let m = items[2].as_ref().expect("object");
+        assert_eq!(m.jsonrpc.as_deref(), Some("1.0"));
+        assert!(items[3].as_ref().is_some_and(|m| m.has_result_or_error));
+    }
+
+    #[test]
+    fn same_errors_as_value() {
+        for bad in [
+            &br#"{"method":"a","x":1e400}"#[..],
+            br#"{"method":"a","x":"\ud800"}"#,
+            b"{\"method\":\"a\",\"x\":\"\xff\"}",
+            br#"{"method":"a"} x"#,
+            br#"{"method":"a","x":[1,]}"#,
+            br#"{"a":1,}"#,
+        ] {
+            assert_eq!(
+                parse(bad).is_err(),
+                serde_json::from_slice::<Value>(bad).is_err(),
+                "{}",
+                String::from_utf8_lossy(bad)
+            );
+        }
+        let deep = format!("{}{}", "[".repeat(200), "]".repeat(200));
+        assert!(parse(deep.as_bytes()).is_err());
+        assert!(serde_json::from_slice::<Value>(deep.as_bytes()).is_err());
+    }
+
+    /// JSON-ish text from a small alphabet of tokens that hits the read members
+    /// (with duplicates) and malformed input alike.
+    fn token_text() -> impl Strategy<Value = String> {
+        let tok = prop::sample::select(vec![
+            "{",
+            "}",
+            "[",
+            "]",
+            ",",
+            ":",
+            "\"method\"",
+            "\"id\"",
+            "\"params\"",
+            "\"_meta\"",
+            "\"name\"",
+            "\"uri\"",
+            "\"taskId\"",
+            "\"task\"",
+            "\"arguments\"",
+            "\"capabilities\"",
+            "\"extensions\"",
+            "\"clientInfo\"",
+            "\"version\"",
+            "\"jsonrpc\"",
+            "\"2.0\"",
+            "\"result\"",
+            "\"progressToken\"",
+            "\"traceparent\"",
+            "\"io.modelcontextprotocol/clientCapabilities\"",
+            "\"io.modelcontextprotocol/clientInfo\"",
+            "\"a\\u0062\"",
+            "\"\\ud800\"",
+            "1",
+            "-2",
+            "1.5",
+            "1e400",
+            "null",
+            "true",
+            "\"x\"",
+        ]);
+        prop::collection::vec(tok, 0..40).prop_map(|v| v.concat())
+    }
+
+    /// Well-formed messages with duplicate and nested members.
+    fn message_text() -> impl Strategy<Value = String> {
+        let leaf = prop::sample::select(vec![
+            "1",
+            "\"s\"",
+            "null",
+            "{}",
+            "[]",
+            "2.5",
+            "true",
+            "{\"name\":\"n\",\"z\":1}",
+        ])
+        .prop_map(str::to_owned);
+        let key = prop::sample::select(vec![
+            "method",
+            "id",
+            "params",
+            "_meta",
+            "name",
+            "uri",
+            "taskId",
+            "task",
+            "arguments",
+            "capabilities",
+            "extensions",
+            "clientInfo",
+            "version",
+            "jsonrpc",
+            "error",
+            "progressToken",
+            "tracestate",
+            "io.modelcontextprotocol/protocolVersion",
+            "io.modelcontextprotocol/clientInfo",
+            "io.modelcontextprotocol/clientCapabilities",
+        ]);
+        leaf.prop_recursive(4, 64, 6, move |inner| {
+            prop_oneof![
+                prop::collection::vec((key.clone(), inner.clone()), 0..6).prop_map(|kv| {
+                    let members: Vec<String> =
+                        kv.iter().map(|(k, v)| format!("\"{k}\":{v}")).collect();
+                    format!("{{{}}}", members.join(","))
+                }),
+                prop::collection::vec(inner, 0..3).prop_map(|v| format!("[{}]", v.join(","))),
+            ]
+        })
+    }
+
+    proptest! {
+        #[test]
+        fn bytes_and_value_agree_on_tokens(text in token_text()) {
+            let bytes = text.as_bytes();
+            prop_assert_eq!(parse(bytes).is_err(), serde_json::from_slice::<Value>(bytes).is_err());
+            if let Ok(b) = parse(bytes) {
+                prop_assert_eq!(Some(b), via_value(bytes));
+            }
+        }
+
+        #[test]
+        fn bytes_and_value_agree_on_messages(text in message_text()) {
+            let bytes = text.as_bytes();
+            let b = parse(bytes);
+            prop_assert!(b.is_ok(), "{}", text);
+            prop_assert_eq!(b.ok(), via_value(bytes));
+        }
+    }
+}
