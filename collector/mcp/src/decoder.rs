@@ -10,9 +10,7 @@
 use std::borrow::Cow;
 use std::collections::{BTreeMap, HashMap};
 
-use mcptap_wire::{
-    ConnMeta, FlowId, Headers, HttpEvent, HttpRequest, MsgFlags, header_str, header_text,
-};
+use mcptap_wire::{ConnMeta, FlowId, Headers, HttpEvent, HttpRequest, MsgFlags, header_str};
 use serde_json::{Map, Value};
 
 use crate::attrs as a;
@@ -328,12 +326,14 @@ impl Decoder {
     fn finalize(&mut self, mut ex: Exchange, end_ts: u64, reason: EndReason, out: &mut Vec<Span>) {
         self.stats.exchanges_done += 1;
         self.stats.count_status(ex.status);
-        let era = Era::classify(header_text(&ex.headers, "mcp-protocol-version").as_deref());
+        let headers = std::mem::take(&mut ex.headers);
+        let hdrs = ReqHeaders::scan(&headers);
+        let era = Era::classify(hdrs.protocol_version.map(text).as_deref());
         match era {
             Era::Legacy => self.stats.era_legacy += 1,
             Era::Modern => self.stats.era_modern += 1,
         }
-        let session_hdr = header_str(&ex.headers, "mcp-session-id");
+        let session_hdr = hdrs.session_id.map(owned_text);
         if session_hdr.is_some() {
             self.stats.legacy_session_requests += 1;
         }
@@ -357,6 +357,7 @@ impl Decoder {
                 .instance_id
                 .clone()
                 .unwrap_or_else(|| socket_text(ex.conn.server)),
+            hdrs,
         };
         let msgs = std::mem::take(&mut ex.msgs);
         if msgs.is_empty() {
@@ -442,7 +443,7 @@ impl Decoder {
         }
         push_string(attrs, a::URL_PATH, url_path(&ex.target));
         push_str(attrs, a::URL_SCHEME, "http");
-        if let Some(ua) = header_str(&ex.headers, "user-agent") {
+        if let Some(ua) = ctx.hdrs.user_agent.map(owned_text) {
             push(attrs, a::USER_AGENT_ORIGINAL, AttrValue::Str(ua.into()));
         }
         push(
@@ -517,10 +518,14 @@ impl Decoder {
         if f.resynced {
             push(attrs, a::HTTP_RESYNCED, AttrValue::Bool(true));
         }
-        if let Some(m) = header_str(&ex.headers, "mcp-method") {
+        if let Some(m) = ctx.hdrs.mcp_method.map(owned_text) {
             push(attrs, a::ROUTING_MCP_METHOD, AttrValue::Str(m.into()));
         }
-        let params = param_header_names(&ex.headers);
+        let params = if ctx.hdrs.param_headers {
+            param_header_names(ctx.hdrs.headers)
+        } else {
+            Vec::new()
+        };
         if !params.is_empty() {
             push(attrs, a::ROUTING_PARAM_HEADERS, AttrValue::StrArray(params));
         }
@@ -537,19 +542,15 @@ impl Decoder {
                 AttrValue::Int(sat_i64(ex.posted_responses)),
             );
         }
-        if let Some(raw) = ex
-            .headers
-            .iter()
-            .find(|h| h.name.eq_ignore_ascii_case("mcp-name"))
-        {
-            let n = decode_header_value(raw.value);
+        if let Some(raw) = ctx.hdrs.mcp_name {
+            let n = decode_header_value(raw);
             push(
                 &mut attrs,
                 a::ROUTING_MCP_NAME,
                 AttrValue::Str(n.value.into()),
             );
         }
-        let pv = header_str(&ex.headers, "mcp-protocol-version").or_else(|| {
+        let pv = ctx.hdrs.protocol_version.map(owned_text).or_else(|| {
             ctx.session
                 .as_ref()
                 .and_then(|s| self.sessions.get(s))
@@ -614,18 +615,18 @@ impl Decoder {
             attributes: attrs,
             events,
         };
-        self.apply_header_trace(ex, &mut span);
+        self.apply_header_trace(&ctx.hdrs, &mut span);
         span
     }
 
-    fn apply_header_trace(&mut self, ex: &Exchange, span: &mut Span) {
-        if let Some(tp) = header_text(&ex.headers, "traceparent") {
+    fn apply_header_trace(&mut self, hdrs: &ReqHeaders<'_>, span: &mut Span) {
+        if let Some(tp) = hdrs.traceparent.map(text) {
             match parse_traceparent(&tp) {
                 Some(p) => {
                     self.stats.trace_from_header += 1;
                     span.trace_id = p.trace_id;
                     span.parent_span_id = Some(p.span_id);
-                    span.trace_state = header_str(&ex.headers, "tracestate").unwrap_or_default();
+                    span.trace_state = hdrs.tracestate.map(owned_text).unwrap_or_default();
                     push_str(&mut span.attributes, a::TRACE_SOURCE, "header");
                 }
                 None => {
@@ -745,7 +746,7 @@ impl Decoder {
         }
 
         // Protocol version.
-        let hdr_pv = header_str(&ex.headers, "mcp-protocol-version");
+        let hdr_pv = ctx.hdrs.protocol_version.map(owned_text);
         let meta_pv = meta.protocol_version.clone();
         let session_info = ctx.session.as_ref().and_then(|s| self.sessions.get(s));
         let pv = hdr_pv
@@ -1018,7 +1019,7 @@ impl Decoder {
             }
         }
         if !from_meta {
-            self.apply_header_trace(ex, &mut span);
+            self.apply_header_trace(&ctx.hdrs, &mut span);
         }
         span
     }
@@ -1035,12 +1036,8 @@ impl Decoder {
         attrs: &mut Vec<Attr>,
     ) {
         let modern = ctx.era == Era::Modern && !ex.batch;
-        let hdr_method = header_str(&ex.headers, "mcp-method");
-        let name_hdr = ex
-            .headers
-            .iter()
-            .find(|h| h.name.eq_ignore_ascii_case("mcp-name"))
-            .map(|h| decode_header_value(h.value));
+        let hdr_method = ctx.hdrs.mcp_method.map(text);
+        let name_hdr = ctx.hdrs.mcp_name.map(decode_header_value);
         if let Some(n) = &name_hdr {
             push(
                 attrs,
@@ -1063,7 +1060,7 @@ impl Decoder {
             (Check::NotRequired, Check::NotRequired, Check::NotRequired)
         } else {
             let ms = match &hdr_method {
-                Some(h) if *h == m.method => Check::Match,
+                Some(h) if *h == *m.method => Check::Match,
                 Some(_) => Check::Mismatch,
                 None if m.is_request() => Check::Missing,
                 None => Check::NotRequired,
@@ -1106,13 +1103,84 @@ impl Decoder {
 }
 
 /// Per-exchange context computed once at finalisation.
-struct ExCtx {
+struct ExCtx<'h> {
     era: Era,
     end_ts: u64,
     reason: EndReason,
     session: Option<String>,
     minted: Option<String>,
     instance_id: String,
+    hdrs: ReqHeaders<'h>,
+}
+
+/// The request headers the decoder reads, found in one pass over the head:
+/// the first header of each name, names compared case-insensitively (as
+/// [`mcptap_wire::header`] does).
+#[derive(Debug, Clone, Copy)]
+struct ReqHeaders<'h> {
+    headers: &'h Headers,
+    protocol_version: Option<&'h [u8]>,
+    session_id: Option<&'h [u8]>,
+    user_agent: Option<&'h [u8]>,
+    mcp_method: Option<&'h [u8]>,
+    mcp_name: Option<&'h [u8]>,
+    traceparent: Option<&'h [u8]>,
+    tracestate: Option<&'h [u8]>,
+    /// Some header name starts with `mcp-param-` (any case).
+    param_headers: bool,
+}
+
+impl<'h> ReqHeaders<'h> {
+    fn scan(headers: &'h Headers) -> ReqHeaders<'h> {
+        let mut r = ReqHeaders {
+            headers,
+            protocol_version: None,
+            session_id: None,
+            user_agent: None,
+            mcp_method: None,
+            mcp_name: None,
+            traceparent: None,
+            tracestate: None,
+            param_headers: false,
+        };
+        for h in headers.iter() {
+            let n = h.name.as_bytes();
+            let slot = match n.len() {
+                8 if n.eq_ignore_ascii_case(b"mcp-name") => &mut r.mcp_name,
+                10 if n.eq_ignore_ascii_case(b"user-agent") => &mut r.user_agent,
+                10 if n.eq_ignore_ascii_case(b"mcp-method") => &mut r.mcp_method,
+                10 if n.eq_ignore_ascii_case(b"tracestate") => &mut r.tracestate,
+                11 if n.eq_ignore_ascii_case(b"traceparent") => &mut r.traceparent,
+                14 if n.eq_ignore_ascii_case(b"mcp-session-id") => &mut r.session_id,
+                20 if n.eq_ignore_ascii_case(b"mcp-protocol-version") => &mut r.protocol_version,
+                _ => {
+                    if n.get(..10)
+                        .is_some_and(|p| p.eq_ignore_ascii_case(b"mcp-param-"))
+                    {
+                        r.param_headers = true;
+                    }
+                    continue;
+                }
+            };
+            if slot.is_none() {
+                *slot = Some(h.value);
+            }
+        }
+        r
+    }
+}
+
+/// A header value as UTF-8 text, lossy (as [`mcptap_wire::header_text`]).
+fn text(v: &[u8]) -> Cow<'_, str> {
+    match std::str::from_utf8(v) {
+        Ok(s) => Cow::Borrowed(s),
+        Err(_) => String::from_utf8_lossy(v),
+    }
+}
+
+/// A header value as an owned UTF-8 string, lossy (as [`mcptap_wire::header_str`]).
+fn owned_text(v: &[u8]) -> String {
+    text(v).into_owned()
 }
 
 // ---- body parsing ---------------------------------------------------------------------
