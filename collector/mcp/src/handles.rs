@@ -82,20 +82,13 @@ impl Handles {
         }
     }
 
-    /// Walks the JSON objects found in `content[*].text` of a tool result (py
-    /// servers serialise structured output there too).
-    pub fn walk_text_content(&mut self, result: &Value, rule: &HandleRule) {
-        let Some(Value::Array(items)) = result.get("content") else {
-            return;
-        };
-        for item in items.iter().take(64) {
-            let Some(Value::String(text)) = item.get("text") else {
-                continue;
-            };
-            let t = text.trim_start();
-            if !t.starts_with('{') || t.len() > MAX_TEXT_JSON_BYTES {
-                continue;
-            }
+    /// Walks the JSON objects among `texts`: the `content[*].text` strings of a
+    /// tool result that start with `{` (py servers serialise structured
+    /// output there too), as collected by the response parser (at most 64
+    /// items, each at most [`MAX_TEXT_JSON_BYTES`]). Texts that are not a JSON
+    /// object are skipped.
+    pub fn walk_json_texts(&mut self, texts: &[String], rule: &HandleRule) {
+        for t in texts {
             if let Ok(v @ Value::Object(_)) = serde_json::from_str::<Value>(t) {
                 self.walk(&v, rule);
             }

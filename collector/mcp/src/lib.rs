@@ -33,7 +33,9 @@ mod decoder;
 pub mod handles;
 pub mod ids;
 pub mod redact;
+#[macro_use]
 mod request;
+mod response;
 pub mod routing;
 mod span;
 mod stats;

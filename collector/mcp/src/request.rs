@@ -162,13 +162,13 @@ pub(crate) fn msg_from_value(v: &Value) -> Option<ReqMsg> {
 // ---- seeds --------------------------------------------------------------------------
 
 /// Visits any JSON value and builds nothing.
-struct Skip;
+pub(crate) struct Skip;
 
 /// An object key, borrowed from the input unless it contains escapes.
-struct Key;
+pub(crate) struct Key;
 
 /// A string value (cut to [`MAX_NAME_BYTES`] when `.0`), else `None`.
-struct StrSeed(bool);
+pub(crate) struct StrSeed(pub(crate) bool);
 
 /// The request body.
 struct BodySeed;
@@ -192,7 +192,7 @@ struct CapsSeed;
 struct KeysSeed;
 
 /// `true` when the value is an object.
-struct IsObject;
+pub(crate) struct IsObject;
 
 /// Visitor methods for JSON types other than the ones a seed handles: the
 /// value is consumed (containers through [`Skip`]) and `$ret` returned.

@@ -1,0 +1,549 @@
+//! Typed parse of JSON-RPC messages from response bodies and SSE `data`
+//! fields: only the members the decoder reads are kept, without building a
+//! `serde_json::Value` tree per message.
+//!
+//! Strictness (which bodies are rejected) is that of the pruned parse this
+//! replaces: per message, the members `error`, `id`, `method`, `params` and
+//! `result` are checked as a `Value` parse would check them (strings
+//! validated as UTF-8, numbers range-checked); inside an object `result`, the
+//! members read (listed below) likewise; every other member is only
+//! syntax-checked (`IgnoredAny`), so invalid UTF-8 inside such a member is not
+//! an error. Duplicate members: the last one wins, as in a `Value`. With
+//! captured bodies the whole `Value` is built (the redacted body needs it) and
+//! the members are read from it, which gives equal results (tested below).
+//!
+//! Members read (JSON-RPC 2.0 §5; MCP `server/tools.mdx`, tasks extension):
+//! `id`, `method`, `params` (notifications and server requests: kept as a
+//! `Value`), `error` (`code`, `message`), and in `result`: `isError`,
+//! `resultType`, `ttlMs`, `cacheScope`, `taskId`, `status`, `task` (`taskId`,
+//! `status`), `structuredContent`, `content[*].text`, `protocolVersion`.
+
+use std::fmt;
+
+use serde::de::{DeserializeSeed, Deserializer, IgnoredAny, MapAccess, SeqAccess, Visitor};
+use serde_json::Value;
+
+use crate::handles::MAX_TEXT_JSON_BYTES;
+use crate::request::{Key, Skip, StrSeed};
+
+/// Most `content` items looked at for JSON texts.
+const MAX_CONTENT_ITEMS: usize = 64;
+
+/// A response body or SSE `data`: one message or an array of them. `None`
+/// items are not JSON objects.
+#[derive(Debug, PartialEq)]
+#[allow(clippy::large_enum_variant)] // moved once, straight into the exchange
+pub(crate) enum RespBody {
+    /// Not an array.
+    Single(Option<RespMsg>),
+    /// An array; one item per element.
+    Batch(Vec<Option<RespMsg>>),
+}
+
+/// The members of one JSON-RPC message (response, notification or server
+/// request) that the decoder reads.
+#[derive(Debug, Default, PartialEq)]
+pub(crate) struct RespMsg {
+    /// `id`, whatever its type (`null` included), when present.
+    pub id: Option<Value>,
+    /// `method`, when a string (uncut).
+    pub method: Option<String>,
+    /// `params`, whatever its type, when present.
+    pub params: Option<Value>,
+    /// A `result` member is present (any value).
+    pub has_result: bool,
+    /// `result`, when an object.
+    pub result: Option<ResultFields>,
+    /// `error`, when present (any value; members empty unless an object).
+    pub error: Option<RpcError>,
+    /// The whole message, kept only when bodies are captured.
+    pub body: Option<Value>,
+}
+
+/// The members of a JSON-RPC error that are read.
+#[derive(Debug, Default, PartialEq)]
+pub(crate) struct RpcError {
+    /// `code`, whatever its type.
+    pub code: Option<Value>,
+    /// `message`, when a string (uncut).
+    pub message: Option<String>,
+}
+
+/// The members of a `result` object that are read. Strings are cut to
+/// `MAX_NAME_BYTES` unless noted.
+#[derive(Debug, Default, PartialEq)]
+pub(crate) struct ResultFields {
+    /// `isError` is `true`.
+    pub is_error: bool,
+    /// `resultType`, when a string.
+    pub result_type: Option<String>,
+    /// `ttlMs`, when an integer that fits `i64`.
+    pub ttl_ms: Option<i64>,
+    /// `cacheScope`, when a string.
+    pub cache_scope: Option<String>,
+    /// `taskId`, whatever its type.
+    pub task_id: Option<Value>,
+    /// `status`, when a string.
+    pub status: Option<String>,
+    /// `task`, when an object.
+    pub task: Option<TaskFields>,
+    /// `structuredContent`, whatever its type (walked for handles).
+    pub structured_content: Option<Value>,
+    /// `text` of the first 64 `content` items that could hold a JSON object:
+    /// strings that start with `{` after leading whitespace (removed here),
+    /// at most [`MAX_TEXT_JSON_BYTES`] long. Uncut.
+    pub json_texts: Vec<String>,
+    /// `protocolVersion`, when a string.
+    pub protocol_version: Option<String>,
+}
+
+/// The members of a 2025-11-25 `result.task` object that are read.
+#[derive(Debug, Default, PartialEq)]
+pub(crate) struct TaskFields {
+    /// `taskId`, whatever its type.
+    pub task_id: Option<Value>,
+    /// `status`, when a string (cut).
+    pub status: Option<String>,
+}
+
+/// Parses a response body or SSE `data` field. With `full` (bodies are
+/// captured) the whole `Value` is built and returned too, and each message
+/// keeps its own `Value` in [`RespMsg::body`].
+///
+/// # Errors
+/// When the text is not JSON (see the module doc for what is checked).
+pub(crate) fn parse(bytes: &[u8], full: bool) -> serde_json::Result<(RespBody, Option<Value>)> {
+    if full {
+        let v: Value = serde_json::from_slice(bytes)?;
+        let body = match &v {
+            Value::Array(items) => RespBody::Batch(items.iter().map(msg_from_value).collect()),
+            other => RespBody::Single(msg_from_value(other)),
+        };
+        return Ok((body, Some(v)));
+    }
+    let mut de = serde_json::Deserializer::from_slice(bytes);
+    let body = BodySeed.deserialize(&mut de)?;
+    de.end()?;
+    Ok((body, None))
+}
+
+/// Reads one message from a `Value` and keeps a copy of it as its body.
+fn msg_from_value(v: &Value) -> Option<RespMsg> {
+    let mut m = MsgSeed.deserialize(v).ok().flatten()?;
+    m.body = Some(v.clone());
+    Some(m)
+}
+
+// ---- seeds --------------------------------------------------------------------------
+
+/// The body: a message or an array of them.
+struct BodySeed;
+/// One message: an object, else `None` (arrays inside are parsed as bodies).
+struct MsgSeed;
+/// An `error` value.
+struct ErrorSeed;
+/// A `result` value: an object, else `None`.
+struct ResultSeed;
+/// `true` for the JSON value `true`.
+struct TrueSeed;
+/// An integer that fits `i64` (`Value::as_i64`).
+struct I64Seed;
+/// `result.task`: an object, else `None`.
+struct TaskSeed;
+/// `result.content`: the JSON-looking texts of its items.
+struct ContentSeed;
+/// One content item: its `text` when it could hold a JSON object.
+struct ItemTextSeed;
+/// A string that could hold a JSON object (see [`ResultFields::json_texts`]).
+struct JsonTextSeed;
+
+any_seed!(BodySeed, RespBody);
+impl<'de> Visitor<'de> for BodySeed {
+    type Value = RespBody;
+    fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("a JSON value")
+    }
+    scalars_give!(RespBody::Single(None));
+    str_gives!(RespBody::Single(None));
+    fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<RespBody, A::Error> {
+        let mut items = Vec::with_capacity(seq.size_hint().unwrap_or(0).min(64));
+        while let Some(m) = seq.next_element_seed(MsgSeed)? {
+            items.push(m);
+        }
+        Ok(RespBody::Batch(items))
+    }
+    fn visit_map<A: MapAccess<'de>>(self, map: A) -> Result<RespBody, A::Error> {
+        MsgSeed.visit_map(map).map(RespBody::Single)
+    }
+}
+
+any_seed!(MsgSeed, Option<RespMsg>);
+impl<'de> Visitor<'de> for MsgSeed {
+    type Value = Option<RespMsg>;
+    fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("a JSON-RPC message")
+    }
+    scalars_give!(None);
+    str_gives!(None);
+    fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<Option<RespMsg>, A::Error> {
+        // Nested arrays are checked like messages, and are not messages.
+        while seq.next_element_seed(MsgSeed)?.is_some() {}
+        Ok(None)
+    }
+    fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<Option<RespMsg>, A::Error> {
+        let mut m = RespMsg::default();
+        while let Some(key) = map.next_key_seed(Key)? {
+            match &*key {
+                "id" => m.id = Some(map.next_value::<Value>()?),
+                "method" => m.method = map.next_value_seed(StrSeed(false))?,
+                "params" => m.params = Some(map.next_value::<Value>()?),
+                "result" => {
+                    m.has_result = true;
+                    m.result = map.next_value_seed(ResultSeed)?;
+                }
+                "error" => m.error = Some(map.next_value_seed(ErrorSeed)?),
+                _ => {
+                    map.next_value::<IgnoredAny>()?;
+                }
+            }
+        }
+        Ok(Some(m))
+    }
+}
+
+any_seed!(ErrorSeed, RpcError);
+impl<'de> Visitor<'de> for ErrorSeed {
+    type Value = RpcError;
+    fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("a JSON-RPC error")
+    }
+    scalars_give!(RpcError::default());
+    str_gives!(RpcError::default());
+    seq_gives!(RpcError::default());
+    fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<RpcError, A::Error> {
+        let mut e = RpcError::default();
+        while let Some(key) = map.next_key_seed(Key)? {
+            match &*key {
+                "code" => e.code = Some(map.next_value::<Value>()?),
+                "message" => e.message = map.next_value_seed(StrSeed(false))?,
+                _ => map.next_value_seed(Skip)?,
+            }
+        }
+        Ok(e)
+    }
+}
+
+any_seed!(ResultSeed, Option<ResultFields>);
+impl<'de> Visitor<'de> for ResultSeed {
+    type Value = Option<ResultFields>;
+    fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("a JSON-RPC result")
+    }
+    scalars_give!(None);
+    str_gives!(None);
+    seq_gives!(None);
+    fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<Option<ResultFields>, A::Error> {
+        let mut r = ResultFields::default();
+        while let Some(key) = map.next_key_seed(Key)? {
+            match &*key {
+                "isError" => r.is_error = map.next_value_seed(TrueSeed)?,
+                "resultType" => r.result_type = map.next_value_seed(StrSeed(true))?,
+                "ttlMs" => r.ttl_ms = map.next_value_seed(I64Seed)?,
+                "cacheScope" => r.cache_scope = map.next_value_seed(StrSeed(true))?,
+                "taskId" => r.task_id = Some(map.next_value::<Value>()?),
+                "status" => r.status = map.next_value_seed(StrSeed(true))?,
+                "task" => r.task = map.next_value_seed(TaskSeed)?,
+                "structuredContent" => r.structured_content = Some(map.next_value::<Value>()?),
+                "content" => r.json_texts = map.next_value_seed(ContentSeed)?,
+                "protocolVersion" => r.protocol_version = map.next_value_seed(StrSeed(true))?,
+                _ => {
+                    map.next_value::<IgnoredAny>()?;
+                }
+            }
+        }
+        Ok(Some(r))
+    }
+}
+
+any_seed!(TrueSeed, bool);
+impl<'de> Visitor<'de> for TrueSeed {
+    type Value = bool;
+    fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("any JSON value")
+    }
+    fn visit_bool<E>(self, b: bool) -> Result<bool, E> {
+        Ok(b)
+    }
+    fn visit_i64<E>(self, _: i64) -> Result<bool, E> {
+        Ok(false)
+    }
+    fn visit_u64<E>(self, _: u64) -> Result<bool, E> {
+        Ok(false)
+    }
+    fn visit_f64<E>(self, _: f64) -> Result<bool, E> {
+        Ok(false)
+    }
+    fn visit_unit<E>(self) -> Result<bool, E> {
+        Ok(false)
+    }
+    fn visit_none<E>(self) -> Result<bool, E> {
+        Ok(false)
+    }
+    str_gives!(false);
+    seq_gives!(false);
+    map_gives!(false);
+}
+
+any_seed!(I64Seed, Option<i64>);
+impl<'de> Visitor<'de> for I64Seed {
+    type Value = Option<i64>;
+    fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("any JSON value")
+    }
+    fn visit_bool<E>(self, _: bool) -> Result<Option<i64>, E> {
+        Ok(None)
+    }
+    fn visit_i64<E>(self, n: i64) -> Result<Option<i64>, E> {
+        Ok(Some(n))
+    }
+    fn visit_u64<E>(self, n: u64) -> Result<Option<i64>, E> {
+        Ok(i64::try_from(n).ok())
+    }
+    fn visit_f64<E>(self, _: f64) -> Result<Option<i64>, E> {
+        Ok(None)
+    }
+    fn visit_unit<E>(self) -> Result<Option<i64>, E> {
+        Ok(None)
+    }
+    fn visit_none<E>(self) -> Result<Option<i64>, E> {
+        Ok(None)
+    }
+    str_gives!(None);
+    seq_gives!(None);
+    map_gives!(None);
+}
+
+any_seed!(TaskSeed, Option<TaskFields>);
+impl<'de> Visitor<'de> for TaskSeed {
+    type Value = Option<TaskFields>;
+    fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("a task")
+    }
+    scalars_give!(None);
+    str_gives!(None);
+    seq_gives!(None);
+    fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<Option<TaskFields>, A::Error> {
+        let mut t = TaskFields::default();
+        while let Some(key) = map.next_key_seed(Key)? {
+            match &*key {
+                "taskId" => t.task_id = Some(map.next_value::<Value>()?),
+                "status" => t.status = map.next_value_seed(StrSeed(true))?,
+                _ => map.next_value_seed(Skip)?,
+            }
+        }
+        Ok(Some(t))
+    }
+}
+
+any_seed!(ContentSeed, Vec<String>);
+impl<'de> Visitor<'de> for ContentSeed {
+    type Value = Vec<String>;
+    fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("content")
+    }
+    scalars_give!(Vec::new());
+    str_gives!(Vec::new());
+    map_gives!(Vec::new());
+    fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<Vec<String>, A::Error> {
+        let mut texts = Vec::new();
+        let mut n = 0usize;
+        loop {
+            if n < MAX_CONTENT_ITEMS {
+                match seq.next_element_seed(ItemTextSeed)? {
+                    Some(Some(t)) => texts.push(t),
+                    Some(None) => {}
+                    None => break,
+                }
+            } else if seq.next_element_seed(Skip)?.is_none() {
+                break;
+            }
+            n += 1;
+        }
+        Ok(texts)
+    }
+}
+
+any_seed!(ItemTextSeed, Option<String>);
+impl<'de> Visitor<'de> for ItemTextSeed {
+    type Value = Option<String>;
+    fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("a content item")
+    }
+    scalars_give!(None);
+    str_gives!(None);
+    seq_gives!(None);
+    fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<Option<String>, A::Error> {
+        let mut text = None;
+        while let Some(key) = map.next_key_seed(Key)? {
+            if key == "text" {
+                text = map.next_value_seed(JsonTextSeed)?;
+            } else {
+                map.next_value_seed(Skip)?;
+            }
+        }
+        Ok(text)
+    }
+}
+
+any_seed!(JsonTextSeed, Option<String>);
+impl<'de> Visitor<'de> for JsonTextSeed {
+    type Value = Option<String>;
+    fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("any JSON value")
+    }
+    scalars_give!(None);
+    seq_gives!(None);
+    map_gives!(None);
+    fn visit_str<E>(self, s: &str) -> Result<Option<String>, E> {
+        let t = s.trim_start();
+        Ok((t.starts_with('{') && t.len() <= MAX_TEXT_JSON_BYTES).then(|| t.to_owned()))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use proptest::prelude::*;
+    use serde_json::json;
+
+    /// The typed fields of every message, without the captured bodies.
+    fn strip(b: RespBody) -> RespBody {
+        let strip_one = |m: Option<RespMsg>| {
+            m.map(|mut m| {
+                m.body = None;
+                m
+            })
+        };
+        match b {
+            RespBody::Single(m) => RespBody::Single(strip_one(m)),
+            RespBody::Batch(v) => RespBody::Batch(v.into_iter().map(strip_one).collect()),
+        }
+    }
+
+    #[test]
+    fn reads_the_members_the_decoder_uses() {
+        let body = br#"[{"jsonrpc":"2.0","id":1,"x\u0041":{"a":[1,"\u00e9"]},"result":{"isError":true,"t\u006fols":[{}],"ttlMs":5,
+              "content":[{"type":"text","text":"  {\"a_id\":1}"},{"text":"plain"},{"text":7},3],
+              "task":{"taskId":"t","status":"working","x":1},"structuredContent":{"k_id":"v"},"status":"s"}},
+            {"jsonrpc":"2.0","method":"notifications/progress","params":{"progress":1,"progressToken":"p"}},
+            {"id":"e","error":{"code":-32600,"message":"bad"}}, 5, [{"id":1}]]"#;
+        let (b, whole) = parse(body, false).expect("valid");
+        assert!(whole.is_none());
+        let RespBody::Batch(items) = &b else {
+            panic!("batch expected");
+        };
+        assert_eq!(items.len(), 5);
+        let r = items[0]
+            .as_ref()
+            .and_then(|m| m.result.as_ref())
+            .expect("result");
+        assert!(r.is_error);
+        assert_eq!(r.ttl_ms, Some(5));
+        assert_eq!(r.json_texts, vec![r#"{"a_id":1}"#.to_string()]);
+        assert_eq!(
+            r.task,
+            Some(TaskFields {
+                task_id: Some(json!("t")),
+                status: Some("working".into())
+            })
+        );
+        assert_eq!(r.structured_content, Some(json!({"k_id": "v"})));
+        assert_eq!(r.status.as_deref(), Some("s"));
+        let n = items[1].as_ref().expect("object");
+        assert_eq!(n.method.as_deref(), Some("notifications/progress"));
+        assert_eq!(n.params, Some(json!({"progress": 1, "progressToken": "p"})));
+        assert_eq!(n.id, None);
+        let e = items[2]
+            .as_ref()
+            .and_then(|m| m.error.as_ref())
+            .expect("error");
+        assert_eq!(e.code, Some(json!(-32600)));
+        assert_eq!(e.message.as_deref(), Some("bad"));
+        assert!(items[3].is_none() && items[4].is_none());
+        // The same members from the full parse.
+        let (full, whole) = parse(body, true).expect("valid");
+        assert!(whole.is_some());
+        assert_eq!(strip(full), b);
+        // Escaped keys are still recognised.
+        let (v, _) =
+            parse(br#"{"\u0069d":2,"res\u0075lt":{"t\u0074lMs":3}}"#, false).expect("valid");
+        let RespBody::Single(Some(m)) = v else {
+            panic!("message expected");
+        };
+        assert_eq!(m.id, Some(json!(2)));
+        assert_eq!(m.result.and_then(|r| r.ttl_ms), Some(3));
+        // Syntax errors inside skipped members are still errors.
+        assert!(parse(br#"{"jsonrpc":[1,,],"id":1,"result":{}}"#, false).is_err());
+    }
+
+    fn message_text() -> impl Strategy<Value = String> {
+        let leaf = prop::sample::select(vec![
+            "1",
+            "\"s\"",
+            "null",
+            "{}",
+            "[]",
+            "2.5",
+            "true",
+            "-3",
+            "18446744073709551615",
+            "\" {\\\"a_id\\\":1}\"",
+            "{\"text\":\"{}\"}",
+        ])
+        .prop_map(str::to_owned);
+        let key = prop::sample::select(vec![
+            "id",
+            "method",
+            "params",
+            "result",
+            "error",
+            "code",
+            "message",
+            "isError",
+            "resultType",
+            "ttlMs",
+            "cacheScope",
+            "taskId",
+            "status",
+            "task",
+            "structuredContent",
+            "content",
+            "text",
+            "protocolVersion",
+            "other",
+        ]);
+        leaf.prop_recursive(4, 64, 6, move |inner| {
+            prop_oneof![
+                prop::collection::vec((key.clone(), inner.clone()), 0..6).prop_map(|kv| {
+                    let members: Vec<String> =
+                        kv.iter().map(|(k, v)| format!("\"{k}\":{v}")).collect();
+                    format!("{{{}}}", members.join(","))
+                }),
+                prop::collection::vec(inner, 0..3).prop_map(|v| format!("[{}]", v.join(","))),
+            ]
+        })
+    }
+
+    proptest! {
+        #[test]
+        fn pruned_and_full_parse_agree(text in message_text()) {
+            let bytes = text.as_bytes();
+            let pruned = parse(bytes, false);
+            let full = parse(bytes, true);
+            prop_assert!(pruned.is_ok() && full.is_ok(), "{}", text);
+            if let (Ok((p, _)), Ok((f, _))) = (pruned, full) {
+                prop_assert_eq!(p, strip(f));
+            }
+        }
+    }
+}
