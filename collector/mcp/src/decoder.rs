@@ -127,7 +127,8 @@ struct Exchange {
 pub struct Decoder {
     cfg: DecoderConfig,
     stats: McpStats,
-    pending: BTreeMap<(FlowId, u64), Exchange>,
+    /// Boxed: B-tree nodes then move pointers, not ~600-byte exchanges.
+    pending: BTreeMap<(FlowId, u64), Box<Exchange>>,
     order: BTreeMap<u64, (FlowId, u64)>,
     next_seq: u64,
     sessions: HashMap<String, SessionInfo>,
@@ -266,7 +267,7 @@ impl Decoder {
         }
     }
 
-    fn remove(&mut self, flow: FlowId, index: u64) -> Option<Exchange> {
+    fn remove(&mut self, flow: FlowId, index: u64) -> Option<Box<Exchange>> {
         let ex = self.pending.remove(&(flow, index))?;
         self.order.remove(&ex.seq);
         Some(ex)
@@ -291,7 +292,7 @@ impl Decoder {
                 self.finalize(old, end, EndReason::Evicted, out);
             }
         }
-        let mut ex = Exchange {
+        let mut ex = Box::new(Exchange {
             seq: self.next_seq,
             index: req.index,
             conn,
@@ -315,7 +316,7 @@ impl Decoder {
             null_error: None,
             http_attached: Attached::default(),
             last_ts: req.ts_last.max(req.ts_first),
-        };
+        });
         self.next_seq += 1;
         parse_request_body(&mut ex, &req.body, &self.cfg, &mut self.stats);
         self.order.insert(ex.seq, key);
@@ -324,7 +325,13 @@ impl Decoder {
 
     // ---- span building ---------------------------------------------------------------
 
-    fn finalize(&mut self, mut ex: Exchange, end_ts: u64, reason: EndReason, out: &mut Vec<Span>) {
+    fn finalize(
+        &mut self,
+        mut ex: Box<Exchange>,
+        end_ts: u64,
+        reason: EndReason,
+        out: &mut Vec<Span>,
+    ) {
         self.stats.exchanges_done += 1;
         self.stats.count_status(ex.status);
         let headers = std::mem::take(&mut ex.headers);
