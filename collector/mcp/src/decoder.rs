@@ -354,6 +354,7 @@ impl Decoder {
         }
         self.update_sessions(&ex, minted.as_deref(), session_hdr.as_deref());
 
+        let server_ip = ip_text(ex.conn.server.ip());
         let ctx = ExCtx {
             era,
             end_ts: end_ts.max(ex.ts_first),
@@ -364,7 +365,9 @@ impl Decoder {
                 .cfg
                 .instance_id
                 .clone()
-                .unwrap_or_else(|| socket_text(ex.conn.server)),
+                .unwrap_or_else(|| socket_text_with(ex.conn.server, &server_ip)),
+            client_ip: ip_text(ex.conn.client.ip()),
+            server_ip,
             hdrs,
         };
         let msgs = std::mem::take(&mut ex.msgs);
@@ -457,7 +460,7 @@ impl Decoder {
         push(
             attrs,
             a::CLIENT_ADDRESS,
-            AttrValue::Str(ip_text(ex.conn.client.ip()).into()),
+            AttrValue::Str(ctx.client_ip.clone().into()),
         );
         push(
             attrs,
@@ -467,7 +470,7 @@ impl Decoder {
         push(
             attrs,
             a::SERVER_ADDRESS,
-            AttrValue::Str(ip_text(ex.conn.server.ip()).into()),
+            AttrValue::Str(ctx.server_ip.clone().into()),
         );
         push(
             attrs,
@@ -1112,6 +1115,10 @@ struct ExCtx<'h> {
     session: Option<String>,
     minted: Option<String>,
     instance_id: String,
+    /// `client.address` ([`ip_text`] of the client), formatted once per exchange.
+    client_ip: String,
+    /// `server.address`, formatted once per exchange.
+    server_ip: String,
     hdrs: ReqHeaders<'h>,
 }
 
@@ -1614,10 +1621,17 @@ fn ip_text(ip: std::net::IpAddr) -> String {
 }
 
 /// `addr.to_string()` (`a.b.c.d:port` for IPv4) with [`ip_text`]; IPv6 uses `Display`.
+#[cfg(test)]
 fn socket_text(addr: std::net::SocketAddr) -> String {
+    socket_text_with(addr, &ip_text(addr.ip()))
+}
+
+/// [`socket_text`] of `addr`, given `ip` = [`ip_text`] of its address.
+fn socket_text_with(addr: std::net::SocketAddr, ip: &str) -> String {
     match addr {
         std::net::SocketAddr::V4(v4) => {
-            let mut out = ip_text(std::net::IpAddr::V4(*v4.ip()));
+            let mut out = String::with_capacity(ip.len() + 6);
+            out.push_str(ip);
             out.push(':');
             push_decimal(&mut out, u32::from(v4.port()));
             out
