@@ -11,30 +11,8 @@ use mcptap_mcp::{Decoder, DecoderConfig, McpStats, Span};
 use mcptap_wire::conn::{HttpConfig, HttpConnection};
 use mcptap_wire::link::{DropReason, LinkType, decode_packet};
 use mcptap_wire::stats::WireStats;
-use mcptap_wire::tcp::{FlowTable, TcpConfig, TcpEvent, TcpSink};
-use mcptap_wire::{ConnMeta, FlowId, HttpEvent, TimestampNs};
-use std::collections::HashMap;
-use std::hash::{BuildHasherDefault, Hasher};
-
-/// Hasher for [`FlowId`] keys: a Fibonacci multiply of the id. Flow ids are
-/// our own sequential counter, never chosen by the traffic, so no hash
-/// flooding is possible and SipHash's cost is not needed.
-#[derive(Default)]
-struct FlowIdHasher(u64);
-
-impl Hasher for FlowIdHasher {
-    fn finish(&self) -> u64 {
-        self.0
-    }
-    fn write(&mut self, bytes: &[u8]) {
-        for &b in bytes {
-            self.0 = (self.0.rotate_left(8) ^ u64::from(b)).wrapping_mul(0x9E37_79B9_7F4A_7C15);
-        }
-    }
-    fn write_u64(&mut self, n: u64) {
-        self.0 = (self.0 ^ n).wrapping_mul(0x9E37_79B9_7F4A_7C15);
-    }
-}
+use mcptap_wire::tcp::{FlowOpened, FlowSink, FlowTable, TcpConfig, TcpEvent};
+use mcptap_wire::{ConnMeta, HttpEvent, TimestampNs};
 
 /// Receives finished spans.
 pub trait SpanSink {
@@ -51,14 +29,12 @@ const EXPIRE_EVERY_NS: u64 = 1_000_000_000;
 /// reassembly call (a flow-table `finish` or `expire` can close 100k flows at once).
 const SPANS_FLUSH_AT: usize = 1024;
 
-/// The HTTP and MCP stages: one [`HttpConnection`] per open TCP flow, and the
-/// decoder fed with each connection's events as soon as they are produced (so
-/// closing many flows at once never queues all their events).
+/// The HTTP and MCP stages: the decoder fed with each connection's events as
+/// soon as they are produced (so closing many flows at once never queues all
+/// their events). Each open TCP flow's [`HttpConnection`] lives in the flow
+/// table, next to its reassembly state (one allocation, no second map).
 struct HttpStage {
     cfg: HttpConfig,
-    /// Boxed: a connection is several hundred bytes, and the table keeps about
-    /// as many empty slots as full ones (and two tables while it grows).
-    conns: HashMap<FlowId, Box<HttpConnection>, BuildHasherDefault<FlowIdHasher>>,
     stats: WireStats,
     events: Vec<HttpEvent>,
     decoder: Decoder,
@@ -102,58 +78,36 @@ impl Feed<'_> {
     }
 }
 
-impl TcpSink for Feed<'_> {
-    fn on_tcp_event(&mut self, ev: TcpEvent<'_>) {
-        self.stage.on_tcp_event(ev);
-        if self.stage.spans.len() >= SPANS_FLUSH_AT {
-            self.flush();
-        }
+impl FlowSink<HttpConnection> for Feed<'_> {
+    fn on_open(&mut self, ev: FlowOpened) -> HttpConnection {
+        let meta = ConnMeta {
+            flow: ev.flow,
+            client: ev.client,
+            server: ev.server,
+            client_isn: ev.client_isn,
+        };
+        HttpConnection::new(meta, ev.saw_syn, self.stage.cfg)
     }
-}
 
-impl TcpSink for HttpStage {
-    fn on_tcp_event(&mut self, ev: TcpEvent<'_>) {
+    fn on_flow_event(&mut self, conn: &mut HttpConnection, ev: TcpEvent<'_>) {
+        let stage = &mut *self.stage;
         match ev {
-            TcpEvent::Opened {
-                flow,
-                client,
-                server,
-                client_isn,
-                saw_syn,
-                ..
-            } => {
-                let meta = ConnMeta {
-                    flow,
-                    client,
-                    server,
-                    client_isn,
-                };
-                self.conns
-                    .insert(flow, Box::new(HttpConnection::new(meta, saw_syn, self.cfg)));
+            TcpEvent::Opened { .. } => {}
+            TcpEvent::Data { dir, ts, data, .. } => {
+                conn.on_data(dir, ts, data, &mut stage.stats, &mut stage.events);
             }
-            TcpEvent::Data {
-                flow,
-                dir,
-                ts,
-                data,
-            } => {
-                if let Some(c) = self.conns.get_mut(&flow) {
-                    c.on_data(dir, ts, data, &mut self.stats, &mut self.events);
-                }
+            TcpEvent::Gap { dir, ts, len, .. } => {
+                conn.on_gap(dir, ts, len, &mut stage.stats, &mut stage.events);
             }
-            TcpEvent::Gap { flow, dir, ts, len } => {
-                if let Some(c) = self.conns.get_mut(&flow) {
-                    c.on_gap(dir, ts, len, &mut self.stats, &mut self.events);
-                }
-            }
-            TcpEvent::Closed { flow, ts, .. } => {
-                if let Some(mut c) = self.conns.remove(&flow) {
-                    c.on_close(ts, &mut self.stats, &mut self.events);
-                }
+            TcpEvent::Closed { ts, .. } => {
+                conn.on_close(ts, &mut stage.stats, &mut stage.events);
             }
         }
-        if !self.events.is_empty() {
-            self.decode_events();
+        if !stage.events.is_empty() {
+            stage.decode_events();
+        }
+        if stage.spans.len() >= SPANS_FLUSH_AT {
+            self.flush();
         }
     }
 }
@@ -186,7 +140,7 @@ pub struct PipelineStats<'a> {
 /// Packets in, spans out.
 pub struct Pipeline {
     link: LinkType,
-    flows: FlowTable,
+    flows: FlowTable<HttpConnection>,
     http: HttpStage,
     stats: WireStats,
     spans_out: u64,
@@ -199,10 +153,9 @@ impl Pipeline {
     pub fn new(link: LinkType, cfg: PipelineConfig) -> Pipeline {
         Pipeline {
             link,
-            flows: FlowTable::new(cfg.tcp),
+            flows: FlowTable::with_conn_state(cfg.tcp),
             http: HttpStage {
                 cfg: cfg.http,
-                conns: HashMap::default(),
                 stats: WireStats::default(),
                 events: Vec::new(),
                 decoder: Decoder::new(cfg.mcp),

@@ -65,15 +65,17 @@ struct Outstanding {
 struct OutstandingQueue {
     /// One past the index of the last request pushed.
     end: u64,
-    /// Number of requests waiting.
-    len: usize,
-    /// Indexes of the waiting `HEAD` requests, ascending.
-    heads: VecDeque<u64>,
+    /// Number of requests waiting (at most [`MAX_OUTSTANDING`]).
+    len: u32,
+    /// Indexes of the waiting `HEAD` requests, ascending; allocated with the
+    /// first `HEAD` request.
+    #[allow(clippy::box_collection)] // 8 bytes per idle connection instead of 32
+    heads: Option<Box<VecDeque<u64>>>,
 }
 
 impl OutstandingQueue {
     fn len(&self) -> usize {
-        self.len
+        self.len as usize
     }
 
     /// Appends request `index`, which must follow the last one pushed.
@@ -82,12 +84,12 @@ impl OutstandingQueue {
             // Not consecutive (never happens: indexes come from one counter):
             // start over rather than pair wrongly.
             self.len = 0;
-            self.heads.clear();
+            self.heads = None;
         }
         self.end = o.index.saturating_add(1);
-        self.len += 1;
+        self.len = self.len.saturating_add(1);
         if o.is_head {
-            self.heads.push_back(o.index);
+            self.heads.get_or_insert_default().push_back(o.index);
         }
     }
 
@@ -96,11 +98,17 @@ impl OutstandingQueue {
         if self.len == 0 {
             return None;
         }
-        let index = self.end.saturating_sub(self.len as u64);
+        let index = self.end.saturating_sub(u64::from(self.len));
         self.len -= 1;
-        let is_head = self.heads.front() == Some(&index);
-        if is_head {
-            self.heads.pop_front();
+        let is_head = self
+            .heads
+            .as_ref()
+            .is_some_and(|h| h.front() == Some(&index));
+        if is_head && let Some(h) = &mut self.heads {
+            h.pop_front();
+            if h.is_empty() {
+                self.heads = None;
+            }
         }
         Some(Outstanding { index, is_head })
     }
@@ -114,11 +122,19 @@ struct ReqBuild {
     emitted: bool,
 }
 
+/// The event-stream state of an SSE response: the parser and a scratch list
+/// for its events (boxed in [`RespBuild`]: most responses are not streams).
+#[derive(Debug)]
+struct SseStream {
+    parser: SseParser,
+    events: Vec<SseEvent>,
+}
+
 /// A response being received.
 #[derive(Debug)]
 struct RespBuild {
     index: u64,
-    sse: Option<SseParser>,
+    sse: Option<Box<SseStream>>,
     body: Vec<u8>,
     flags: MsgFlags,
     last_ts: TimestampNs,
@@ -148,7 +164,6 @@ pub struct HttpConnection {
     msgs: [Option<Box<Msg>>; 2],
     next_index: u64,
     outstanding: OutstandingQueue,
-    sse_scratch: Vec<SseEvent>,
     closed: bool,
 }
 
@@ -221,7 +236,6 @@ impl HttpConnection {
             msgs: [None, None],
             next_index: 0,
             outstanding: OutstandingQueue::default(),
-            sse_scratch: Vec::new(),
             closed: false,
         }
     }
@@ -261,7 +275,7 @@ impl HttpConnection {
             n += match &**m {
                 Msg::Request(r) => r.req.body.len(),
                 Msg::Response(r) => {
-                    r.body.len() + r.sse.as_ref().map_or(0, SseParser::buffered_bytes)
+                    r.body.len() + r.sse.as_ref().map_or(0, |s| s.parser.buffered_bytes())
                 }
                 Msg::Unpaired => 0,
             };
@@ -312,7 +326,7 @@ impl HttpConnection {
                 if let Some(Msg::Response(r)) = self.msgs[s].as_deref_mut()
                     && let Some(sse) = &mut r.sse
                 {
-                    sse.on_gap(stats);
+                    sse.parser.on_gap(stats);
                 }
             }
             GapOutcome::Ended(flags) => self.end_message(s, flags, None, stats, out),
@@ -421,7 +435,12 @@ impl HttpConnection {
                         });
                         self.msgs[s] = Some(Box::new(Msg::Response(RespBuild {
                             index: o.index,
-                            sse: sse.then(|| SseParser::new(self.cfg.max_body_bytes)),
+                            sse: sse.then(|| {
+                                Box::new(SseStream {
+                                    parser: SseParser::new(self.cfg.max_body_bytes),
+                                    events: Vec::new(),
+                                })
+                            }),
                             body: Vec::new(),
                             flags,
                             last_ts: ts,
@@ -443,9 +462,9 @@ impl HttpConnection {
                         r.last_ts = ts;
                         match &mut r.sse {
                             Some(sse) => {
-                                self.sse_scratch.clear();
-                                sse.feed(bytes, stats, &mut self.sse_scratch);
-                                for event in self.sse_scratch.drain(..) {
+                                sse.events.clear();
+                                sse.parser.feed(bytes, stats, &mut sse.events);
+                                for event in sse.events.drain(..) {
                                     out.push(HttpEvent::SseEvent {
                                         flow,
                                         index: r.index,
@@ -519,7 +538,7 @@ impl HttpConnection {
                     r.last_ts = ts;
                 }
                 if let Some(sse) = &mut r.sse {
-                    sse.finish(stats);
+                    sse.parser.finish(stats);
                 }
                 r.flags.merge(flags);
                 out.push(HttpEvent::ResponseEnd {
@@ -576,6 +595,6 @@ mod tests {
         assert_eq!(pop(&mut q), Some((6, true)));
         assert_eq!(pop(&mut q), Some((7, false)));
         assert_eq!(pop(&mut q), Some((8, false)));
-        assert!(q.heads.is_empty());
+        assert!(q.heads.is_none());
     }
 }

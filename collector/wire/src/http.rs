@@ -593,20 +593,26 @@ fn partial_head_ok(buf: &[u8], kind: Kind) -> bool {
 }
 
 /// Parses one chunk-size line (with its line ending). Bare-LF endings are
-/// accepted (RFC 9112 §2.2 allows recognising a lone LF).
-fn parse_chunk_line(line: &[u8], scratch: &mut Vec<u8>) -> Option<u64> {
+/// accepted (RFC 9112 §2.2 allows recognising a lone LF). A line that already
+/// ends with CRLF is parsed in place; only a bare-LF line is copied (to give
+/// `httparse` its CRLF).
+fn parse_chunk_line(line: &[u8]) -> Option<u64> {
     let content = line.strip_suffix(b"\n").unwrap_or(line);
     let content = content.strip_suffix(b"\r").unwrap_or(content);
     if !content.first().is_some_and(u8::is_ascii_hexdigit) {
         return None;
     }
-    scratch.clear();
-    scratch.extend_from_slice(content);
-    scratch.extend_from_slice(b"\r\n");
-    match httparse::parse_chunk_size(scratch) {
-        Ok(httparse::Status::Complete((used, size))) if used == scratch.len() => Some(size),
+    let parse = |l: &[u8]| match httparse::parse_chunk_size(l) {
+        Ok(httparse::Status::Complete((used, size))) if used == l.len() => Some(size),
         _ => None,
+    };
+    if line.len() == content.len() + 2 && line.ends_with(b"\r\n") {
+        return parse(line);
     }
+    let mut crlf = Vec::with_capacity(content.len() + 2);
+    crlf.extend_from_slice(content);
+    crlf.extend_from_slice(b"\r\n");
+    parse(&crlf)
 }
 
 /// Incremental framer of the HTTP/1.x messages of one direction.
@@ -616,7 +622,9 @@ fn parse_chunk_line(line: &[u8], scratch: &mut Vec<u8>) -> Option<u64> {
 /// [`MessageParser::finish`] at the end.
 #[derive(Debug, Clone)]
 pub struct MessageParser {
-    max_head_bytes: usize,
+    /// Largest head in bytes (u32: a cap above 4 GiB is clamped; keeps the
+    /// parser small, it lives as long as its connection).
+    max_head_bytes: u32,
     state: State,
     /// Partial head, chunk-size line, or resync candidate.
     pending: Vec<u8>,
@@ -632,17 +640,15 @@ pub struct MessageParser {
     msg_ts: TimestampNs,
     /// A head was reported and its end not yet.
     in_message: bool,
-    /// Scratch buffer for chunk-size lines.
-    scratch: Vec<u8>,
 }
 
 impl MessageParser {
     /// A parser accepting heads up to `max_head_bytes` (start line, headers and
-    /// blank line; also the cap for a chunk-size line and for trailers).
-    /// `resync == true` starts in resync mode (capture began mid-connection).
+    /// blank line; also the cap for a chunk-size line and for trailers; at
+    /// least 16, at most `u32::MAX` bytes). `resync == true` starts in resync mode (capture began mid-connection).
     pub fn new(max_head_bytes: usize, resync: bool) -> Self {
         MessageParser {
-            max_head_bytes: max_head_bytes.max(16),
+            max_head_bytes: u32::try_from(max_head_bytes.max(16)).unwrap_or(u32::MAX),
             state: if resync {
                 State::Resync
             } else {
@@ -662,7 +668,6 @@ impl MessageParser {
             flags: MsgFlags::default(),
             msg_ts: 0,
             in_message: false,
-            scratch: Vec::new(),
         }
     }
 
@@ -696,6 +701,11 @@ impl MessageParser {
         if self.in_message {
             self.state = State::Done;
         }
+    }
+
+    /// The head size cap in bytes.
+    fn max_head(&self) -> usize {
+        self.max_head_bytes as usize
     }
 
     fn idle_state() -> State {
@@ -779,7 +789,7 @@ impl MessageParser {
                     let mut line = line;
                     match find_blank_line_end(&mut line, d) {
                         None => {
-                            if self.pending.len().saturating_add(d.len()) > self.max_head_bytes {
+                            if self.pending.len().saturating_add(d.len()) > self.max_head() {
                                 stats.http_parse_errors += 1;
                                 self.enter_resync(stats);
                                 continue;
@@ -807,7 +817,7 @@ impl MessageParser {
                             let total = self.pending.len().saturating_add(e);
                             let (head_part, rest) = d.split_at(e.min(d.len()));
                             *data = rest;
-                            if total > self.max_head_bytes {
+                            if total > self.max_head() {
                                 stats.http_parse_errors += 1;
                                 stats.http_resync_skipped_bytes += e as u64;
                                 self.enter_resync(stats);
@@ -893,7 +903,7 @@ impl MessageParser {
                     }
                     match memchr::memchr(b'\n', d) {
                         None => {
-                            if self.pending.len().saturating_add(d.len()) > self.max_head_bytes {
+                            if self.pending.len().saturating_add(d.len()) > self.max_head() {
                                 stats.http_resync_skipped_bytes += d.len() as u64;
                                 *data = &[];
                                 return Some(self.body_error(stats));
@@ -906,10 +916,10 @@ impl MessageParser {
                             let (line, rest) = d.split_at(i + 1);
                             *data = rest;
                             let size = if self.pending.is_empty() {
-                                parse_chunk_line(line, &mut self.scratch)
+                                parse_chunk_line(line)
                             } else {
                                 self.pending.extend_from_slice(line);
-                                let r = parse_chunk_line(&self.pending, &mut self.scratch);
+                                let r = parse_chunk_line(&self.pending);
                                 self.pending.clear();
                                 r
                             };
@@ -943,7 +953,7 @@ impl MessageParser {
                         None => {
                             let bytes = bytes.saturating_add(d.len());
                             *data = &[];
-                            if bytes > self.max_head_bytes {
+                            if bytes > self.max_head() {
                                 stats.http_resync_skipped_bytes += d.len() as u64;
                                 return Some(self.body_error(stats));
                             }

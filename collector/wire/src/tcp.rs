@@ -173,6 +173,52 @@ pub trait TcpSink {
     fn on_tcp_event(&mut self, ev: TcpEvent<'_>);
 }
 
+/// Receives reassembly events together with the caller's per-connection
+/// state `T`, which the table stores inside each flow (see
+/// [`FlowTable::with_conn_state`]): one allocation and one lookup per
+/// connection serve both layers. Every [`TcpSink`] is a `FlowSink<()>`.
+pub trait FlowSink<T> {
+    /// A connection opened (what [`TcpEvent::Opened`] reports); returns its state.
+    fn on_open(&mut self, ev: FlowOpened) -> T;
+    /// Any later event of the connection whose state is `conn`, in order
+    /// ([`TcpEvent::Closed`] last; the state is dropped after it).
+    fn on_flow_event(&mut self, conn: &mut T, ev: TcpEvent<'_>);
+}
+
+/// The fields of [`TcpEvent::Opened`], for [`FlowSink::on_open`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct FlowOpened {
+    /// Its id.
+    pub flow: FlowId,
+    /// The side believed to be the client (SYN sender, else port heuristic).
+    pub client: SocketAddr,
+    /// The other side.
+    pub server: SocketAddr,
+    /// Client ISN (see [`TcpEvent::Opened`]).
+    pub client_isn: u32,
+    /// Whether the handshake was captured.
+    pub saw_syn: bool,
+    /// Timestamp of the first packet, ns.
+    pub ts: TimestampNs,
+}
+
+impl<S: TcpSink> FlowSink<()> for S {
+    fn on_open(&mut self, ev: FlowOpened) {
+        self.on_tcp_event(TcpEvent::Opened {
+            flow: ev.flow,
+            client: ev.client,
+            server: ev.server,
+            client_isn: ev.client_isn,
+            saw_syn: ev.saw_syn,
+            ts: ev.ts,
+        });
+    }
+
+    fn on_flow_event(&mut self, _conn: &mut (), ev: TcpEvent<'_>) {
+        self.on_tcp_event(ev);
+    }
+}
+
 /// Server ports recognised by the client/server guess when the handshake was
 /// not captured (HTTP and common dev/proxy ports).
 pub const COMMON_SERVER_PORTS: &[u16] = &[
@@ -241,15 +287,17 @@ struct Half {
 }
 
 /// Where a half's events go.
-struct Out<'x, S> {
+struct Out<'x, S, T> {
     flow: FlowId,
     dir: Dir,
     ts: TimestampNs,
     stats: &'x mut WireStats,
     sink: &'x mut S,
+    /// The flow's caller state.
+    conn: &'x mut T,
 }
 
-impl<S: TcpSink> Out<'_, S> {
+impl<S: FlowSink<T>, T> Out<'_, S, T> {
     fn data(&mut self, data: &[u8]) {
         if data.is_empty() {
             return;
@@ -258,12 +306,15 @@ impl<S: TcpSink> Out<'_, S> {
             .stats
             .tcp_bytes_delivered
             .saturating_add(data.len() as u64);
-        self.sink.on_tcp_event(TcpEvent::Data {
-            flow: self.flow,
-            dir: self.dir,
-            ts: self.ts,
-            data,
-        });
+        self.sink.on_flow_event(
+            self.conn,
+            TcpEvent::Data {
+                flow: self.flow,
+                dir: self.dir,
+                ts: self.ts,
+                data,
+            },
+        );
     }
 
     fn gap(&mut self, len: u64, by_cap: bool) {
@@ -276,12 +327,15 @@ impl<S: TcpSink> Out<'_, S> {
             self.stats.tcp_buffer_overflow_bytes =
                 self.stats.tcp_buffer_overflow_bytes.saturating_add(len);
         }
-        self.sink.on_tcp_event(TcpEvent::Gap {
-            flow: self.flow,
-            dir: self.dir,
-            ts: self.ts,
-            len,
-        });
+        self.sink.on_flow_event(
+            self.conn,
+            TcpEvent::Gap {
+                flow: self.flow,
+                dir: self.dir,
+                ts: self.ts,
+                len,
+            },
+        );
     }
 }
 
@@ -318,7 +372,7 @@ impl Half {
     /// Delivers the buffered run starting at `next_off`, if any. (Runs never
     /// start before `next_off`; if one did, its stale prefix is dropped, so
     /// every call removes such entries and callers always make progress.)
-    fn drain<S: TcpSink>(&mut self, out: &mut Out<'_, S>) {
+    fn drain<S: FlowSink<T>, T>(&mut self, out: &mut Out<'_, S, T>) {
         while let Some(entry) = self.buf.first_entry() {
             let key = *entry.key();
             if key > self.next_off {
@@ -336,7 +390,7 @@ impl Half {
 
     /// Declares the first hole a gap and delivers the run after it.
     /// Returns `false` when nothing is buffered.
-    fn skip_hole<S: TcpSink>(&mut self, out: &mut Out<'_, S>, by_cap: bool) -> bool {
+    fn skip_hole<S: FlowSink<T>, T>(&mut self, out: &mut Out<'_, S, T>, by_cap: bool) -> bool {
         let Some((&first, _)) = self.buf.first_key_value() else {
             return false;
         };
@@ -348,13 +402,13 @@ impl Half {
     }
 
     /// Payload `payload` whose first byte has sequence number `seq`.
-    fn data<S: TcpSink>(
+    fn data<S: FlowSink<T>, T>(
         &mut self,
         seq: u32,
         payload: &[u8],
         cap: usize,
         pieces: &mut Vec<(u64, u64)>,
-        out: &mut Out<'_, S>,
+        out: &mut Out<'_, S, T>,
     ) {
         if payload.is_empty() {
             return;
@@ -466,7 +520,7 @@ impl Half {
 
     /// The peer acknowledged everything before `ack`: holes before it will not
     /// be filled by the capture.
-    fn on_ack<S: TcpSink>(&mut self, ack: u32, out: &mut Out<'_, S>) {
+    fn on_ack<S: FlowSink<T>, T>(&mut self, ack: u32, out: &mut Out<'_, S, T>) {
         if !self.init || self.buf.is_empty() {
             return;
         }
@@ -502,7 +556,7 @@ impl Half {
 
     /// Connection is going away: declare every hole, deliver every buffered
     /// byte, and declare the bytes missing before a FIN.
-    fn flush<S: TcpSink>(&mut self, out: &mut Out<'_, S>) {
+    fn flush<S: FlowSink<T>, T>(&mut self, out: &mut Out<'_, S, T>) {
         while self.skip_hole(out, false) {}
         if let Some(fin) = self.fin_off
             && fin > self.next_off
@@ -514,9 +568,9 @@ impl Half {
     }
 }
 
-/// One tracked connection.
+/// One tracked connection, with the caller's state `T` for it.
 #[derive(Debug)]
-struct Flow {
+struct Flow<T> {
     id: FlowId,
     key: FlowKey,
     /// The client is `key.0` (else `key.1`); a bool, not a third address, to
@@ -528,9 +582,11 @@ struct Flow {
     lru_ts: TimestampNs,
     /// `[client→server, server→client]`.
     halves: [Half; 2],
+    /// The caller's state for this connection ([`FlowSink::on_open`]).
+    conn: T,
 }
 
-impl Flow {
+impl<T> Flow<T> {
     fn any_fin(&self) -> bool {
         self.halves.iter().any(|h| h.fin_off.is_some())
     }
@@ -569,13 +625,14 @@ fn dst_is_server(src: u16, dst: u16) -> bool {
     dst <= src
 }
 
-/// All tracked connections.
+/// All tracked connections, each with the caller's state `T` (`()` for a
+/// plain [`TcpSink`]; see [`FlowSink`]).
 #[derive(Debug)]
-pub struct FlowTable {
+pub struct FlowTable<T = ()> {
     cfg: TcpConfig,
     /// Flow storage; `None` slots are in `free`. Boxed: a `Vec` of inline flows
     /// keeps up to twice the live flows' size in spare capacity.
-    slots: Vec<Option<Box<Flow>>>,
+    slots: Vec<Option<Box<Flow<T>>>>,
     free: Vec<usize>,
     by_key: HashMap<FlowKey, usize>,
     /// `(lru_ts, flow id) → slot`, oldest first.
@@ -589,8 +646,16 @@ pub struct FlowTable {
 }
 
 impl FlowTable {
-    /// An empty table with limits `cfg`.
+    /// An empty table with limits `cfg`, for a plain [`TcpSink`].
     pub fn new(cfg: TcpConfig) -> Self {
+        FlowTable::with_conn_state(cfg)
+    }
+}
+
+impl<T> FlowTable<T> {
+    /// An empty table with limits `cfg` that keeps a `T` per connection,
+    /// created by [`FlowSink::on_open`] and handed to every later event.
+    pub fn with_conn_state(cfg: TcpConfig) -> Self {
         FlowTable {
             cfg,
             slots: Vec::new(),
@@ -613,7 +678,7 @@ impl FlowTable {
         ts: TimestampNs,
         pkt: &TcpPacket<'_>,
         stats: &mut WireStats,
-        sink: &mut impl TcpSink,
+        sink: &mut impl FlowSink<T>,
     ) {
         let key = FlowKey::new(pkt.src, pkt.dst);
         let flags = pkt.flags;
@@ -665,7 +730,7 @@ impl FlowTable {
     /// they buffered (gaps declared), with [`CloseReason::IdleTimeout`] at
     /// `now`. Cost: O(log n) per connection examined; cheap to call once per
     /// capture second.
-    pub fn expire(&mut self, now: TimestampNs, stats: &mut WireStats, sink: &mut impl TcpSink) {
+    pub fn expire(&mut self, now: TimestampNs, stats: &mut WireStats, sink: &mut impl FlowSink<T>) {
         while let Some((&(kts, id), &slot)) = self.lru.first_key_value() {
             if now.saturating_sub(kts) <= self.cfg.idle_timeout_ns {
                 break;
@@ -680,7 +745,7 @@ impl FlowTable {
     /// End of input: delivers what is buffered (declaring gaps) and closes
     /// every connection with [`CloseReason::EndOfInput`] at `ts`, in
     /// [`FlowId`] order. The table is empty afterwards and can be reused.
-    pub fn finish(&mut self, ts: TimestampNs, stats: &mut WireStats, sink: &mut impl TcpSink) {
+    pub fn finish(&mut self, ts: TimestampNs, stats: &mut WireStats, sink: &mut impl FlowSink<T>) {
         let mut order: Vec<(u64, usize)> = self.lru.iter().map(|(&(_, id), &s)| (id, s)).collect();
         order.sort_unstable();
         for (_, slot) in order {
@@ -703,7 +768,7 @@ impl FlowTable {
         self.buffered_total
     }
 
-    fn flow(&self, slot: usize) -> Option<&Flow> {
+    fn flow(&self, slot: usize) -> Option<&Flow<T>> {
         self.slots.get(slot).and_then(Option::as_deref)
     }
 
@@ -767,7 +832,12 @@ impl FlowTable {
 
     /// While the table buffers more than the total cap, skips the first hole
     /// of the largest buffer.
-    fn enforce_total(&mut self, ts: TimestampNs, stats: &mut WireStats, sink: &mut impl TcpSink) {
+    fn enforce_total(
+        &mut self,
+        ts: TimestampNs,
+        stats: &mut WireStats,
+        sink: &mut impl FlowSink<T>,
+    ) {
         while self.buffered_total > self.cfg.max_buffered_bytes_total {
             let Some(&(_, _, slot, i)) = self.by_buffer.last() else {
                 break;
@@ -775,14 +845,18 @@ impl FlowTable {
             let before = self.buffered_of(slot);
             let progressed = match self.slots.get_mut(slot).and_then(Option::as_mut) {
                 Some(f) => {
+                    let Flow {
+                        id, halves, conn, ..
+                    } = &mut **f;
                     let mut out = Out {
-                        flow: f.id,
+                        flow: *id,
                         dir: dir_of(i),
                         ts,
                         stats: &mut *stats,
                         sink: &mut *sink,
+                        conn,
                     };
-                    f.halves
+                    halves
                         .get_mut(i)
                         .is_some_and(|h| h.skip_hole(&mut out, true))
                 }
@@ -802,7 +876,7 @@ impl FlowTable {
         key: FlowKey,
         pkt: &TcpPacket<'_>,
         stats: &mut WireStats,
-        sink: &mut impl TcpSink,
+        sink: &mut impl FlowSink<T>,
     ) -> usize {
         let max = self.cfg.max_flows.max(1);
         while self.by_key.len() >= max {
@@ -827,6 +901,15 @@ impl FlowTable {
         };
         let id = FlowId(self.next_id);
         self.next_id = self.next_id.wrapping_add(1);
+        stats.flows_opened = stats.flows_opened.saturating_add(1);
+        let conn = sink.on_open(FlowOpened {
+            flow: id,
+            client,
+            server,
+            client_isn,
+            saw_syn,
+            ts,
+        });
         let flow = Flow {
             id,
             key,
@@ -834,6 +917,7 @@ impl FlowTable {
             last_ts: ts,
             lru_ts: ts,
             halves: [Half::default(), Half::default()],
+            conn,
         };
         let slot = match self.free.pop() {
             Some(s) if s < self.slots.len() => {
@@ -847,15 +931,6 @@ impl FlowTable {
         };
         self.by_key.insert(key, slot);
         self.lru.insert((ts, id.0), slot);
-        stats.flows_opened = stats.flows_opened.saturating_add(1);
-        sink.on_tcp_event(TcpEvent::Opened {
-            flow: id,
-            client,
-            server,
-            client_isn,
-            saw_syn,
-            ts,
-        });
         slot
     }
 
@@ -866,24 +941,28 @@ impl FlowTable {
         ts: TimestampNs,
         reason: CloseReason,
         stats: &mut WireStats,
-        sink: &mut impl TcpSink,
+        sink: &mut impl FlowSink<T>,
     ) {
         let before = self.buffered_of(slot);
         let Some(f) = self.slots.get_mut(slot).and_then(Option::as_mut) else {
             return;
         };
-        for (i, h) in f.halves.iter_mut().enumerate() {
+        let Flow {
+            id, halves, conn, ..
+        } = &mut **f;
+        for (i, h) in halves.iter_mut().enumerate() {
             let mut out = Out {
-                flow: f.id,
+                flow: *id,
                 dir: dir_of(i),
                 ts,
                 stats: &mut *stats,
                 sink: &mut *sink,
+                conn: &mut *conn,
             };
             h.flush(&mut out);
         }
         self.rebuffer(slot, before);
-        let Some(f) = self.slots.get_mut(slot).and_then(Option::take) else {
+        let Some(mut f) = self.slots.get_mut(slot).and_then(Option::take) else {
             return;
         };
         self.by_key.remove(&f.key);
@@ -896,17 +975,20 @@ impl FlowTable {
             CloseReason::EndOfInput => &mut stats.flows_end_of_input,
         };
         *counter = counter.saturating_add(1);
-        sink.on_tcp_event(TcpEvent::Closed {
-            flow: f.id,
-            ts,
-            reason,
-        });
+        sink.on_flow_event(
+            &mut f.conn,
+            TcpEvent::Closed {
+                flow: f.id,
+                ts,
+                reason,
+            },
+        );
     }
 }
 
 /// Applies one segment to its flow; returns why the flow must close now, if so.
-fn process<S: TcpSink>(
-    flow: &mut Flow,
+fn process<S: FlowSink<T>, T>(
+    flow: &mut Flow<T>,
     ts: TimestampNs,
     pkt: &TcpPacket<'_>,
     cfg: &TcpConfig,
@@ -919,8 +1001,11 @@ fn process<S: TcpSink>(
         return Some(CloseReason::Rst);
     }
     let i = flow.dir_index(pkt.src);
-    let id = flow.id;
-    let [c2s, s2c] = &mut flow.halves;
+    let Flow {
+        id, halves, conn, ..
+    } = flow;
+    let id = *id;
+    let [c2s, s2c] = halves;
     let (me, other) = if i == 0 { (c2s, s2c) } else { (s2c, c2s) };
     if flags.syn && !me.init {
         me.start(pkt.seq.wrapping_add(1));
@@ -938,6 +1023,7 @@ fn process<S: TcpSink>(
             ts,
             stats: &mut *stats,
             sink: &mut *sink,
+            conn: &mut *conn,
         };
         other.on_ack(pkt.ack, &mut out);
     }
@@ -948,6 +1034,7 @@ fn process<S: TcpSink>(
         ts,
         stats,
         sink,
+        conn,
     };
     me.data(
         data_seq,
@@ -979,7 +1066,7 @@ mod tests {
         fn on_tcp_event(&mut self, _: TcpEvent<'_>) {}
     }
 
-    impl FlowTable {
+    impl<T> FlowTable<T> {
         /// Every index agrees with the flows; every buffer is well formed.
         fn check(&self) -> Result<(), String> {
             let mut total = 0;
