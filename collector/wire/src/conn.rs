@@ -153,7 +153,8 @@ enum Msg {
 #[derive(Debug)]
 pub struct HttpConnection {
     meta: ConnMeta,
-    cfg: HttpConfig,
+    /// `HttpConfig::max_body_bytes` (the head cap lives in the parsers).
+    max_body_bytes: usize,
     /// The TCP-relative direction that carries requests, once known.
     req_dir: Option<Dir>,
     /// Parsers, indexed by [`slot`] of the TCP-relative direction.
@@ -227,7 +228,7 @@ impl HttpConnection {
         let resync = !saw_syn;
         HttpConnection {
             meta,
-            cfg,
+            max_body_bytes: cfg.max_body_bytes,
             req_dir: None,
             parsers: [
                 MessageParser::new(cfg.max_head_bytes, resync),
@@ -437,7 +438,7 @@ impl HttpConnection {
                             index: o.index,
                             sse: sse.then(|| {
                                 Box::new(SseStream {
-                                    parser: SseParser::new(self.cfg.max_body_bytes),
+                                    parser: SseParser::new(self.max_body_bytes),
                                     events: Vec::new(),
                                 })
                             }),
@@ -449,7 +450,7 @@ impl HttpConnection {
                 }
             }
             Event::Body(bytes) => {
-                let cap = self.cfg.max_body_bytes;
+                let cap = self.max_body_bytes;
                 let flow = self.flow();
                 match self.msgs[s].as_deref_mut() {
                     Some(Msg::Request(b)) => {

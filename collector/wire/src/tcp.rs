@@ -56,8 +56,9 @@
 //!
 //! # Cost
 //!
-//! Per connection: one slot (about 300 bytes, two empty `BTreeMap`s that
-//! allocate nothing), a hash-map entry and an LRU-index entry. An in-order
+//! Per connection: one boxed slot (152 bytes plus the caller's state `T`;
+//! the out-of-order buffers are allocated only while bytes are buffered), a
+//! hash-map entry (40-byte packed key) and an LRU-index entry. An in-order
 //! segment with nothing buffered is delivered straight from the packet's
 //! payload slice without allocating. Out-of-order bytes are copied into
 //! per-direction buffers, adjacent runs merged. The LRU index is re-keyed at
@@ -234,56 +235,95 @@ pub const MAX_SEGMENTS_PER_DIR: usize = 1024;
 /// by at least this much (ns); stale keys are corrected lazily.
 pub const LRU_GRANULARITY_NS: u64 = 1_000_000_000;
 
-/// Unordered endpoint pair (smaller first).
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-struct FlowKey(SocketAddr, SocketAddr);
+/// Unordered endpoint pair, packed into five words (40 bytes; two
+/// `SocketAddr`s take 64): the smaller address first, each address as two
+/// words (an IPv4 address in the second word, the first zero), then one word
+/// holding both ports and the family (so an IPv4 flow never equals one of
+/// IPv4-mapped IPv6 addresses). IPv6 flow info and scope id are not kept (the
+/// link decoder never sets them).
+#[derive(Debug, Clone, Copy, Eq)]
+struct FlowKey([u64; 5]);
+
+impl PartialEq for FlowKey {
+    /// Five word compares, without a call to `memcmp` (which the derived
+    /// array equality makes on every lookup).
+    fn eq(&self, other: &FlowKey) -> bool {
+        self.0
+            .iter()
+            .zip(other.0.iter())
+            .fold(0, |acc, (a, b)| acc | (a ^ b))
+            == 0
+    }
+}
 
 impl std::hash::Hash for FlowKey {
-    /// Feeds the hasher one 36-byte write (each address as 16 IPv6 octets, IPv4
-    /// mapped, then the port) instead of the derived per-field writes: the map
-    /// keeps the std's randomly keyed SipHash (hash-flooding resistance), which
-    /// costs far less for one write than for the derived eight. Equal keys
-    /// hash equally (IPv6 flow info and scope id are not hashed; `Eq` still
-    /// compares them).
+    /// Feeds the hasher one 40-byte write: the map keeps the std's randomly
+    /// keyed SipHash (hash-flooding resistance), which costs far less for one
+    /// write than for many.
     fn hash<H: std::hash::Hasher>(&self, state: &mut H) {
-        let mut buf = [0u8; 36];
-        for (chunk, addr) in buf.chunks_exact_mut(18).zip([self.0, self.1]) {
-            let ip = match addr.ip() {
-                std::net::IpAddr::V4(v4) => v4.to_ipv6_mapped().octets(),
-                std::net::IpAddr::V6(v6) => v6.octets(),
-            };
-            let (ip_part, port_part) = chunk.split_at_mut(16);
-            ip_part.copy_from_slice(&ip);
-            port_part.copy_from_slice(&addr.port().to_be_bytes());
+        let mut bytes = [0u8; 40];
+        for (chunk, w) in bytes.chunks_exact_mut(8).zip(self.0) {
+            chunk.copy_from_slice(&w.to_ne_bytes());
         }
-        state.write(&buf);
+        state.write(&bytes);
+    }
+}
+
+/// The two words of an address in a [`FlowKey`].
+fn addr_words(addr: SocketAddr) -> [u64; 2] {
+    match addr.ip() {
+        std::net::IpAddr::V4(v4) => [0, u64::from(u32::from(v4))],
+        std::net::IpAddr::V6(v6) => {
+            let v = u128::from(v6);
+            // Truncation splits the address into its two halves.
+            [(v >> 64) as u64, v as u64]
+        }
     }
 }
 
 impl FlowKey {
-    fn new(a: SocketAddr, b: SocketAddr) -> FlowKey {
-        if a <= b { FlowKey(a, b) } else { FlowKey(b, a) }
+    /// The key of the pair `a`, `b`, and whether `a` is its first endpoint.
+    fn new(a: SocketAddr, b: SocketAddr) -> (FlowKey, bool) {
+        let a_first = a <= b;
+        let (lo, hi) = if a_first { (a, b) } else { (b, a) };
+        let [l0, l1] = addr_words(lo);
+        let [h0, h1] = addr_words(hi);
+        let tail =
+            u64::from(lo.port()) | u64::from(hi.port()) << 16 | u64::from(lo.is_ipv6()) << 32;
+        (FlowKey([l0, l1, h0, h1, tail]), a_first)
     }
 }
 
-/// One direction of a connection.
+/// The out-of-order bytes of one direction (allocated only while some are
+/// buffered: most directions never see a segment out of order).
 #[derive(Debug, Default)]
-struct Half {
-    /// `next_seq`/`next_off` are valid.
-    init: bool,
-    /// Sequence number of the next byte to deliver.
-    next_seq: u32,
-    /// Stream offset of `next_seq` (bytes delivered or skipped so far).
-    next_off: u64,
-    /// ISN when the SYN (or the peer's SYN+ACK acknowledging it) was seen.
-    syn_seq: Option<u32>,
-    /// Stream offset of the FIN, once seen.
-    fin_off: Option<u64>,
+struct Ooo {
     /// Out-of-order runs by stream offset: non-overlapping, non-adjacent,
-    /// all starting after `next_off`.
+    /// all starting after the half's `next_off`; never empty while allocated.
     buf: BTreeMap<u64, Vec<u8>>,
     /// Bytes in `buf`.
     buffered: usize,
+}
+
+/// One direction of a connection. 40 bytes: the options are stored as a
+/// value plus a flag, and the out-of-order buffer is boxed on first use.
+#[derive(Debug, Default)]
+struct Half {
+    /// Stream offset of `next_seq` (bytes delivered or skipped so far).
+    next_off: u64,
+    /// Stream offset of the FIN, valid when `has_fin`.
+    fin_off_v: u64,
+    /// Sequence number of the next byte to deliver.
+    next_seq: u32,
+    /// ISN when the SYN (or the peer's SYN+ACK acknowledging it) was seen,
+    /// valid when `has_syn`.
+    syn_seq_v: u32,
+    /// `next_seq`/`next_off` are valid.
+    init: bool,
+    has_syn: bool,
+    has_fin: bool,
+    /// Buffered out-of-order runs; `None` when there are none.
+    ooo: Option<Box<Ooo>>,
 }
 
 /// Where a half's events go.
@@ -340,6 +380,40 @@ impl<S: FlowSink<T>, T> Out<'_, S, T> {
 }
 
 impl Half {
+    /// ISN when the SYN (or the peer's SYN+ACK acknowledging it) was seen.
+    fn syn_seq(&self) -> Option<u32> {
+        self.has_syn.then_some(self.syn_seq_v)
+    }
+
+    fn set_syn_seq(&mut self, seq: u32) {
+        self.has_syn = true;
+        self.syn_seq_v = seq;
+    }
+
+    /// Stream offset of the FIN, once seen.
+    fn fin_off(&self) -> Option<u64> {
+        self.has_fin.then_some(self.fin_off_v)
+    }
+
+    /// Out-of-order bytes buffered.
+    fn buffered(&self) -> usize {
+        self.ooo.as_ref().map_or(0, |o| o.buffered)
+    }
+
+    /// Stream offset of the first buffered run.
+    fn first_buffered(&self) -> Option<u64> {
+        self.ooo
+            .as_ref()
+            .and_then(|o| o.buf.first_key_value().map(|(k, _)| *k))
+    }
+
+    /// Frees the out-of-order buffer once it is empty.
+    fn release_empty(&mut self) {
+        if self.ooo.as_ref().is_some_and(|o| o.buf.is_empty()) {
+            self.ooo = None;
+        }
+    }
+
     /// Starts the stream at `seq` (offset 0).
     fn start(&mut self, seq: u32) {
         self.init = true;
@@ -373,25 +447,28 @@ impl Half {
     /// start before `next_off`; if one did, its stale prefix is dropped, so
     /// every call removes such entries and callers always make progress.)
     fn drain<S: FlowSink<T>, T>(&mut self, out: &mut Out<'_, S, T>) {
-        while let Some(entry) = self.buf.first_entry() {
+        while let Some(entry) = self.ooo.as_deref_mut().and_then(|o| o.buf.first_entry()) {
             let key = *entry.key();
             if key > self.next_off {
                 break;
             }
             let v = entry.remove();
-            self.buffered = self.buffered.saturating_sub(v.len());
+            if let Some(o) = self.ooo.as_deref_mut() {
+                o.buffered = o.buffered.saturating_sub(v.len());
+            }
             let skip = usize::try_from(self.next_off - key).unwrap_or(usize::MAX);
             if let Some(fresh) = v.get(skip..) {
                 out.data(fresh);
                 self.advance(fresh.len() as u64);
             }
         }
+        self.release_empty();
     }
 
     /// Declares the first hole a gap and delivers the run after it.
     /// Returns `false` when nothing is buffered.
     fn skip_hole<S: FlowSink<T>, T>(&mut self, out: &mut Out<'_, S, T>, by_cap: bool) -> bool {
-        let Some((&first, _)) = self.buf.first_key_value() else {
+        let Some(first) = self.first_buffered() else {
             return false;
         };
         let len = first.saturating_sub(self.next_off);
@@ -432,17 +509,18 @@ impl Half {
         };
         let end = start.saturating_add(p.len() as u64);
         if start == self.next_off {
-            let first = self.buf.first_key_value().map(|(k, _)| *k);
+            let first = self.first_buffered();
             if first.is_none_or(|k| end < k) {
                 // Fast path: straight from the packet, nothing to merge.
                 out.data(p);
                 self.advance(p.len() as u64);
                 return;
             }
-            self.insert(start, p, pieces);
+            self.ooo.get_or_insert_default().insert(start, p, pieces);
             self.drain(out);
         } else {
-            if self.insert(start, p, pieces) == 0 {
+            if self.ooo.get_or_insert_default().insert(start, p, pieces) == 0 {
+                self.release_empty();
                 out.stats.tcp_retransmitted_segments =
                     out.stats.tcp_retransmitted_segments.saturating_add(1);
                 return;
@@ -450,13 +528,67 @@ impl Half {
             out.stats.tcp_out_of_order_segments =
                 out.stats.tcp_out_of_order_segments.saturating_add(1);
         }
-        while self.buffered > cap || self.buf.len() > MAX_SEGMENTS_PER_DIR {
+        while self.buffered() > cap
+            || self.ooo.as_ref().map_or(0, |o| o.buf.len()) > MAX_SEGMENTS_PER_DIR
+        {
             if !self.skip_hole(out, true) {
                 break;
             }
         }
     }
 
+    /// The peer acknowledged everything before `ack`: holes before it will not
+    /// be filled by the capture.
+    fn on_ack<S: FlowSink<T>, T>(&mut self, ack: u32, out: &mut Out<'_, S, T>) {
+        if !self.init || self.ooo.is_none() {
+            return;
+        }
+        let rel = self.rel(ack);
+        if rel <= 0 {
+            return;
+        }
+        let ack_off = self.next_off.saturating_add(rel.unsigned_abs());
+        while self.next_off < ack_off {
+            let Some(first) = self.first_buffered() else {
+                break;
+            };
+            if first <= ack_off {
+                self.skip_hole(out, false);
+            } else {
+                let len = ack_off - self.next_off;
+                out.gap(len, false);
+                self.advance(len);
+                break;
+            }
+        }
+    }
+
+    /// A FIN at sequence number `seq`.
+    fn on_fin(&mut self, seq: u32) {
+        if !self.init {
+            self.start(seq);
+        }
+        if !self.has_fin {
+            self.fin_off_v = self.offset_of(seq).unwrap_or(self.next_off);
+            self.has_fin = true;
+        }
+    }
+
+    /// Connection is going away: declare every hole, deliver every buffered
+    /// byte, and declare the bytes missing before a FIN.
+    fn flush<S: FlowSink<T>, T>(&mut self, out: &mut Out<'_, S, T>) {
+        while self.skip_hole(out, false) {}
+        if let Some(fin) = self.fin_off()
+            && fin > self.next_off
+        {
+            let len = fin - self.next_off;
+            out.gap(len, false);
+            self.advance(len);
+        }
+    }
+}
+
+impl Ooo {
     /// Buffers the positions of `[start, start + p.len())` not buffered yet
     /// (first received wins). Returns the bytes added.
     fn insert(&mut self, start: u64, p: &[u8], pieces: &mut Vec<(u64, u64)>) -> usize {
@@ -517,55 +649,6 @@ impl Half {
         }
         self.buffered = self.buffered.saturating_add(bytes.len());
     }
-
-    /// The peer acknowledged everything before `ack`: holes before it will not
-    /// be filled by the capture.
-    fn on_ack<S: FlowSink<T>, T>(&mut self, ack: u32, out: &mut Out<'_, S, T>) {
-        if !self.init || self.buf.is_empty() {
-            return;
-        }
-        let rel = self.rel(ack);
-        if rel <= 0 {
-            return;
-        }
-        let ack_off = self.next_off.saturating_add(rel.unsigned_abs());
-        while self.next_off < ack_off {
-            let Some((&first, _)) = self.buf.first_key_value() else {
-                break;
-            };
-            if first <= ack_off {
-                self.skip_hole(out, false);
-            } else {
-                let len = ack_off - self.next_off;
-                out.gap(len, false);
-                self.advance(len);
-                break;
-            }
-        }
-    }
-
-    /// A FIN at sequence number `seq`.
-    fn on_fin(&mut self, seq: u32) {
-        if !self.init {
-            self.start(seq);
-        }
-        if self.fin_off.is_none() {
-            self.fin_off = Some(self.offset_of(seq).unwrap_or(self.next_off));
-        }
-    }
-
-    /// Connection is going away: declare every hole, deliver every buffered
-    /// byte, and declare the bytes missing before a FIN.
-    fn flush<S: FlowSink<T>, T>(&mut self, out: &mut Out<'_, S, T>) {
-        while self.skip_hole(out, false) {}
-        if let Some(fin) = self.fin_off
-            && fin > self.next_off
-        {
-            let len = fin - self.next_off;
-            out.gap(len, false);
-            self.advance(len);
-        }
-    }
 }
 
 /// One tracked connection, with the caller's state `T` for it.
@@ -573,7 +656,7 @@ impl Half {
 struct Flow<T> {
     id: FlowId,
     key: FlowKey,
-    /// The client is `key.0` (else `key.1`); a bool, not a third address, to
+    /// The client is the key's first endpoint (else its second); a bool, not a third address, to
     /// keep idle flows small (BENCHMARKS.md, peak RSS).
     client_first: bool,
     /// Latest capture time of a segment (max, so time going backwards is harmless).
@@ -588,17 +671,17 @@ struct Flow<T> {
 
 impl<T> Flow<T> {
     fn any_fin(&self) -> bool {
-        self.halves.iter().any(|h| h.fin_off.is_some())
+        self.halves.iter().any(|h| h.has_fin)
     }
 
-    /// Index into `halves` of segments sent by `src`.
-    fn dir_index(&self, src: SocketAddr) -> usize {
-        let client = if self.client_first {
-            self.key.0
+    /// Index into `halves` of the segment `pkt`, `src_first` telling whether
+    /// its source is the key's first endpoint (see [`FlowKey::new`]).
+    fn dir_index(&self, pkt: &TcpPacket<'_>, src_first: bool) -> usize {
+        if src_first == self.client_first || pkt.src == pkt.dst {
+            0
         } else {
-            self.key.1
-        };
-        if src == client { 0 } else { 1 }
+            1
+        }
     }
 }
 
@@ -680,7 +763,7 @@ impl<T> FlowTable<T> {
         stats: &mut WireStats,
         sink: &mut impl FlowSink<T>,
     ) {
-        let key = FlowKey::new(pkt.src, pkt.dst);
+        let (key, src_first) = FlowKey::new(pkt.src, pkt.dst);
         let flags = pkt.flags;
         let mut slot = self.by_key.get(&key).copied();
         if let Some(s) = slot
@@ -689,8 +772,8 @@ impl<T> FlowTable<T> {
             && !flags.rst
             && let Some(f) = self.flow(s)
         {
-            let h = &f.halves[f.dir_index(pkt.src)];
-            let retransmitted_syn = h.syn_seq == Some(pkt.seq) && !f.any_fin();
+            let h = &f.halves[f.dir_index(pkt, src_first)];
+            let retransmitted_syn = h.syn_seq() == Some(pkt.seq) && !f.any_fin();
             if !retransmitted_syn {
                 let reason = if f.any_fin() {
                     CloseReason::Fin
@@ -709,13 +792,22 @@ impl<T> FlowTable<T> {
                         stats.tcp_segments_without_flow.saturating_add(1);
                     return;
                 }
-                self.open(ts, key, pkt, stats, sink)
+                self.open(ts, (key, src_first), pkt, stats, sink)
             }
         };
         self.touch(slot, ts);
         let before = self.buffered_of(slot);
         let close = match self.slots.get_mut(slot).and_then(Option::as_mut) {
-            Some(flow) => process(flow, ts, pkt, &self.cfg, &mut self.pieces, stats, sink),
+            Some(flow) => process(
+                flow,
+                ts,
+                pkt,
+                src_first,
+                &self.cfg,
+                &mut self.pieces,
+                stats,
+                sink,
+            ),
             None => None,
         };
         self.rebuffer(slot, before);
@@ -774,7 +866,7 @@ impl<T> FlowTable<T> {
 
     fn buffered_of(&self, slot: usize) -> [usize; 2] {
         self.flow(slot)
-            .map_or([0, 0], |f| [f.halves[0].buffered, f.halves[1].buffered])
+            .map_or([0, 0], |f| [f.halves[0].buffered(), f.halves[1].buffered()])
     }
 
     /// Records activity at `ts`, re-keying the LRU index when it moved enough.
@@ -816,7 +908,7 @@ impl<T> FlowTable<T> {
             return;
         };
         for (i, &old) in before.iter().enumerate() {
-            let now = f.halves[i].buffered;
+            let now = f.halves[i].buffered();
             if now == old {
                 continue;
             }
@@ -873,7 +965,7 @@ impl<T> FlowTable<T> {
     fn open(
         &mut self,
         ts: TimestampNs,
-        key: FlowKey,
+        (key, src_first): (FlowKey, bool),
         pkt: &TcpPacket<'_>,
         stats: &mut WireStats,
         sink: &mut impl FlowSink<T>,
@@ -889,15 +981,20 @@ impl<T> FlowTable<T> {
             self.close(slot, ts, CloseReason::Evicted, stats, sink);
         }
         let flags = pkt.flags;
-        let (client, server, client_isn, saw_syn) = if flags.syn && !flags.ack {
-            (pkt.src, pkt.dst, pkt.seq, true)
+        let (client_is_src, client_isn, saw_syn) = if flags.syn && !flags.ack {
+            (true, pkt.seq, true)
         } else if flags.syn {
-            (pkt.dst, pkt.src, pkt.ack.wrapping_sub(1), true)
+            (false, pkt.ack.wrapping_sub(1), true)
         } else if dst_is_server(pkt.src.port(), pkt.dst.port()) {
-            (pkt.src, pkt.dst, pkt.seq, false)
+            (true, pkt.seq, false)
         } else {
             let isn = if flags.ack { pkt.ack } else { 0 };
-            (pkt.dst, pkt.src, isn, false)
+            (false, isn, false)
+        };
+        let (client, server) = if client_is_src {
+            (pkt.src, pkt.dst)
+        } else {
+            (pkt.dst, pkt.src)
         };
         let id = FlowId(self.next_id);
         self.next_id = self.next_id.wrapping_add(1);
@@ -913,7 +1010,8 @@ impl<T> FlowTable<T> {
         let flow = Flow {
             id,
             key,
-            client_first: key.0 == client,
+            // (For src == dst either value works: see `dir_index`.)
+            client_first: client_is_src == src_first,
             last_ts: ts,
             lru_ts: ts,
             halves: [Half::default(), Half::default()],
@@ -987,10 +1085,12 @@ impl<T> FlowTable<T> {
 }
 
 /// Applies one segment to its flow; returns why the flow must close now, if so.
+#[allow(clippy::too_many_arguments)] // private; one call site
 fn process<S: FlowSink<T>, T>(
     flow: &mut Flow<T>,
     ts: TimestampNs,
     pkt: &TcpPacket<'_>,
+    src_first: bool,
     cfg: &TcpConfig,
     pieces: &mut Vec<(u64, u64)>,
     stats: &mut WireStats,
@@ -1000,7 +1100,7 @@ fn process<S: FlowSink<T>, T>(
     if flags.rst {
         return Some(CloseReason::Rst);
     }
-    let i = flow.dir_index(pkt.src);
+    let i = flow.dir_index(pkt, src_first);
     let Flow {
         id, halves, conn, ..
     } = flow;
@@ -1009,12 +1109,12 @@ fn process<S: FlowSink<T>, T>(
     let (me, other) = if i == 0 { (c2s, s2c) } else { (s2c, c2s) };
     if flags.syn && !me.init {
         me.start(pkt.seq.wrapping_add(1));
-        me.syn_seq = Some(pkt.seq);
+        me.set_syn_seq(pkt.seq);
     }
     if flags.syn && flags.ack && !other.init {
         // The SYN+ACK acknowledges the peer's SYN: its stream starts at `ack`.
         other.start(pkt.ack);
-        other.syn_seq = Some(pkt.ack.wrapping_sub(1));
+        other.set_syn_seq(pkt.ack.wrapping_sub(1));
     }
     if flags.ack {
         let mut out = Out {
@@ -1046,7 +1146,7 @@ fn process<S: FlowSink<T>, T>(
     if flags.fin {
         // Truncation is the modulo-2³² arithmetic sequence numbers use.
         me.on_fin(data_seq.wrapping_add(pkt.payload.len() as u32));
-        if other.fin_off.is_some() {
+        if other.has_fin {
             return Some(CloseReason::Fin);
         }
     }
@@ -1088,7 +1188,10 @@ mod tests {
                 for (i, h) in f.halves.iter().enumerate() {
                     let mut sum = 0;
                     let mut prev_end: Option<u64> = None;
-                    for (&k, v) in &h.buf {
+                    if h.ooo.as_ref().is_some_and(|o| o.buf.is_empty()) {
+                        return Err("empty out-of-order buffer kept".into());
+                    }
+                    for (&k, v) in h.ooo.iter().flat_map(|o| o.buf.iter()) {
                         if v.is_empty() || k <= h.next_off {
                             return Err(format!("bad run at {k} (next {})", h.next_off));
                         }
@@ -1098,10 +1201,12 @@ mod tests {
                         prev_end = Some(k + v.len() as u64);
                         sum += v.len();
                     }
-                    if sum != h.buffered {
-                        return Err(format!("buffered {} != {sum}", h.buffered));
+                    if sum != h.buffered() {
+                        return Err(format!("buffered {} != {sum}", h.buffered()));
                     }
-                    if (h.buffered > 0) != self.by_buffer.contains(&(h.buffered, f.id.0, slot, i)) {
+                    if (h.buffered() > 0)
+                        != self.by_buffer.contains(&(h.buffered(), f.id.0, slot, i))
+                    {
                         return Err("by_buffer wrong".into());
                     }
                     total += sum;
@@ -1115,6 +1220,35 @@ mod tests {
             }
             Ok(())
         }
+    }
+
+    #[test]
+    fn flow_key_is_unordered_and_keeps_family_and_ports_apart() {
+        let p = |s: &str| s.parse::<SocketAddr>().unwrap_or_else(|_| unreachable!());
+        let (a, b) = (p("10.0.0.1:80"), p("10.0.0.2:40000"));
+        let (k1, a_first) = FlowKey::new(a, b);
+        let (k2, b_first) = FlowKey::new(b, a);
+        assert_eq!(k1, k2);
+        assert_ne!(a_first, b_first);
+        let mapped = (p("[::ffff:10.0.0.1]:80"), p("[::ffff:10.0.0.2]:40000"));
+        assert_ne!(FlowKey::new(mapped.0, mapped.1).0, k1);
+        assert_ne!(FlowKey::new(p("10.0.0.1:81"), b).0, k1);
+        assert_ne!(FlowKey::new(a, p("10.0.0.2:40001")).0, k1);
+        let v6 = (p("[2001:db8::1]:443"), p("[2001:db8::2]:50000"));
+        assert_eq!(FlowKey::new(v6.0, v6.1).0, FlowKey::new(v6.1, v6.0).0);
+        assert_ne!(
+            FlowKey::new(v6.0, v6.1).0,
+            FlowKey::new(v6.0, p("[2001:db8::3]:50000")).0
+        );
+    }
+
+    /// The per-connection memory budget (BENCHMARKS.md, peak RSS at 100k
+    /// flows): a flow with its HTTP state fits mimalloc's 448-byte class.
+    #[cfg(target_pointer_width = "64")]
+    #[test]
+    fn flow_with_http_state_fits_448_bytes() {
+        assert!(std::mem::size_of::<Flow<crate::conn::HttpConnection>>() <= 448);
+        assert!(std::mem::size_of::<Half>() <= 40);
     }
 
     proptest! {
