@@ -114,14 +114,6 @@ impl OutstandingQueue {
     }
 }
 
-/// A request being received.
-#[derive(Debug)]
-struct ReqBuild {
-    req: HttpRequest,
-    /// Already reported (early, because its response started).
-    emitted: bool,
-}
-
 /// The event-stream state of an SSE response: the parser and a scratch list
 /// for its events (boxed in [`RespBuild`]: most responses are not streams).
 #[derive(Debug)]
@@ -140,10 +132,14 @@ struct RespBuild {
     last_ts: TimestampNs,
 }
 
-/// The message in progress in one direction.
+/// The message in progress in one direction. 128 bytes (the request), boxed.
 #[derive(Debug)]
 enum Msg {
-    Request(ReqBuild),
+    /// A request being received.
+    Request(HttpRequest),
+    /// A request already reported (early, because its response started); the
+    /// rest of its body is framed and dropped.
+    Emitted,
     Response(RespBuild),
     /// A response nobody asked for: framed, not reported.
     Unpaired,
@@ -274,11 +270,11 @@ impl HttpConnection {
         let mut n = self.parsers.iter().map(MessageParser::buffered_bytes).sum();
         for m in self.msgs.iter().flatten() {
             n += match &**m {
-                Msg::Request(r) => r.req.body.len(),
+                Msg::Request(r) => r.body.len(),
                 Msg::Response(r) => {
                     r.body.len() + r.sse.as_ref().map_or(0, |s| s.parser.buffered_bytes())
                 }
-                Msg::Unpaired => 0,
+                Msg::Unpaired | Msg::Emitted => 0,
             };
         }
         n
@@ -400,19 +396,16 @@ impl HttpConnection {
                             index,
                             is_head: r.method == "HEAD",
                         });
-                        self.msgs[s] = Some(Box::new(Msg::Request(ReqBuild {
-                            req: HttpRequest {
-                                index,
-                                ts_first,
-                                ts_last: ts,
-                                method: r.method,
-                                target: r.target,
-                                version_minor: r.version_minor,
-                                headers: r.headers,
-                                body: Vec::new(),
-                                flags,
-                            },
-                            emitted: false,
+                        self.msgs[s] = Some(Box::new(Msg::Request(HttpRequest {
+                            index,
+                            ts_first,
+                            ts_last: ts,
+                            method: r.method,
+                            target: r.target,
+                            version_minor: r.version_minor,
+                            headers: r.headers,
+                            body: Vec::new(),
+                            flags,
                         })));
                     }
                     Head::Response(r) => {
@@ -453,11 +446,9 @@ impl HttpConnection {
                 let cap = self.max_body_bytes;
                 let flow = self.flow();
                 match self.msgs[s].as_deref_mut() {
-                    Some(Msg::Request(b)) => {
-                        b.req.ts_last = ts;
-                        if !b.emitted {
-                            append_capped(&mut b.req.body, bytes, cap, &mut b.req.flags, stats);
-                        }
+                    Some(Msg::Request(req)) => {
+                        req.ts_last = ts;
+                        append_capped(&mut req.body, bytes, cap, &mut req.flags, stats);
                     }
                     Some(Msg::Response(r)) => {
                         r.last_ts = ts;
@@ -477,7 +468,7 @@ impl HttpConnection {
                             None => append_capped(&mut r.body, bytes, cap, &mut r.flags, stats),
                         }
                     }
-                    Some(Msg::Unpaired) | None => {}
+                    Some(Msg::Unpaired | Msg::Emitted) | None => {}
                 }
             }
             Event::End { flags } => self.end_message(s, flags, Some(ts), stats, out),
@@ -496,15 +487,12 @@ impl HttpConnection {
     ) {
         let meta = self.meta();
         let other = 1 - resp_slot.min(1);
-        if let Some(Msg::Request(b)) = self.msgs[other].as_deref_mut()
-            && b.req.index == index
-            && !b.emitted
+        if let Some(m) = self.msgs[other].as_deref_mut()
+            && matches!(m, Msg::Request(req) if req.index == index)
+            && let Msg::Request(mut req) = std::mem::replace(m, Msg::Emitted)
         {
-            b.emitted = true;
-            let mut req = b.req.clone();
             req.flags.incomplete = true;
             stats.http_incomplete_messages += 1;
-            b.req.body = Vec::new();
             out.push(HttpEvent::Request { conn: meta, req });
         }
     }
@@ -521,17 +509,14 @@ impl HttpConnection {
         out: &mut Vec<HttpEvent>,
     ) {
         match self.msgs[s].take().map(|m| *m) {
-            Some(Msg::Request(mut b)) => {
-                if b.emitted {
-                    return;
-                }
+            Some(Msg::Request(mut req)) => {
                 if let Some(ts) = ts {
-                    b.req.ts_last = ts;
+                    req.ts_last = ts;
                 }
-                b.req.flags.merge(flags);
+                req.flags.merge(flags);
                 out.push(HttpEvent::Request {
                     conn: self.meta(),
-                    req: b.req,
+                    req,
                 });
             }
             Some(Msg::Response(mut r)) => {
@@ -550,7 +535,7 @@ impl HttpConnection {
                     flags: r.flags,
                 });
             }
-            Some(Msg::Unpaired) | None => {}
+            Some(Msg::Unpaired | Msg::Emitted) | None => {}
         }
     }
 }
