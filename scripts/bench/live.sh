@@ -43,7 +43,9 @@ rq=$(grep -oP 'mcp: requests \K[0-9]+' "$DIR/live-file.summary" | head -1)
 echo "| target pps | tcpreplay actual pps | MCP requests/s (pps x $rq/$pk) | kernel received | kernel dropped | if dropped | spans | collector CPU s | replay s | collector CPU / replay time |"
 echo "|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|"
 for pps in "${RATES[@]}"; do
-  dur=$(python3 -c "print(round($PACKETS / $pps + 4, 1))")
+  # Capture window: the replay at the target rate, plus slack for preloading
+  # (-K), replaying below the target rate, and the 1.5 s head start.
+  dur=$(python3 -c "print(round($PACKETS / $pps * 1.5 + 6, 1))")
   /usr/bin/time -f "%U %S %e" -o "$DIR/live-$pps.time" \
     "$COL" --interface mtb0 --duration "$dur" --idle-timeout 5 2>"$DIR/live-$pps.summary" >/dev/null &
   cpid=$!
