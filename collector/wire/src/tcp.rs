@@ -69,7 +69,8 @@
 use crate::link::TcpPacket;
 use crate::stats::WireStats;
 use crate::{Dir, FlowId, TimestampNs};
-use std::collections::{BTreeMap, BTreeSet, HashMap};
+use std::collections::{BTreeMap, BTreeSet};
+use std::hash::{BuildHasher, Hasher};
 use std::net::SocketAddr;
 
 /// Limits of the flow table. Memory is bounded by
@@ -256,19 +257,6 @@ impl PartialEq for FlowKey {
     }
 }
 
-impl std::hash::Hash for FlowKey {
-    /// Feeds the hasher one 40-byte write: the map keeps the std's randomly
-    /// keyed SipHash (hash-flooding resistance), which costs far less for one
-    /// write than for many.
-    fn hash<H: std::hash::Hasher>(&self, state: &mut H) {
-        let mut bytes = [0u8; 40];
-        for (chunk, w) in bytes.chunks_exact_mut(8).zip(self.0) {
-            chunk.copy_from_slice(&w.to_ne_bytes());
-        }
-        state.write(&bytes);
-    }
-}
-
 /// The two words of an address in a [`FlowKey`].
 fn addr_words(addr: SocketAddr) -> [u64; 2] {
     match addr.ip() {
@@ -291,6 +279,17 @@ impl FlowKey {
         let tail =
             u64::from(lo.port()) | u64::from(hi.port()) << 16 | u64::from(lo.is_ipv6()) << 32;
         (FlowKey([l0, l1, h0, h1, tail]), a_first)
+    }
+
+    /// The key's hash under the table's randomly seeded `state`: foldhash
+    /// over the five words (keyed, so crafted 4-tuples cannot aim at one
+    /// bucket without the seed; far cheaper than SipHash).
+    fn hash(&self, state: &foldhash::fast::FixedState) -> u64 {
+        let mut h = state.build_hasher();
+        for w in self.0 {
+            h.write_u64(w);
+        }
+        h.finish()
     }
 }
 
@@ -717,7 +716,13 @@ pub struct FlowTable<T = ()> {
     /// keeps up to twice the live flows' size in spare capacity.
     slots: Vec<Option<Box<Flow<T>>>>,
     free: Vec<usize>,
-    by_key: HashMap<FlowKey, usize>,
+    /// Slot index of every flow, by the hash of its [`FlowKey`] (compared
+    /// against the key stored in the flow): 4 bytes plus a control byte per
+    /// entry instead of a copy of the 40-byte key.
+    by_key: hashbrown::HashTable<u32>,
+    /// Seed of the `by_key` hashes, random per table (from the std's
+    /// randomly keyed `RandomState`, i.e. the OS's random source).
+    hasher: foldhash::fast::FixedState,
     /// `(lru_ts, flow id) → slot`, oldest first.
     lru: BTreeMap<(TimestampNs, u64), usize>,
     /// `(buffered bytes, flow id, slot, half)` for every half with bytes buffered.
@@ -743,7 +748,12 @@ impl<T> FlowTable<T> {
             cfg,
             slots: Vec::new(),
             free: Vec::new(),
-            by_key: HashMap::new(),
+            by_key: hashbrown::HashTable::new(),
+            hasher: foldhash::fast::FixedState::with_seed(
+                std::collections::hash_map::RandomState::new()
+                    .build_hasher()
+                    .finish(),
+            ),
             lru: BTreeMap::new(),
             by_buffer: BTreeSet::new(),
             buffered_total: 0,
@@ -765,7 +775,7 @@ impl<T> FlowTable<T> {
     ) {
         let (key, src_first) = FlowKey::new(pkt.src, pkt.dst);
         let flags = pkt.flags;
-        let mut slot = self.by_key.get(&key).copied();
+        let mut slot = self.find(&key);
         if let Some(s) = slot
             && flags.syn
             && !flags.ack
@@ -858,6 +868,19 @@ impl<T> FlowTable<T> {
     /// Out-of-order bytes currently buffered over all connections.
     pub fn buffered_bytes(&self) -> usize {
         self.buffered_total
+    }
+
+    /// Slot of the flow with key `key`.
+    fn find(&self, key: &FlowKey) -> Option<usize> {
+        let slots = &self.slots;
+        self.by_key
+            .find(key.hash(&self.hasher), |&s| {
+                slots
+                    .get(s as usize)
+                    .and_then(Option::as_deref)
+                    .is_some_and(|f| f.key == *key)
+            })
+            .map(|&s| s as usize)
     }
 
     fn flow(&self, slot: usize) -> Option<&Flow<T>> {
@@ -970,7 +993,8 @@ impl<T> FlowTable<T> {
         stats: &mut WireStats,
         sink: &mut impl FlowSink<T>,
     ) -> usize {
-        let max = self.cfg.max_flows.max(1);
+        // Slots are indexed by u32 in `by_key`.
+        let max = self.cfg.max_flows.clamp(1, u32::MAX as usize);
         while self.by_key.len() >= max {
             let Some((&(kts, id), &slot)) = self.lru.first_key_value() else {
                 break;
@@ -1027,7 +1051,18 @@ impl<T> FlowTable<T> {
                 self.slots.len() - 1
             }
         };
-        self.by_key.insert(key, slot);
+        let (slots, hasher) = (&self.slots, &self.hasher);
+        self.by_key.insert_unique(
+            key.hash(hasher),
+            // `slots.len() <= max <= u32::MAX` (see above).
+            slot as u32,
+            |&s| {
+                slots
+                    .get(s as usize)
+                    .and_then(Option::as_deref)
+                    .map_or(0, |f| f.key.hash(hasher))
+            },
+        );
         self.lru.insert((ts, id.0), slot);
         slot
     }
@@ -1063,7 +1098,12 @@ impl<T> FlowTable<T> {
         let Some(mut f) = self.slots.get_mut(slot).and_then(Option::take) else {
             return;
         };
-        self.by_key.remove(&f.key);
+        if let Ok(e) = self
+            .by_key
+            .find_entry(f.key.hash(&self.hasher), |&s| s as usize == slot)
+        {
+            e.remove();
+        }
         self.lru.remove(&(f.lru_ts, f.id.0));
         self.free.push(slot);
         let counter = match reason {
@@ -1179,7 +1219,7 @@ mod tests {
                     continue;
                 };
                 n += 1;
-                if self.by_key.get(&f.key) != Some(&slot) {
+                if self.find(&f.key) != Some(slot) {
                     return Err(format!("by_key wrong for {slot}"));
                 }
                 if self.lru.get(&(f.lru_ts, f.id.0)) != Some(&slot) || f.lru_ts > f.last_ts {
