@@ -662,6 +662,8 @@ struct Flow<T> {
     last_ts: TimestampNs,
     /// Key of this flow in `FlowTable::lru` (≤ `last_ts`).
     lru_ts: TimestampNs,
+    /// Index of this flow's slot in the `FlowTable::lru` heap.
+    heap_pos: u32,
     /// `[client→server, server→client]`.
     halves: [Half; 2],
     /// The caller's state for this connection ([`FlowSink::on_open`]).
@@ -723,8 +725,11 @@ pub struct FlowTable<T = ()> {
     /// Seed of the `by_key` hashes, random per table (from the std's
     /// randomly keyed `RandomState`, i.e. the OS's random source).
     hasher: foldhash::fast::FixedState,
-    /// `(lru_ts, flow id) → slot`, oldest first.
-    lru: BTreeMap<(TimestampNs, u64), usize>,
+    /// Binary min-heap of slot indexes ordered by the flows' `(lru_ts, flow
+    /// id)` (unique keys, so the minimum is the same flow a sorted index
+    /// would give first); each flow knows its position (`heap_pos`). 4 bytes
+    /// per flow instead of a B-tree entry.
+    lru: Vec<u32>,
     /// `(buffered bytes, flow id, slot, half)` for every half with bytes buffered.
     by_buffer: BTreeSet<(usize, u64, usize, usize)>,
     buffered_total: usize,
@@ -754,7 +759,7 @@ impl<T> FlowTable<T> {
                     .build_hasher()
                     .finish(),
             ),
-            lru: BTreeMap::new(),
+            lru: Vec::new(),
             by_buffer: BTreeSet::new(),
             buffered_total: 0,
             next_id: 0,
@@ -833,11 +838,12 @@ impl<T> FlowTable<T> {
     /// `now`. Cost: O(log n) per connection examined; cheap to call once per
     /// capture second.
     pub fn expire(&mut self, now: TimestampNs, stats: &mut WireStats, sink: &mut impl FlowSink<T>) {
-        while let Some((&(kts, id), &slot)) = self.lru.first_key_value() {
+        while let Some(&top) = self.lru.first() {
+            let (slot, (kts, _)) = (top as usize, self.lru_key(top));
             if now.saturating_sub(kts) <= self.cfg.idle_timeout_ns {
                 break;
             }
-            if self.fix_stale(kts, id, slot) {
+            if self.fix_stale(slot) {
                 continue;
             }
             self.close(slot, now, CloseReason::IdleTimeout, stats, sink);
@@ -848,7 +854,11 @@ impl<T> FlowTable<T> {
     /// every connection with [`CloseReason::EndOfInput`] at `ts`, in
     /// [`FlowId`] order. The table is empty afterwards and can be reused.
     pub fn finish(&mut self, ts: TimestampNs, stats: &mut WireStats, sink: &mut impl FlowSink<T>) {
-        let mut order: Vec<(u64, usize)> = self.lru.iter().map(|(&(_, id), &s)| (id, s)).collect();
+        let mut order: Vec<(u64, usize)> = self
+            .lru
+            .iter()
+            .map(|&s| (self.lru_key(s).1, s as usize))
+            .collect();
         order.sort_unstable();
         for (_, slot) in order {
             self.close(slot, ts, CloseReason::EndOfInput, stats, sink);
@@ -899,29 +909,123 @@ impl<T> FlowTable<T> {
         };
         f.last_ts = f.last_ts.max(ts);
         if f.last_ts.saturating_sub(f.lru_ts) >= LRU_GRANULARITY_NS {
-            self.lru.remove(&(f.lru_ts, f.id.0));
             f.lru_ts = f.last_ts;
-            self.lru.insert((f.lru_ts, f.id.0), slot);
+            // The key only grew: the flow can only move down.
+            let pos = f.heap_pos as usize;
+            self.sift_down(pos);
         }
     }
 
-    /// When the LRU entry `(kts, id) → slot` is stale, re-keys it and returns `true`.
-    fn fix_stale(&mut self, kts: TimestampNs, id: u64, slot: usize) -> bool {
+    /// When the flow in `slot` (the top of the LRU heap) has its LRU key
+    /// behind its activity, re-keys it and returns `true`.
+    fn fix_stale(&mut self, slot: usize) -> bool {
         match self.slots.get_mut(slot).and_then(Option::as_mut) {
-            Some(f) if f.id.0 == id => {
-                if f.last_ts == kts {
+            Some(f) => {
+                if f.last_ts == f.lru_ts {
                     return false;
                 }
-                self.lru.remove(&(kts, id));
                 f.lru_ts = f.last_ts;
-                self.lru.insert((f.lru_ts, id), slot);
+                let pos = f.heap_pos as usize;
+                self.sift_down(pos);
                 true
             }
-            _ => {
+            None => {
                 // Cannot happen (index out of sync); drop the entry to make progress.
-                self.lru.remove(&(kts, id));
+                if let Some(pos) = self.lru.iter().position(|&s| s as usize == slot) {
+                    self.heap_remove(pos);
+                }
                 true
             }
+        }
+    }
+
+    /// The LRU key `(lru_ts, flow id)` of the flow in `slot` (`(MAX, MAX)`
+    /// for an empty slot, which cannot be in the heap).
+    fn lru_key(&self, slot: u32) -> (TimestampNs, u64) {
+        self.slots
+            .get(slot as usize)
+            .and_then(Option::as_deref)
+            .map_or((u64::MAX, u64::MAX), |f| (f.lru_ts, f.id.0))
+    }
+
+    /// Records that the flow in `slot` sits at heap index `pos`.
+    fn set_heap_pos(&mut self, slot: u32, pos: usize) {
+        if let Some(f) = self.slots.get_mut(slot as usize).and_then(Option::as_mut) {
+            // `pos < lru.len() <= slots.len() <= u32::MAX` (see `open`).
+            f.heap_pos = pos as u32;
+        }
+    }
+
+    /// Moves the entry at heap index `pos` towards the root while it is
+    /// smaller than its parent.
+    fn sift_up(&mut self, mut pos: usize) {
+        let Some(&item) = self.lru.get(pos) else {
+            return;
+        };
+        let key = self.lru_key(item);
+        while pos > 0 {
+            let parent = (pos - 1) / 2;
+            let p = self.lru[parent];
+            if self.lru_key(p) <= key {
+                break;
+            }
+            self.lru[pos] = p;
+            self.set_heap_pos(p, pos);
+            pos = parent;
+        }
+        self.lru[pos] = item;
+        self.set_heap_pos(item, pos);
+    }
+
+    /// Moves the entry at heap index `pos` towards the leaves while a child
+    /// is smaller.
+    fn sift_down(&mut self, mut pos: usize) {
+        let Some(&item) = self.lru.get(pos) else {
+            return;
+        };
+        let key = self.lru_key(item);
+        let n = self.lru.len();
+        loop {
+            let left = 2 * pos + 1;
+            if left >= n {
+                break;
+            }
+            let mut child = left;
+            let mut child_key = self.lru_key(self.lru[left]);
+            if left + 1 < n {
+                let right_key = self.lru_key(self.lru[left + 1]);
+                if right_key < child_key {
+                    child = left + 1;
+                    child_key = right_key;
+                }
+            }
+            if key <= child_key {
+                break;
+            }
+            let c = self.lru[child];
+            self.lru[pos] = c;
+            self.set_heap_pos(c, pos);
+            pos = child;
+        }
+        self.lru[pos] = item;
+        self.set_heap_pos(item, pos);
+    }
+
+    /// Removes the entry at heap index `pos`.
+    fn heap_remove(&mut self, pos: usize) {
+        let Some(last) = self.lru.pop() else {
+            return;
+        };
+        if pos < self.lru.len() {
+            self.lru[pos] = last;
+            self.set_heap_pos(last, pos);
+            self.sift_down(pos);
+            let pos = self
+                .slots
+                .get(last as usize)
+                .and_then(Option::as_deref)
+                .map_or(pos, |f| f.heap_pos as usize);
+            self.sift_up(pos);
         }
     }
 
@@ -996,10 +1100,11 @@ impl<T> FlowTable<T> {
         // Slots are indexed by u32 in `by_key`.
         let max = self.cfg.max_flows.clamp(1, u32::MAX as usize);
         while self.by_key.len() >= max {
-            let Some((&(kts, id), &slot)) = self.lru.first_key_value() else {
+            let Some(&top) = self.lru.first() else {
                 break;
             };
-            if self.fix_stale(kts, id, slot) {
+            let slot = top as usize;
+            if self.fix_stale(slot) {
                 continue;
             }
             self.close(slot, ts, CloseReason::Evicted, stats, sink);
@@ -1038,6 +1143,7 @@ impl<T> FlowTable<T> {
             client_first: client_is_src == src_first,
             last_ts: ts,
             lru_ts: ts,
+            heap_pos: 0,
             halves: [Half::default(), Half::default()],
             conn,
         };
@@ -1063,7 +1169,9 @@ impl<T> FlowTable<T> {
                     .map_or(0, |f| f.key.hash(hasher))
             },
         );
-        self.lru.insert((ts, id.0), slot);
+        // `slot < slots.len() <= max <= u32::MAX` (see above).
+        self.lru.push(slot as u32);
+        self.sift_up(self.lru.len() - 1);
         slot
     }
 
@@ -1104,7 +1212,9 @@ impl<T> FlowTable<T> {
         {
             e.remove();
         }
-        self.lru.remove(&(f.lru_ts, f.id.0));
+        if self.lru.get(f.heap_pos as usize) == Some(&(slot as u32)) {
+            self.heap_remove(f.heap_pos as usize);
+        }
         self.free.push(slot);
         let counter = match reason {
             CloseReason::Fin | CloseReason::Rst => &mut stats.flows_closed,
@@ -1222,8 +1332,12 @@ mod tests {
                 if self.find(&f.key) != Some(slot) {
                     return Err(format!("by_key wrong for {slot}"));
                 }
-                if self.lru.get(&(f.lru_ts, f.id.0)) != Some(&slot) || f.lru_ts > f.last_ts {
+                let pos = f.heap_pos as usize;
+                if self.lru.get(pos) != Some(&(slot as u32)) || f.lru_ts > f.last_ts {
                     return Err(format!("lru wrong for {slot}"));
+                }
+                if pos > 0 && self.lru_key(self.lru[(pos - 1) / 2]) > (f.lru_ts, f.id.0) {
+                    return Err(format!("lru heap order broken at {slot}"));
                 }
                 for (i, h) in f.halves.iter().enumerate() {
                     let mut sum = 0;
@@ -1289,6 +1403,96 @@ mod tests {
     fn flow_with_http_state_fits_448_bytes() {
         assert!(std::mem::size_of::<Flow<crate::conn::HttpConnection>>() <= 448);
         assert!(std::mem::size_of::<Half>() <= 40);
+    }
+
+    /// Records the order of closes.
+    struct Closes(Vec<(u64, CloseReason)>);
+    impl TcpSink for Closes {
+        fn on_tcp_event(&mut self, ev: TcpEvent<'_>) {
+            if let TcpEvent::Closed { flow, reason, .. } = ev {
+                self.0.push((flow.0, reason));
+            }
+        }
+    }
+
+    proptest! {
+        #![proptest_config(ProptestConfig::with_cases(256))]
+        /// The eviction and idle-timeout contract: the flow closed first is
+        /// always the one with the smallest `(last activity, flow id)`
+        /// (equal timestamps in flow-id order), whatever the LRU index's lazy
+        /// re-keying does; time may go backwards (activity is a maximum).
+        #[test]
+        fn evictions_and_expiry_follow_last_activity_then_flow_id(
+            ops in proptest::collection::vec((0u16..12, 0u8..8, any::<bool>()), 1..200),
+            max_flows in 1usize..6,
+        ) {
+            let cfg = TcpConfig {
+                max_flows,
+                idle_timeout_ns: 3 * LRU_GRANULARITY_NS,
+                ..TcpConfig::default()
+            };
+            let mut t = FlowTable::new(cfg);
+            let mut stats = WireStats::default();
+            let mut sink = Closes(Vec::new());
+            // Model: port → (flow id, last activity).
+            let mut live: std::collections::BTreeMap<u16, (u64, u64)> = Default::default();
+            let mut expected = Vec::new();
+            let mut next_id = 0u64;
+            let mut ts = 10 * LRU_GRANULARITY_NS;
+            let server: SocketAddr = "10.0.0.1:80".parse().unwrap_or_else(|_| unreachable!());
+            for (port, step, expire) in ops {
+                // Steps: equal times, small and granularity-sized moves, backwards.
+                ts = match step {
+                    0 | 1 => ts,
+                    2 => ts + 1,
+                    3 => ts + LRU_GRANULARITY_NS / 2,
+                    4 => ts + LRU_GRANULARITY_NS,
+                    5 => ts + 2 * LRU_GRANULARITY_NS + 7,
+                    6 => ts.saturating_sub(LRU_GRANULARITY_NS),
+                    _ => ts.saturating_sub(3),
+                };
+                if expire {
+                    t.expire(ts, &mut stats, &mut sink);
+                    loop {
+                        let oldest = live.iter().map(|(&p, &(id, last))| (last, id, p)).min();
+                        match oldest {
+                            Some((last, id, p)) if ts.saturating_sub(last) > cfg.idle_timeout_ns => {
+                                live.remove(&p);
+                                expected.push((id, CloseReason::IdleTimeout));
+                            }
+                            _ => break,
+                        }
+                    }
+                    continue;
+                }
+                let src = SocketAddr::from(([10, 0, 0, 2], 40000 + port));
+                let pkt = TcpPacket {
+                    src,
+                    dst: server,
+                    seq: 1,
+                    ack: 1,
+                    flags: TcpFlags { syn: false, ack: true, fin: false, rst: false },
+                    payload: b"x",
+                };
+                t.ingest(ts, &pkt, &mut stats, &mut sink);
+                match live.get_mut(&port) {
+                    Some((_, last)) => *last = (*last).max(ts),
+                    None => {
+                        if live.len() >= max_flows {
+                            let oldest = live.iter().map(|(&p, &(id, last))| (last, id, p)).min();
+                            if let Some((_, id, p)) = oldest {
+                                live.remove(&p);
+                                expected.push((id, CloseReason::Evicted));
+                            }
+                        }
+                        live.insert(port, (next_id, ts));
+                        next_id += 1;
+                    }
+                }
+                prop_assert!(t.check().is_ok(), "{:?}", t.check());
+            }
+            prop_assert_eq!(&sink.0, &expected);
+        }
     }
 
     proptest! {
