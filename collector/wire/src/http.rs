@@ -171,9 +171,9 @@ pub fn body_framing(head: &Head) -> Result<BodyFraming, FramingError> {
     }
     let headers = head.headers();
     let mut last_coding: Option<&[u8]> = None;
-    for h in headers.iter() {
-        if h.name.eq_ignore_ascii_case("transfer-encoding") {
-            for coding in h.value.split(|&b| b == b',') {
+    for (name, value) in headers.byte_pairs() {
+        if name.len() == 17 && name.eq_ignore_ascii_case(b"transfer-encoding") {
+            for coding in value.split(|&b| b == b',') {
                 let coding = trim_ows(coding);
                 if !coding.is_empty() {
                     last_coding = Some(coding);
@@ -190,9 +190,9 @@ pub fn body_framing(head: &Head) -> Result<BodyFraming, FramingError> {
         };
     }
     let mut length: Option<u64> = None;
-    for h in headers.iter() {
-        if h.name.eq_ignore_ascii_case("content-length") {
-            for part in h.value.split(|&b| b == b',') {
+    for (name, value) in headers.byte_pairs() {
+        if name.len() == 14 && name.eq_ignore_ascii_case(b"content-length") {
+            for part in value.split(|&b| b == b',') {
                 let part = trim_ows(part);
                 let n = parse_decimal(part).ok_or(FramingError::BadContentLength)?;
                 match length {
@@ -504,14 +504,19 @@ fn parse_decimal(v: &[u8]) -> Option<u64> {
     })
 }
 
-fn convert_headers(headers: &[httparse::Header<'_>]) -> Headers {
-    let name_bytes = headers.iter().map(|h| h.name.len()).sum();
-    let value_bytes = headers.iter().map(|h| h.value.len()).sum();
-    let mut out = Headers::with_capacity(headers.len(), name_bytes, value_bytes);
-    for h in headers {
-        out.push(h.name, trim_ows(h.value));
+/// Packs httparse's headers, trimming each value's surrounding whitespace
+/// (in place, once).
+fn convert_headers(headers: &mut [httparse::Header<'_>]) -> Headers {
+    let mut data_len = 0;
+    for h in headers.iter_mut() {
+        h.value = trim_ows(h.value);
+        data_len += h.name.len() + h.value.len();
     }
-    out
+    Headers::pack(
+        headers.len(),
+        data_len,
+        headers.iter().map(|h| (h.name, h.value)),
+    )
 }
 
 /// Parses a complete head (ending with its blank line) of the given kind.

@@ -91,23 +91,94 @@ pub struct HeaderRef<'a> {
     pub value: &'a [u8],
 }
 
-/// End offsets of one header's name (in [`Headers`]' name text) and value (in
-/// its value bytes); u32 because a head is capped far below 4 GiB.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-struct HeaderSpan {
-    name_end: u32,
-    value_end: u32,
-}
+/// Bit of the leading count word marking wide (u32) offsets.
+const WIDE: u32 = 1 << 31;
 
-/// The headers of one head in wire order, packed: all names in one string, all
-/// values in one byte buffer, plus one pair of end offsets per header (three
-/// allocations per head instead of two per header). Iterate with [`Headers::iter`]; look up with
+/// The headers of one head in wire order, packed in ONE exactly sized block
+/// (BENCHMARKS.md, peak RSS at 100k flows):
+///
+/// ```text
+/// count: u32 LE (bit 31 set: wide offsets)
+/// count × (name_end, value_end): u16 LE each (u32 LE each when wide)
+/// name₀ name₁ …     (UTF-8; name ends relative to the start of the names)
+/// value₀ value₁ …   (value ends relative to the start of the values)
+/// ```
+///
+/// Offsets are narrow (4 bytes per header) when the names and values total
+/// at most 65 535 bytes, else wide (8 bytes). Lookups read the fixed-size
+/// offset table and compare only names of the right length. No headers:
+/// an empty block, no allocation. Iterate with [`Headers::iter`]; look up with
 /// [`header`]/[`header_str`].
 #[derive(Clone, Default, PartialEq, Eq)]
 pub struct Headers {
-    names: String,
-    values: Vec<u8>,
-    spans: Vec<HeaderSpan>,
+    buf: Box<[u8]>,
+}
+
+/// Reads a little-endian u16 or u32 (`wide`) at `pos`; 0 when out of range.
+fn read_off(buf: &[u8], pos: usize, wide: bool) -> usize {
+    if wide {
+        buf.get(pos..pos + 4)
+            .and_then(|b| b.try_into().ok())
+            .map_or(0, |b| u32::from_le_bytes(b) as usize)
+    } else {
+        buf.get(pos..pos + 2)
+            .and_then(|b| b.try_into().ok())
+            .map_or(0, |b| usize::from(u16::from_le_bytes(b)))
+    }
+}
+
+/// Iterator over the packed headers as `(name, value)` slices.
+#[derive(Clone)]
+pub(crate) struct RawIter<'a> {
+    /// Offset table.
+    table: &'a [u8],
+    /// All names, concatenated (UTF-8).
+    names: &'a [u8],
+    /// All values, concatenated.
+    values: &'a [u8],
+    wide: bool,
+    /// Next table entry, in bytes.
+    pos: usize,
+    /// End of the previous name in `names`.
+    prev_name: usize,
+    /// End of the previous value in `values`.
+    prev_value: usize,
+}
+
+impl<'a> RawIter<'a> {
+    /// Bytes per offset.
+    fn width(&self) -> usize {
+        if self.wide { 4 } else { 2 }
+    }
+
+    /// End of the next name without advancing; `None` at the end.
+    fn peek_name_end(&self) -> Option<usize> {
+        (self.pos < self.table.len()).then(|| read_off(self.table, self.pos, self.wide))
+    }
+
+    /// Advances over the next header, returning its value (name end `name_end`).
+    fn take_value(&mut self, name_end: usize) -> &'a [u8] {
+        let value_end = read_off(self.table, self.pos + self.width(), self.wide);
+        self.pos += 2 * self.width();
+        let value = self
+            .values
+            .get(self.prev_value..value_end)
+            .unwrap_or_default();
+        self.prev_name = name_end;
+        self.prev_value = value_end;
+        value
+    }
+}
+
+impl<'a> Iterator for RawIter<'a> {
+    /// The name's range in `names`, and the value.
+    type Item = (std::ops::Range<usize>, &'a [u8]);
+
+    fn next(&mut self) -> Option<(std::ops::Range<usize>, &'a [u8])> {
+        let name_end = self.peek_name_end()?;
+        let name = self.prev_name..name_end;
+        Some((name, self.take_value(name_end)))
+    }
 }
 
 impl Headers {
@@ -116,51 +187,145 @@ impl Headers {
         Headers::default()
     }
 
-    /// Empty, with room for `count` headers, `name_bytes` bytes of names and
-    /// `value_bytes` bytes of values.
+    /// Empty. The block is sized exactly when headers are added, so the
+    /// capacities (headers, bytes of names, bytes of values) are only a
+    /// hint and nothing is allocated yet.
     pub fn with_capacity(count: usize, name_bytes: usize, value_bytes: usize) -> Headers {
+        let _ = (count, name_bytes, value_bytes);
+        Headers::new()
+    }
+
+    /// Packs `count` headers whose names and values total `data_len` bytes
+    /// (both must match what `items` yields; extra items are dropped) into
+    /// one block, walking `items` three times (table, names, values). A
+    /// block of 2 GiB or more is never built (heads are capped by
+    /// `max_head_bytes`): the result is then empty.
+    pub(crate) fn pack<'a>(
+        count: usize,
+        data_len: usize,
+        items: impl Iterator<Item = (&'a str, &'a [u8])> + Clone,
+    ) -> Headers {
+        if count == 0 {
+            return Headers::new();
+        }
+        let wide = data_len > usize::from(u16::MAX);
+        let w = if wide { 4 } else { 2 };
+        let total = count
+            .checked_mul(2 * w)
+            .and_then(|t| t.checked_add(4))
+            .and_then(|t| t.checked_add(data_len));
+        let (Some(total), Ok(count32)) = (total, u32::try_from(count)) else {
+            return Headers::new();
+        };
+        if count32 >= WIDE || total >= WIDE as usize {
+            return Headers::new();
+        }
+        let items = items.take(count);
+        let mut buf = Vec::with_capacity(total);
+        buf.extend_from_slice(&(count32 | if wide { WIDE } else { 0 }).to_le_bytes());
+        let (mut name_end, mut value_end) = (0usize, 0usize);
+        for (name, value) in items.clone() {
+            name_end += name.len();
+            value_end += value.len();
+            if wide {
+                // Both below `total < 2³¹`.
+                buf.extend_from_slice(&(name_end as u32).to_le_bytes());
+                buf.extend_from_slice(&(value_end as u32).to_le_bytes());
+            } else {
+                // Both at most `data_len <= u16::MAX` when narrow.
+                buf.extend_from_slice(&(name_end as u16).to_le_bytes());
+                buf.extend_from_slice(&(value_end as u16).to_le_bytes());
+            }
+        }
+        for (name, _) in items.clone() {
+            buf.extend_from_slice(name.as_bytes());
+        }
+        for (_, value) in items {
+            buf.extend_from_slice(value);
+        }
         Headers {
-            names: String::with_capacity(name_bytes),
-            values: Vec::with_capacity(value_bytes),
-            spans: Vec::with_capacity(count),
+            buf: buf.into_boxed_slice(),
         }
     }
 
-    /// Appends one header. Offsets saturate at `u32::MAX` (never reached: heads
-    /// are capped by `max_head_bytes`).
+    /// Appends one header (copies the whole block: for building by hand;
+    /// parsed heads are packed at once).
     pub fn push(&mut self, name: &str, value: &[u8]) {
-        self.names.push_str(name);
-        let name_end = u32::try_from(self.names.len()).unwrap_or(u32::MAX);
-        self.values.extend_from_slice(value);
-        let value_end = u32::try_from(self.values.len()).unwrap_or(u32::MAX);
-        self.spans.push(HeaderSpan {
-            name_end,
-            value_end,
-        });
+        let data_len: usize = self
+            .raw()
+            .map(|(n, v)| n.len() + v.len())
+            .sum::<usize>()
+            .saturating_add(name.len() + value.len());
+        let old = std::mem::take(self);
+        let items = old.pairs().chain(std::iter::once((name, value)));
+        *self = Headers::pack(old.len() + 1, data_len, items);
+    }
+
+    /// The count word: number of headers and the wide flag.
+    fn count_word(&self) -> u32 {
+        self.buf
+            .get(..4)
+            .and_then(|b| b.try_into().ok())
+            .map_or(0, u32::from_le_bytes)
     }
 
     /// Number of headers.
     pub fn len(&self) -> usize {
-        self.spans.len()
+        (self.count_word() & !WIDE) as usize
     }
 
     /// `true` when there are no headers.
     pub fn is_empty(&self) -> bool {
-        self.spans.is_empty()
+        self.len() == 0
+    }
+
+    /// The headers as `(name, value)` slices, in wire order.
+    pub(crate) fn raw(&self) -> RawIter<'_> {
+        let word = self.count_word();
+        let wide = word & WIDE != 0;
+        let count = (word & !WIDE) as usize;
+        let table_end = (4 + count * if wide { 8 } else { 4 }).min(self.buf.len());
+        let table = self.buf.get(4..table_end).unwrap_or_default();
+        // The last entry holds the total lengths of names and values.
+        let (names_len, _) = match count.checked_sub(1) {
+            Some(last) => {
+                let w = if wide { 4 } else { 2 };
+                (read_off(table, last * 2 * w, wide), ())
+            }
+            None => (0, ()),
+        };
+        let rest = self.buf.get(table_end..).unwrap_or_default();
+        let names_end = names_len.min(rest.len());
+        RawIter {
+            table,
+            names: rest.get(..names_end).unwrap_or_default(),
+            values: rest.get(names_end..).unwrap_or_default(),
+            wide,
+            pos: 0,
+            prev_name: 0,
+            prev_value: 0,
+        }
+    }
+
+    /// The headers as `(name, value)` byte slices, in wire order (no UTF-8
+    /// check of the names).
+    pub(crate) fn byte_pairs(&self) -> impl Iterator<Item = (&[u8], &[u8])> + '_ {
+        let raw = self.raw();
+        let names = raw.names;
+        raw.map(move |(r, value)| (names.get(r).unwrap_or_default(), value))
+    }
+
+    /// The headers as `(name, value)` slices, in wire order.
+    pub(crate) fn pairs(&self) -> impl Iterator<Item = (&str, &[u8])> + Clone + '_ {
+        let raw = self.raw();
+        // Names were added as whole `&str`s: valid UTF-8 (one check per walk).
+        let names = std::str::from_utf8(raw.names).unwrap_or("");
+        raw.map(move |(r, value)| (names.get(r).unwrap_or(""), value))
     }
 
     /// The headers in wire order.
     pub fn iter(&self) -> impl Iterator<Item = HeaderRef<'_>> + '_ {
-        let (mut name_start, mut value_start) = (0usize, 0usize);
-        self.spans.iter().map(move |s| {
-            let name_end = s.name_end as usize;
-            let value_end = s.value_end as usize;
-            let name = self.names.get(name_start..name_end).unwrap_or("");
-            let value = self.values.get(value_start..value_end).unwrap_or(&[]);
-            name_start = name_end;
-            value_start = value_end;
-            HeaderRef { name, value }
-        })
+        self.pairs().map(|(name, value)| HeaderRef { name, value })
     }
 }
 
@@ -172,11 +337,13 @@ impl std::fmt::Debug for Headers {
 
 impl FromIterator<Header> for Headers {
     fn from_iter<I: IntoIterator<Item = Header>>(iter: I) -> Headers {
-        let mut out = Headers::new();
-        for h in iter {
-            out.push(&h.name, &h.value);
-        }
-        out
+        let v: Vec<Header> = iter.into_iter().collect();
+        let data_len = v.iter().map(|h| h.name.len() + h.value.len()).sum();
+        Headers::pack(
+            v.len(),
+            data_len,
+            v.iter().map(|h| (h.name.as_str(), &h.value[..])),
+        )
     }
 }
 
@@ -189,22 +356,18 @@ impl From<Vec<Header>> for Headers {
 /// Case-insensitive lookup of the first header called `name`; `None` when absent.
 pub fn header<'a>(headers: &'a Headers, name: &str) -> Option<&'a [u8]> {
     // Compares lengths from the offsets first; only same-length names are
-    // sliced and compared.
-    let (mut name_start, mut value_start) = (0usize, 0usize);
-    for s in &headers.spans {
-        let name_end = s.name_end as usize;
-        let value_end = s.value_end as usize;
-        if name_end.saturating_sub(name_start) == name.len()
-            && headers
+    // compared.
+    let mut it = headers.raw();
+    while let Some(name_end) = it.peek_name_end() {
+        let hit = name_end.saturating_sub(it.prev_name) == name.len()
+            && it
                 .names
-                .as_bytes()
-                .get(name_start..name_end)
-                .is_some_and(|n| n.eq_ignore_ascii_case(name.as_bytes()))
-        {
-            return Some(headers.values.get(value_start..value_end).unwrap_or(&[]));
+                .get(it.prev_name..name_end)
+                .is_some_and(|n| n.eq_ignore_ascii_case(name.as_bytes()));
+        let value = it.take_value(name_end);
+        if hit {
+            return Some(value);
         }
-        name_start = name_end;
-        value_start = value_end;
     }
     None
 }
@@ -375,5 +538,62 @@ mod lossy_tests {
     fn invalid_bytes_become_replacement_characters() {
         assert_eq!(lossy(b"a\xffb"), "a\u{fffd}b");
         assert_eq!(lossy_owned(b"\xc3(".to_vec()), "\u{fffd}(");
+    }
+}
+
+#[cfg(test)]
+mod headers_tests {
+    use super::{Header, Headers, header};
+    use proptest::prelude::*;
+
+    fn check(list: &[Header]) -> Result<(), TestCaseError> {
+        let packed: Headers = list.to_vec().into();
+        let mut pushed = Headers::new();
+        for h in list {
+            pushed.push(&h.name, &h.value);
+        }
+        prop_assert_eq!(&packed, &pushed);
+        prop_assert_eq!(packed.len(), list.len());
+        prop_assert_eq!(packed.is_empty(), list.is_empty());
+        let back: Vec<(String, Vec<u8>)> = packed
+            .iter()
+            .map(|h| (h.name.to_owned(), h.value.to_vec()))
+            .collect();
+        let want: Vec<(String, Vec<u8>)> = list
+            .iter()
+            .map(|h| (h.name.clone(), h.value.clone()))
+            .collect();
+        prop_assert_eq!(back, want);
+        for h in list {
+            let first = list
+                .iter()
+                .find(|o| o.name.eq_ignore_ascii_case(&h.name))
+                .map(|o| &o.value[..]);
+            prop_assert_eq!(header(&packed, &h.name.to_ascii_uppercase()), first);
+        }
+        prop_assert_eq!(header(&packed, "not-there-at-all"), None);
+        Ok(())
+    }
+
+    proptest! {
+        /// Packing keeps every header, in order, narrow and wide offsets alike.
+        #[test]
+        fn packed_headers_round_trip(
+            list in proptest::collection::vec(
+                ("[a-dA-D-]{0,6}", proptest::collection::vec(any::<u8>(), 0..40)),
+                0..12,
+            ),
+            big in 0usize..3,
+        ) {
+            let mut list: Vec<Header> = list
+                .into_iter()
+                .map(|(name, value)| Header { name, value })
+                .collect();
+            if big > 0 && !list.is_empty() {
+                // Over 65 535 bytes in total: wide offsets.
+                list[0].value = vec![b'x'; 40_000 * big];
+            }
+            check(&list)?;
+        }
     }
 }
