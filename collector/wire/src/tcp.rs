@@ -1397,11 +1397,11 @@ mod tests {
     }
 
     /// The per-connection memory budget (BENCHMARKS.md, peak RSS at 100k
-    /// flows): a flow with its HTTP state fits mimalloc's 448-byte class.
+    /// flows): a flow with its HTTP state fits mimalloc's 384-byte class.
     #[cfg(target_pointer_width = "64")]
     #[test]
-    fn flow_with_http_state_fits_448_bytes() {
-        assert!(std::mem::size_of::<Flow<crate::conn::HttpConnection>>() <= 448);
+    fn flow_with_http_state_fits_384_bytes() {
+        assert!(std::mem::size_of::<Flow<crate::conn::HttpConnection>>() <= 384);
         assert!(std::mem::size_of::<Half>() <= 40);
     }
 
