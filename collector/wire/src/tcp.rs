@@ -58,13 +58,15 @@
 //!
 //! Per connection: one boxed slot (152 bytes plus the caller's state `T`;
 //! the out-of-order buffers are allocated only while bytes are buffered), a
-//! hash-map entry (40-byte packed key) and an LRU-index entry. An in-order
-//! segment with nothing buffered is delivered straight from the packet's
-//! payload slice without allocating. Out-of-order bytes are copied into
-//! per-direction buffers, adjacent runs merged. The LRU index is re-keyed at
-//! most once per [`LRU_GRANULARITY_NS`] per connection and corrected lazily,
-//! so eviction and [`FlowTable::expire`] stay exact and cost O(log n) per
-//! connection they touch.
+//! 4-byte slot index in the 4-tuple hash table (keyed foldhash, compared
+//! against the 40-byte packed key stored in the flow) and a 4-byte slot
+//! index in the LRU heap. An in-order segment with nothing buffered is
+//! delivered straight from the packet's payload slice without allocating.
+//! Out-of-order bytes are copied into per-direction buffers, adjacent runs
+//! merged. The LRU key of a connection is moved at most once per
+//! [`LRU_GRANULARITY_NS`] and corrected lazily, so eviction and
+//! [`FlowTable::expire`] stay exact and cost O(log n) per connection they
+//! touch.
 
 use crate::link::TcpPacket;
 use crate::stats::WireStats;
