@@ -6,7 +6,9 @@ use mcptap_collector::run;
 use std::process::ExitCode;
 
 /// mimalloc instead of glibc malloc: the decode path allocates small, short-lived
-/// blocks per message (see BENCHMARKS.md, round 4).
+/// blocks per message. The v2 series without transparent huge pages (crate
+/// features `v2`, `no_thp`) keeps peak RSS lowest with many open flows; see
+/// BENCHMARKS.md, round 4.
 #[global_allocator]
 static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
 
