@@ -76,7 +76,7 @@ struct Msg {
     /// `jsonrpc` when a string other than `2.0` (cut).
     jsonrpc: Option<String>,
     /// The `params` members the decoder reads.
-    params: Params,
+    params: Box<Params>,
     /// The whole message, kept only when bodies are captured.
     body: Option<Value>,
     batch_index: Option<u64>,

@@ -52,8 +52,9 @@ pub(crate) struct RespMsg {
     pub params: Option<Value>,
     /// A `result` member is present (any value).
     pub has_result: bool,
-    /// `result`, when an object.
-    pub result: Option<ResultFields>,
+    /// `result`, when an object. Boxed: built in place, so the message moves
+    /// as a few words.
+    pub result: Option<Box<ResultFields>>,
     /// `error`, when present (any value; members empty unless an object).
     pub error: Option<RpcError>,
     /// The whole message, kept only when bodies are captured.
@@ -233,17 +234,20 @@ impl<'de> Visitor<'de> for ErrorSeed {
     }
 }
 
-any_seed!(ResultSeed, Option<ResultFields>);
+any_seed!(ResultSeed, Option<Box<ResultFields>>);
 impl<'de> Visitor<'de> for ResultSeed {
-    type Value = Option<ResultFields>;
+    type Value = Option<Box<ResultFields>>;
     fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.write_str("a JSON-RPC result")
     }
     scalars_give!(None);
     str_gives!(None);
     seq_gives!(None);
-    fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<Option<ResultFields>, A::Error> {
-        let mut r = ResultFields::default();
+    fn visit_map<A: MapAccess<'de>>(
+        self,
+        mut map: A,
+    ) -> Result<Option<Box<ResultFields>>, A::Error> {
+        let mut r = Box::<ResultFields>::default();
         while let Some(key) = map.next_key_seed(Key)? {
             match &*key {
                 "isError" => r.is_error = map.next_value_seed(TrueSeed)?,
