@@ -1607,14 +1607,31 @@ fn push_decimal(out: &mut String, mut n: u32) {
 fn ip_text(ip: std::net::IpAddr) -> String {
     match ip {
         std::net::IpAddr::V4(v4) => {
-            let mut out = String::with_capacity(15);
-            for (i, octet) in v4.octets().into_iter().enumerate() {
-                if i > 0 {
-                    out.push('.');
+            // At most "255.255.255.255": 15 bytes, written on the stack and
+            // copied once.
+            let mut buf = [0u8; 15];
+            let mut len = 0usize;
+            let mut put = |b: u8| {
+                if let Some(d) = buf.get_mut(len) {
+                    *d = b;
+                    len += 1;
                 }
-                push_decimal(&mut out, u32::from(octet));
+            };
+            for (i, o) in v4.octets().into_iter().enumerate() {
+                if i > 0 {
+                    put(b'.');
+                }
+                if o >= 100 {
+                    put(b'0' + o / 100);
+                }
+                if o >= 10 {
+                    put(b'0' + (o / 10) % 10);
+                }
+                put(b'0' + o % 10);
             }
-            out
+            let digits = buf.get(..len).unwrap_or(&[]);
+            // Only ASCII digits and dots were written.
+            std::str::from_utf8(digits).unwrap_or("").to_owned()
         }
         std::net::IpAddr::V6(v6) => v6.to_string(),
     }

@@ -27,43 +27,75 @@ fn splitmix64(mut z: u64) -> u64 {
     z ^ (z >> 31)
 }
 
-fn fnv1a(seed: u64, bytes: &[u8]) -> u64 {
-    let mut h = FNV_OFFSET ^ seed;
-    for b in bytes {
-        h ^= u64::from(*b);
-        h = h.wrapping_mul(FNV_PRIME);
+/// FNV-1a 64 of `bytes` under three seeds at once: the three multiply chains
+/// are independent, so they overlap in the CPU instead of running one after
+/// the other. Equal to three separate FNV-1a passes.
+fn fnv1a3(seeds: [u64; 3], bytes: &[u8]) -> [u64; 3] {
+    let [mut a, mut b, mut c] = seeds.map(|s| FNV_OFFSET ^ s);
+    for x in bytes {
+        let x = u64::from(*x);
+        a = (a ^ x).wrapping_mul(FNV_PRIME);
+        b = (b ^ x).wrapping_mul(FNV_PRIME);
+        c = (c ^ x).wrapping_mul(FNV_PRIME);
     }
-    h
+    [a, b, c]
 }
 
-fn push_addr(buf: &mut Vec<u8>, a: &SocketAddr) {
+/// Longest encoded key: two IPv6 endpoints (1 + 16 + 2 bytes each), the ISN
+/// (4), the request index (8) and the batch index (8).
+const MAX_KEY_BYTES: usize = 2 * 19 + 4 + 8 + 8;
+
+/// A fixed-capacity byte buffer on the stack for the encoded key.
+struct KeyBuf {
+    bytes: [u8; MAX_KEY_BYTES],
+    len: usize,
+}
+
+impl KeyBuf {
+    fn extend(&mut self, src: &[u8]) {
+        let end = self.len.saturating_add(src.len());
+        if let Some(dst) = self.bytes.get_mut(self.len..end) {
+            dst.copy_from_slice(src);
+            self.len = end;
+        }
+    }
+    fn as_slice(&self) -> &[u8] {
+        self.bytes.get(..self.len).unwrap_or(&[])
+    }
+}
+
+fn push_addr(buf: &mut KeyBuf, a: &SocketAddr) {
     match a.ip() {
         IpAddr::V4(v4) => {
-            buf.push(4);
-            buf.extend_from_slice(&v4.octets());
+            buf.extend(&[4]);
+            buf.extend(&v4.octets());
         }
         IpAddr::V6(v6) => {
-            buf.push(6);
-            buf.extend_from_slice(&v6.octets());
+            buf.extend(&[6]);
+            buf.extend(&v6.octets());
         }
     }
-    buf.extend_from_slice(&a.port().to_be_bytes());
+    buf.extend(&a.port().to_be_bytes());
 }
 
-/// The inputs of an id, encoded.
+/// The inputs of an id, encoded (at most [`MAX_KEY_BYTES`], so nothing is
+/// ever cut).
 fn key_bytes(
     client: &SocketAddr,
     server: &SocketAddr,
     client_isn: u32,
     index: u64,
     batch: u64,
-) -> Vec<u8> {
-    let mut buf = Vec::with_capacity(64);
+) -> KeyBuf {
+    let mut buf = KeyBuf {
+        bytes: [0; MAX_KEY_BYTES],
+        len: 0,
+    };
     push_addr(&mut buf, client);
     push_addr(&mut buf, server);
-    buf.extend_from_slice(&client_isn.to_be_bytes());
-    buf.extend_from_slice(&index.to_be_bytes());
-    buf.extend_from_slice(&batch.to_be_bytes());
+    buf.extend(&client_isn.to_be_bytes());
+    buf.extend(&index.to_be_bytes());
+    buf.extend(&batch.to_be_bytes());
     buf
 }
 
@@ -77,9 +109,10 @@ pub fn derive_ids(
     batch: u64,
 ) -> ([u8; 8], [u8; 16]) {
     let key = key_bytes(client, server, client_isn, index, batch);
-    let mut span = splitmix64(fnv1a(SEED_SPAN, &key)).to_be_bytes();
-    let hi = splitmix64(fnv1a(SEED_TRACE_HI, &key)).to_be_bytes();
-    let lo = splitmix64(fnv1a(SEED_TRACE_LO, &key)).to_be_bytes();
+    let [s, h, l] = fnv1a3([SEED_SPAN, SEED_TRACE_HI, SEED_TRACE_LO], key.as_slice());
+    let mut span = splitmix64(s).to_be_bytes();
+    let hi = splitmix64(h).to_be_bytes();
+    let lo = splitmix64(l).to_be_bytes();
     let mut trace = [0u8; 16];
     trace[..8].copy_from_slice(&hi);
     trace[8..].copy_from_slice(&lo);
@@ -163,6 +196,37 @@ pub fn parse_traceparent(value: &str) -> Option<TraceParent> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use proptest::prelude::*;
+
+    /// The one-seed FNV-1a 64 that [`fnv1a3`] runs three times at once.
+    fn fnv1a(seed: u64, bytes: &[u8]) -> u64 {
+        let mut h = FNV_OFFSET ^ seed;
+        for b in bytes {
+            h ^= u64::from(*b);
+            h = h.wrapping_mul(FNV_PRIME);
+        }
+        h
+    }
+
+    proptest! {
+        #[test]
+        fn fnv1a3_is_three_fnv1a(seeds in any::<[u64; 3]>(), bytes in proptest::collection::vec(any::<u8>(), 0..80)) {
+            let [a, b, c] = fnv1a3(seeds, &bytes);
+            prop_assert_eq!(a, fnv1a(seeds[0], &bytes));
+            prop_assert_eq!(b, fnv1a(seeds[1], &bytes));
+            prop_assert_eq!(c, fnv1a(seeds[2], &bytes));
+        }
+    }
+
+    #[test]
+    fn ipv6_key_fits_and_is_complete() {
+        let c: SocketAddr = "[2001:db8::1]:50000".parse().expect("addr");
+        let s: SocketAddr = "[2001:db8::2]:8080".parse().expect("addr");
+        let key = key_bytes(&c, &s, 7, 9, 11);
+        assert_eq!(key.as_slice().len(), MAX_KEY_BYTES);
+        assert_eq!(key.as_slice().last(), Some(&11));
+        assert_eq!(key.as_slice().first(), Some(&6));
+    }
 
     #[test]
     fn traceparent_valid_and_invalid() {
