@@ -355,7 +355,7 @@ impl Decoder {
         self.update_sessions(&ex, minted.as_deref(), session_hdr.as_deref());
 
         let server_ip = ip_text(ex.conn.server.ip());
-        let ctx = ExCtx {
+        let mut ctx = ExCtx {
             era,
             end_ts: end_ts.max(ex.ts_first),
             reason,
@@ -373,13 +373,13 @@ impl Decoder {
         let msgs = std::mem::take(&mut ex.msgs);
         if msgs.is_empty() {
             self.stats.http_only_exchanges += 1;
-            let span = self.http_span(&mut ex, &ctx);
+            let span = self.http_span(&mut ex, &mut ctx);
             self.stats.spans += 1;
             out.push(span);
         } else {
             let n = msgs.len();
-            for m in msgs {
-                let span = self.msg_span(&ex, m, n, &ctx);
+            for (i, m) in msgs.into_iter().enumerate() {
+                let span = self.msg_span(&ex, m, n, &mut ctx, i + 1 == n);
                 self.stats.spans += 1;
                 out.push(span);
             }
@@ -436,8 +436,10 @@ impl Decoder {
         self.sessions.insert(id.to_string(), entry);
     }
 
-    /// Attributes shared by every span of an exchange.
-    fn base_attrs(&self, ex: &Exchange, ctx: &ExCtx, attrs: &mut Vec<Attr>) {
+    /// Attributes shared by every span of an exchange; `last` for the
+    /// exchange's last span, which takes the per-exchange strings of `ctx`
+    /// instead of copying them.
+    fn base_attrs(&self, ex: &Exchange, ctx: &mut ExCtx, last: bool, attrs: &mut Vec<Attr>) {
         let method: Cow<'static, str> = match ex.method.as_str() {
             "POST" => Cow::Borrowed("POST"),
             "GET" => Cow::Borrowed("GET"),
@@ -460,7 +462,7 @@ impl Decoder {
         push(
             attrs,
             a::CLIENT_ADDRESS,
-            AttrValue::Str(ctx.client_ip.clone().into()),
+            AttrValue::Str(share(&mut ctx.client_ip, last).into()),
         );
         push(
             attrs,
@@ -470,7 +472,7 @@ impl Decoder {
         push(
             attrs,
             a::SERVER_ADDRESS,
-            AttrValue::Str(ctx.server_ip.clone().into()),
+            AttrValue::Str(share(&mut ctx.server_ip, last).into()),
         );
         push(
             attrs,
@@ -488,8 +490,12 @@ impl Decoder {
         if let Some(s) = &ctx.session {
             push(attrs, a::MCP_SESSION_ID, AttrValue::Str(s.clone().into()));
         }
-        if let Some(s) = &ctx.minted {
-            push(attrs, a::SESSION_MINTED, AttrValue::Str(s.clone().into()));
+        if let Some(s) = &mut ctx.minted {
+            push(
+                attrs,
+                a::SESSION_MINTED,
+                AttrValue::Str(share(s, last).into()),
+            );
         }
         if ex.status.is_some() {
             push(attrs, a::RESPONSE_SSE, AttrValue::Bool(ex.sse));
@@ -542,9 +548,9 @@ impl Decoder {
         }
     }
 
-    fn http_span(&mut self, ex: &mut Exchange, ctx: &ExCtx) -> Span {
+    fn http_span(&mut self, ex: &mut Exchange, ctx: &mut ExCtx) -> Span {
         let mut attrs = Vec::with_capacity(32);
-        self.base_attrs(ex, ctx, &mut attrs);
+        self.base_attrs(ex, ctx, true, &mut attrs);
         push_str(&mut attrs, a::EXCHANGE_KIND, "http");
         if ex.posted_responses > 0 {
             push(
@@ -622,7 +628,7 @@ impl Decoder {
             start_ns: ex.ts_first,
             end_ns: ctx.end_ts,
             status,
-            instance_id: ctx.instance_id.clone(),
+            instance_id: std::mem::take(&mut ctx.instance_id),
             attributes: attrs,
             events,
         };
@@ -678,12 +684,17 @@ impl Decoder {
         true
     }
 
-    fn msg_span(&mut self, ex: &Exchange, mut m: Msg, batch_size: usize, ctx: &ExCtx) -> Span {
+    fn msg_span(
+        &mut self,
+        ex: &Exchange,
+        mut m: Msg,
+        batch_size: usize,
+        ctx: &mut ExCtx,
+        last: bool,
+    ) -> Span {
         let mut attrs = Vec::with_capacity(48);
-        self.base_attrs(ex, ctx, &mut attrs);
+        self.base_attrs(ex, ctx, last, &mut attrs);
         let attached = std::mem::take(&mut m.attached);
-        let params = &m.params;
-        let meta = &params.meta;
         let method = cap(&m.method);
 
         push_str(
@@ -722,33 +733,28 @@ impl Decoder {
         }
 
         // Span name and target attributes.
-        let pname = params.name.as_deref();
-        let mut name = method.to_string();
-        match m.method.as_str() {
+        let pname = m.params.name.as_deref();
+        let target_attr = match m.method.as_str() {
             "tools/call" => {
                 push_str(&mut attrs, a::GEN_AI_OPERATION_NAME, "execute_tool");
-                if let Some(n) = pname {
-                    push(
-                        &mut attrs,
-                        a::GEN_AI_TOOL_NAME,
-                        AttrValue::Str(n.to_string().into()),
-                    );
-                    name = format!("{method} {n}");
-                }
+                Some(a::GEN_AI_TOOL_NAME)
             }
-            "prompts/get" => {
-                if let Some(n) = pname {
-                    push(
-                        &mut attrs,
-                        a::GEN_AI_PROMPT_NAME,
-                        AttrValue::Str(n.to_string().into()),
-                    );
-                    name = format!("{method} {n}");
-                }
+            "prompts/get" => Some(a::GEN_AI_PROMPT_NAME),
+            _ => None,
+        };
+        let name = match (target_attr, pname) {
+            (Some(k), Some(n)) => {
+                push(&mut attrs, k, AttrValue::Str(n.to_string().into()));
+                // `format!("{method} {n}")` without the formatting machinery.
+                let mut name = String::with_capacity(method.len() + 1 + n.len());
+                name.push_str(method);
+                name.push(' ');
+                name.push_str(n);
+                name
             }
-            _ => {}
-        }
-        if let Some(uri) = &params.uri {
+            _ => method.to_string(),
+        };
+        if let Some(uri) = &m.params.uri {
             push(
                 &mut attrs,
                 a::MCP_RESOURCE_URI,
@@ -757,51 +763,44 @@ impl Decoder {
         }
 
         // Protocol version.
-        let hdr_pv = ctx.hdrs.protocol_version.map(owned_text);
-        let meta_pv = meta.protocol_version.clone();
+        let is_init = m.method == "initialize";
+        let hdr_pv = ctx.hdrs.protocol_version.map(text);
         let session_info = ctx.session.as_ref().and_then(|s| self.sessions.get(s));
         let pv = hdr_pv
-            .clone()
-            .or_else(|| meta_pv.clone())
+            .as_deref()
+            .or(m.params.meta.protocol_version.as_deref())
             .or_else(|| {
-                (m.method == "initialize")
-                    .then(|| params.protocol_version.clone())
+                is_init
+                    .then_some(m.params.protocol_version.as_deref())
                     .flatten()
             })
-            .or_else(|| session_info.and_then(|i| i.protocol_version.clone()));
+            .or_else(|| session_info.and_then(|i| i.protocol_version.as_deref()));
         if let Some(pv) = pv {
-            push(
-                &mut attrs,
-                a::MCP_PROTOCOL_VERSION,
-                AttrValue::Str(cap(&pv).to_string().into()),
-            );
+            push_string(&mut attrs, a::MCP_PROTOCOL_VERSION, cap(pv));
         }
 
-        // Client identity.
-        let meta_info = meta.client_info.as_ref();
-        let init_info = (m.method == "initialize")
-            .then_some(params.client_info.as_ref())
-            .flatten();
-        let caps = meta
+        // Client identity. The message is owned: its strings move into the
+        // attributes (nothing below reads them).
+        let params = &mut *m.params;
+        let caps = params
+            .meta
             .client_caps
-            .clone()
-            .or_else(|| match &params.capabilities {
-                Caps::Keys(k) if m.method == "initialize" => Some(k.clone()),
+            .take()
+            .or_else(|| match &mut params.capabilities {
+                Caps::Keys(k) if is_init => Some(std::mem::take(k)),
                 _ => None,
             });
+        let meta_info = params.meta.client_info.as_mut();
+        let init_info = is_init.then_some(params.client_info.as_mut()).flatten();
         if let Some((info, src)) = meta_info
             .map(|i| (i, "meta"))
             .or_else(|| init_info.map(|i| (i, "initialize")))
         {
-            if let Some(n) = &info.name {
-                push(&mut attrs, a::CLIENT_NAME, AttrValue::Str(n.clone().into()));
+            if let Some(n) = info.name.take() {
+                push(&mut attrs, a::CLIENT_NAME, AttrValue::Str(n.into()));
             }
-            if let Some(v) = &info.version {
-                push(
-                    &mut attrs,
-                    a::CLIENT_VERSION,
-                    AttrValue::Str(v.clone().into()),
-                );
+            if let Some(v) = info.version.take() {
+                push(&mut attrs, a::CLIENT_VERSION, AttrValue::Str(v.into()));
             }
             push_str(&mut attrs, a::CLIENT_INFO_SOURCE, src);
             if let Some(c) = caps {
@@ -812,17 +811,20 @@ impl Decoder {
         } else {
             self.session_identity(ctx, &mut attrs);
         }
-        if m.method == "initialize" {
+        if is_init {
             self.stats.initialize_calls += 1;
         }
+        let params = &*m.params;
+        let meta = &params.meta;
 
         // Routing headers.
         self.routing_attrs(
             ex,
             ctx,
-            &m,
+            &m.method,
+            m.is_request(),
             params,
-            meta_pv.as_deref(),
+            meta.protocol_version.as_deref(),
             hdr_pv.as_deref(),
             &mut attrs,
         );
@@ -997,7 +999,7 @@ impl Decoder {
             start_ns: ex.ts_first,
             end_ns: end,
             status,
-            instance_id: ctx.instance_id.clone(),
+            instance_id: share(&mut ctx.instance_id, last),
             attributes: attrs,
             events,
         };
@@ -1034,7 +1036,8 @@ impl Decoder {
         &mut self,
         ex: &Exchange,
         ctx: &ExCtx,
-        m: &Msg,
+        method: &str,
+        is_request: bool,
         params: &Params,
         meta_pv: Option<&str>,
         hdr_pv: Option<&str>,
@@ -1065,12 +1068,12 @@ impl Decoder {
             (Check::NotRequired, Check::NotRequired, Check::NotRequired)
         } else {
             let ms = match &hdr_method {
-                Some(h) if *h == *m.method => Check::Match,
+                Some(h) if *h == *method => Check::Match,
                 Some(_) => Check::Mismatch,
-                None if m.is_request() => Check::Missing,
+                None if is_request => Check::Missing,
                 None => Check::NotRequired,
             };
-            let ns = match name_param(&m.method) {
+            let ns = match name_param(method) {
                 None => Check::NotRequired,
                 Some(field) => {
                     let body = match field {
@@ -1444,6 +1447,12 @@ fn push(attrs: &mut Vec<Attr>, k: &'static str, v: AttrValue) {
 /// Pushes a fixed string value without allocating.
 fn push_str(attrs: &mut Vec<Attr>, k: &'static str, v: &'static str) {
     push(attrs, k, AttrValue::Str(Cow::Borrowed(v)));
+}
+
+/// `s` itself when `last` (the exchange's last span takes it, leaving it
+/// empty), else a copy.
+fn share(s: &mut String, last: bool) -> String {
+    if last { std::mem::take(s) } else { s.clone() }
 }
 
 /// Pushes a copy of a string value.
