@@ -164,14 +164,32 @@ pub enum FramingError {
 /// - valid `Content-Length` (several equal values allowed): [`BodyFraming::Length`];
 /// - otherwise: request [`BodyFraming::None`], response [`BodyFraming::UntilClose`].
 pub fn body_framing(head: &Head) -> Result<BodyFraming, FramingError> {
-    if let Head::Response(r) = head
-        && (r.status < 200 || r.status == 204 || r.status == 304)
+    let status = match head {
+        Head::Response(r) => Some(r.status),
+        Head::Request(_) => None,
+    };
+    framing_of(status, head.headers().byte_pairs())
+}
+
+/// [`body_framing`] of a request (`status == None`) or a response with
+/// status `status` and headers `pairs` (`(name, value)`, values already
+/// trimmed), in one pass: a parsed head's framing is computed from
+/// `httparse`'s header slots before they are packed, so the packed headers
+/// are not walked again.
+fn framing_of<'h>(
+    status: Option<u16>,
+    pairs: impl Iterator<Item = (&'h [u8], &'h [u8])>,
+) -> Result<BodyFraming, FramingError> {
+    if let Some(s) = status
+        && (s < 200 || s == 204 || s == 304)
     {
         return Ok(BodyFraming::None);
     }
-    let headers = head.headers();
     let mut last_coding: Option<&[u8]> = None;
-    for (name, value) in headers.byte_pairs() {
+    // `Err` once a `Content-Length` is bad or disagrees; it only matters when
+    // no `Transfer-Encoding` coding is present (that one wins).
+    let mut length: Result<Option<u64>, FramingError> = Ok(None);
+    for (name, value) in pairs {
         if name.len() == 17 && name.eq_ignore_ascii_case(b"transfer-encoding") {
             for coding in value.split(|&b| b == b',') {
                 let coding = trim_ows(coding);
@@ -179,30 +197,33 @@ pub fn body_framing(head: &Head) -> Result<BodyFraming, FramingError> {
                     last_coding = Some(coding);
                 }
             }
+        } else if name.len() == 14
+            && name.eq_ignore_ascii_case(b"content-length")
+            && let Ok(prev) = length
+        {
+            length = value.split(|&b| b == b',').try_fold(prev, |acc, part| {
+                let n = parse_decimal(trim_ows(part)).ok_or(FramingError::BadContentLength)?;
+                match acc {
+                    Some(p) if p != n => Err(FramingError::BadContentLength),
+                    _ => Ok(Some(n)),
+                }
+            });
         }
     }
+    let kind = if status.is_some() {
+        Kind::Response
+    } else {
+        Kind::Request
+    };
     if let Some(coding) = last_coding {
         let chunked = coding.eq_ignore_ascii_case(b"chunked");
-        return match (chunked, head.kind()) {
+        return match (chunked, kind) {
             (true, _) => Ok(BodyFraming::Chunked),
             (false, Kind::Response) => Ok(BodyFraming::UntilClose),
             (false, Kind::Request) => Err(FramingError::RequestNotChunked),
         };
     }
-    let mut length: Option<u64> = None;
-    for (name, value) in headers.byte_pairs() {
-        if name.len() == 14 && name.eq_ignore_ascii_case(b"content-length") {
-            for part in value.split(|&b| b == b',') {
-                let part = trim_ows(part);
-                let n = parse_decimal(part).ok_or(FramingError::BadContentLength)?;
-                match length {
-                    Some(prev) if prev != n => return Err(FramingError::BadContentLength),
-                    _ => length = Some(n),
-                }
-            }
-        }
-    }
-    Ok(match (length, head.kind()) {
+    Ok(match (length?, kind) {
         (Some(0), _) => BodyFraming::None,
         (Some(n), _) => BodyFraming::Length(n),
         (None, Kind::Request) => BodyFraming::None,
@@ -505,22 +526,29 @@ fn parse_decimal(v: &[u8]) -> Option<u64> {
 }
 
 /// Packs httparse's headers, trimming each value's surrounding whitespace
-/// (in place, once).
-fn convert_headers(headers: &mut [httparse::Header<'_>]) -> Headers {
+/// (in place, once), and computes the body framing from the same slots
+/// (`status`: `None` for a request; see [`framing_of`]).
+fn convert_headers(headers: &mut [httparse::Header<'_>], status: Option<u16>) -> ParsedHeaders {
     let mut data_len = 0;
     for h in headers.iter_mut() {
         h.value = trim_ows(h.value);
         data_len += h.name.len() + h.value.len();
     }
-    Headers::pack(
+    let framing = framing_of(status, headers.iter().map(|h| (h.name.as_bytes(), h.value)));
+    let packed = Headers::pack(
         headers.len(),
         data_len,
         headers.iter().map(|h| (h.name, h.value)),
-    )
+    );
+    (packed, framing)
 }
 
-/// Parses a complete head (ending with its blank line) of the given kind.
-fn parse_head(buf: &[u8], kind: Kind) -> Option<Head> {
+/// Packed headers and the body framing they give.
+type ParsedHeaders = (Headers, Result<BodyFraming, FramingError>);
+
+/// Parses a complete head (ending with its blank line) of the given kind;
+/// returns it with its [`body_framing`].
+fn parse_head(buf: &[u8], kind: Kind) -> Option<(Head, Result<BodyFraming, FramingError>)> {
     // The first attempt uses slots on the stack (no allocation per head).
     let mut stack = [httparse::EMPTY_HEADER; HEADERS_INITIAL];
     if let Ok(head) = parse_head_with(buf, kind, &mut stack) {
@@ -543,19 +571,21 @@ fn parse_head_with<'b>(
     buf: &'b [u8],
     kind: Kind,
     headers: &mut [httparse::Header<'b>],
-) -> Result<Option<Head>, ()> {
+) -> Result<Option<(Head, Result<BodyFraming, FramingError>)>, ()> {
     {
         let result = match kind {
             Kind::Request => {
                 let mut req = httparse::Request::new(headers);
                 match req.parse(buf) {
                     Ok(httparse::Status::Complete(len)) if len == buf.len() => {
-                        Ok(Some(Head::Request(RequestHead {
+                        let (headers, framing) = convert_headers(req.headers, None);
+                        let head = Head::Request(RequestHead {
                             method: req.method.unwrap_or_default().to_owned(),
                             target: req.path.unwrap_or_default().to_owned(),
                             version_minor: req.version.unwrap_or(1),
-                            headers: convert_headers(req.headers),
-                        })))
+                            headers,
+                        });
+                        Ok(Some((head, framing)))
                     }
                     Ok(_) => Ok(None),
                     Err(e) => Err(e),
@@ -565,12 +595,15 @@ fn parse_head_with<'b>(
                 let mut resp = httparse::Response::new(headers);
                 match resp.parse(buf) {
                     Ok(httparse::Status::Complete(len)) if len == buf.len() => {
-                        Ok(Some(Head::Response(ResponseHead {
-                            status: resp.code.unwrap_or_default(),
+                        let status = resp.code.unwrap_or_default();
+                        let (headers, framing) = convert_headers(resp.headers, Some(status));
+                        let head = Head::Response(ResponseHead {
+                            status,
                             reason: resp.reason.unwrap_or_default().to_owned(),
                             version_minor: resp.version.unwrap_or(1),
-                            headers: convert_headers(resp.headers),
-                        })))
+                            headers,
+                        });
+                        Ok(Some((head, framing)))
                     }
                     Ok(_) => Ok(None),
                     Err(e) => Err(e),
@@ -838,8 +871,10 @@ impl MessageParser {
                             };
                             self.pending.clear();
                             match parsed {
-                                Some(head) => {
-                                    if let Some(ev) = self.start_message(head, total, stats) {
+                                Some((head, framing)) => {
+                                    if let Some(ev) =
+                                        self.start_message(head, framing, total, stats)
+                                    {
                                         return Some(ev);
                                     }
                                 }
@@ -985,6 +1020,7 @@ impl MessageParser {
     fn start_message(
         &mut self,
         head: Head,
+        framing: Result<BodyFraming, FramingError>,
         head_len: usize,
         stats: &mut WireStats,
     ) -> Option<Event<'static>> {
@@ -998,7 +1034,7 @@ impl MessageParser {
             self.state = Self::idle_state();
             return None;
         }
-        let framing = match body_framing(&head) {
+        let framing = match framing {
             Ok(f) => f,
             Err(_) => {
                 stats.http_parse_errors += 1;
@@ -1272,6 +1308,69 @@ mod tests {
             classify(b"HTTP/1.1 200 OK\r\n", Some(Kind::Request)),
             Class::No
         ));
+    }
+
+    /// The framing a parsed head carries (computed from httparse's slots)
+    /// is the framing of the packed head, for every mix of the two framing
+    /// headers, for requests and responses.
+    #[test]
+    fn parsed_framing_matches_body_framing() {
+        let values = [
+            "",
+            "0",
+            "12",
+            " 12 , 12",
+            "12, 13",
+            "x",
+            "chunked",
+            "gzip, chunked",
+            "gzip",
+        ];
+        let starts: [&[u8]; 4] = [
+            b"POST / HTTP/1.1\r\n",
+            b"HTTP/1.1 200 OK\r\n",
+            b"HTTP/1.1 204 No Content\r\n",
+            b"HTTP/1.1 101 Switching\r\n",
+        ];
+        let mut checked = 0;
+        for start in starts {
+            let kind = if start.starts_with(b"HTTP/") {
+                Kind::Response
+            } else {
+                Kind::Request
+            };
+            for cl in values {
+                for te in values {
+                    for order in [false, true] {
+                        let mut buf = start.to_vec();
+                        let mut lines = vec![];
+                        if !cl.is_empty() {
+                            lines.push(format!("Content-Length: {cl}\r\n"));
+                            lines.push(format!("content-length:{cl}\r\n"));
+                        }
+                        if !te.is_empty() {
+                            lines.push(format!("Transfer-Encoding: {te}\r\n"));
+                        }
+                        if order {
+                            lines.reverse();
+                        }
+                        buf.extend(lines.concat().into_bytes());
+                        buf.extend_from_slice(b"X: y\r\n\r\n");
+                        let Some((head, framing)) = parse_head(&buf, kind) else {
+                            panic!("unparsed head {:?}", String::from_utf8_lossy(&buf));
+                        };
+                        assert_eq!(
+                            framing,
+                            body_framing(&head),
+                            "{}",
+                            String::from_utf8_lossy(&buf)
+                        );
+                        checked += 1;
+                    }
+                }
+            }
+        }
+        assert_eq!(checked, 4 * 9 * 9 * 2);
     }
 
     #[test]
