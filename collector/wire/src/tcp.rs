@@ -250,6 +250,7 @@ struct FlowKey([u64; 5]);
 impl PartialEq for FlowKey {
     /// Five word compares, without a call to `memcmp` (which the derived
     /// array equality makes on every lookup).
+    #[inline]
     fn eq(&self, other: &FlowKey) -> bool {
         self.0
             .iter()
@@ -260,6 +261,7 @@ impl PartialEq for FlowKey {
 }
 
 /// The two words of an address in a [`FlowKey`].
+#[inline]
 fn addr_words(addr: SocketAddr) -> [u64; 2] {
     match addr.ip() {
         std::net::IpAddr::V4(v4) => [0, u64::from(u32::from(v4))],
@@ -272,20 +274,30 @@ fn addr_words(addr: SocketAddr) -> [u64; 2] {
 }
 
 impl FlowKey {
-    /// The key of the pair `a`, `b`, and whether `a` is its first endpoint.
+    /// The key of the pair `a`, `b`, and whether `a` is its first endpoint
+    /// (endpoints ordered by their address words, then port: cheaper than
+    /// `SocketAddr`'s ordering, and any fixed order does). The family word
+    /// counts the IPv6 endpoints, so it is the same for both orders even for
+    /// a mixed pair (which the link decoder never yields).
+    #[inline]
     fn new(a: SocketAddr, b: SocketAddr) -> (FlowKey, bool) {
-        let a_first = a <= b;
-        let (lo, hi) = if a_first { (a, b) } else { (b, a) };
-        let [l0, l1] = addr_words(lo);
-        let [h0, h1] = addr_words(hi);
-        let tail =
-            u64::from(lo.port()) | u64::from(hi.port()) << 16 | u64::from(lo.is_ipv6()) << 32;
+        let (wa, wb) = (addr_words(a), addr_words(b));
+        let (pa, pb) = (a.port(), b.port());
+        let a_first = (wa[0], wa[1], pa) <= (wb[0], wb[1], pb);
+        let ([l0, l1], lp, [h0, h1], hp) = if a_first {
+            (wa, pa, wb, pb)
+        } else {
+            (wb, pb, wa, pa)
+        };
+        let family = u64::from(a.is_ipv6()) + u64::from(b.is_ipv6());
+        let tail = u64::from(lp) | u64::from(hp) << 16 | family << 32;
         (FlowKey([l0, l1, h0, h1, tail]), a_first)
     }
 
     /// The key's hash under the table's randomly seeded `state`: foldhash
     /// over the five words (keyed, so crafted 4-tuples cannot aim at one
     /// bucket without the seed; far cheaper than SipHash).
+    #[inline]
     fn hash(&self, state: &foldhash::fast::FixedState) -> u64 {
         let mut h = state.build_hasher();
         for w in self.0 {
@@ -382,26 +394,31 @@ impl<S: FlowSink<T>, T> Out<'_, S, T> {
 
 impl Half {
     /// ISN when the SYN (or the peer's SYN+ACK acknowledging it) was seen.
+    #[inline]
     fn syn_seq(&self) -> Option<u32> {
         self.has_syn.then_some(self.syn_seq_v)
     }
 
+    #[inline]
     fn set_syn_seq(&mut self, seq: u32) {
         self.has_syn = true;
         self.syn_seq_v = seq;
     }
 
     /// Stream offset of the FIN, once seen.
+    #[inline]
     fn fin_off(&self) -> Option<u64> {
         self.has_fin.then_some(self.fin_off_v)
     }
 
     /// Out-of-order bytes buffered.
+    #[inline]
     fn buffered(&self) -> usize {
         self.ooo.as_ref().map_or(0, |o| o.buffered)
     }
 
     /// Stream offset of the first buffered run.
+    #[inline]
     fn first_buffered(&self) -> Option<u64> {
         self.ooo
             .as_ref()
@@ -409,6 +426,7 @@ impl Half {
     }
 
     /// Frees the out-of-order buffer once it is empty.
+    #[inline]
     fn release_empty(&mut self) {
         if self.ooo.as_ref().is_some_and(|o| o.buf.is_empty()) {
             self.ooo = None;
@@ -416,6 +434,7 @@ impl Half {
     }
 
     /// Starts the stream at `seq` (offset 0).
+    #[inline]
     fn start(&mut self, seq: u32) {
         self.init = true;
         self.next_seq = seq;
@@ -423,11 +442,13 @@ impl Half {
     }
 
     /// Signed distance of `seq` from `next_seq`, modulo 2³² (RFC 9293 §3.4).
+    #[inline]
     fn rel(&self, seq: u32) -> i64 {
         i64::from(seq.wrapping_sub(self.next_seq) as i32)
     }
 
     /// Stream offset of `seq`, `None` when it lies before the stream start.
+    #[inline]
     fn offset_of(&self, seq: u32) -> Option<u64> {
         let rel = self.rel(seq);
         if rel >= 0 {
@@ -438,6 +459,7 @@ impl Half {
     }
 
     /// Moves the delivery point `n` bytes forward.
+    #[inline]
     fn advance(&mut self, n: u64) {
         self.next_off = self.next_off.saturating_add(n);
         // Truncation is the modulo-2³² arithmetic sequence numbers use.
@@ -565,6 +587,7 @@ impl Half {
     }
 
     /// A FIN at sequence number `seq`.
+    #[inline]
     fn on_fin(&mut self, seq: u32) {
         if !self.init {
             self.start(seq);
@@ -689,6 +712,7 @@ impl<T> Flow<T> {
 }
 
 /// Direction of `halves[i]`.
+#[inline]
 fn dir_of(i: usize) -> Dir {
     if i == 0 {
         Dir::ClientToServer
