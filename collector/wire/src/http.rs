@@ -529,15 +529,17 @@ fn parse_decimal(v: &[u8]) -> Option<u64> {
 /// (in place, once), and computes the body framing from the same slots
 /// (`status`: `None` for a request; see [`framing_of`]).
 fn convert_headers(headers: &mut [httparse::Header<'_>], status: Option<u16>) -> ParsedHeaders {
-    let mut data_len = 0;
+    let (mut names_len, mut values_len) = (0, 0);
     for h in headers.iter_mut() {
         h.value = trim_ows(h.value);
-        data_len += h.name.len() + h.value.len();
+        names_len += h.name.len();
+        values_len += h.value.len();
     }
     let framing = framing_of(status, headers.iter().map(|h| (h.name.as_bytes(), h.value)));
     let packed = Headers::pack(
         headers.len(),
-        data_len,
+        names_len,
+        values_len,
         headers.iter().map(|h| (h.name, h.value)),
     );
     (packed, framing)

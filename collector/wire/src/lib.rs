@@ -115,6 +115,7 @@ pub struct Headers {
 }
 
 /// Reads a little-endian u16 or u32 (`wide`) at `pos`; 0 when out of range.
+#[inline]
 fn read_off(buf: &[u8], pos: usize, wide: bool) -> usize {
     if wide {
         buf.get(pos..pos + 4)
@@ -147,16 +148,19 @@ pub(crate) struct RawIter<'a> {
 
 impl<'a> RawIter<'a> {
     /// Bytes per offset.
+    #[inline]
     fn width(&self) -> usize {
         if self.wide { 4 } else { 2 }
     }
 
     /// End of the next name without advancing; `None` at the end.
+    #[inline]
     fn peek_name_end(&self) -> Option<usize> {
         (self.pos < self.table.len()).then(|| read_off(self.table, self.pos, self.wide))
     }
 
     /// Advances over the next header, returning its value (name end `name_end`).
+    #[inline]
     fn take_value(&mut self, name_end: usize) -> &'a [u8] {
         let value_end = read_off(self.table, self.pos + self.width(), self.wide);
         self.pos += 2 * self.width();
@@ -174,6 +178,7 @@ impl<'a> Iterator for RawIter<'a> {
     /// The name's range in `names`, and the value.
     type Item = (std::ops::Range<usize>, &'a [u8]);
 
+    #[inline]
     fn next(&mut self) -> Option<(std::ops::Range<usize>, &'a [u8])> {
         let name_end = self.peek_name_end()?;
         let name = self.prev_name..name_end;
@@ -195,53 +200,72 @@ impl Headers {
         Headers::new()
     }
 
-    /// Packs `count` headers whose names and values total `data_len` bytes
-    /// (both must match what `items` yields; extra items are dropped) into
-    /// one block, walking `items` three times (table, names, values). A
-    /// block of 2 GiB or more is never built (heads are capped by
-    /// `max_head_bytes`): the result is then empty.
+    /// Packs `count` headers whose names total `names_len` bytes and whose
+    /// values total `values_len` bytes (all three must match what `items`
+    /// yields; extra items are dropped, and a mismatch gives empty headers)
+    /// into one exactly sized block, in one walk of `items`. A block of
+    /// 2 GiB or more is never built (heads are capped by `max_head_bytes`):
+    /// the result is then empty.
     pub(crate) fn pack<'a>(
         count: usize,
-        data_len: usize,
-        items: impl Iterator<Item = (&'a str, &'a [u8])> + Clone,
+        names_len: usize,
+        values_len: usize,
+        items: impl Iterator<Item = (&'a str, &'a [u8])>,
     ) -> Headers {
         if count == 0 {
             return Headers::new();
         }
+        let Some(data_len) = names_len.checked_add(values_len) else {
+            return Headers::new();
+        };
         let wide = data_len > usize::from(u16::MAX);
         let w = if wide { 4 } else { 2 };
-        let total = count
-            .checked_mul(2 * w)
+        let table_len = count.checked_mul(2 * w);
+        let total = table_len
             .and_then(|t| t.checked_add(4))
             .and_then(|t| t.checked_add(data_len));
-        let (Some(total), Ok(count32)) = (total, u32::try_from(count)) else {
+        let (Some(table_len), Some(total), Ok(count32)) = (table_len, total, u32::try_from(count))
+        else {
             return Headers::new();
         };
         if count32 >= WIDE || total >= WIDE as usize {
             return Headers::new();
         }
-        let items = items.take(count);
-        let mut buf = Vec::with_capacity(total);
-        buf.extend_from_slice(&(count32 | if wide { WIDE } else { 0 }).to_le_bytes());
+        let mut buf = vec![0u8; total];
+        let Some((word, rest)) = buf.split_at_mut_checked(4) else {
+            return Headers::new();
+        };
+        word.copy_from_slice(&(count32 | if wide { WIDE } else { 0 }).to_le_bytes());
+        let Some((table, rest)) = rest.split_at_mut_checked(table_len) else {
+            return Headers::new();
+        };
+        let Some((names, values)) = rest.split_at_mut_checked(names_len) else {
+            return Headers::new();
+        };
         let (mut name_end, mut value_end) = (0usize, 0usize);
-        for (name, value) in items.clone() {
+        for ((name, value), entry) in items.zip(table.chunks_exact_mut(2 * w)) {
+            let (n0, v0) = (name_end, value_end);
             name_end += name.len();
             value_end += value.len();
+            let (Some(n), Some(v)) = (names.get_mut(n0..name_end), values.get_mut(v0..value_end))
+            else {
+                return Headers::new();
+            };
+            n.copy_from_slice(name.as_bytes());
+            v.copy_from_slice(value);
+            let (e_name, e_value) = entry.split_at_mut(w);
             if wide {
                 // Both below `total < 2³¹`.
-                buf.extend_from_slice(&(name_end as u32).to_le_bytes());
-                buf.extend_from_slice(&(value_end as u32).to_le_bytes());
+                e_name.copy_from_slice(&(name_end as u32).to_le_bytes());
+                e_value.copy_from_slice(&(value_end as u32).to_le_bytes());
             } else {
                 // Both at most `data_len <= u16::MAX` when narrow.
-                buf.extend_from_slice(&(name_end as u16).to_le_bytes());
-                buf.extend_from_slice(&(value_end as u16).to_le_bytes());
+                e_name.copy_from_slice(&(name_end as u16).to_le_bytes());
+                e_value.copy_from_slice(&(value_end as u16).to_le_bytes());
             }
         }
-        for (name, _) in items.clone() {
-            buf.extend_from_slice(name.as_bytes());
-        }
-        for (_, value) in items {
-            buf.extend_from_slice(value);
+        if name_end != names_len || value_end != values_len {
+            return Headers::new();
         }
         Headers {
             buf: buf.into_boxed_slice(),
@@ -251,17 +275,18 @@ impl Headers {
     /// Appends one header (copies the whole block: for building by hand;
     /// parsed heads are packed at once).
     pub fn push(&mut self, name: &str, value: &[u8]) {
-        let data_len: usize = self
+        let (names_len, values_len) = self
             .raw()
-            .map(|(n, v)| n.len() + v.len())
-            .sum::<usize>()
-            .saturating_add(name.len() + value.len());
+            .fold((name.len(), value.len()), |(n, v), (r, val)| {
+                (n.saturating_add(r.len()), v.saturating_add(val.len()))
+            });
         let old = std::mem::take(self);
         let items = old.pairs().chain(std::iter::once((name, value)));
-        *self = Headers::pack(old.len() + 1, data_len, items);
+        *self = Headers::pack(old.len() + 1, names_len, values_len, items);
     }
 
     /// The count word: number of headers and the wide flag.
+    #[inline]
     fn count_word(&self) -> u32 {
         self.buf
             .get(..4)
@@ -280,6 +305,7 @@ impl Headers {
     }
 
     /// The headers as `(name, value)` slices, in wire order.
+    #[inline]
     pub(crate) fn raw(&self) -> RawIter<'_> {
         let word = self.count_word();
         let wide = word & WIDE != 0;
@@ -338,10 +364,12 @@ impl std::fmt::Debug for Headers {
 impl FromIterator<Header> for Headers {
     fn from_iter<I: IntoIterator<Item = Header>>(iter: I) -> Headers {
         let v: Vec<Header> = iter.into_iter().collect();
-        let data_len = v.iter().map(|h| h.name.len() + h.value.len()).sum();
+        let names_len = v.iter().map(|h| h.name.len()).sum();
+        let values_len = v.iter().map(|h| h.value.len()).sum();
         Headers::pack(
             v.len(),
-            data_len,
+            names_len,
+            values_len,
             v.iter().map(|h| (h.name.as_str(), &h.value[..])),
         )
     }
@@ -354,6 +382,7 @@ impl From<Vec<Header>> for Headers {
 }
 
 /// Case-insensitive lookup of the first header called `name`; `None` when absent.
+#[inline]
 pub fn header<'a>(headers: &'a Headers, name: &str) -> Option<&'a [u8]> {
     // Compares lengths from the offsets first; only same-length names are
     // compared.
