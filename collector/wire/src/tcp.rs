@@ -851,7 +851,10 @@ impl<T> FlowTable<T> {
             ),
             None => None,
         };
-        self.rebuffer(slot, before);
+        // Most segments leave both halves without out-of-order bytes.
+        if self.buffered_of(slot) != before {
+            self.rebuffer(slot, before);
+        }
         if let Some(reason) = close {
             self.close(slot, ts, reason, stats, sink);
         }
@@ -1292,7 +1295,8 @@ fn process<S: FlowSink<T>, T>(
         other.start(pkt.ack);
         other.set_syn_seq(pkt.ack.wrapping_sub(1));
     }
-    if flags.ack {
+    // (`on_ack` only acts on buffered bytes: skip building its output otherwise.)
+    if flags.ack && other.ooo.is_some() {
         let mut out = Out {
             flow: id,
             dir: dir_of(1 - i),
