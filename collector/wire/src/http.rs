@@ -38,6 +38,7 @@
 use crate::Header;
 use crate::stats::WireStats;
 use crate::{Headers, MsgFlags, TimestampNs};
+use std::mem::MaybeUninit;
 
 /// Longest candidate start line (bytes, including its line ending) that resync
 /// recognises as a message start.
@@ -551,14 +552,16 @@ type ParsedHeaders = (Headers, Result<BodyFraming, FramingError>);
 /// Parses a complete head (ending with its blank line) of the given kind;
 /// returns it with its [`body_framing`].
 fn parse_head(buf: &[u8], kind: Kind) -> Option<(Head, Result<BodyFraming, FramingError>)> {
-    // The first attempt uses slots on the stack (no allocation per head).
-    let mut stack = [httparse::EMPTY_HEADER; HEADERS_INITIAL];
+    // The first attempt uses slots on the stack (no allocation per head),
+    // left uninitialised (httparse writes the ones it fills: no 2 KiB of
+    // empty headers written per head).
+    let mut stack = [MaybeUninit::uninit(); HEADERS_INITIAL];
     if let Ok(head) = parse_head_with(buf, kind, &mut stack) {
         return head;
     }
     let mut n = HEADERS_INITIAL * 2;
     loop {
-        let mut headers = vec![httparse::EMPTY_HEADER; n];
+        let mut headers = vec![MaybeUninit::uninit(); n];
         match parse_head_with(buf, kind, &mut headers) {
             Ok(head) => return head,
             Err(()) if n < HEADERS_MAX => n *= 2,
@@ -572,13 +575,14 @@ fn parse_head(buf: &[u8], kind: Kind) -> Option<(Head, Result<BodyFraming, Frami
 fn parse_head_with<'b>(
     buf: &'b [u8],
     kind: Kind,
-    headers: &mut [httparse::Header<'b>],
+    headers: &mut [MaybeUninit<httparse::Header<'b>>],
 ) -> Result<Option<(Head, Result<BodyFraming, FramingError>)>, ()> {
+    let config = httparse::ParserConfig::default();
     {
         let result = match kind {
             Kind::Request => {
-                let mut req = httparse::Request::new(headers);
-                match req.parse(buf) {
+                let mut req = httparse::Request::new(&mut []);
+                match config.parse_request_with_uninit_headers(&mut req, buf, headers) {
                     Ok(httparse::Status::Complete(len)) if len == buf.len() => {
                         let (headers, framing) = convert_headers(req.headers, None);
                         let head = Head::Request(RequestHead {
@@ -594,8 +598,8 @@ fn parse_head_with<'b>(
                 }
             }
             Kind::Response => {
-                let mut resp = httparse::Response::new(headers);
-                match resp.parse(buf) {
+                let mut resp = httparse::Response::new(&mut []);
+                match config.parse_response_with_uninit_headers(&mut resp, buf, headers) {
                     Ok(httparse::Status::Complete(len)) if len == buf.len() => {
                         let status = resp.code.unwrap_or_default();
                         let (headers, framing) = convert_headers(resp.headers, Some(status));
@@ -624,10 +628,23 @@ fn parse_head_with<'b>(
 /// `httparse` already rejects it (running out of header slots is not an error
 /// here: the complete head is parsed with more).
 fn partial_head_ok(buf: &[u8], kind: Kind) -> bool {
-    let mut headers = [httparse::EMPTY_HEADER; HEADERS_INITIAL];
+    let mut headers = [MaybeUninit::uninit(); HEADERS_INITIAL];
+    let config = httparse::ParserConfig::default();
     let result = match kind {
-        Kind::Request => httparse::Request::new(&mut headers).parse(buf).map(|_| ()),
-        Kind::Response => httparse::Response::new(&mut headers).parse(buf).map(|_| ()),
+        Kind::Request => config
+            .parse_request_with_uninit_headers(
+                &mut httparse::Request::new(&mut []),
+                buf,
+                &mut headers,
+            )
+            .map(|_| ()),
+        Kind::Response => config
+            .parse_response_with_uninit_headers(
+                &mut httparse::Response::new(&mut []),
+                buf,
+                &mut headers,
+            )
+            .map(|_| ()),
     };
     matches!(result, Ok(()) | Err(httparse::Error::TooManyHeaders))
 }
