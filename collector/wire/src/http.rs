@@ -556,34 +556,55 @@ fn parse_head(buf: &[u8], kind: Kind) -> Option<(Head, Result<BodyFraming, Frami
     // left uninitialised (httparse writes the ones it fills: no 2 KiB of
     // empty headers written per head).
     let mut stack = [MaybeUninit::uninit(); HEADERS_INITIAL];
-    if let Ok(head) = parse_head_with(buf, kind, &mut stack) {
-        return head;
+    let whole = |parsed: Option<ParsedHead>| match parsed {
+        Some((len, head, framing)) if len == buf.len() => Some((head, framing)),
+        _ => None,
+    };
+    if let Ok(parsed) = parse_head_with(buf, kind, &mut stack) {
+        return whole(parsed);
     }
     let mut n = HEADERS_INITIAL * 2;
     loop {
         let mut headers = vec![MaybeUninit::uninit(); n];
         match parse_head_with(buf, kind, &mut headers) {
-            Ok(head) => return head,
+            Ok(parsed) => return whole(parsed),
             Err(()) if n < HEADERS_MAX => n *= 2,
             Err(()) => return None,
         }
     }
 }
 
-/// One attempt of [`parse_head`] with the given header slots: `Err(())` when
-/// they were too few, `Ok(None)` on any other failure.
+/// A head parsed at the start of a buffer: its length in bytes (blank line
+/// included), the head and its [`body_framing`].
+type ParsedHead = (usize, Head, Result<BodyFraming, FramingError>);
+
+/// The head at the start of `buf` when `buf` holds all of it and it is
+/// well formed within [`HEADERS_INITIAL`] headers (one `httparse` pass, no
+/// separate search for the blank line); `None` otherwise (incomplete,
+/// malformed or too many headers: the caller takes the general path, which
+/// reaches the same verdict on those). `httparse` ends a head at its first
+/// empty line, as [`find_blank_line_end`] does, so the length is the one
+/// the general path would find.
+fn parse_head_prefix(buf: &[u8], kind: Kind) -> Option<ParsedHead> {
+    let mut stack = [MaybeUninit::uninit(); HEADERS_INITIAL];
+    parse_head_with(buf, kind, &mut stack).ok().flatten()
+}
+
+/// One attempt of [`parse_head`] with the given header slots on the head at
+/// the start of `buf`: `Err(())` when they were too few, `Ok(None)` on any
+/// other failure (incomplete head included).
 fn parse_head_with<'b>(
     buf: &'b [u8],
     kind: Kind,
     headers: &mut [MaybeUninit<httparse::Header<'b>>],
-) -> Result<Option<(Head, Result<BodyFraming, FramingError>)>, ()> {
+) -> Result<Option<ParsedHead>, ()> {
     let config = httparse::ParserConfig::default();
     {
         let result = match kind {
             Kind::Request => {
                 let mut req = httparse::Request::new(&mut []);
                 match config.parse_request_with_uninit_headers(&mut req, buf, headers) {
-                    Ok(httparse::Status::Complete(len)) if len == buf.len() => {
+                    Ok(httparse::Status::Complete(len)) => {
                         let (headers, framing) = convert_headers(req.headers, None);
                         let head = Head::Request(RequestHead {
                             method: req.method.unwrap_or_default().to_owned(),
@@ -591,7 +612,7 @@ fn parse_head_with<'b>(
                             version_minor: req.version.unwrap_or(1),
                             headers,
                         });
-                        Ok(Some((head, framing)))
+                        Ok(Some((len, head, framing)))
                     }
                     Ok(_) => Ok(None),
                     Err(e) => Err(e),
@@ -600,7 +621,7 @@ fn parse_head_with<'b>(
             Kind::Response => {
                 let mut resp = httparse::Response::new(&mut []);
                 match config.parse_response_with_uninit_headers(&mut resp, buf, headers) {
-                    Ok(httparse::Status::Complete(len)) if len == buf.len() => {
+                    Ok(httparse::Status::Complete(len)) => {
                         let status = resp.code.unwrap_or_default();
                         let (headers, framing) = convert_headers(resp.headers, Some(status));
                         let head = Head::Response(ResponseHead {
@@ -609,7 +630,7 @@ fn parse_head_with<'b>(
                             version_minor: resp.version.unwrap_or(1),
                             headers,
                         });
-                        Ok(Some((head, framing)))
+                        Ok(Some((len, head, framing)))
                     }
                     Ok(_) => Ok(None),
                     Err(e) => Err(e),
@@ -842,6 +863,18 @@ impl MessageParser {
                     }
                     if d.is_empty() {
                         return None;
+                    }
+                    // Fast path: the whole head is in this piece (the usual
+                    // case): parse it in place, in one pass.
+                    if self.pending.is_empty()
+                        && let Some((len, head, framing)) = parse_head_prefix(d, self.kind_of(d))
+                        && len <= self.max_head()
+                    {
+                        *data = d.get(len..).unwrap_or_default();
+                        if let Some(ev) = self.start_message(head, framing, len, stats) {
+                            return Some(ev);
+                        }
+                        continue;
                     }
                     let mut line = line;
                     match find_blank_line_end(&mut line, d) {
@@ -1390,6 +1423,44 @@ mod tests {
             }
         }
         assert_eq!(checked, 4 * 9 * 9 * 2);
+    }
+
+    proptest::proptest! {
+        #![proptest_config(proptest::prelude::ProptestConfig::with_cases(2048))]
+        /// The in-place fast path (`parse_head_prefix`) agrees with the
+        /// general one (blank-line search, then `parse_head` of exactly that
+        /// prefix) whenever it answers, on heads with random bytes replaced
+        /// by line breaks, spaces, colons and other troublemakers.
+        #[test]
+        fn head_fast_path_agrees_with_blank_line_search(
+            response in proptest::prelude::any::<bool>(),
+            edits in proptest::collection::vec((0usize..200, 0usize..10), 0..6),
+            cut in 0usize..220,
+        ) {
+            let base: &[u8] = if response {
+                b"HTTP/1.1 200 OK\r\nContent-Type: text/event-stream\r\nContent-Length: 5\r\n\r\nhello"
+            } else {
+                b"POST /mcp HTTP/1.1\r\nHost: a\r\nTransfer-Encoding: chunked\r\nX: y\r\n\r\n5\r\nhello\r\n"
+            };
+            let mut buf = base.to_vec();
+            let alphabet = [b'\r', b'\n', b' ', b':', b'\t', b'a', 0x80, b'H', 0, b'/'];
+            for (pos, b) in edits {
+                if let Some(x) = buf.get_mut(pos % base.len()) {
+                    *x = alphabet[b];
+                }
+            }
+            buf.truncate(cut);
+            // `MessageParser::next` skips line breaks before a head.
+            let skip = buf.iter().take_while(|&&b| b == b'\r' || b == b'\n').count();
+            let d = &buf[skip..];
+            for kind in [Kind::Request, Kind::Response] {
+                if let Some((len, head, framing)) = parse_head_prefix(d, kind) {
+                    let mut line = LineState::Mid;
+                    proptest::prop_assert_eq!(find_blank_line_end(&mut line, d), Some(len));
+                    proptest::prop_assert_eq!(parse_head(&d[..len], kind), Some((head, framing)));
+                }
+            }
+        }
     }
 
     #[test]
