@@ -506,6 +506,11 @@ fn scan_for_start(s: &[u8], expect: Option<Kind>) -> Scan {
 }
 
 fn trim_ows(v: &[u8]) -> &[u8] {
+    let ows = |b: &u8| *b == b' ' || *b == b'\t';
+    // Usually nothing to trim (httparse already trims header values).
+    if !v.first().is_some_and(ows) && !v.last().is_some_and(ows) {
+        return v;
+    }
     let start = v
         .iter()
         .position(|&b| b != b' ' && b != b'\t')
