@@ -762,6 +762,10 @@ pub struct FlowTable<T = ()> {
     next_id: u64,
     /// Scratch for `Half::insert`.
     pieces: Vec<(u64, u64)>,
+    /// Slot of the flow of the previous segment, tried before the hash
+    /// table (segments come in runs per connection); its key is always
+    /// compared, so a stale or freed slot is harmless.
+    last: usize,
 }
 
 impl FlowTable {
@@ -790,6 +794,7 @@ impl<T> FlowTable<T> {
             buffered_total: 0,
             next_id: 0,
             pieces: Vec::new(),
+            last: usize::MAX,
         }
     }
 
@@ -836,6 +841,7 @@ impl<T> FlowTable<T> {
                 self.open(ts, (key, src_first), pkt, stats, sink)
             }
         };
+        self.last = slot;
         self.touch(slot, ts);
         let before = self.buffered_of(slot);
         let close = match self.slots.get_mut(slot).and_then(Option::as_mut) {
@@ -911,6 +917,9 @@ impl<T> FlowTable<T> {
 
     /// Slot of the flow with key `key`.
     fn find(&self, key: &FlowKey) -> Option<usize> {
+        if self.flow(self.last).is_some_and(|f| f.key == *key) {
+            return Some(self.last);
+        }
         let slots = &self.slots;
         self.by_key
             .find(key.hash(&self.hasher), |&s| {
