@@ -24,7 +24,7 @@ use serde::de::{DeserializeSeed, Deserializer, IgnoredAny, MapAccess, SeqAccess,
 use serde_json::Value;
 
 use crate::handles::MAX_TEXT_JSON_BYTES;
-use crate::request::{Key, Skip, StrSeed};
+use crate::request::{Key, Skip, StrSeed, read_all};
 
 /// Most `content` items looked at for JSON texts.
 const MAX_CONTENT_ITEMS: usize = 64;
@@ -122,10 +122,7 @@ pub(crate) fn parse(bytes: &[u8], full: bool) -> serde_json::Result<(RespBody, O
         };
         return Ok((body, Some(v)));
     }
-    let mut de = serde_json::Deserializer::from_slice(bytes);
-    let body = BodySeed.deserialize(&mut de)?;
-    de.end()?;
-    Ok((body, None))
+    Ok((read_all(bytes, BodySeed)?, None))
 }
 
 /// Reads one message from a `Value` and keeps a copy of it as its body.
