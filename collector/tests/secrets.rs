@@ -358,7 +358,28 @@ fn check_analyzer(bin: &Path, front: &common::Front, db: &str, secrets: &[&str])
     }
     let mut checked = 0;
     for p in &paths {
-        let (code, body) = http_get_with(port, p, &[&auth]).expect("analyzer answers");
+        // A transport failure (no complete response) is retried twice; if the
+        // analyzer still does not answer, the failure shows its log tail.
+        let mut answer = None;
+        for attempt in 0..3 {
+            answer = http_get_with(port, p, &[&auth]);
+            if answer.is_some() {
+                break;
+            }
+            eprintln!("GET {p}: no complete response (attempt {attempt})");
+            std::thread::sleep(std::time::Duration::from_millis(500));
+        }
+        let Some((code, body)) = answer else {
+            let exited = child.try_wait().ok().flatten();
+            let _ = child.kill();
+            let _ = child.wait();
+            let logs = logs.join().unwrap_or_default();
+            let tail: Vec<&str> = logs.lines().rev().take(40).collect();
+            panic!(
+                "the analyzer did not answer GET {p} (process exit status: {exited:?}); its last log lines, newest first:\n{}",
+                tail.join("\n")
+            );
+        };
         assert!(code < 500, "{p}: {code} {body}");
         assert_absent(&format!("the analyzer's {p}"), &body, secrets);
         if p.starts_with("/api/v1/traces/") {
