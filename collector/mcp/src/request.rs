@@ -50,15 +50,16 @@ pub(crate) fn cap(s: &str) -> &str {
     s.get(..end).unwrap_or("")
 }
 
-/// A request body: one message or a batch (JSON array). `None` items are
+/// A JSON-RPC body (request or response side): one message or a batch (JSON
+/// array), `M` being the decoder's view of one message. `None` items are
 /// elements that are not JSON objects.
 #[derive(Debug, PartialEq)]
 #[allow(clippy::large_enum_variant)] // moved once, straight into the exchange
-pub(crate) enum Body {
+pub(crate) enum Body<M = ReqMsg> {
     /// The body is not an array.
-    Single(Option<ReqMsg>),
+    Single(Option<M>),
     /// The body is an array; one item per element.
-    Batch(Vec<Option<ReqMsg>>),
+    Batch(Vec<Option<M>>),
 }
 
 /// The members of one JSON-RPC message object that the decoder reads.
@@ -147,7 +148,7 @@ pub(crate) enum Caps {
 /// # Errors
 /// Exactly when `serde_json::from_slice::<Value>(bytes)` fails.
 pub(crate) fn parse(bytes: &[u8]) -> serde_json::Result<Body> {
-    read_all(bytes, BodySeed)
+    read_all(bytes, BodySeed(MsgSeed))
 }
 
 /// Runs `seed` over all of `bytes` (one JSON value, then only whitespace),
@@ -195,10 +196,12 @@ pub(crate) struct Key;
 /// A string value (cut to [`MAX_NAME_BYTES`] when `.0`), else `None`.
 pub(crate) struct StrSeed(pub(crate) bool);
 
-/// The request body.
-struct BodySeed;
+/// A body of messages read with the message seed `.0`: [`Body::Single`] for
+/// an object or a scalar, [`Body::Batch`] for an array.
+pub(crate) struct BodySeed<S>(pub(crate) S);
 
 /// One message: an object, else `None`.
+#[derive(Clone, Copy)]
 struct MsgSeed;
 
 /// `params`: an object, else all empty.
@@ -335,23 +338,34 @@ impl<'de> Visitor<'de> for StrSeed {
     }
 }
 
-any_seed!(BodySeed, Body);
-impl<'de> Visitor<'de> for BodySeed {
-    type Value = Body;
+impl<'de, M, S> DeserializeSeed<'de> for BodySeed<S>
+where
+    S: Copy + DeserializeSeed<'de, Value = Option<M>> + Visitor<'de, Value = Option<M>>,
+{
+    type Value = Body<M>;
+    fn deserialize<D: Deserializer<'de>>(self, d: D) -> Result<Body<M>, D::Error> {
+        d.deserialize_any(self)
+    }
+}
+impl<'de, M, S> Visitor<'de> for BodySeed<S>
+where
+    S: Copy + DeserializeSeed<'de, Value = Option<M>> + Visitor<'de, Value = Option<M>>,
+{
+    type Value = Body<M>;
     fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.write_str("a JSON value")
     }
     scalars_give!(Body::Single(None));
     str_gives!(Body::Single(None));
-    fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<Body, A::Error> {
+    fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<Body<M>, A::Error> {
         let mut items = Vec::with_capacity(seq.size_hint().unwrap_or(0).min(64));
-        while let Some(m) = seq.next_element_seed(MsgSeed)? {
+        while let Some(m) = seq.next_element_seed(self.0)? {
             items.push(m);
         }
         Ok(Body::Batch(items))
     }
-    fn visit_map<A: MapAccess<'de>>(self, map: A) -> Result<Body, A::Error> {
-        MsgSeed.visit_map(map).map(Body::Single)
+    fn visit_map<A: MapAccess<'de>>(self, map: A) -> Result<Body<M>, A::Error> {
+        self.0.visit_map(map).map(Body::Single)
     }
 }
 

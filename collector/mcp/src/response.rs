@@ -24,21 +24,13 @@ use serde::de::{DeserializeSeed, Deserializer, IgnoredAny, MapAccess, SeqAccess,
 use serde_json::Value;
 
 use crate::handles::MAX_TEXT_JSON_BYTES;
-use crate::request::{Key, Skip, StrSeed, read_all};
+use crate::request::{Body, BodySeed, Key, Skip, StrSeed, read_all};
 
 /// Most `content` items looked at for JSON texts.
 const MAX_CONTENT_ITEMS: usize = 64;
 
-/// A response body or SSE `data`: one message or an array of them. `None`
-/// items are not JSON objects.
-#[derive(Debug, PartialEq)]
-#[allow(clippy::large_enum_variant)] // moved once, straight into the exchange
-pub(crate) enum RespBody {
-    /// Not an array.
-    Single(Option<RespMsg>),
-    /// An array; one item per element.
-    Batch(Vec<Option<RespMsg>>),
-}
+/// A response body or SSE `data` field: one message or a batch.
+pub(crate) type RespBody = Body<RespMsg>;
 
 /// The members of one JSON-RPC message (response, notification or server
 /// request) that the decoder reads.
@@ -122,7 +114,7 @@ pub(crate) fn parse(bytes: &[u8], full: bool) -> serde_json::Result<(RespBody, O
         };
         return Ok((body, Some(v)));
     }
-    Ok((read_all(bytes, BodySeed)?, None))
+    Ok((read_all(bytes, BodySeed(MsgSeed))?, None))
 }
 
 /// Reads one message from a `Value` and keeps a copy of it as its body.
@@ -134,9 +126,8 @@ fn msg_from_value(v: &Value) -> Option<RespMsg> {
 
 // ---- seeds --------------------------------------------------------------------------
 
-/// The body: a message or an array of them.
-struct BodySeed;
 /// One message: an object, else `None` (arrays inside are parsed as bodies).
+#[derive(Clone, Copy)]
 struct MsgSeed;
 /// An `error` value.
 struct ErrorSeed;
@@ -154,26 +145,6 @@ struct ContentSeed;
 struct ItemTextSeed;
 /// A string that could hold a JSON object (see [`ResultFields::json_texts`]).
 struct JsonTextSeed;
-
-any_seed!(BodySeed, RespBody);
-impl<'de> Visitor<'de> for BodySeed {
-    type Value = RespBody;
-    fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str("a JSON value")
-    }
-    scalars_give!(RespBody::Single(None));
-    str_gives!(RespBody::Single(None));
-    fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<RespBody, A::Error> {
-        let mut items = Vec::with_capacity(seq.size_hint().unwrap_or(0).min(64));
-        while let Some(m) = seq.next_element_seed(MsgSeed)? {
-            items.push(m);
-        }
-        Ok(RespBody::Batch(items))
-    }
-    fn visit_map<A: MapAccess<'de>>(self, map: A) -> Result<RespBody, A::Error> {
-        MsgSeed.visit_map(map).map(RespBody::Single)
-    }
-}
 
 any_seed!(MsgSeed, Option<RespMsg>);
 impl<'de> Visitor<'de> for MsgSeed {
