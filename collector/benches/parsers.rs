@@ -13,6 +13,13 @@
 //! | `sse` | the SSE events of the capture re-serialised as one stream | stream bytes |
 //! | `mcp_decode` | every `HttpEvent`, fresh `Decoder` | HTTP body + SSE data bytes |
 //! | `pipeline` | every frame through `Pipeline` (all stages) | frame bytes |
+//! | `floor_httparse` | the capture's request and response heads, re-serialised; `httparse` only, no copy | head bytes |
+//! | `floor_json_ignored` | every HTTP body and SSE `data` field; `serde_json` syntax check only (`IgnoredAny`) | body bytes |
+//!
+//! The two `floor_*` benches are what the libraries the stages are built on
+//! cost for the least work they can do on the same bytes (parse every head;
+//! check every body is JSON, keeping nothing): a stage cannot be faster than
+//! its floor while it keeps using that library.
 //!
 //! Run: `cargo bench -p mcptap-collector --bench parsers` (not run in CI; CI
 //! only builds it with `cargo build --all-targets`).
@@ -137,6 +144,40 @@ fn http_replay(events: &[OwnedTcp], out: &mut Vec<HttpEvent>) -> WireStats {
     stats
 }
 
+/// The request and response heads of `events`, re-serialised as HTTP/1.1
+/// (request line or status line, headers in wire order, blank line): the
+/// bytes `httparse` sees, up to the case of the reason phrase.
+fn heads(events: &[HttpEvent]) -> Vec<Vec<u8>> {
+    let mut out = Vec::new();
+    for ev in events {
+        let mut h = match ev {
+            HttpEvent::Request { req, .. } => format!(
+                "{} {} HTTP/1.{}\r\n",
+                req.method, req.target, req.version_minor
+            )
+            .into_bytes(),
+            HttpEvent::ResponseHead { status, .. } => {
+                format!("HTTP/1.1 {status} OK\r\n").into_bytes()
+            }
+            _ => continue,
+        };
+        let headers = match ev {
+            HttpEvent::Request { req, .. } => &req.headers,
+            HttpEvent::ResponseHead { headers, .. } => headers,
+            _ => continue,
+        };
+        for hd in headers.iter() {
+            h.extend_from_slice(hd.name.as_bytes());
+            h.extend_from_slice(b": ");
+            h.extend_from_slice(hd.value);
+            h.extend_from_slice(b"\r\n");
+        }
+        h.extend_from_slice(b"\r\n");
+        out.push(h);
+    }
+    out
+}
+
 struct Discard;
 
 impl SpanSink for Discard {
@@ -256,6 +297,54 @@ fn benches(c: &mut Criterion) {
             },
             BatchSize::SmallInput,
         )
+    });
+
+    // Library floors (see the module doc).
+    let heads = heads(&http_events);
+    g.throughput(Throughput::Bytes(
+        heads.iter().map(|h| h.len() as u64).sum(),
+    ));
+    g.bench_function("floor_httparse", |b| {
+        b.iter(|| {
+            let mut n = 0usize;
+            for h in &heads {
+                let mut hs = [httparse::EMPTY_HEADER; 64];
+                if h.starts_with(b"HTTP/") {
+                    let mut r = httparse::Response::new(&mut hs);
+                    if let Ok(httparse::Status::Complete(k)) = r.parse(black_box(h)) {
+                        n += k + r.headers.len();
+                    }
+                } else {
+                    let mut r = httparse::Request::new(&mut hs);
+                    if let Ok(httparse::Status::Complete(k)) = r.parse(black_box(h)) {
+                        n += k + r.headers.len();
+                    }
+                }
+            }
+            n
+        })
+    });
+    let bodies: Vec<&[u8]> = http_events
+        .iter()
+        .filter_map(|ev| match ev {
+            HttpEvent::Request { req, .. } => Some(req.body.as_slice()),
+            HttpEvent::ResponseEnd { body, .. } => Some(body.as_slice()),
+            HttpEvent::SseEvent { event, .. } => Some(event.data.as_bytes()),
+            _ => None,
+        })
+        .filter(|b| !b.is_empty())
+        .collect();
+    g.throughput(Throughput::Bytes(body_bytes));
+    g.bench_function("floor_json_ignored", |b| {
+        b.iter(|| {
+            let mut n = 0usize;
+            for body in &bodies {
+                n += usize::from(
+                    serde_json::from_slice::<serde::de::IgnoredAny>(black_box(body)).is_ok(),
+                );
+            }
+            n
+        })
     });
 
     g.throughput(Throughput::Bytes(frame_bytes));
