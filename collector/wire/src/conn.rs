@@ -233,25 +233,6 @@ fn dir_of(slot: usize) -> Dir {
     }
 }
 
-/// `Content-Type` media type is `text/event-stream` (case-insensitive,
-/// parameters ignored; RFC 9110 §8.3.1).
-fn is_event_stream(headers: &crate::Headers) -> bool {
-    crate::header(headers, "content-type").is_some_and(|v| {
-        let media = v.split(|&b| b == b';').next().unwrap_or_default();
-        let media = media
-            .iter()
-            .position(|b| !b.is_ascii_whitespace())
-            .map_or(&[][..], |s| media.get(s..).unwrap_or_default());
-        let end = media
-            .iter()
-            .rposition(|b| !b.is_ascii_whitespace())
-            .map_or(0, |e| e + 1);
-        media
-            .get(..end)
-            .is_some_and(|m| m.eq_ignore_ascii_case(b"text/event-stream"))
-    })
-}
-
 /// Appends `bytes` to `body` up to `cap`; sets `truncated` and counts
 /// [`WireStats::http_bodies_truncated`] once per message.
 fn append_capped(
@@ -478,7 +459,7 @@ impl HttpConnection {
                             self.parsers[s].set_no_body();
                         }
                         self.emit_early_request(s, o.index, stats, out);
-                        let sse = is_event_stream(&r.headers);
+                        let sse = r.event_stream;
                         out.push(HttpEvent::ResponseHead {
                             flow: self.flow(),
                             index: o.index,

@@ -103,6 +103,9 @@ pub struct ResponseHead {
     pub version_minor: u8,
     /// Headers in wire order.
     pub headers: Headers,
+    /// The first `Content-Type` is `text/event-stream` (case-insensitive,
+    /// parameters ignored; RFC 9110 §8.3.1): the body is an event stream.
+    pub event_stream: bool,
 }
 
 /// A message head of either kind.
@@ -531,28 +534,65 @@ fn parse_decimal(v: &[u8]) -> Option<u64> {
     })
 }
 
-/// Packs httparse's headers, trimming each value's surrounding whitespace
-/// (in place, once), and computes the body framing from the same slots
-/// (`status`: `None` for a request; see [`framing_of`]).
+/// Packs httparse's headers, trimming each value's
+/// surrounding whitespace (in place, once), and computes from the same
+/// slots the body framing (`status`: `None` for a request; see
+/// [`framing_of`]) and, for a response, whether its first `Content-Type`
+/// is `text/event-stream` (see [`is_event_stream`]).
 fn convert_headers(headers: &mut [httparse::Header<'_>], status: Option<u16>) -> ParsedHeaders {
+    let mut content_type: Option<&[u8]> = None;
     let (mut names_len, mut values_len) = (0, 0);
     for h in headers.iter_mut() {
         h.value = trim_ows(h.value);
         names_len += h.name.len();
         values_len += h.value.len();
+        if status.is_some()
+            && content_type.is_none()
+            && h.name.len() == 12
+            && h.name.eq_ignore_ascii_case("content-type")
+        {
+            content_type = Some(h.value);
+        }
     }
+    let event_stream = content_type.is_some_and(is_event_stream);
     let framing = framing_of(status, headers.iter().map(|h| (h.name.as_bytes(), h.value)));
-    let packed = Headers::pack(
+    let stored = Headers::pack(
         headers.len(),
         names_len,
         values_len,
         headers.iter().map(|h| (h.name, h.value)),
     );
-    (packed, framing)
+    ParsedHeaders {
+        headers: stored,
+        framing,
+        event_stream,
+    }
 }
 
-/// Packed headers and the body framing they give.
-type ParsedHeaders = (Headers, Result<BodyFraming, FramingError>);
+/// A `Content-Type` value whose media type is `text/event-stream`
+/// (case-insensitive, parameters ignored; RFC 9110 §8.3.1).
+pub(crate) fn is_event_stream(value: &[u8]) -> bool {
+    let media = value.split(|&b| b == b';').next().unwrap_or_default();
+    let media = media
+        .iter()
+        .position(|b| !b.is_ascii_whitespace())
+        .map_or(&[][..], |s| media.get(s..).unwrap_or_default());
+    let end = media
+        .iter()
+        .rposition(|b| !b.is_ascii_whitespace())
+        .map_or(0, |e| e + 1);
+    media
+        .get(..end)
+        .is_some_and(|m| m.eq_ignore_ascii_case(b"text/event-stream"))
+}
+
+/// Stored headers, the body framing they give, and whether a response's
+/// body is an event stream.
+struct ParsedHeaders {
+    headers: Headers,
+    framing: Result<BodyFraming, FramingError>,
+    event_stream: bool,
+}
 
 /// Parses a complete head (ending with its blank line) of the given kind;
 /// returns it with its [`body_framing`].
@@ -610,7 +650,9 @@ fn parse_head_with<'b>(
                 let mut req = httparse::Request::new(&mut []);
                 match config.parse_request_with_uninit_headers(&mut req, buf, headers) {
                     Ok(httparse::Status::Complete(len)) => {
-                        let (headers, framing) = convert_headers(req.headers, None);
+                        let ParsedHeaders {
+                            headers, framing, ..
+                        } = convert_headers(req.headers, None);
                         let head = Head::Request(RequestHead {
                             method: req.method.unwrap_or_default().to_owned(),
                             target: req.path.unwrap_or_default().to_owned(),
@@ -628,12 +670,17 @@ fn parse_head_with<'b>(
                 match config.parse_response_with_uninit_headers(&mut resp, buf, headers) {
                     Ok(httparse::Status::Complete(len)) => {
                         let status = resp.code.unwrap_or_default();
-                        let (headers, framing) = convert_headers(resp.headers, Some(status));
+                        let ParsedHeaders {
+                            headers,
+                            framing,
+                            event_stream,
+                        } = convert_headers(resp.headers, Some(status));
                         let head = Head::Response(ResponseHead {
                             status,
                             reason: resp.reason.unwrap_or_default().to_owned(),
                             version_minor: resp.version.unwrap_or(1),
                             headers,
+                            event_stream,
                         });
                         Ok(Some((len, head, framing)))
                     }
@@ -1430,6 +1477,121 @@ mod tests {
         assert_eq!(checked, 4 * 9 * 9 * 2);
     }
 
+    /// Every header of `stored` and every lookup agree with the trimmed
+    /// `httparse` slots `want` (the simple model: a list, first match wins).
+    fn check_stored(stored: &Headers, want: &[(String, Vec<u8>)]) {
+        let got: Vec<(String, Vec<u8>)> = stored
+            .iter()
+            .map(|h| (h.name.to_owned(), h.value.to_vec()))
+            .collect();
+        assert_eq!(got, want);
+        assert_eq!(stored.len(), want.len());
+        let packed: Headers = want
+            .iter()
+            .map(|(name, value)| Header {
+                name: name.clone(),
+                value: value.clone(),
+            })
+            .collect();
+        assert_eq!(stored, &packed);
+        let mut names: Vec<String> = want.iter().map(|(n, _)| n.to_ascii_uppercase()).collect();
+        names.extend(["", ":", "a:", "not-there", "x-a: b", "X-A\r\nB"].map(String::from));
+        for (name, _) in want {
+            // Prefixes and extensions of real names, and names spilling
+            // into the value.
+            names.push(
+                name.get(..name.len().saturating_sub(1))
+                    .unwrap_or("")
+                    .to_owned(),
+            );
+            names.push(format!("{name}:"));
+            names.push(format!("{name}x"));
+        }
+        for name in &names {
+            let first = want
+                .iter()
+                .find(|(n, _)| n.eq_ignore_ascii_case(name))
+                .map(|(_, v)| &v[..]);
+            assert_eq!(crate::header(stored, name), first, "{name:?}");
+            assert_eq!(crate::header(&packed, name), first, "{name:?}");
+        }
+    }
+
+    /// Headers of a parsed head keep names, trimmed values and order.
+    #[test]
+    fn parsed_headers_kept() {
+        let buf: &[u8] = b"HTTP/1.1 200 OK\r\nContent-Type:  text/event-stream ; x=1\r\n\
+            X-Empty:\r\nX-Tab:\tv \t\nmcp-session-id: abc\r\nX-Last: \r\n\r\n";
+        let Some((Head::Response(r), _)) = parse_head(buf, Kind::Response) else {
+            panic!("unparsed");
+        };
+        assert!(r.event_stream);
+        check_stored(
+            &r.headers,
+            &[
+                ("Content-Type".into(), b"text/event-stream ; x=1".to_vec()),
+                ("X-Empty".into(), vec![]),
+                ("X-Tab".into(), b"v".to_vec()),
+                ("mcp-session-id".into(), b"abc".to_vec()),
+                ("X-Last".into(), vec![]),
+            ],
+        );
+    }
+
+    proptest::proptest! {
+        #![proptest_config(proptest::prelude::ProptestConfig::with_cases(1024))]
+        /// Stored headers give back exactly `httparse`'s trimmed slots and
+        /// are found by the same lookups as the simple model, on heads with
+        /// odd whitespace, empty values, bare LFs, colons and non-UTF-8
+        /// bytes in values (whatever `httparse` accepts).
+        #[test]
+        fn stored_headers_match_httparse_slots(
+            response in proptest::prelude::any::<bool>(),
+            lines in proptest::collection::vec(
+                (
+                    "[A-Za-z0-9!#$%&'*+.^_`|~-]{0,6}",
+                    proptest::collection::vec(
+                        proptest::sample::select(vec![b'a', b'Z', b' ', b'\t', b':', 0x80, 0xff, b'\r', b'\n', 0]),
+                        0..8,
+                    ),
+                    proptest::prelude::any::<bool>(),
+                ),
+                0..8,
+            ),
+        ) {
+            let mut buf: Vec<u8> = if response {
+                b"HTTP/1.1 200 OK\r\n".to_vec()
+            } else {
+                b"POST /mcp HTTP/1.1\r\n".to_vec()
+            };
+            for (name, value, crlf) in &lines {
+                buf.extend_from_slice(name.as_bytes());
+                buf.push(b':');
+                buf.extend_from_slice(value);
+                buf.extend_from_slice(if *crlf { b"\r\n" } else { b"\n" });
+            }
+            buf.extend_from_slice(b"\r\n");
+            let kind = if response { Kind::Response } else { Kind::Request };
+            if let Some((head, _)) = parse_head(&buf, kind) {
+                let mut slots = [httparse::EMPTY_HEADER; 16];
+                let n = if response {
+                    let mut r = httparse::Response::new(&mut slots);
+                    proptest::prop_assert!(r.parse(&buf).is_ok_and(|s| s.is_complete()));
+                    r.headers.len()
+                } else {
+                    let mut r = httparse::Request::new(&mut slots);
+                    proptest::prop_assert!(r.parse(&buf).is_ok_and(|s| s.is_complete()));
+                    r.headers.len()
+                };
+                let want: Vec<(String, Vec<u8>)> = slots[..n]
+                    .iter()
+                    .map(|h| (h.name.to_owned(), trim_ows(h.value).to_vec()))
+                    .collect();
+                check_stored(head.headers(), &want);
+            }
+        }
+    }
+
     proptest::proptest! {
         #![proptest_config(proptest::prelude::ProptestConfig::with_cases(2048))]
         /// The in-place fast path (`parse_head_prefix`) agrees with the
@@ -1524,6 +1686,7 @@ mod tests {
                         value: v.as_bytes().to_vec(),
                     })
                     .collect(),
+                event_stream: false,
             })
         };
         assert_eq!(body_framing(&resp(200, &[])), Ok(BodyFraming::UntilClose));
