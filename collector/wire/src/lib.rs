@@ -128,6 +128,49 @@ fn read_off(buf: &[u8], pos: usize, wide: bool) -> usize {
     }
 }
 
+/// `dst.copy_from_slice(src)` for slices of equal length (anything else is
+/// left alone), without a `memcpy` call for the short slices header names
+/// and values mostly are: two overlapping fixed-size copies.
+#[inline(always)]
+fn copy_short(dst: &mut [u8], src: &[u8]) {
+    let n = src.len();
+    if dst.len() != n {
+        return;
+    }
+    match n {
+        0 => {}
+        1 => dst.copy_from_slice(src),
+        2..4 => {
+            copy_fixed::<2>(dst, src, 0);
+            copy_fixed::<2>(dst, src, n - 2);
+        }
+        4..8 => {
+            copy_fixed::<4>(dst, src, 0);
+            copy_fixed::<4>(dst, src, n - 4);
+        }
+        8..16 => {
+            copy_fixed::<8>(dst, src, 0);
+            copy_fixed::<8>(dst, src, n - 8);
+        }
+        16..=32 => {
+            copy_fixed::<16>(dst, src, 0);
+            copy_fixed::<16>(dst, src, n - 16);
+        }
+        _ => dst.copy_from_slice(src),
+    }
+}
+
+/// Copies the `N` bytes of `src` at `at` to `dst` at `at` (nothing when
+/// either is too short).
+#[inline(always)]
+fn copy_fixed<const N: usize>(dst: &mut [u8], src: &[u8], at: usize) {
+    let from: Option<&[u8; N]> = src.get(at..at + N).and_then(|s| s.try_into().ok());
+    let to: Option<&mut [u8; N]> = dst.get_mut(at..at + N).and_then(|d| d.try_into().ok());
+    if let (Some(from), Some(to)) = (from, to) {
+        *to = *from;
+    }
+}
+
 /// Iterator over the packed headers as `(name, value)` slices.
 #[derive(Clone)]
 pub(crate) struct RawIter<'a> {
@@ -251,8 +294,8 @@ impl Headers {
             else {
                 return Headers::new();
             };
-            n.copy_from_slice(name.as_bytes());
-            v.copy_from_slice(value);
+            copy_short(n, name.as_bytes());
+            copy_short(v, value);
             let (e_name, e_value) = entry.split_at_mut(w);
             if wide {
                 // Both below `total < 2³¹`.
@@ -387,6 +430,28 @@ pub fn header<'a>(headers: &'a Headers, name: &str) -> Option<&'a [u8]> {
     // Compares lengths from the offsets first; only same-length names are
     // compared.
     let mut it = headers.raw();
+    if !it.wide {
+        // Narrow offsets (nearly every head): one 4-byte entry per header.
+        let (mut prev_name, mut prev_value) = (0usize, 0usize);
+        for entry in it.table.chunks_exact(4) {
+            let Ok(&[n0, n1, v0, v1]) = <&[u8; 4]>::try_from(entry) else {
+                break;
+            };
+            let name_end = usize::from(u16::from_le_bytes([n0, n1]));
+            let value_end = usize::from(u16::from_le_bytes([v0, v1]));
+            if name_end.wrapping_sub(prev_name) == name.len()
+                && it
+                    .names
+                    .get(prev_name..name_end)
+                    .is_some_and(|n| n.eq_ignore_ascii_case(name.as_bytes()))
+            {
+                return Some(it.values.get(prev_value..value_end).unwrap_or_default());
+            }
+            prev_name = name_end;
+            prev_value = value_end;
+        }
+        return None;
+    }
     while let Some(name_end) = it.peek_name_end() {
         let hit = name_end.saturating_sub(it.prev_name) == name.len()
             && it
@@ -605,6 +670,23 @@ mod headers_tests {
     }
 
     proptest! {
+        /// `copy_short` copies exactly like `copy_from_slice`, every length
+        /// class (fixed-size pieces up to 32 bytes, `memcpy` beyond), and
+        /// leaves slices of different lengths alone.
+        #[test]
+        fn copy_short_is_copy_from_slice(
+            src in proptest::collection::vec(any::<u8>(), 0..70),
+            extra in 0usize..2,
+        ) {
+            let mut dst = vec![0xAAu8; src.len() + extra];
+            super::copy_short(&mut dst, &src);
+            if extra == 0 {
+                prop_assert_eq!(&dst, &src);
+            } else {
+                prop_assert!(dst.iter().all(|&b| b == 0xAA));
+            }
+        }
+
         /// Packing keeps every header, in order, narrow and wide offsets alike.
         #[test]
         fn packed_headers_round_trip(
