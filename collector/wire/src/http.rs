@@ -97,8 +97,6 @@ pub struct RequestHead {
 pub struct ResponseHead {
     /// Status code, 100..=999.
     pub status: u16,
-    /// Reason phrase (lossy UTF-8, may be empty).
-    pub reason: String,
     /// HTTP minor version: 0 or 1.
     pub version_minor: u8,
     /// Headers in wire order.
@@ -177,35 +175,53 @@ pub fn body_framing(head: &Head) -> Result<BodyFraming, FramingError> {
 
 /// [`body_framing`] of a request (`status == None`) or a response with
 /// status `status` and headers `pairs` (`(name, value)`, values already
-/// trimmed), in one pass: a parsed head's framing is computed from
-/// `httparse`'s header slots before they are packed, so the packed headers
-/// are not walked again.
+/// trimmed), in one pass (see [`FramingScan`]).
 fn framing_of<'h>(
     status: Option<u16>,
     pairs: impl Iterator<Item = (&'h [u8], &'h [u8])>,
 ) -> Result<BodyFraming, FramingError> {
-    if let Some(s) = status
-        && (s < 200 || s == 204 || s == 304)
-    {
-        return Ok(BodyFraming::None);
-    }
-    let mut last_coding: Option<&[u8]> = None;
-    // `Err` once a `Content-Length` is bad or disagrees; it only matters when
-    // no `Transfer-Encoding` coding is present (that one wins).
-    let mut length: Result<Option<u64>, FramingError> = Ok(None);
+    let mut scan = FramingScan::new();
     for (name, value) in pairs {
+        scan.add(name, value);
+    }
+    scan.finish(status)
+}
+
+/// The framing headers of a head, fed one header at a time (values
+/// already trimmed): a parsed head's framing is computed from `httparse`'s
+/// header slots in the same walk that trims and measures them, so the
+/// packed headers are not walked again.
+struct FramingScan<'h> {
+    /// Last non-empty `Transfer-Encoding` coding so far.
+    last_coding: Option<&'h [u8]>,
+    /// `Err` once a `Content-Length` is bad or disagrees; it only matters
+    /// when no `Transfer-Encoding` coding is present (that one wins).
+    length: Result<Option<u64>, FramingError>,
+}
+
+impl<'h> FramingScan<'h> {
+    fn new() -> Self {
+        FramingScan {
+            last_coding: None,
+            length: Ok(None),
+        }
+    }
+
+    /// The next header (any header: others are ignored).
+    #[inline]
+    fn add(&mut self, name: &[u8], value: &'h [u8]) {
         if name.len() == 17 && name.eq_ignore_ascii_case(b"transfer-encoding") {
             for coding in value.split(|&b| b == b',') {
                 let coding = trim_ows(coding);
                 if !coding.is_empty() {
-                    last_coding = Some(coding);
+                    self.last_coding = Some(coding);
                 }
             }
         } else if name.len() == 14
             && name.eq_ignore_ascii_case(b"content-length")
-            && let Ok(prev) = length
+            && let Ok(prev) = self.length
         {
-            length = value.split(|&b| b == b',').try_fold(prev, |acc, part| {
+            self.length = value.split(|&b| b == b',').try_fold(prev, |acc, part| {
                 let n = parse_decimal(trim_ows(part)).ok_or(FramingError::BadContentLength)?;
                 match acc {
                     Some(p) if p != n => Err(FramingError::BadContentLength),
@@ -214,25 +230,35 @@ fn framing_of<'h>(
             });
         }
     }
-    let kind = if status.is_some() {
-        Kind::Response
-    } else {
-        Kind::Request
-    };
-    if let Some(coding) = last_coding {
-        let chunked = coding.eq_ignore_ascii_case(b"chunked");
-        return match (chunked, kind) {
-            (true, _) => Ok(BodyFraming::Chunked),
-            (false, Kind::Response) => Ok(BodyFraming::UntilClose),
-            (false, Kind::Request) => Err(FramingError::RequestNotChunked),
+
+    /// The framing of a request (`status == None`) or a response with
+    /// status `status` whose headers were all added.
+    fn finish(self, status: Option<u16>) -> Result<BodyFraming, FramingError> {
+        if let Some(s) = status
+            && (s < 200 || s == 204 || s == 304)
+        {
+            return Ok(BodyFraming::None);
+        }
+        let kind = if status.is_some() {
+            Kind::Response
+        } else {
+            Kind::Request
         };
+        if let Some(coding) = self.last_coding {
+            let chunked = coding.eq_ignore_ascii_case(b"chunked");
+            return match (chunked, kind) {
+                (true, _) => Ok(BodyFraming::Chunked),
+                (false, Kind::Response) => Ok(BodyFraming::UntilClose),
+                (false, Kind::Request) => Err(FramingError::RequestNotChunked),
+            };
+        }
+        Ok(match (self.length?, kind) {
+            (Some(0), _) => BodyFraming::None,
+            (Some(n), _) => BodyFraming::Length(n),
+            (None, Kind::Request) => BodyFraming::None,
+            (None, Kind::Response) => BodyFraming::UntilClose,
+        })
     }
-    Ok(match (length?, kind) {
-        (Some(0), _) => BodyFraming::None,
-        (Some(n), _) => BodyFraming::Length(n),
-        (None, Kind::Request) => BodyFraming::None,
-        (None, Kind::Response) => BodyFraming::UntilClose,
-    })
 }
 
 /// One step of framing, in wire order.
@@ -541,21 +567,25 @@ fn parse_decimal(v: &[u8]) -> Option<u64> {
 /// is `text/event-stream` (see [`is_event_stream`]).
 fn convert_headers(headers: &mut [httparse::Header<'_>], status: Option<u16>) -> ParsedHeaders {
     let mut content_type: Option<&[u8]> = None;
+    let mut scan = FramingScan::new();
     let (mut names_len, mut values_len) = (0, 0);
     for h in headers.iter_mut() {
         h.value = trim_ows(h.value);
         names_len += h.name.len();
         values_len += h.value.len();
-        if status.is_some()
-            && content_type.is_none()
-            && h.name.len() == 12
-            && h.name.eq_ignore_ascii_case("content-type")
-        {
-            content_type = Some(h.value);
+        match h.name.len() {
+            12 if status.is_some()
+                && content_type.is_none()
+                && h.name.eq_ignore_ascii_case("content-type") =>
+            {
+                content_type = Some(h.value);
+            }
+            14 | 17 => scan.add(h.name.as_bytes(), h.value),
+            _ => {}
         }
     }
     let event_stream = content_type.is_some_and(is_event_stream);
-    let framing = framing_of(status, headers.iter().map(|h| (h.name.as_bytes(), h.value)));
+    let framing = scan.finish(status);
     let stored = Headers::pack(
         headers.len(),
         names_len,
@@ -677,7 +707,6 @@ fn parse_head_with<'b>(
                         } = convert_headers(resp.headers, Some(status));
                         let head = Head::Response(ResponseHead {
                             status,
-                            reason: resp.reason.unwrap_or_default().to_owned(),
                             version_minor: resp.version.unwrap_or(1),
                             headers,
                             event_stream,
@@ -1677,7 +1706,6 @@ mod tests {
         let resp = |status: u16, hs: &[(&str, &str)]| {
             Head::Response(ResponseHead {
                 status,
-                reason: String::new(),
                 version_minor: 1,
                 headers: hs
                     .iter()

@@ -274,7 +274,12 @@ impl Headers {
         if count32 >= WIDE || total >= WIDE as usize {
             return Headers::new();
         }
-        let mut buf = vec![0u8; total];
+        // Allocated, then zeroed with `memset`: `vec![0; n]` takes
+        // mimalloc's generic zeroed-allocation path, ~150 instructions more
+        // per head (callgrind).
+        #[allow(clippy::slow_vector_initialization)]
+        let mut buf = Vec::with_capacity(total);
+        buf.resize(total, 0u8);
         let Some((word, rest)) = buf.split_at_mut_checked(4) else {
             return Headers::new();
         };
