@@ -173,6 +173,51 @@ pub fn body_framing(head: &Head) -> Result<BodyFraming, FramingError> {
     framing_of(status, head.headers().byte_pairs())
 }
 
+/// A lowercase ASCII token to compare names against case-insensitively,
+/// with its case mask (0x20 on letters), so that a comparison is a few
+/// whole-array operations instead of a byte loop with early exits.
+struct Token<const N: usize> {
+    lower: [u8; N],
+    mask: [u8; N],
+}
+
+impl<const N: usize> Token<N> {
+    /// `lower` must be lowercase ASCII (letters, digits, punctuation).
+    const fn new(lower: &[u8; N]) -> Self {
+        let mut mask = [0u8; N];
+        let mut i = 0;
+        while i < N {
+            if lower[i].is_ascii_lowercase() {
+                mask[i] = 0x20;
+            }
+            i += 1;
+        }
+        Token {
+            lower: *lower,
+            mask,
+        }
+    }
+
+    /// `name.eq_ignore_ascii_case(lower)`: letters match in either case,
+    /// every other byte exactly.
+    #[inline]
+    fn matches(&self, name: &[u8]) -> bool {
+        let Ok(name): Result<&[u8; N], _> = name.try_into() else {
+            return false;
+        };
+        name.iter()
+            .zip(&self.mask)
+            .zip(&self.lower)
+            .fold(0u8, |diff, ((&b, &m), &l)| diff | ((b | m) ^ l))
+            == 0
+    }
+}
+
+const TRANSFER_ENCODING: Token<17> = Token::new(b"transfer-encoding");
+const CONTENT_LENGTH: Token<14> = Token::new(b"content-length");
+const CONTENT_TYPE: Token<12> = Token::new(b"content-type");
+const CHUNKED: Token<7> = Token::new(b"chunked");
+
 /// [`body_framing`] of a request (`status == None`) or a response with
 /// status `status` and headers `pairs` (`(name, value)`, values already
 /// trimmed), in one pass (see [`FramingScan`]).
@@ -210,15 +255,14 @@ impl<'h> FramingScan<'h> {
     /// The next header (any header: others are ignored).
     #[inline]
     fn add(&mut self, name: &[u8], value: &'h [u8]) {
-        if name.len() == 17 && name.eq_ignore_ascii_case(b"transfer-encoding") {
+        if TRANSFER_ENCODING.matches(name) {
             for coding in value.split(|&b| b == b',') {
                 let coding = trim_ows(coding);
                 if !coding.is_empty() {
                     self.last_coding = Some(coding);
                 }
             }
-        } else if name.len() == 14
-            && name.eq_ignore_ascii_case(b"content-length")
+        } else if CONTENT_LENGTH.matches(name)
             && let Ok(prev) = self.length
         {
             self.length = value.split(|&b| b == b',').try_fold(prev, |acc, part| {
@@ -245,7 +289,7 @@ impl<'h> FramingScan<'h> {
             Kind::Request
         };
         if let Some(coding) = self.last_coding {
-            let chunked = coding.eq_ignore_ascii_case(b"chunked");
+            let chunked = CHUNKED.matches(coding);
             return match (chunked, kind) {
                 (true, _) => Ok(BodyFraming::Chunked),
                 (false, Kind::Response) => Ok(BodyFraming::UntilClose),
@@ -576,7 +620,7 @@ fn convert_headers(headers: &mut [httparse::Header<'_>], status: Option<u16>) ->
         match h.name.len() {
             12 if status.is_some()
                 && content_type.is_none()
-                && h.name.eq_ignore_ascii_case("content-type") =>
+                && CONTENT_TYPE.matches(h.name.as_bytes()) =>
             {
                 content_type = Some(h.value);
             }
@@ -1543,6 +1587,45 @@ mod tests {
                 .map(|(_, v)| &v[..]);
             assert_eq!(crate::header(stored, name), first, "{name:?}");
             assert_eq!(crate::header(&packed, name), first, "{name:?}");
+        }
+    }
+
+    proptest::proptest! {
+        /// `Token::matches` is `eq_ignore_ascii_case` against its lowercase
+        /// text, on names near it (case flips, byte edits, other lengths).
+        #[test]
+        fn token_matches_like_eq_ignore_ascii_case(
+            which in 0usize..4,
+            edits in proptest::collection::vec((0usize..20, proptest::prelude::any::<u8>()), 0..3),
+            flips in proptest::collection::vec(proptest::prelude::any::<bool>(), 20),
+            cut in 0usize..3,
+        ) {
+            let text: &[u8] = [&b"transfer-encoding"[..], b"content-length", b"content-type", b"chunked"][which];
+            let mut name: Vec<u8> = text
+                .iter()
+                .zip(&flips)
+                .map(|(&b, &f)| if f { b.to_ascii_uppercase() } else { b })
+                .collect();
+            for (pos, b) in edits {
+                if let Some(x) = name.get_mut(pos % text.len()) {
+                    *x = b;
+                }
+            }
+            match cut {
+                0 => name.push(b'x'),
+                1 => {}
+                _ => {
+                    name.pop();
+                }
+            }
+            let want = name.eq_ignore_ascii_case(text);
+            let got = match which {
+                0 => TRANSFER_ENCODING.matches(&name),
+                1 => CONTENT_LENGTH.matches(&name),
+                2 => CONTENT_TYPE.matches(&name),
+                _ => CHUNKED.matches(&name),
+            };
+            proptest::prop_assert_eq!(got, want);
         }
     }
 
