@@ -276,6 +276,9 @@ impl SseParser {
         };
         match field {
             b"data" => {
+                // Room for the value and its `\n` at once: the push never
+                // reallocates (and copies) the data of a one-line event.
+                self.data.reserve(value.len() + 1);
                 self.data.extend_from_slice(value);
                 self.data.push(b'\n');
                 self.has_data = true;
