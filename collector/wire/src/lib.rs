@@ -223,6 +223,24 @@ impl<'a> Iterator for RawIter<'a> {
 
     #[inline]
     fn next(&mut self) -> Option<(std::ops::Range<usize>, &'a [u8])> {
+        if !self.wide {
+            // Narrow offsets (nearly every head): one 4-byte entry.
+            let entry = self.table.get(self.pos..self.pos + 4)?;
+            let Ok(&[n0, n1, v0, v1]) = <&[u8; 4]>::try_from(entry) else {
+                return None;
+            };
+            self.pos += 4;
+            let name_end = usize::from(u16::from_le_bytes([n0, n1]));
+            let value_end = usize::from(u16::from_le_bytes([v0, v1]));
+            let name = self.prev_name..name_end;
+            let value = self
+                .values
+                .get(self.prev_value..value_end)
+                .unwrap_or_default();
+            self.prev_name = name_end;
+            self.prev_value = value_end;
+            return Some((name, value));
+        }
         let name_end = self.peek_name_end()?;
         let name = self.prev_name..name_end;
         Some((name, self.take_value(name_end)))
@@ -379,6 +397,14 @@ impl Headers {
             prev_name: 0,
             prev_value: 0,
         }
+    }
+
+    /// The headers as `(name, value)` byte slices, in wire order: what
+    /// [`Headers::iter`] gives, without the UTF-8 check of the names (one
+    /// `str::from_utf8` over all names per walk) for callers that compare
+    /// names as bytes.
+    pub fn iter_bytes(&self) -> impl Iterator<Item = (&[u8], &[u8])> + '_ {
+        self.byte_pairs()
     }
 
     /// The headers as `(name, value)` byte slices, in wire order (no UTF-8
@@ -662,7 +688,12 @@ mod headers_tests {
             .iter()
             .map(|h| (h.name.clone(), h.value.clone()))
             .collect();
-        prop_assert_eq!(back, want);
+        prop_assert_eq!(&back, &want);
+        let bytes: Vec<(String, Vec<u8>)> = packed
+            .iter_bytes()
+            .map(|(n, v)| (String::from_utf8_lossy(n).into_owned(), v.to_vec()))
+            .collect();
+        prop_assert_eq!(bytes, want);
         for h in list {
             let first = list
                 .iter()
