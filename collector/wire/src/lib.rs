@@ -171,6 +171,33 @@ fn copy_fixed<const N: usize>(dst: &mut [u8], src: &[u8], at: usize) {
     }
 }
 
+/// Fills the offset table (entries of two `W`-byte offsets), the names and
+/// the values of a packed block from `items`; returns the ends of the
+/// names and values written (`None` when they do not fit). Offsets are
+/// below 2³¹ (`W == 4`) or at most `u16::MAX` (`W == 2`): the caller sized
+/// the block.
+#[inline(always)]
+fn fill<'a, const W: usize>(
+    table: &mut [u8],
+    names: &mut [u8],
+    values: &mut [u8],
+    items: impl Iterator<Item = (&'a str, &'a [u8])>,
+) -> Option<(usize, usize)> {
+    let (mut name_end, mut value_end) = (0usize, 0usize);
+    for ((name, value), entry) in items.zip(table.chunks_exact_mut(2 * W)) {
+        let (n0, v0) = (name_end, value_end);
+        name_end += name.len();
+        value_end += value.len();
+        copy_short(names.get_mut(n0..name_end)?, name.as_bytes());
+        copy_short(values.get_mut(v0..value_end)?, value);
+        let (e_name, e_value) = entry.split_at_mut(W);
+        // Truncation to `W` bytes: see above.
+        copy_fixed::<W>(e_name, &(name_end as u32).to_le_bytes(), 0);
+        copy_fixed::<W>(e_value, &(value_end as u32).to_le_bytes(), 0);
+    }
+    Some((name_end, value_end))
+}
+
 /// Iterator over the packed headers as `(name, value)` slices.
 #[derive(Clone)]
 pub(crate) struct RawIter<'a> {
@@ -308,28 +335,15 @@ impl Headers {
         let Some((names, values)) = rest.split_at_mut_checked(names_len) else {
             return Headers::new();
         };
-        let (mut name_end, mut value_end) = (0usize, 0usize);
-        for ((name, value), entry) in items.zip(table.chunks_exact_mut(2 * w)) {
-            let (n0, v0) = (name_end, value_end);
-            name_end += name.len();
-            value_end += value.len();
-            let (Some(n), Some(v)) = (names.get_mut(n0..name_end), values.get_mut(v0..value_end))
-            else {
-                return Headers::new();
-            };
-            copy_short(n, name.as_bytes());
-            copy_short(v, value);
-            let (e_name, e_value) = entry.split_at_mut(w);
-            if wide {
-                // Both below `total < 2³¹`.
-                e_name.copy_from_slice(&(name_end as u32).to_le_bytes());
-                e_value.copy_from_slice(&(value_end as u32).to_le_bytes());
-            } else {
-                // Both at most `data_len <= u16::MAX` when narrow.
-                e_name.copy_from_slice(&(name_end as u16).to_le_bytes());
-                e_value.copy_from_slice(&(value_end as u16).to_le_bytes());
-            }
-        }
+        // One loop per offset width (no width test per header).
+        let ends = if wide {
+            fill::<4>(table, names, values, items)
+        } else {
+            fill::<2>(table, names, values, items)
+        };
+        let Some((name_end, value_end)) = ends else {
+            return Headers::new();
+        };
         if name_end != names_len || value_end != values_len {
             return Headers::new();
         }
