@@ -1629,6 +1629,33 @@ mod tests {
         }
     }
 
+    proptest::proptest! {
+        /// A response's `event_stream` (found while converting the head)
+        /// is what a lookup of its first `Content-Type` gives, with case
+        /// flips, spaces, parameters, repeated and look-alike headers.
+        #[test]
+        fn event_stream_flag_matches_content_type_lookup(
+            types in proptest::collection::vec(
+                (
+                    proptest::sample::select(vec!["content-type", "Content-Type", "CONTENT-TYPE", "content-typ", "x-content-type"]),
+                    proptest::sample::select(vec!["text/event-stream", "Text/Event-Stream", "text/event-stream; charset=utf-8", " text/event-stream ;x", "application/json", "text/event-streams", ""]),
+                ),
+                0..4,
+            ),
+        ) {
+            let mut buf = b"HTTP/1.1 200 OK\r\n".to_vec();
+            for (name, value) in &types {
+                buf.extend_from_slice(format!("{name}: {value}\r\n").as_bytes());
+            }
+            buf.extend_from_slice(b"\r\n");
+            let Some((Head::Response(r), _)) = parse_head(&buf, Kind::Response) else {
+                panic!("unparsed {:?}", String::from_utf8_lossy(&buf));
+            };
+            let want = crate::header(&r.headers, "content-type").is_some_and(is_event_stream);
+            proptest::prop_assert_eq!(r.event_stream, want);
+        }
+    }
+
     /// Headers of a parsed head keep names, trimmed values and order.
     #[test]
     fn parsed_headers_kept() {
