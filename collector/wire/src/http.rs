@@ -604,17 +604,21 @@ fn parse_decimal(v: &[u8]) -> Option<u64> {
     })
 }
 
-/// Packs httparse's headers, trimming each value's
-/// surrounding whitespace (in place, once), and computes from the same
-/// slots the body framing (`status`: `None` for a request; see
+/// Packs httparse's headers and computes from the same slots, in the same
+/// walk, the body framing (`status`: `None` for a request; see
 /// [`framing_of`]) and, for a response, whether its first `Content-Type`
 /// is `text/event-stream` (see [`is_event_stream`]).
-fn convert_headers(headers: &mut [httparse::Header<'_>], status: Option<u16>) -> ParsedHeaders {
+///
+/// The values are stored as `httparse` gives them: it already strips the
+/// spaces and tabs around a value (those after the colon, and trailing
+/// SP/HTAB/CR/LF; obsolete line folding is not enabled), so they are
+/// trimmed as [`trim_ows`] would (the property test
+/// `stored_headers_match_httparse_slots` checks it on odd whitespace).
+fn convert_headers(headers: &[httparse::Header<'_>], status: Option<u16>) -> ParsedHeaders {
     let mut content_type: Option<&[u8]> = None;
     let mut scan = FramingScan::new();
     let (mut names_len, mut values_len) = (0, 0);
-    for h in headers.iter_mut() {
-        h.value = trim_ows(h.value);
+    for h in headers {
         names_len += h.name.len();
         values_len += h.value.len();
         match h.name.len() {
