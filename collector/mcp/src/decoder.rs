@@ -9,6 +9,7 @@
 
 use std::borrow::Cow;
 use std::collections::{BTreeMap, HashMap};
+use std::net::{IpAddr, SocketAddr};
 
 use mcptap_wire::{ConnMeta, FlowId, Headers, HttpEvent, HttpRequest, MsgFlags, header_str};
 use serde_json::Value;
@@ -134,6 +135,9 @@ pub struct Decoder {
     sessions: HashMap<String, SessionInfo>,
     session_order: BTreeMap<u64, String>,
     next_session_seq: u64,
+    /// Address texts formatted once and shared by the spans of every
+    /// connection with the same endpoints.
+    texts: AddrTexts,
 }
 
 impl Decoder {
@@ -148,6 +152,7 @@ impl Decoder {
             sessions: HashMap::new(),
             session_order: BTreeMap::new(),
             next_session_seq: 0,
+            texts: AddrTexts::new(),
         }
     }
 
@@ -354,19 +359,19 @@ impl Decoder {
         }
         self.update_sessions(&ex, minted.as_deref(), session_hdr.as_deref());
 
-        let server_ip = ip_text(ex.conn.server.ip());
+        let server_ip = self.texts.ip(ex.conn.server.ip());
+        let instance_id = match &self.cfg.instance_id {
+            Some(id) => id.clone(),
+            None => self.texts.socket(ex.conn.server, &server_ip),
+        };
         let mut ctx = ExCtx {
             era,
             end_ts: end_ts.max(ex.ts_first),
             reason,
             session: session_hdr,
             minted,
-            instance_id: self
-                .cfg
-                .instance_id
-                .clone()
-                .unwrap_or_else(|| socket_text_with(ex.conn.server, &server_ip)),
-            client_ip: ip_text(ex.conn.client.ip()),
+            instance_id,
+            client_ip: self.texts.ip(ex.conn.client.ip()),
             server_ip,
             hdrs,
         };
@@ -1118,9 +1123,10 @@ struct ExCtx<'h> {
     session: Option<String>,
     minted: Option<String>,
     instance_id: String,
-    /// `client.address` ([`ip_text`] of the client), formatted once per exchange.
+    /// `client.address` ([`ip_text`] of the client), a copy of the text kept
+    /// in [`AddrTexts`].
     client_ip: String,
-    /// `server.address`, formatted once per exchange.
+    /// `server.address`, likewise.
     server_ip: String,
     hdrs: ReqHeaders<'h>,
 }
@@ -1611,6 +1617,77 @@ fn push_decimal(out: &mut String, mut n: u32) {
     }
 }
 
+/// Slots of [`AddrTexts`]' address table (a power of two).
+const ADDR_SLOTS: usize = 64;
+/// Slots of [`AddrTexts`]' socket table (a power of two).
+const SOCKET_SLOTS: usize = 16;
+
+/// Texts of endpoint addresses, formatted once and copied: `client.address`
+/// and `server.address` ([`ip_text`]) and the derived `service.instance.id`
+/// ([`socket_text_with`]). Two direct-mapped tables of fixed size (a slot
+/// holds the last address that hashed to it), so memory is bounded and the
+/// texts never depend on what the tables held before: a miss formats again.
+/// (Copies, not `Arc<str>`: a third string form in `AttrValue` made the drop
+/// code of every attribute a call, which cost more than the copies.)
+#[derive(Debug)]
+struct AddrTexts {
+    ips: Vec<Option<(IpAddr, String)>>,
+    sockets: Vec<Option<(SocketAddr, String)>>,
+}
+
+impl AddrTexts {
+    fn new() -> Self {
+        AddrTexts {
+            ips: vec![None; ADDR_SLOTS],
+            sockets: vec![None; SOCKET_SLOTS],
+        }
+    }
+
+    /// Fibonacci hash of an address, reduced to `slots` (a power of two).
+    fn slot(ip: IpAddr, extra: u16, slots: usize) -> usize {
+        let folded = match ip {
+            IpAddr::V4(v4) => u64::from(u32::from(v4)),
+            IpAddr::V6(v6) => {
+                let b = u128::from(v6);
+                (b as u64) ^ ((b >> 64) as u64)
+            }
+        };
+        let h = (folded ^ (u64::from(extra) << 32)).wrapping_mul(0x9e37_79b9_7f4a_7c15);
+        (h >> 32) as usize & (slots - 1)
+    }
+
+    /// [`ip_text`] of `ip`.
+    fn ip(&mut self, ip: IpAddr) -> String {
+        let Some(slot) = self.ips.get_mut(Self::slot(ip, 0, ADDR_SLOTS)) else {
+            return ip_text(ip);
+        };
+        match slot {
+            Some((k, t)) if *k == ip => t.clone(),
+            _ => {
+                let t = ip_text(ip);
+                *slot = Some((ip, t.clone()));
+                t
+            }
+        }
+    }
+
+    /// [`socket_text_with`] of `addr` (`ip` is the text of its address).
+    fn socket(&mut self, addr: SocketAddr, ip: &str) -> String {
+        let i = Self::slot(addr.ip(), addr.port(), SOCKET_SLOTS);
+        let Some(slot) = self.sockets.get_mut(i) else {
+            return socket_text_with(addr, ip);
+        };
+        match slot {
+            Some((k, t)) if *k == addr => t.clone(),
+            _ => {
+                let t = socket_text_with(addr, ip);
+                *slot = Some((addr, t.clone()));
+                t
+            }
+        }
+    }
+}
+
 /// `ip.to_string()` without the formatting machinery for IPv4 (dotted decimal,
 /// RFC 791 notation as `Ipv4Addr`'s `Display` writes it); IPv6 uses `Display`.
 fn ip_text(ip: std::net::IpAddr) -> String {
@@ -1668,11 +1745,31 @@ fn socket_text_with(addr: std::net::SocketAddr, ip: &str) -> String {
 
 #[cfg(test)]
 mod text_tests {
-    use super::{ip_text, socket_text};
+    use super::{AddrTexts, ip_text, socket_text};
     use proptest::prelude::*;
     use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr};
 
     proptest! {
+        /// The cached texts equal fresh ones whatever the tables held before
+        /// (few distinct addresses, so slots are both reused and contended).
+        #[test]
+        fn addr_texts_match_fresh_texts(
+            addrs in proptest::collection::vec((0u32..200, any::<bool>(), 0u16..4), 1..300)
+        ) {
+            let mut t = AddrTexts::new();
+            for (bits, v6, port) in addrs {
+                let ip = if v6 {
+                    IpAddr::V6(Ipv6Addr::from(u128::from(bits) << 64 | u128::from(bits)))
+                } else {
+                    IpAddr::V4(Ipv4Addr::from(bits.wrapping_mul(0x0101_0101)))
+                };
+                let text = t.ip(ip);
+                prop_assert_eq!(&text, &ip.to_string());
+                let sa = SocketAddr::new(ip, 8000 + port);
+                prop_assert_eq!(t.socket(sa, &text), sa.to_string());
+            }
+        }
+
         #[test]
         fn ip_and_socket_text_match_display(bits in any::<u32>(), port in any::<u16>(), v6 in any::<u128>()) {
             let ip = IpAddr::V4(Ipv4Addr::from(bits));
