@@ -459,7 +459,11 @@ impl Decoder {
                 AttrValue::Int(i64::from(s)),
             );
         }
-        push_string(attrs, a::URL_PATH, url_path(&ex.target));
+        push(
+            attrs,
+            a::URL_PATH,
+            AttrValue::Str(known_or_owned(url_path(&ex.target), known_path)),
+        );
         push_str(attrs, a::URL_SCHEME, "http");
         if let Some(ua) = ctx.hdrs.user_agent.map(owned_text) {
             push(attrs, a::USER_AGENT_ORIGINAL, AttrValue::Str(ua.into()));
@@ -540,8 +544,12 @@ impl Decoder {
         if f.resynced {
             push(attrs, a::HTTP_RESYNCED, AttrValue::Bool(true));
         }
-        if let Some(m) = ctx.hdrs.mcp_method.map(owned_text) {
-            push(attrs, a::ROUTING_MCP_METHOD, AttrValue::Str(m.into()));
+        if let Some(m) = ctx.hdrs.mcp_method.map(text) {
+            push(
+                attrs,
+                a::ROUTING_MCP_METHOD,
+                AttrValue::Str(known_or_owned(&m, known_method)),
+            );
         }
         let params = if ctx.hdrs.param_headers {
             param_header_names(ctx.hdrs.headers)
@@ -572,17 +580,18 @@ impl Decoder {
                 AttrValue::Str(n.value.into()),
             );
         }
-        let pv = ctx.hdrs.protocol_version.map(owned_text).or_else(|| {
+        let pv = ctx.hdrs.protocol_version.map(text).or_else(|| {
             ctx.session
                 .as_ref()
                 .and_then(|s| self.sessions.get(s))
-                .and_then(|i| i.protocol_version.clone())
+                .and_then(|i| i.protocol_version.as_deref())
+                .map(Cow::Borrowed)
         });
         if let Some(pv) = pv {
             push(
                 &mut attrs,
                 a::MCP_PROTOCOL_VERSION,
-                AttrValue::Str(pv.into()),
+                AttrValue::Str(known_or_owned(&pv, known_version)),
             );
         }
         self.session_identity(ctx, &mut attrs);
@@ -714,9 +723,9 @@ impl Decoder {
         push(
             &mut attrs,
             a::MCP_METHOD_NAME,
-            AttrValue::Str(method.to_string().into()),
+            AttrValue::Str(known_or_owned(method, known_method)),
         );
-        if let Some(id) = m.id.as_ref().and_then(id_string) {
+        if let Some(id) = m.id.as_mut().and_then(take_id_string) {
             push(&mut attrs, a::JSONRPC_REQUEST_ID, AttrValue::Str(id.into()));
         }
         if let Some(v) = &m.jsonrpc {
@@ -747,6 +756,7 @@ impl Decoder {
             "prompts/get" => Some(a::GEN_AI_PROMPT_NAME),
             _ => None,
         };
+        // `None`: the method name alone, moved into the span at the end.
         let name = match (target_attr, pname) {
             (Some(k), Some(n)) => {
                 push(&mut attrs, k, AttrValue::Str(n.to_string().into()));
@@ -755,9 +765,9 @@ impl Decoder {
                 name.push_str(method);
                 name.push(' ');
                 name.push_str(n);
-                name
+                Some(name)
             }
-            _ => method.to_string(),
+            _ => None,
         };
         if let Some(uri) = &m.params.uri {
             push(
@@ -781,7 +791,11 @@ impl Decoder {
             })
             .or_else(|| session_info.and_then(|i| i.protocol_version.as_deref()));
         if let Some(pv) = pv {
-            push_string(&mut attrs, a::MCP_PROTOCOL_VERSION, cap(pv));
+            push(
+                &mut attrs,
+                a::MCP_PROTOCOL_VERSION,
+                AttrValue::Str(known_or_owned(cap(pv), known_version)),
+            );
         }
 
         // Client identity. The message is owned: its strings move into the
@@ -881,7 +895,11 @@ impl Decoder {
                 status = SpanStatus::Error("tool_error".into());
             }
             match &r.result_type {
-                Some(t) => push(&mut attrs, a::RESULT_TYPE, AttrValue::Str(t.clone().into())),
+                Some(t) => push(
+                    &mut attrs,
+                    a::RESULT_TYPE,
+                    AttrValue::Str(known_or_owned(t, known_result_type)),
+                ),
                 None if ctx.era == Era::Modern => push_str(&mut attrs, a::RESULT_TYPE, "complete"),
                 None => {}
             }
@@ -889,7 +907,11 @@ impl Decoder {
                 push(&mut attrs, a::TTL_MS, AttrValue::Int(t));
             }
             if let Some(s) = &r.cache_scope {
-                push(&mut attrs, a::CACHE_SCOPE, AttrValue::Str(s.clone().into()));
+                push(
+                    &mut attrs,
+                    a::CACHE_SCOPE,
+                    AttrValue::Str(known_or_owned(s, known_cache_scope)),
+                );
             }
             let wrapped = r.task.as_ref();
             if let Some(t) = r.task_id.as_ref().and_then(as_string) {
@@ -995,6 +1017,13 @@ impl Decoder {
             batch_idx,
         );
         let end = resp.map(|r| r.ts).unwrap_or(ctx.end_ts).max(ex.ts_first);
+        let name = name.unwrap_or_else(|| {
+            if cap(&m.method).len() == m.method.len() {
+                std::mem::take(&mut m.method)
+            } else {
+                cap(&m.method).to_string()
+            }
+        });
         let mut span = Span {
             trace_id,
             span_id,
@@ -1461,11 +1490,6 @@ fn share(s: &mut String, last: bool) -> String {
     if last { std::mem::take(s) } else { s.clone() }
 }
 
-/// Pushes a copy of a string value.
-fn push_string(attrs: &mut Vec<Attr>, k: &'static str, v: &str) {
-    push(attrs, k, AttrValue::Str(Cow::Owned(v.to_owned())));
-}
-
 fn sat_i64(n: u64) -> i64 {
     i64::try_from(n).unwrap_or(i64::MAX)
 }
@@ -1480,9 +1504,164 @@ fn id_string(id: &Value) -> Option<String> {
     match id {
         Value::Null => None,
         Value::String(s) => Some(cap(s).to_string()),
-        Value::Number(n) => Some(n.to_string()),
+        Value::Number(n) => Some(number_text(n)),
         other => Some(cap(&other.to_string()).to_string()),
     }
+}
+
+/// [`id_string`] of `id`, moving a string id out (leaving it empty) instead of
+/// copying it when it is not cut.
+fn take_id_string(id: &mut Value) -> Option<String> {
+    match id {
+        Value::String(s) if cap(s).len() == s.len() => Some(std::mem::take(s)),
+        other => id_string(other),
+    }
+}
+
+/// `n.to_string()`: integers in decimal without the formatting machinery
+/// (what `Number`'s `Display` writes for them), other numbers by `Display`.
+fn number_text(n: &serde_json::Number) -> String {
+    if let Some(u) = n.as_u64() {
+        let mut out = String::with_capacity(20);
+        push_decimal_u64(&mut out, u);
+        out
+    } else if let Some(i) = n.as_i64() {
+        let mut out = String::with_capacity(20);
+        out.push('-');
+        push_decimal_u64(&mut out, i.unsigned_abs());
+        out
+    } else {
+        n.to_string()
+    }
+}
+
+/// Appends `n` in decimal.
+fn push_decimal_u64(out: &mut String, mut n: u64) {
+    let mut digits = [0u8; 20];
+    let mut len = 0;
+    loop {
+        if let Some(d) = digits.get_mut(len) {
+            *d = b'0' + (n % 10) as u8;
+        }
+        len += 1;
+        n /= 10;
+        if n == 0 || len == digits.len() {
+            break;
+        }
+    }
+    for d in digits.iter().take(len).rev() {
+        out.push(char::from(*d));
+    }
+}
+
+/// `s` borrowed as the `'static` string `known` returns for it, else copied.
+fn known_or_owned(s: &str, known: fn(&str) -> Option<&'static str>) -> Cow<'static, str> {
+    match known(s) {
+        Some(k) => Cow::Borrowed(k),
+        None => Cow::Owned(s.to_owned()),
+    }
+}
+
+/// The MCP method names of every protocol version (schema `ClientRequest`,
+/// `ServerRequest` and notification unions, 2024-11-05 … 2026-07-28, plus the
+/// Tasks extension), as `'static` strings.
+fn known_method(m: &str) -> Option<&'static str> {
+    Some(match m {
+        "initialize" => "initialize",
+        "ping" => "ping",
+        "tools/list" => "tools/list",
+        "tools/call" => "tools/call",
+        "prompts/list" => "prompts/list",
+        "prompts/get" => "prompts/get",
+        "resources/list" => "resources/list",
+        "resources/read" => "resources/read",
+        "resources/templates/list" => "resources/templates/list",
+        "resources/subscribe" => "resources/subscribe",
+        "resources/unsubscribe" => "resources/unsubscribe",
+        "completion/complete" => "completion/complete",
+        "logging/setLevel" => "logging/setLevel",
+        "roots/list" => "roots/list",
+        "sampling/createMessage" => "sampling/createMessage",
+        "elicitation/create" => "elicitation/create",
+        "server/discover" => "server/discover",
+        "subscriptions/listen" => "subscriptions/listen",
+        "tasks/get" => "tasks/get",
+        "tasks/list" => "tasks/list",
+        "tasks/result" => "tasks/result",
+        "tasks/cancel" => "tasks/cancel",
+        "tasks/update" => "tasks/update",
+        "notifications/initialized" => "notifications/initialized",
+        "notifications/cancelled" => "notifications/cancelled",
+        "notifications/progress" => "notifications/progress",
+        "notifications/message" => "notifications/message",
+        "notifications/roots/list_changed" => "notifications/roots/list_changed",
+        "notifications/tools/list_changed" => "notifications/tools/list_changed",
+        "notifications/prompts/list_changed" => "notifications/prompts/list_changed",
+        "notifications/resources/list_changed" => "notifications/resources/list_changed",
+        "notifications/resources/updated" => "notifications/resources/updated",
+        "notifications/tasks/status" => "notifications/tasks/status",
+        _ => return None,
+    })
+}
+
+/// Protocol versions (`MCP-Protocol-Version`, `_meta`, `initialize`) as
+/// `'static` strings.
+fn known_version(v: &str) -> Option<&'static str> {
+    Some(match v {
+        "2024-11-05" => "2024-11-05",
+        "2025-03-26" => "2025-03-26",
+        "2025-06-18" => "2025-06-18",
+        "2025-11-25" => "2025-11-25",
+        "2026-07-28" => "2026-07-28",
+        "DRAFT-2026-v1" => "DRAFT-2026-v1",
+        _ => return None,
+    })
+}
+
+/// The conventional MCP endpoint path as a `'static` string.
+fn known_path(p: &str) -> Option<&'static str> {
+    Some(match p {
+        "/mcp" => "/mcp",
+        "/" => "/",
+        _ => return None,
+    })
+}
+
+/// `result.resultType` values of 2026-07-28 as `'static` strings.
+fn known_result_type(t: &str) -> Option<&'static str> {
+    Some(match t {
+        "complete" => "complete",
+        "input_required" => "input_required",
+        "task" => "task",
+        _ => return None,
+    })
+}
+
+/// `result.cacheScope` values of 2026-07-28 as `'static` strings.
+fn known_cache_scope(t: &str) -> Option<&'static str> {
+    Some(match t {
+        "private" => "private",
+        "shared" => "shared",
+        "public" => "public",
+        _ => return None,
+    })
+}
+
+/// The JSON-RPC and MCP error codes as `'static` decimal text.
+fn known_error_code(c: i64) -> Option<&'static str> {
+    Some(match c {
+        -32700 => "-32700",
+        -32600 => "-32600",
+        -32601 => "-32601",
+        -32602 => "-32602",
+        -32603 => "-32603",
+        -32000 => "-32000",
+        -32001 => "-32001",
+        -32002 => "-32002",
+        -32020 => "-32020",
+        -32042 => "-32042",
+        _ => return None,
+    })
 }
 
 /// Path of a request target: origin-form up to `?`/`#`; absolute-form has its
@@ -1507,21 +1686,20 @@ fn url_path(target: &str) -> &str {
 /// returns the status it implies.
 fn rpc_error_attrs(err: &RpcError, attrs: &mut Vec<Attr>) -> SpanStatus {
     let code = err.code.as_ref();
-    let code_str = match code {
-        Some(Value::Number(n)) => n.to_string(),
-        Some(other) => cap(&other.to_string()).to_string(),
-        None => "unknown".to_string(),
+    let code_str: Cow<'static, str> = match code {
+        Some(Value::Number(n)) => match n.as_i64().and_then(known_error_code) {
+            Some(k) => Cow::Borrowed(k),
+            None => Cow::Owned(number_text(n)),
+        },
+        Some(other) => Cow::Owned(cap(&other.to_string()).to_string()),
+        None => Cow::Borrowed("unknown"),
     };
     push(
         attrs,
         a::RPC_RESPONSE_STATUS_CODE,
-        AttrValue::Str(code_str.clone().into()),
+        AttrValue::Str(code_str.clone()),
     );
-    push(
-        attrs,
-        a::ERROR_TYPE,
-        AttrValue::Str(code_str.clone().into()),
-    );
+    push(attrs, a::ERROR_TYPE, AttrValue::Str(code_str.clone()));
     let caller_fault = code
         .and_then(Value::as_i64)
         .is_some_and(|c| CALLER_FAULT_CODES.contains(&c));
@@ -1540,7 +1718,7 @@ fn rpc_error_attrs(err: &RpcError, attrs: &mut Vec<Attr>) -> SpanStatus {
                     cap(m).to_string()
                 }
             })
-            .unwrap_or(code_str);
+            .unwrap_or_else(|| code_str.into_owned());
         SpanStatus::Error(msg)
     }
 }
@@ -1780,6 +1958,42 @@ mod text_tests {
             prop_assert_eq!(ip_text(ip6), ip6.to_string());
             let sa6 = SocketAddr::new(ip6, port);
             prop_assert_eq!(socket_text(sa6), sa6.to_string());
+        }
+    }
+
+    proptest! {
+        /// Integer ids and error codes in decimal as `Number`'s `Display` writes them.
+        #[test]
+        fn number_text_matches_display(u in any::<u64>(), i in any::<i64>(), f in any::<f64>()) {
+            let n = serde_json::Number::from(u);
+            prop_assert_eq!(super::number_text(&n), n.to_string());
+            let n = serde_json::Number::from(i);
+            prop_assert_eq!(super::number_text(&n), n.to_string());
+            if let Some(n) = serde_json::Number::from_f64(f) {
+                prop_assert_eq!(super::number_text(&n), n.to_string());
+            }
+        }
+
+        /// A known-value table only changes how a value is held, never its text.
+        #[test]
+        fn known_or_owned_keeps_the_text(s in "[a-z/_-]{0,12}|tools/call|2025-11-25|/mcp|complete|private") {
+            for known in [
+                super::known_method,
+                super::known_version,
+                super::known_path,
+                super::known_result_type,
+                super::known_cache_scope,
+            ] {
+                let held = super::known_or_owned(&s, known);
+                prop_assert_eq!(held.as_ref(), s.as_str());
+            }
+        }
+
+        #[test]
+        fn known_error_codes_are_their_decimal_text(c in -33000i64..-31000) {
+            if let Some(k) = super::known_error_code(c) {
+                prop_assert_eq!(k, c.to_string());
+            }
         }
     }
 
