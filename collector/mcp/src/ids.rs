@@ -29,7 +29,9 @@ fn splitmix64(mut z: u64) -> u64 {
 
 /// FNV-1a 64 of `bytes` under three seeds at once: the three multiply chains
 /// are independent, so they overlap in the CPU instead of running one after
-/// the other. Equal to three separate FNV-1a passes.
+/// the other. Equal to three separate FNV-1a passes. (The model of
+/// [`derive_ids`]' fixed-size hashing, see the tests.)
+#[cfg(test)]
 fn fnv1a3(seeds: [u64; 3], bytes: &[u8]) -> [u64; 3] {
     let [mut a, mut b, mut c] = seeds.map(|s| FNV_OFFSET ^ s);
     for x in bytes {
@@ -41,16 +43,48 @@ fn fnv1a3(seeds: [u64; 3], bytes: &[u8]) -> [u64; 3] {
     [a, b, c]
 }
 
+/// Continues three FNV-1a 64 states over `bytes`, a fixed-size array so the
+/// loop is unrolled (no key buffer, no bounds checks).
+#[inline(always)]
+fn mix<const N: usize>(h: &mut [u64; 3], bytes: [u8; N]) {
+    for x in bytes {
+        let x = u64::from(x);
+        for lane in h.iter_mut() {
+            *lane = (*lane ^ x).wrapping_mul(FNV_PRIME);
+        }
+    }
+}
+
+/// [`mix`] of an endpoint's encoding (as [`push_addr`]: family byte, address
+/// octets, port big-endian).
+#[inline(always)]
+fn mix_addr(h: &mut [u64; 3], a: &SocketAddr) {
+    match a.ip() {
+        IpAddr::V4(v4) => {
+            mix(h, [4u8]);
+            mix(h, v4.octets());
+        }
+        IpAddr::V6(v6) => {
+            mix(h, [6u8]);
+            mix(h, v6.octets());
+        }
+    }
+    mix(h, a.port().to_be_bytes());
+}
+
 /// Longest encoded key: two IPv6 endpoints (1 + 16 + 2 bytes each), the ISN
 /// (4), the request index (8) and the batch index (8).
+#[cfg(test)]
 const MAX_KEY_BYTES: usize = 2 * 19 + 4 + 8 + 8;
 
 /// A fixed-capacity byte buffer on the stack for the encoded key.
+#[cfg(test)]
 struct KeyBuf {
     bytes: [u8; MAX_KEY_BYTES],
     len: usize,
 }
 
+#[cfg(test)]
 impl KeyBuf {
     fn extend(&mut self, src: &[u8]) {
         let end = self.len.saturating_add(src.len());
@@ -64,6 +98,7 @@ impl KeyBuf {
     }
 }
 
+#[cfg(test)]
 fn push_addr(buf: &mut KeyBuf, a: &SocketAddr) {
     match a.ip() {
         IpAddr::V4(v4) => {
@@ -79,7 +114,8 @@ fn push_addr(buf: &mut KeyBuf, a: &SocketAddr) {
 }
 
 /// The inputs of an id, encoded (at most [`MAX_KEY_BYTES`], so nothing is
-/// ever cut).
+/// ever cut): what [`derive_ids`] hashes.
+#[cfg(test)]
 fn key_bytes(
     client: &SocketAddr,
     server: &SocketAddr,
@@ -108,8 +144,14 @@ pub fn derive_ids(
     index: u64,
     batch: u64,
 ) -> ([u8; 8], [u8; 16]) {
-    let key = key_bytes(client, server, client_isn, index, batch);
-    let [s, h, l] = fnv1a3([SEED_SPAN, SEED_TRACE_HI, SEED_TRACE_LO], key.as_slice());
+    // FNV-1a over the encoding of `key_bytes`, piece by piece.
+    let mut st = [SEED_SPAN, SEED_TRACE_HI, SEED_TRACE_LO].map(|s| FNV_OFFSET ^ s);
+    mix_addr(&mut st, client);
+    mix_addr(&mut st, server);
+    mix(&mut st, client_isn.to_be_bytes());
+    mix(&mut st, index.to_be_bytes());
+    mix(&mut st, batch.to_be_bytes());
+    let [s, h, l] = st;
     let mut span = splitmix64(s).to_be_bytes();
     let hi = splitmix64(h).to_be_bytes();
     let lo = splitmix64(l).to_be_bytes();
@@ -208,7 +250,47 @@ mod tests {
         h
     }
 
+    /// [`derive_ids`] as first written: FNV-1a over the whole key buffer.
+    fn derive_ids_model(
+        client: &SocketAddr,
+        server: &SocketAddr,
+        client_isn: u32,
+        index: u64,
+        batch: u64,
+    ) -> ([u8; 8], [u8; 16]) {
+        let key = key_bytes(client, server, client_isn, index, batch);
+        let [s, h, l] = fnv1a3([SEED_SPAN, SEED_TRACE_HI, SEED_TRACE_LO], key.as_slice());
+        let mut span = splitmix64(s).to_be_bytes();
+        let mut trace = [0u8; 16];
+        trace[..8].copy_from_slice(&splitmix64(h).to_be_bytes());
+        trace[8..].copy_from_slice(&splitmix64(l).to_be_bytes());
+        if span == [0u8; 8] {
+            span[7] = 1;
+        }
+        if trace == [0u8; 16] {
+            trace[15] = 1;
+        }
+        (span, trace)
+    }
+
     proptest! {
+        #[test]
+        fn derive_ids_matches_key_buffer_model(
+            c4 in any::<u32>(), s4 in any::<u32>(), c6 in any::<u128>(), s6 in any::<u128>(),
+            ports in any::<(u16, u16)>(), v6 in any::<(bool, bool)>(),
+            isn in any::<u32>(), index in any::<u64>(), batch in any::<u64>(),
+        ) {
+            let ip = |v6: bool, a: u32, b: u128| -> IpAddr {
+                if v6 { IpAddr::V6(b.into()) } else { IpAddr::V4(a.into()) }
+            };
+            let c = SocketAddr::new(ip(v6.0, c4, c6), ports.0);
+            let s = SocketAddr::new(ip(v6.1, s4, s6), ports.1);
+            prop_assert_eq!(
+                derive_ids(&c, &s, isn, index, batch),
+                derive_ids_model(&c, &s, isn, index, batch)
+            );
+        }
+
         #[test]
         fn fnv1a3_is_three_fnv1a(seeds in any::<[u64; 3]>(), bytes in proptest::collection::vec(any::<u8>(), 0..80)) {
             let [a, b, c] = fnv1a3(seeds, &bytes);
