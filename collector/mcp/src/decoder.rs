@@ -1309,6 +1309,10 @@ fn push_msg(
             stats.jsonrpc_notifications += 1;
         }
         stats.count_method(&method);
+        if batch_index.is_none() {
+            // A single message: one slot, not the four (1.5 KiB) `push` reserves.
+            ex.msgs.reserve_exact(1);
+        }
         ex.msgs.push(Msg {
             method,
             id: msg.id,
