@@ -10,6 +10,7 @@
 use std::borrow::Cow;
 use std::collections::{BTreeMap, HashMap};
 use std::net::{IpAddr, SocketAddr};
+use std::sync::Arc;
 
 use mcptap_wire::{ConnMeta, FlowId, Headers, HttpEvent, HttpRequest, MsgFlags, header_str};
 use serde_json::Value;
@@ -132,7 +133,9 @@ pub struct Decoder {
     pending: BTreeMap<(FlowId, u64), Box<Exchange>>,
     order: BTreeMap<u64, (FlowId, u64)>,
     next_seq: u64,
-    sessions: HashMap<String, SessionInfo>,
+    /// Shared so that an exchange looks its session up once
+    /// ([`ExCtx::session_info`]).
+    sessions: HashMap<String, Arc<SessionInfo>>,
     session_order: BTreeMap<u64, String>,
     next_session_seq: u64,
     /// Address texts formatted once and shared by the spans of every
@@ -341,7 +344,10 @@ impl Decoder {
         self.stats.count_status(ex.status);
         let headers = std::mem::take(&mut ex.headers);
         let hdrs = ReqHeaders::scan(&headers);
-        let era = Era::classify(hdrs.protocol_version.map(text).as_deref());
+        // Texts of the headers read more than once, converted once.
+        let hdr_pv = hdrs.protocol_version.map(text);
+        let hdr_method = hdrs.mcp_method.map(text);
+        let era = Era::classify(hdr_pv.as_deref());
         match era {
             Era::Legacy => self.stats.era_legacy += 1,
             Era::Modern => self.stats.era_modern += 1,
@@ -358,6 +364,10 @@ impl Decoder {
             self.stats.sessions_minted += 1;
         }
         self.update_sessions(&ex, minted.as_deref(), session_hdr.as_deref());
+        let session_info = session_hdr
+            .as_ref()
+            .and_then(|s| self.sessions.get(s))
+            .cloned();
 
         let server_ip = self.texts.ip(ex.conn.server.ip());
         let instance_id = match &self.cfg.instance_id {
@@ -374,6 +384,9 @@ impl Decoder {
             client_ip: self.texts.ip(ex.conn.client.ip()),
             server_ip,
             hdrs,
+            hdr_pv,
+            hdr_method,
+            session_info,
         };
         let msgs = std::mem::take(&mut ex.msgs);
         if msgs.is_empty() {
@@ -438,7 +451,7 @@ impl Decoder {
         entry.seq = self.next_session_seq;
         self.next_session_seq += 1;
         self.session_order.insert(entry.seq, id.to_string());
-        self.sessions.insert(id.to_string(), entry);
+        self.sessions.insert(id.to_string(), Arc::new(entry));
     }
 
     /// Attributes shared by every span of an exchange; `last` for the
@@ -544,11 +557,11 @@ impl Decoder {
         if f.resynced {
             push(attrs, a::HTTP_RESYNCED, AttrValue::Bool(true));
         }
-        if let Some(m) = ctx.hdrs.mcp_method.map(text) {
+        if let Some(m) = ctx.hdr_method.as_deref() {
             push(
                 attrs,
                 a::ROUTING_MCP_METHOD,
-                AttrValue::Str(known_or_owned(&m, known_method)),
+                AttrValue::Str(known_or_owned(m, known_method)),
             );
         }
         let params = if ctx.hdrs.param_headers {
@@ -580,18 +593,16 @@ impl Decoder {
                 AttrValue::Str(n.value.into()),
             );
         }
-        let pv = ctx.hdrs.protocol_version.map(text).or_else(|| {
-            ctx.session
-                .as_ref()
-                .and_then(|s| self.sessions.get(s))
+        let pv = ctx.hdr_pv.as_deref().or_else(|| {
+            ctx.session_info
+                .as_deref()
                 .and_then(|i| i.protocol_version.as_deref())
-                .map(Cow::Borrowed)
         });
         if let Some(pv) = pv {
             push(
                 &mut attrs,
                 a::MCP_PROTOCOL_VERSION,
-                AttrValue::Str(known_or_owned(&pv, known_version)),
+                AttrValue::Str(known_or_owned(pv, known_version)),
             );
         }
         self.session_identity(ctx, &mut attrs);
@@ -673,7 +684,7 @@ impl Decoder {
     }
 
     fn session_identity(&self, ctx: &ExCtx, attrs: &mut Vec<Attr>) -> bool {
-        let Some(info) = ctx.session.as_ref().and_then(|s| self.sessions.get(s)) else {
+        let Some(info) = ctx.session_info.as_deref() else {
             return false;
         };
         let mut any = false;
@@ -779,10 +790,9 @@ impl Decoder {
 
         // Protocol version.
         let is_init = m.method == "initialize";
-        let hdr_pv = ctx.hdrs.protocol_version.map(text);
-        let session_info = ctx.session.as_ref().and_then(|s| self.sessions.get(s));
+        let hdr_pv = ctx.hdr_pv.as_deref();
+        let session_info = ctx.session_info.as_deref();
         let pv = hdr_pv
-            .as_deref()
             .or(m.params.meta.protocol_version.as_deref())
             .or_else(|| {
                 is_init
@@ -844,7 +854,7 @@ impl Decoder {
             m.is_request(),
             params,
             meta.protocol_version.as_deref(),
-            hdr_pv.as_deref(),
+            hdr_pv,
             &mut attrs,
         );
 
@@ -1078,7 +1088,7 @@ impl Decoder {
         attrs: &mut Vec<Attr>,
     ) {
         let modern = ctx.era == Era::Modern && !ex.batch;
-        let hdr_method = ctx.hdrs.mcp_method.map(text);
+        let hdr_method = ctx.hdr_method.as_deref();
         let name_hdr = ctx.hdrs.mcp_name.map(decode_header_value);
         if let Some(n) = &name_hdr {
             push(
@@ -1101,8 +1111,8 @@ impl Decoder {
         let (ms, ns, ps) = if !modern {
             (Check::NotRequired, Check::NotRequired, Check::NotRequired)
         } else {
-            let ms = match &hdr_method {
-                Some(h) if *h == *method => Check::Match,
+            let ms = match hdr_method {
+                Some(h) if h == method => Check::Match,
                 Some(_) => Check::Mismatch,
                 None if is_request => Check::Missing,
                 None => Check::NotRequired,
@@ -1158,6 +1168,13 @@ struct ExCtx<'h> {
     /// `server.address`, likewise.
     server_ip: String,
     hdrs: ReqHeaders<'h>,
+    /// `MCP-Protocol-Version` as text (lossy UTF-8).
+    hdr_pv: Option<Cow<'h, str>>,
+    /// `Mcp-Method` as text (lossy UTF-8).
+    hdr_method: Option<Cow<'h, str>>,
+    /// The entry of the request's `Mcp-Session-Id` after this exchange
+    /// updated the table, looked up once.
+    session_info: Option<Arc<SessionInfo>>,
 }
 
 /// The request headers the decoder reads, found in one pass over the head:
