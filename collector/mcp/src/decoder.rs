@@ -12,7 +12,7 @@ use std::collections::{BTreeMap, HashMap};
 use std::net::{IpAddr, SocketAddr};
 use std::sync::Arc;
 
-use mcptap_wire::{ConnMeta, FlowId, Headers, HttpEvent, HttpRequest, MsgFlags, header_str};
+use mcptap_wire::{ConnMeta, FlowId, Headers, HttpEvent, HttpRequest, MsgFlags, header};
 use serde_json::Value;
 
 use crate::attrs as a;
@@ -358,7 +358,11 @@ impl Decoder {
         }
         // Legacy servers repeat the session header on every response of the session;
         // only an id the request did not already carry is newly minted.
-        let minted = header_str(&ex.resp_headers, "mcp-session-id")
+        // Equal bytes are equal texts: the text (and its copy) is made only for
+        // a header that differs from the request's.
+        let minted = header(&ex.resp_headers, "mcp-session-id")
+            .filter(|m| hdrs.session_id != Some(*m))
+            .map(owned_text)
             .filter(|m| session_hdr.as_deref() != Some(m.as_str()));
         if minted.is_some() {
             self.stats.sessions_minted += 1;
@@ -509,8 +513,12 @@ impl Decoder {
         );
         push_str(attrs, a::NETWORK_TRANSPORT, "tcp");
         push_str(attrs, a::ERA, ctx.era.as_str());
-        if let Some(s) = &ctx.session {
-            push(attrs, a::MCP_SESSION_ID, AttrValue::Str(s.clone().into()));
+        if let Some(s) = &mut ctx.session {
+            push(
+                attrs,
+                a::MCP_SESSION_ID,
+                AttrValue::Str(share(s, last).into()),
+            );
         }
         if let Some(s) = &mut ctx.minted {
             push(
@@ -1090,24 +1098,7 @@ impl Decoder {
         let modern = ctx.era == Era::Modern && !ex.batch;
         let hdr_method = ctx.hdr_method.as_deref();
         let name_hdr = ctx.hdrs.mcp_name.map(decode_header_value);
-        if let Some(n) = &name_hdr {
-            push(
-                attrs,
-                a::ROUTING_MCP_NAME,
-                AttrValue::Str(n.value.clone().into()),
-            );
-            if let Some(raw) = &n.raw_if_encoded {
-                push(attrs, a::ROUTING_MCP_NAME_ENCODED, AttrValue::Bool(true));
-                push(
-                    attrs,
-                    a::ROUTING_MCP_NAME_RAW,
-                    AttrValue::Str(raw.clone().into()),
-                );
-            }
-            if n.decode_error {
-                self.stats.mcp_name_decode_errors += 1;
-            }
-        }
+        // The checks first: then the header's texts move into the attributes.
         let (ms, ns, ps) = if !modern {
             (Check::NotRequired, Check::NotRequired, Check::NotRequired)
         } else {
@@ -1141,6 +1132,16 @@ impl Decoder {
             };
             (ms, ns, ps)
         };
+        if let Some(n) = name_hdr {
+            if n.decode_error {
+                self.stats.mcp_name_decode_errors += 1;
+            }
+            push(attrs, a::ROUTING_MCP_NAME, AttrValue::Str(n.value.into()));
+            if let Some(raw) = n.raw_if_encoded {
+                push(attrs, a::ROUTING_MCP_NAME_ENCODED, AttrValue::Bool(true));
+                push(attrs, a::ROUTING_MCP_NAME_RAW, AttrValue::Str(raw.into()));
+            }
+        }
         for c in [ms, ns, ps] {
             match c {
                 Check::Mismatch => self.stats.routing_mismatch += 1,
@@ -1159,6 +1160,8 @@ struct ExCtx<'h> {
     era: Era,
     end_ts: u64,
     reason: EndReason,
+    /// The request's `Mcp-Session-Id` (read only by `base_attrs`: the last
+    /// span takes it).
     session: Option<String>,
     minted: Option<String>,
     instance_id: String,
@@ -1218,8 +1221,10 @@ impl<'h> ReqHeaders<'h> {
                 14 if n.eq_ignore_ascii_case(b"mcp-session-id") => &mut r.session_id,
                 20 if n.eq_ignore_ascii_case(b"mcp-protocol-version") => &mut r.protocol_version,
                 _ => {
-                    if n.get(..10)
-                        .is_some_and(|p| p.eq_ignore_ascii_case(b"mcp-param-"))
+                    if n.len() >= 10
+                        && n.first().is_some_and(|c| c.eq_ignore_ascii_case(&b'm'))
+                        && n.get(..10)
+                            .is_some_and(|p| p.eq_ignore_ascii_case(b"mcp-param-"))
                     {
                         r.param_headers = true;
                     }
@@ -2015,6 +2020,45 @@ mod text_tests {
             if let Some(k) = super::known_error_code(c) {
                 prop_assert_eq!(k, c.to_string());
             }
+        }
+    }
+
+    proptest! {
+        /// The one-pass header scan finds what a lookup of each name finds
+        /// (first header of the name, any case), and flags `Mcp-Param-*` names.
+        #[test]
+        fn req_headers_scan_matches_lookups(
+            hs in proptest::collection::vec(
+                (
+                    prop_oneof![
+                        Just("Mcp-Name"), Just("user-agent"), Just("MCP-METHOD"),
+                        Just("tracestate"), Just("Traceparent"), Just("mcp-session-id"),
+                        Just("MCP-Protocol-Version"), Just("mcp-param-"), Just("Mcp-Param-Region"),
+                        Just("mcp-par"), Just("content-type"), Just("host"), Just("x-mcp-param-a"),
+                    ],
+                    proptest::collection::vec(any::<u8>(), 0..6),
+                ),
+                0..12,
+            )
+        ) {
+            let headers: mcptap_wire::Headers = hs
+                .iter()
+                .map(|(n, v)| mcptap_wire::Header { name: (*n).to_string(), value: v.clone() })
+                .collect::<Vec<_>>()
+                .into();
+            let r = super::ReqHeaders::scan(&headers);
+            let look = |n: &str| mcptap_wire::header(&headers, n);
+            prop_assert_eq!(r.mcp_name, look("mcp-name"));
+            prop_assert_eq!(r.user_agent, look("user-agent"));
+            prop_assert_eq!(r.mcp_method, look("mcp-method"));
+            prop_assert_eq!(r.tracestate, look("tracestate"));
+            prop_assert_eq!(r.traceparent, look("traceparent"));
+            prop_assert_eq!(r.session_id, look("mcp-session-id"));
+            prop_assert_eq!(r.protocol_version, look("mcp-protocol-version"));
+            let params = hs.iter().any(|(n, _)| {
+                n.get(..10).is_some_and(|p| p.eq_ignore_ascii_case("mcp-param-"))
+            });
+            prop_assert_eq!(r.param_headers, params);
         }
     }
 
