@@ -745,7 +745,7 @@ impl Decoder {
             AttrValue::Str(known_or_owned(method, known_method)),
         );
         if let Some(id) = m.id.as_mut().and_then(take_id_string) {
-            push(&mut attrs, a::JSONRPC_REQUEST_ID, AttrValue::Str(id.into()));
+            push(&mut attrs, a::JSONRPC_REQUEST_ID, AttrValue::Str(id));
         }
         if let Some(v) = &m.jsonrpc {
             push(
@@ -1536,13 +1536,34 @@ fn id_string(id: &Value) -> Option<String> {
 }
 
 /// [`id_string`] of `id`, moving a string id out (leaving it empty) instead of
-/// copying it when it is not cut.
-fn take_id_string(id: &mut Value) -> Option<String> {
+/// copying it when it is not cut, and small integer ids (what clients count
+/// with) as fixed strings.
+fn take_id_string(id: &mut Value) -> Option<Cow<'static, str>> {
     match id {
-        Value::String(s) if cap(s).len() == s.len() => Some(std::mem::take(s)),
-        other => id_string(other),
+        Value::String(s) if cap(s).len() == s.len() => Some(Cow::Owned(std::mem::take(s))),
+        Value::Number(n) => match n
+            .as_u64()
+            .and_then(|u| SMALL_INTS.get(usize::try_from(u).ok()?))
+        {
+            Some(t) => Some(Cow::Borrowed(*t)),
+            None => Some(Cow::Owned(number_text(n))),
+        },
+        other => id_string(other).map(Cow::Owned),
     }
 }
+
+/// `0` … `127` in decimal.
+const SMALL_INTS: [&str; 128] = [
+    "0", "1", "2", "3", "4", "5", "6", "7", "8", "9", "10", "11", "12", "13", "14", "15", "16",
+    "17", "18", "19", "20", "21", "22", "23", "24", "25", "26", "27", "28", "29", "30", "31", "32",
+    "33", "34", "35", "36", "37", "38", "39", "40", "41", "42", "43", "44", "45", "46", "47", "48",
+    "49", "50", "51", "52", "53", "54", "55", "56", "57", "58", "59", "60", "61", "62", "63", "64",
+    "65", "66", "67", "68", "69", "70", "71", "72", "73", "74", "75", "76", "77", "78", "79", "80",
+    "81", "82", "83", "84", "85", "86", "87", "88", "89", "90", "91", "92", "93", "94", "95", "96",
+    "97", "98", "99", "100", "101", "102", "103", "104", "105", "106", "107", "108", "109", "110",
+    "111", "112", "113", "114", "115", "116", "117", "118", "119", "120", "121", "122", "123",
+    "124", "125", "126", "127",
+];
 
 /// `n.to_string()`: integers in decimal without the formatting machinery
 /// (what `Number`'s `Display` writes for them), other numbers by `Display`.
@@ -2012,6 +2033,17 @@ mod text_tests {
             ] {
                 let held = super::known_or_owned(&s, known);
                 prop_assert_eq!(held.as_ref(), s.as_str());
+            }
+        }
+
+        /// Ids as `id_string` writes them, whichever way they are held.
+        #[test]
+        fn take_id_string_matches_id_string(u in 0u64..300, i in any::<i64>(), s in ".{0,8}") {
+            for v in [serde_json::json!(u), serde_json::json!(i), serde_json::json!(s), serde_json::json!(null), serde_json::json!([u])] {
+                let want = super::id_string(&v);
+                let mut held = v.clone();
+                let got = super::take_id_string(&mut held);
+                prop_assert_eq!(got.as_deref(), want.as_deref());
             }
         }
 
