@@ -8,7 +8,7 @@
 //! bodies are as large as the HTTP layer's cap allows.
 
 use std::borrow::Cow;
-use std::collections::{BTreeMap, HashMap};
+use std::collections::{BTreeMap, HashMap, VecDeque};
 use std::net::{IpAddr, SocketAddr};
 use std::sync::Arc;
 
@@ -131,7 +131,8 @@ pub struct Decoder {
     stats: McpStats,
     /// Boxed: B-tree nodes then move pointers, not ~600-byte exchanges.
     pending: BTreeMap<(FlowId, u64), Box<Exchange>>,
-    order: BTreeMap<u64, (FlowId, u64)>,
+    /// Arrival order of the pending exchanges (eviction, `finish`).
+    order: Order,
     next_seq: u64,
     /// Shared so that an exchange looks its session up once
     /// ([`ExCtx::session_info`]).
@@ -150,7 +151,7 @@ impl Decoder {
             cfg,
             stats: McpStats::default(),
             pending: BTreeMap::new(),
-            order: BTreeMap::new(),
+            order: Order::default(),
             next_seq: 0,
             sessions: HashMap::new(),
             session_order: BTreeMap::new(),
@@ -265,7 +266,7 @@ impl Decoder {
     /// End of input: every pending exchange becomes a span, flagged
     /// `mcptap.response.missing_reason = "capture_end"` when no response head came.
     pub fn finish(&mut self, out: &mut Vec<Span>) {
-        let keys: Vec<(FlowId, u64)> = self.order.values().copied().collect();
+        let keys: Vec<(FlowId, u64)> = self.order.keys().collect();
         for (f, i) in keys {
             if let Some(ex) = self.remove(f, i) {
                 self.stats.pending_at_finish += 1;
@@ -277,7 +278,7 @@ impl Decoder {
 
     fn remove(&mut self, flow: FlowId, index: u64) -> Option<Box<Exchange>> {
         let ex = self.pending.remove(&(flow, index))?;
-        self.order.remove(&ex.seq);
+        self.order.remove(ex.seq);
         Some(ex)
     }
 
@@ -291,7 +292,7 @@ impl Decoder {
             self.finalize(old, end, EndReason::Evicted, out);
         }
         while self.pending.len() >= self.cfg.max_pending.max(1) {
-            let Some((_, (f, i))) = self.order.pop_first() else {
+            let Some((f, i)) = self.order.pop_first() else {
                 break;
             };
             if let Some(old) = self.pending.remove(&(f, i)) {
@@ -327,7 +328,7 @@ impl Decoder {
         });
         self.next_seq += 1;
         parse_request_body(&mut ex, &req.body, &self.cfg, &mut self.stats);
-        self.order.insert(ex.seq, key);
+        self.order.push(ex.seq, key);
         self.pending.insert(key, ex);
     }
 
@@ -1152,6 +1153,112 @@ impl Decoder {
         push_str(attrs, a::ROUTING_METHOD_STATUS, ms.as_str());
         push_str(attrs, a::ROUTING_NAME_STATUS, ns.as_str());
         push_str(attrs, a::ROUTING_PROTOCOL_VERSION_STATUS, ps.as_str());
+    }
+}
+
+/// The keys of the pending exchanges in arrival order: a deque of
+/// `(seq, key)` with strictly increasing `seq`. Removing marks an entry dead
+/// (found by binary search); dead entries leave when they reach either end,
+/// or all at once when they outnumber the live ones, so the deque holds at
+/// most about twice the pending exchanges. Same order and answers as a
+/// `BTreeMap<seq, key>` (see the proptest), without tree nodes: exchanges
+/// usually end in the order they began, so the entry removed is at the front.
+#[derive(Debug, Default)]
+struct Order {
+    q: VecDeque<(u64, Option<(FlowId, u64)>)>,
+    dead: usize,
+}
+
+impl Order {
+    /// Appends `key` with sequence number `seq` (larger than any before).
+    fn push(&mut self, seq: u64, key: (FlowId, u64)) {
+        self.q.push_back((seq, Some(key)));
+    }
+
+    /// Forgets the entry of `seq`, if live.
+    fn remove(&mut self, seq: u64) {
+        let Ok(i) = self.q.binary_search_by_key(&seq, |e| e.0) else {
+            return;
+        };
+        if self.q.get_mut(i).and_then(|e| e.1.take()).is_some() {
+            self.dead += 1;
+            self.trim();
+        }
+    }
+
+    /// Drops dead entries at both ends; compacts when most entries are dead.
+    fn trim(&mut self) {
+        while self.q.front().is_some_and(|e| e.1.is_none()) {
+            self.q.pop_front();
+            self.dead = self.dead.saturating_sub(1);
+        }
+        while self.q.back().is_some_and(|e| e.1.is_none()) {
+            self.q.pop_back();
+            self.dead = self.dead.saturating_sub(1);
+        }
+        if self.dead > 32 && self.dead * 2 > self.q.len() {
+            self.q.retain(|e| e.1.is_some());
+            self.dead = 0;
+        }
+    }
+
+    /// Removes and returns the oldest live key.
+    fn pop_first(&mut self) -> Option<(FlowId, u64)> {
+        while let Some((_, k)) = self.q.pop_front() {
+            match k {
+                Some(k) => {
+                    self.trim();
+                    return Some(k);
+                }
+                None => self.dead = self.dead.saturating_sub(1),
+            }
+        }
+        None
+    }
+
+    /// The live keys, oldest first.
+    fn keys(&self) -> impl Iterator<Item = (FlowId, u64)> + '_ {
+        self.q.iter().filter_map(|e| e.1)
+    }
+}
+
+#[cfg(test)]
+mod order_tests {
+    use super::Order;
+    use mcptap_wire::FlowId;
+    use proptest::prelude::*;
+    use std::collections::BTreeMap;
+
+    proptest! {
+        /// `Order` answers as the `BTreeMap<seq, key>` it replaces, and stays
+        /// bounded.
+        #[test]
+        fn order_matches_btreemap(ops in proptest::collection::vec((0u8..4, any::<u16>()), 0..400)) {
+            let mut o = Order::default();
+            let mut m: BTreeMap<u64, (FlowId, u64)> = BTreeMap::new();
+            let mut seq = 0u64;
+            for (op, x) in ops {
+                match op {
+                    0 | 1 => {
+                        let key = (FlowId(u64::from(x % 7)), u64::from(x));
+                        o.push(seq, key);
+                        m.insert(seq, key);
+                        seq += 1;
+                    }
+                    2 => {
+                        // Remove a live, a dead or an unknown sequence number.
+                        let s = if seq == 0 { 0 } else { u64::from(x) % (seq + 2) };
+                        o.remove(s);
+                        m.remove(&s);
+                    }
+                    _ => {
+                        prop_assert_eq!(o.pop_first(), m.pop_first().map(|(_, k)| k));
+                    }
+                }
+                prop_assert!(o.keys().eq(m.values().copied()));
+                prop_assert!(o.q.len() <= 2 * m.len() + 33);
+            }
+        }
     }
 }
 
