@@ -658,7 +658,8 @@ impl Decoder {
             span_id,
             parent_span_id: None,
             trace_state: String::new(),
-            name: ex.method.clone(),
+            // The exchange ends with this span: its method moves.
+            name: std::mem::take(&mut ex.method),
             start_ns: ex.ts_first,
             end_ns: ctx.end_ts,
             status,
