@@ -142,7 +142,13 @@ pub struct Decoder {
     /// Address texts formatted once and shared by the spans of every
     /// connection with the same endpoints.
     texts: AddrTexts,
+    /// Boxes of finished exchanges kept for the next requests (at most
+    /// [`SPARE_EXCHANGES`]; their old contents are dropped on reuse).
+    spare: Vec<Box<Exchange>>,
 }
+
+/// Exchange boxes kept for reuse.
+const SPARE_EXCHANGES: usize = 8;
 
 impl Decoder {
     /// A decoder with configuration `cfg`.
@@ -157,6 +163,7 @@ impl Decoder {
             session_order: BTreeMap::new(),
             next_session_seq: 0,
             texts: AddrTexts::new(),
+            spare: Vec::new(),
         }
     }
 
@@ -301,7 +308,7 @@ impl Decoder {
                 self.finalize(old, end, EndReason::Evicted, out);
             }
         }
-        let mut ex = Box::new(Exchange {
+        let fresh = Exchange {
             seq: self.next_seq,
             index: req.index,
             conn,
@@ -325,7 +332,15 @@ impl Decoder {
             null_error: None,
             http_attached: Attached::default(),
             last_ts: req.ts_last.max(req.ts_first),
-        });
+        };
+        // A finished exchange's box, if one is kept, saves an allocation.
+        let mut ex = match self.spare.pop() {
+            Some(mut b) => {
+                *b = fresh;
+                b
+            }
+            None => Box::new(fresh),
+        };
         self.next_seq += 1;
         parse_request_body(&mut ex, &req.body, &self.cfg, &mut self.stats);
         self.order.push(ex.seq, key);
@@ -406,6 +421,9 @@ impl Decoder {
                 self.stats.spans += 1;
                 out.push(span);
             }
+        }
+        if self.spare.len() < SPARE_EXCHANGES {
+            self.spare.push(ex);
         }
     }
 
