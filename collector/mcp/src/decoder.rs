@@ -144,6 +144,7 @@ pub struct Decoder {
     texts: AddrTexts,
     /// Boxes of finished exchanges kept for the next requests (at most
     /// [`SPARE_EXCHANGES`]; their old contents are dropped on reuse).
+    #[allow(clippy::vec_box)] // the boxes are what is reused
     spare: Vec<Box<Exchange>>,
 }
 
