@@ -1852,7 +1852,11 @@ fn url_path(target: &str) -> &str {
             break;
         }
     }
-    let end = t.find(['?', '#']).unwrap_or(t.len());
+    // Bytes, not chars: ASCII never occurs inside a multi-byte sequence.
+    let end = t
+        .bytes()
+        .position(|b| b == b'?' || b == b'#')
+        .unwrap_or(t.len());
     t.get(..end).unwrap_or(t)
 }
 
@@ -2161,6 +2165,24 @@ mod text_tests {
                 let held = super::known_or_owned(&s, known);
                 prop_assert_eq!(held.as_ref(), s.as_str());
             }
+        }
+
+        /// The byte scan for `?`/`#` cuts where the char search did.
+        #[test]
+        fn url_path_cuts_like_char_search(t in "(https?://[a-z.]{0,6})?[/a-zé?#=&]{0,16}") {
+            let got = super::url_path(&t);
+            let mut model: &str = &t;
+            for scheme in ["http://", "https://"] {
+                if model.len() >= scheme.len()
+                    && model.get(..scheme.len()).is_some_and(|p| p.eq_ignore_ascii_case(scheme))
+                {
+                    let rest = model.get(scheme.len()..).unwrap_or("");
+                    model = rest.find('/').and_then(|i| rest.get(i..)).unwrap_or("/");
+                    break;
+                }
+            }
+            let end = model.find(['?', '#']).unwrap_or(model.len());
+            prop_assert_eq!(got, &model[..end]);
         }
 
         /// Ids as `id_string` writes them, whichever way they are held.
