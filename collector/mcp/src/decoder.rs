@@ -129,8 +129,8 @@ struct Exchange {
 pub struct Decoder {
     cfg: DecoderConfig,
     stats: McpStats,
-    /// Boxed: B-tree nodes then move pointers, not ~600-byte exchanges.
-    pending: BTreeMap<(FlowId, u64), Box<Exchange>>,
+    /// Boxed: the table then moves pointers, not ~600-byte exchanges.
+    pending: Pending<Box<Exchange>>,
     /// Arrival order of the pending exchanges (eviction, `finish`).
     order: Order,
     next_seq: u64,
@@ -157,7 +157,7 @@ impl Decoder {
         Decoder {
             cfg,
             stats: McpStats::default(),
-            pending: BTreeMap::new(),
+            pending: Pending::default(),
             order: Order::default(),
             next_seq: 0,
             sessions: HashMap::new(),
@@ -190,7 +190,7 @@ impl Decoder {
                 headers,
                 sse,
             } => {
-                let Some(ex) = self.pending.get_mut(&(flow, index)) else {
+                let Some(ex) = self.pending.get_mut(flow, index) else {
                     self.stats.orphan_events += 1;
                     return;
                 };
@@ -205,7 +205,7 @@ impl Decoder {
                 ts,
                 event,
             } => {
-                let Some(ex) = self.pending.get_mut(&(flow, index)) else {
+                let Some(ex) = self.pending.get_mut(flow, index) else {
                     self.stats.orphan_events += 1;
                     return;
                 };
@@ -253,19 +253,14 @@ impl Decoder {
                 self.finalize(ex, ts, EndReason::Response, out);
             }
             HttpEvent::Closed { flow, ts } => {
-                let keys: Vec<(FlowId, u64)> = self
-                    .pending
-                    .range((flow, 0)..=(flow, u64::MAX))
-                    .map(|(k, _)| *k)
-                    .collect();
-                for (f, i) in keys {
-                    if let Some(ex) = self.remove(f, i) {
-                        if ex.status.is_none() {
-                            self.stats.closed_without_response += 1;
-                        }
-                        let end = ts.max(ex.last_ts);
-                        self.finalize(ex, end, EndReason::Closed, out);
+                // The flow's exchanges, in request-index order.
+                for ex in self.pending.take_flow(flow) {
+                    self.order.remove(ex.seq);
+                    if ex.status.is_none() {
+                        self.stats.closed_without_response += 1;
                     }
+                    let end = ts.max(ex.last_ts);
+                    self.finalize(ex, end, EndReason::Closed, out);
                 }
             }
         }
@@ -285,7 +280,7 @@ impl Decoder {
     }
 
     fn remove(&mut self, flow: FlowId, index: u64) -> Option<Box<Exchange>> {
-        let ex = self.pending.remove(&(flow, index))?;
+        let ex = self.pending.remove(flow, index)?;
         self.order.remove(ex.seq);
         Some(ex)
     }
@@ -303,7 +298,7 @@ impl Decoder {
             let Some((f, i)) = self.order.pop_first() else {
                 break;
             };
-            if let Some(old) = self.pending.remove(&(f, i)) {
+            if let Some(old) = self.pending.remove(f, i) {
                 self.stats.pending_evicted += 1;
                 let end = old.last_ts;
                 self.finalize(old, end, EndReason::Evicted, out);
@@ -345,7 +340,7 @@ impl Decoder {
         self.next_seq += 1;
         parse_request_body(&mut ex, &req.body, &self.cfg, &mut self.stats);
         self.order.push(ex.seq, key);
-        self.pending.insert(key, ex);
+        self.pending.insert(key.0, key.1, ex);
     }
 
     // ---- span building ---------------------------------------------------------------
@@ -1173,6 +1168,161 @@ impl Decoder {
         push_str(attrs, a::ROUTING_METHOD_STATUS, ms.as_str());
         push_str(attrs, a::ROUTING_NAME_STATUS, ns.as_str());
         push_str(attrs, a::ROUTING_PROTOCOL_VERSION_STATUS, ps.as_str());
+    }
+}
+
+/// Pending exchanges by flow: a hash table keyed by [`FlowId`] (a counter the
+/// flow table assigns, not chosen by the traffic, so a plain multiplicative
+/// hash is safe), each flow holding its exchanges in request-index order,
+/// the usual single one inline. Same answers as the
+/// `BTreeMap<(FlowId, index), T>` it replaces (see the proptest), with one
+/// cheap hash instead of a tree walk per event.
+#[derive(Debug)]
+struct Pending<T> {
+    flows: HashMap<FlowId, FlowPending<T>, std::hash::BuildHasherDefault<FlowHasher>>,
+    len: usize,
+}
+
+impl<T> Default for Pending<T> {
+    fn default() -> Self {
+        Pending {
+            flows: HashMap::default(),
+            len: 0,
+        }
+    }
+}
+
+/// One flow's pending entries, `(index, value)` in increasing index order.
+#[derive(Debug)]
+enum FlowPending<T> {
+    One(u64, T),
+    Many(Vec<(u64, T)>),
+}
+
+/// Multiplicative hash of a [`FlowId`] (Fibonacci hashing).
+#[derive(Debug, Default)]
+struct FlowHasher(u64);
+
+impl std::hash::Hasher for FlowHasher {
+    fn write(&mut self, bytes: &[u8]) {
+        for b in bytes {
+            self.0 = (self.0.rotate_left(8) ^ u64::from(*b)).wrapping_mul(0x9e37_79b9_7f4a_7c15);
+        }
+    }
+    fn write_u64(&mut self, n: u64) {
+        self.0 = (self.0 ^ n).wrapping_mul(0x9e37_79b9_7f4a_7c15);
+    }
+    fn finish(&self) -> u64 {
+        self.0
+    }
+}
+
+impl<T> Pending<T> {
+    /// Number of entries.
+    fn len(&self) -> usize {
+        self.len
+    }
+
+    fn get_mut(&mut self, flow: FlowId, index: u64) -> Option<&mut T> {
+        match self.flows.get_mut(&flow)? {
+            FlowPending::One(i, v) => (*i == index).then_some(v),
+            FlowPending::Many(list) => list.iter_mut().find(|e| e.0 == index).map(|e| &mut e.1),
+        }
+    }
+
+    fn remove(&mut self, flow: FlowId, index: u64) -> Option<T> {
+        let std::collections::hash_map::Entry::Occupied(mut slot) = self.flows.entry(flow) else {
+            return None;
+        };
+        let v = match slot.get_mut() {
+            FlowPending::One(i, _) => {
+                if *i != index {
+                    return None;
+                }
+                match slot.remove() {
+                    FlowPending::One(_, v) => v,
+                    FlowPending::Many(_) => return None,
+                }
+            }
+            FlowPending::Many(list) => {
+                let pos = list.iter().position(|e| e.0 == index)?;
+                let (_, v) = list.remove(pos);
+                if list.is_empty() {
+                    slot.remove();
+                }
+                v
+            }
+        };
+        self.len -= 1;
+        Some(v)
+    }
+
+    /// Adds `value` under `(flow, index)`, which must not be present.
+    fn insert(&mut self, flow: FlowId, index: u64, value: T) {
+        self.len += 1;
+        match self.flows.entry(flow) {
+            std::collections::hash_map::Entry::Vacant(e) => {
+                e.insert(FlowPending::One(index, value));
+            }
+            std::collections::hash_map::Entry::Occupied(mut e) => {
+                let slot = e.get_mut();
+                let mut list = match std::mem::replace(slot, FlowPending::Many(Vec::new())) {
+                    FlowPending::One(i, v) => vec![(i, v)],
+                    FlowPending::Many(list) => list,
+                };
+                // Indexes grow on a connection: almost always the end.
+                let pos = list.partition_point(|e| e.0 < index);
+                list.insert(pos, (index, value));
+                *slot = FlowPending::Many(list);
+            }
+        }
+    }
+
+    /// Removes and returns every entry of `flow`, in index order.
+    fn take_flow(&mut self, flow: FlowId) -> Vec<T> {
+        let out: Vec<T> = match self.flows.remove(&flow) {
+            None => Vec::new(),
+            Some(FlowPending::One(_, v)) => vec![v],
+            Some(FlowPending::Many(list)) => list.into_iter().map(|e| e.1).collect(),
+        };
+        self.len -= out.len();
+        out
+    }
+}
+
+#[cfg(test)]
+mod pending_tests {
+    use super::Pending;
+    use mcptap_wire::FlowId;
+    use proptest::prelude::*;
+    use std::collections::BTreeMap;
+
+    proptest! {
+        /// `Pending` answers as a `BTreeMap<(flow, index), value>`.
+        #[test]
+        fn pending_matches_btreemap(ops in proptest::collection::vec((0u8..5, 0u64..4, 0u64..6), 0..300)) {
+            let mut p: Pending<u32> = Pending::default();
+            let mut m: BTreeMap<(FlowId, u64), u32> = BTreeMap::new();
+            for (n, (op, f, i)) in ops.into_iter().enumerate() {
+                let (f, v) = (FlowId(f), n as u32);
+                match op {
+                    0 | 1 => {
+                        if let std::collections::btree_map::Entry::Vacant(e) = m.entry((f, i)) {
+                            e.insert(v);
+                            p.insert(f, i, v);
+                        }
+                    }
+                    2 => prop_assert_eq!(p.remove(f, i), m.remove(&(f, i))),
+                    3 => prop_assert_eq!(p.get_mut(f, i).copied(), m.get(&(f, i)).copied()),
+                    _ => {
+                        let want: Vec<u32> = m.range((f, 0)..=(f, u64::MAX)).map(|(_, v)| *v).collect();
+                        m.retain(|k, _| k.0 != f);
+                        prop_assert_eq!(p.take_flow(f), want);
+                    }
+                }
+                prop_assert_eq!(p.len(), m.len());
+            }
+        }
     }
 }
 
