@@ -1487,8 +1487,7 @@ impl<'h> ReqHeaders<'h> {
             tracestate: None,
             param_headers: false,
         };
-        for h in headers.iter() {
-            let n = h.name.as_bytes();
+        for (n, value) in headers.iter_bytes() {
             let slot = match n.len() {
                 8 if n.eq_ignore_ascii_case(b"mcp-name") => &mut r.mcp_name,
                 10 if n.eq_ignore_ascii_case(b"user-agent") => &mut r.user_agent,
@@ -1509,7 +1508,7 @@ impl<'h> ReqHeaders<'h> {
                 }
             };
             if slot.is_none() {
-                *slot = Some(h.value);
+                *slot = Some(value);
             }
         }
         r
