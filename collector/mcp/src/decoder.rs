@@ -215,7 +215,11 @@ impl Decoder {
                 if event.data.trim().is_empty() {
                     return; // priming event or keep-alive
                 }
-                match response::parse(event.data.as_bytes(), self.cfg.capture_bodies) {
+                match response::parse(
+                    event.data.as_bytes(),
+                    self.cfg.capture_bodies,
+                    &self.cfg.handle_rule,
+                ) {
                     Ok((v, _)) => absorb(ex, v, ts, &self.cfg, &mut self.stats),
                     Err(_) => {
                         self.stats.sse_json_errors += 1;
@@ -237,7 +241,7 @@ impl Decoder {
                 ex.flags.merge(flags);
                 ex.last_ts = ex.last_ts.max(ts);
                 if !body.iter().all(u8::is_ascii_whitespace) {
-                    match response::parse(&body, self.cfg.capture_bodies) {
+                    match response::parse(&body, self.cfg.capture_bodies, &self.cfg.handle_rule) {
                         Ok((v, whole)) => {
                             if self.cfg.capture_bodies && ex.msgs.is_empty() {
                                 ex.response_json = whole;
@@ -901,9 +905,7 @@ impl Decoder {
 
         // Handles used.
         let mut used = Handles::default();
-        if let Some(args) = &params.arguments {
-            used.walk(args, &self.cfg.handle_rule);
-        }
+        used.extend(&params.arguments);
         if let Some(t) = &params.task_id {
             used.push("taskId", t);
         }
@@ -957,16 +959,14 @@ impl Decoder {
             } else if m.method.starts_with("tasks/") {
                 task_status = r.status.clone();
             }
-            if let Some(sc) = &r.structured_content {
-                minted.walk(sc, &self.cfg.handle_rule);
-            }
+            minted.extend(&r.structured_content);
             if let Some(t) = &r.task_id {
                 minted.push("taskId", t);
             }
             if let Some(t) = wrapped.and_then(|w| w.task_id.as_ref()) {
                 minted.push("taskId", t);
             }
-            minted.walk_json_texts(&r.json_texts, &self.cfg.handle_rule);
+            minted.extend(&r.text_handles);
         }
         if let Some(t) = task_id {
             push(
@@ -1552,18 +1552,18 @@ fn parse_request_body(ex: &mut Exchange, body: &[u8], cfg: &DecoderConfig, stats
                 ex.request_json = Some(Value::Array(items.clone()));
                 ex.batch = true;
                 for (i, item) in items.into_iter().enumerate() {
-                    let m = request::msg_from_value(&item);
+                    let m = request::msg_from_value(&item, &cfg.handle_rule);
                     push_msg(ex, m, Some(item), Some(i as u64), stats);
                 }
             }
             other => {
                 ex.request_json = Some(other.clone());
-                let m = request::msg_from_value(&other);
+                let m = request::msg_from_value(&other, &cfg.handle_rule);
                 push_msg(ex, m, Some(other), None, stats);
             }
         }
     } else {
-        match request::parse(body) {
+        match request::parse(body, &cfg.handle_rule) {
             Ok(Body::Batch(items)) => {
                 stats.batches += 1;
                 stats.batch_messages += items.len() as u64;

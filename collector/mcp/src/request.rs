@@ -24,6 +24,9 @@ use std::fmt;
 use serde::de::{DeserializeSeed, Deserializer, MapAccess, SeqAccess, Visitor};
 use serde_json::Value;
 
+use crate::config::HandleRule;
+use crate::handles::{Found, WalkSeed};
+
 /// `_meta` key carrying the protocol version (2026-07-28).
 const META_PROTOCOL_VERSION: &str = "io.modelcontextprotocol/protocolVersion";
 /// `_meta` key carrying the client implementation (2026-07-28).
@@ -40,10 +43,15 @@ pub(crate) const MAX_NAME_BYTES: usize = 512;
 
 /// `s` cut to [`MAX_NAME_BYTES`] on a char boundary.
 pub(crate) fn cap(s: &str) -> &str {
-    if s.len() <= MAX_NAME_BYTES {
+    cut(s, MAX_NAME_BYTES)
+}
+
+/// `s` cut to at most `max` bytes on a char boundary.
+pub(crate) fn cut(s: &str, max: usize) -> &str {
+    if s.len() <= max {
         return s;
     }
-    let mut end = MAX_NAME_BYTES;
+    let mut end = max;
     while !s.is_char_boundary(end) {
         end -= 1;
     }
@@ -98,8 +106,9 @@ pub(crate) struct Params {
     pub task_is_object: bool,
     /// `taskId`, whatever its type.
     pub task_id: Option<Value>,
-    /// `arguments`, whatever its type (walked for handles).
-    pub arguments: Option<Value>,
+    /// Handle candidates of `arguments` (walked with the handle rule while
+    /// parsing, see [`WalkSeed`]); empty when absent.
+    pub arguments: Found,
 }
 
 /// `params._meta` members read by the decoder.
@@ -147,8 +156,8 @@ pub(crate) enum Caps {
 ///
 /// # Errors
 /// Exactly when `serde_json::from_slice::<Value>(bytes)` fails.
-pub(crate) fn parse(bytes: &[u8]) -> serde_json::Result<Body> {
-    read_all(bytes, BodySeed(MsgSeed))
+pub(crate) fn parse(bytes: &[u8], rule: &HandleRule) -> serde_json::Result<Body> {
+    read_all(bytes, BodySeed(MsgSeed(rule)))
 }
 
 /// Runs `seed` over all of `bytes` (one JSON value, then only whitespace),
@@ -181,8 +190,8 @@ pub(crate) fn read_all<'de, S: DeserializeSeed<'de>>(
 /// Reads one message from an already parsed `Value` (never fails in practice:
 /// every seed accepts every JSON type; an error is reported as `None`, a
 /// non-object).
-pub(crate) fn msg_from_value(v: &Value) -> Option<ReqMsg> {
-    MsgSeed.deserialize(v).ok().flatten()
+pub(crate) fn msg_from_value(v: &Value, rule: &HandleRule) -> Option<ReqMsg> {
+    MsgSeed(rule).deserialize(v).ok().flatten()
 }
 
 // ---- seeds --------------------------------------------------------------------------
@@ -200,12 +209,12 @@ pub(crate) struct StrSeed(pub(crate) bool);
 /// an object or a scalar, [`Body::Batch`] for an array.
 pub(crate) struct BodySeed<S>(pub(crate) S);
 
-/// One message: an object, else `None`.
+/// One message: an object, else `None`; `arguments` walked with the rule.
 #[derive(Clone, Copy)]
-struct MsgSeed;
+struct MsgSeed<'r>(&'r HandleRule);
 
-/// `params`: an object, else all empty.
-struct ParamsSeed;
+/// `params`: an object, else all empty; `arguments` walked with the rule.
+struct ParamsSeed<'r>(&'r HandleRule);
 
 /// `_meta`: an object's members are written into `.0` (which the caller
 /// has reset), else nothing is.
@@ -369,8 +378,13 @@ where
     }
 }
 
-any_seed!(MsgSeed, Option<ReqMsg>);
-impl<'de> Visitor<'de> for MsgSeed {
+impl<'de> DeserializeSeed<'de> for MsgSeed<'_> {
+    type Value = Option<ReqMsg>;
+    fn deserialize<D: Deserializer<'de>>(self, d: D) -> Result<Option<ReqMsg>, D::Error> {
+        d.deserialize_any(self)
+    }
+}
+impl<'de> Visitor<'de> for MsgSeed<'_> {
     type Value = Option<ReqMsg>;
     fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.write_str("a JSON-RPC message")
@@ -387,7 +401,7 @@ impl<'de> Visitor<'de> for MsgSeed {
                 "jsonrpc" => {
                     m.jsonrpc = map.next_value_seed(StrSeed(true))?.filter(|v| v != "2.0");
                 }
-                "params" => m.params = map.next_value_seed(ParamsSeed)?,
+                "params" => m.params = map.next_value_seed(ParamsSeed(self.0))?,
                 "result" | "error" => {
                     m.has_result_or_error = true;
                     map.next_value_seed(Skip)?;
@@ -399,8 +413,13 @@ impl<'de> Visitor<'de> for MsgSeed {
     }
 }
 
-any_seed!(ParamsSeed, Box<Params>);
-impl<'de> Visitor<'de> for ParamsSeed {
+impl<'de> DeserializeSeed<'de> for ParamsSeed<'_> {
+    type Value = Box<Params>;
+    fn deserialize<D: Deserializer<'de>>(self, d: D) -> Result<Box<Params>, D::Error> {
+        d.deserialize_any(self)
+    }
+}
+impl<'de> Visitor<'de> for ParamsSeed<'_> {
     type Value = Box<Params>;
     fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.write_str("params")
@@ -429,7 +448,15 @@ impl<'de> Visitor<'de> for ParamsSeed {
                 }
                 "task" => p.task_is_object = map.next_value_seed(IsObject)?,
                 "taskId" => p.task_id = Some(map.next_value::<Value>()?),
-                "arguments" => p.arguments = Some(map.next_value::<Value>()?),
+                "arguments" => {
+                    // Last member wins, as in a `Value`.
+                    p.arguments = Found::default();
+                    map.next_value_seed(WalkSeed {
+                        rule: self.0,
+                        depth: 1,
+                        out: &mut p.arguments,
+                    })?;
+                }
                 _ => map.next_value_seed(Skip)?,
             }
         }
@@ -561,7 +588,16 @@ impl<'de> Visitor<'de> for IsObject {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::handles::Handles;
     use proptest::prelude::*;
+
+    fn parse(bytes: &[u8]) -> serde_json::Result<Body> {
+        super::parse(bytes, &HandleRule::default())
+    }
+
+    fn msg_from_value(v: &Value) -> Option<ReqMsg> {
+        super::msg_from_value(v, &HandleRule::default())
+    }
 
     fn via_value(bytes: &[u8]) -> Option<Body> {
         let v: Value = serde_json::from_slice(bytes).ok()?;
@@ -590,7 +626,9 @@ mod tests {
         let p = &m.params;
         assert_eq!(p.name.as_deref(), Some("add"));
         assert_eq!(p.uri, None);
-        assert_eq!(p.arguments, Some(serde_json::json!({"basket_id": "b"})));
+        let mut h = Handles::default();
+        h.extend(&p.arguments);
+        assert_eq!(h.list, vec!["basket_id=b"]);
         assert!(p.task_is_object);
         assert_eq!(
             p.capabilities,

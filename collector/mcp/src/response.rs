@@ -23,7 +23,8 @@ use std::fmt;
 use serde::de::{DeserializeSeed, Deserializer, IgnoredAny, MapAccess, SeqAccess, Visitor};
 use serde_json::Value;
 
-use crate::handles::MAX_TEXT_JSON_BYTES;
+use crate::config::HandleRule;
+use crate::handles::{Found, MAX_TEXT_JSON_BYTES, WalkSeed};
 use crate::request::{Body, BodySeed, Key, Skip, StrSeed, read_all};
 
 /// Most `content` items looked at for JSON texts.
@@ -80,12 +81,15 @@ pub(crate) struct ResultFields {
     pub status: Option<String>,
     /// `task`, when an object.
     pub task: Option<TaskFields>,
-    /// `structuredContent`, whatever its type (walked for handles).
-    pub structured_content: Option<Value>,
-    /// `text` of the first 64 `content` items that could hold a JSON object:
-    /// strings that start with `{` after leading whitespace (removed here),
-    /// at most [`MAX_TEXT_JSON_BYTES`] long. Uncut.
-    pub json_texts: Vec<String>,
+    /// Handle candidates of `structuredContent` (walked with the handle rule
+    /// while parsing, see [`WalkSeed`]); empty when absent.
+    pub structured_content: Found,
+    /// Handle candidates of the JSON objects in the `text` of the first 64
+    /// `content` items (py servers serialise structured output there too):
+    /// strings that start with `{` after leading whitespace, at most
+    /// [`MAX_TEXT_JSON_BYTES`] long, that parse as a JSON object (as
+    /// `serde_json::from_str::<Value>`); other texts are skipped.
+    pub text_handles: Found,
     /// `protocolVersion`, when a string.
     pub protocol_version: Option<String>,
 }
@@ -105,21 +109,30 @@ pub(crate) struct TaskFields {
 ///
 /// # Errors
 /// When the text is not JSON (see the module doc for what is checked).
-pub(crate) fn parse(bytes: &[u8], full: bool) -> serde_json::Result<(RespBody, Option<Value>)> {
+pub(crate) fn parse(
+    bytes: &[u8],
+    full: bool,
+    rule: &HandleRule,
+) -> serde_json::Result<(RespBody, Option<Value>)> {
     if full {
         let v: Value = serde_json::from_slice(bytes)?;
         let body = match &v {
-            Value::Array(items) => RespBody::Batch(items.iter().map(msg_from_value).collect()),
-            other => RespBody::Single(msg_from_value(other)),
+            Value::Array(items) => RespBody::Batch(
+                items
+                    .iter()
+                    .map(|item| msg_from_value(item, rule))
+                    .collect(),
+            ),
+            other => RespBody::Single(msg_from_value(other, rule)),
         };
         return Ok((body, Some(v)));
     }
-    Ok((read_all(bytes, BodySeed(MsgSeed))?, None))
+    Ok((read_all(bytes, BodySeed(MsgSeed(rule)))?, None))
 }
 
 /// Reads one message from a `Value` and keeps a copy of it as its body.
-fn msg_from_value(v: &Value) -> Option<RespMsg> {
-    let mut m = MsgSeed.deserialize(v).ok().flatten()?;
+fn msg_from_value(v: &Value, rule: &HandleRule) -> Option<RespMsg> {
+    let mut m = MsgSeed(rule).deserialize(v).ok().flatten()?;
     m.body = Some(v.clone());
     Some(m)
 }
@@ -127,27 +140,41 @@ fn msg_from_value(v: &Value) -> Option<RespMsg> {
 // ---- seeds --------------------------------------------------------------------------
 
 /// One message: an object, else `None` (arrays inside are parsed as bodies).
+/// Handles are recorded with the rule.
 #[derive(Clone, Copy)]
-struct MsgSeed;
+struct MsgSeed<'r>(&'r HandleRule);
 /// An `error` value.
 struct ErrorSeed;
 /// A `result` value: an object, else `None`.
-struct ResultSeed;
+struct ResultSeed<'r>(&'r HandleRule);
 /// `true` for the JSON value `true`.
 struct TrueSeed;
 /// An integer that fits `i64` (`Value::as_i64`).
 struct I64Seed;
 /// `result.task`: an object, else `None`.
 struct TaskSeed;
-/// `result.content`: the JSON-looking texts of its items.
-struct ContentSeed;
-/// One content item: its `text` when it could hold a JSON object.
-struct ItemTextSeed;
-/// A string that could hold a JSON object (see [`ResultFields::json_texts`]).
-struct JsonTextSeed;
+/// `result.content`: the handles in the JSON texts of its items.
+struct ContentSeed<'r>(&'r HandleRule);
+/// One content item: the handles in its `text` when a JSON object.
+struct ItemTextSeed<'r>(&'r HandleRule);
+/// A string that could hold a JSON object (see
+/// [`ResultFields::text_handles`]): its handles, else `None`.
+struct JsonTextSeed<'r>(&'r HandleRule);
 
-any_seed!(MsgSeed, Option<RespMsg>);
-impl<'de> Visitor<'de> for MsgSeed {
+/// `DeserializeSeed` for a seed type with a lifetime, through `deserialize_any`.
+macro_rules! any_seed_r {
+    ($t:ident, $v:ty) => {
+        impl<'de> DeserializeSeed<'de> for $t<'_> {
+            type Value = $v;
+            fn deserialize<D: Deserializer<'de>>(self, d: D) -> Result<$v, D::Error> {
+                d.deserialize_any(self)
+            }
+        }
+    };
+}
+
+any_seed_r!(MsgSeed, Option<RespMsg>);
+impl<'de> Visitor<'de> for MsgSeed<'_> {
     type Value = Option<RespMsg>;
     fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.write_str("a JSON-RPC message")
@@ -156,7 +183,7 @@ impl<'de> Visitor<'de> for MsgSeed {
     str_gives!(None);
     fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<Option<RespMsg>, A::Error> {
         // Nested arrays are checked like messages, and are not messages.
-        while seq.next_element_seed(MsgSeed)?.is_some() {}
+        while seq.next_element_seed(self)?.is_some() {}
         Ok(None)
     }
     fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<Option<RespMsg>, A::Error> {
@@ -168,7 +195,7 @@ impl<'de> Visitor<'de> for MsgSeed {
                 "params" => m.params = Some(map.next_value::<Value>()?),
                 "result" => {
                     m.has_result = true;
-                    m.result = map.next_value_seed(ResultSeed)?;
+                    m.result = map.next_value_seed(ResultSeed(self.0))?;
                 }
                 "error" => m.error = Some(map.next_value_seed(ErrorSeed)?),
                 _ => {
@@ -202,8 +229,8 @@ impl<'de> Visitor<'de> for ErrorSeed {
     }
 }
 
-any_seed!(ResultSeed, Option<Box<ResultFields>>);
-impl<'de> Visitor<'de> for ResultSeed {
+any_seed_r!(ResultSeed, Option<Box<ResultFields>>);
+impl<'de> Visitor<'de> for ResultSeed<'_> {
     type Value = Option<Box<ResultFields>>;
     fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.write_str("a JSON-RPC result")
@@ -225,8 +252,16 @@ impl<'de> Visitor<'de> for ResultSeed {
                 "taskId" => r.task_id = Some(map.next_value::<Value>()?),
                 "status" => r.status = map.next_value_seed(StrSeed(true))?,
                 "task" => r.task = map.next_value_seed(TaskSeed)?,
-                "structuredContent" => r.structured_content = Some(map.next_value::<Value>()?),
-                "content" => r.json_texts = map.next_value_seed(ContentSeed)?,
+                "structuredContent" => {
+                    // Last member wins, as in a `Value`.
+                    r.structured_content = Found::default();
+                    map.next_value_seed(WalkSeed {
+                        rule: self.0,
+                        depth: 1,
+                        out: &mut r.structured_content,
+                    })?;
+                }
+                "content" => r.text_handles = map.next_value_seed(ContentSeed(self.0))?,
                 "protocolVersion" => r.protocol_version = map.next_value_seed(StrSeed(true))?,
                 _ => {
                     map.next_value::<IgnoredAny>()?;
@@ -317,22 +352,22 @@ impl<'de> Visitor<'de> for TaskSeed {
     }
 }
 
-any_seed!(ContentSeed, Vec<String>);
-impl<'de> Visitor<'de> for ContentSeed {
-    type Value = Vec<String>;
+any_seed_r!(ContentSeed, Found);
+impl<'de> Visitor<'de> for ContentSeed<'_> {
+    type Value = Found;
     fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.write_str("content")
     }
-    scalars_give!(Vec::new());
-    str_gives!(Vec::new());
-    map_gives!(Vec::new());
-    fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<Vec<String>, A::Error> {
-        let mut texts = Vec::new();
+    scalars_give!(Found::default());
+    str_gives!(Found::default());
+    map_gives!(Found::default());
+    fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<Found, A::Error> {
+        let mut texts = Found::default();
         let mut n = 0usize;
         loop {
             if n < MAX_CONTENT_ITEMS {
-                match seq.next_element_seed(ItemTextSeed)? {
-                    Some(Some(t)) => texts.push(t),
+                match seq.next_element_seed(ItemTextSeed(self.0))? {
+                    Some(Some(mut t)) => texts.append(&mut t),
                     Some(None) => {}
                     None => break,
                 }
@@ -345,20 +380,20 @@ impl<'de> Visitor<'de> for ContentSeed {
     }
 }
 
-any_seed!(ItemTextSeed, Option<String>);
-impl<'de> Visitor<'de> for ItemTextSeed {
-    type Value = Option<String>;
+any_seed_r!(ItemTextSeed, Option<Found>);
+impl<'de> Visitor<'de> for ItemTextSeed<'_> {
+    type Value = Option<Found>;
     fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.write_str("a content item")
     }
     scalars_give!(None);
     str_gives!(None);
     seq_gives!(None);
-    fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<Option<String>, A::Error> {
+    fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<Option<Found>, A::Error> {
         let mut text = None;
         while let Some(key) = map.next_key_seed(Key)? {
             if key == "text" {
-                text = map.next_value_seed(JsonTextSeed)?;
+                text = map.next_value_seed(JsonTextSeed(self.0))?;
             } else {
                 map.next_value_seed(Skip)?;
             }
@@ -367,26 +402,50 @@ impl<'de> Visitor<'de> for ItemTextSeed {
     }
 }
 
-any_seed!(JsonTextSeed, Option<String>);
-impl<'de> Visitor<'de> for JsonTextSeed {
-    type Value = Option<String>;
+any_seed_r!(JsonTextSeed, Option<Found>);
+impl<'de> Visitor<'de> for JsonTextSeed<'_> {
+    type Value = Option<Found>;
     fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.write_str("any JSON value")
     }
     scalars_give!(None);
     seq_gives!(None);
     map_gives!(None);
-    fn visit_str<E>(self, s: &str) -> Result<Option<String>, E> {
+    fn visit_str<E>(self, s: &str) -> Result<Option<Found>, E> {
         let t = s.trim_start();
-        Ok((t.starts_with('{') && t.len() <= MAX_TEXT_JSON_BYTES).then(|| t.to_owned()))
+        if !t.starts_with('{') || t.len() > MAX_TEXT_JSON_BYTES {
+            return Ok(None);
+        }
+        // As `serde_json::from_str::<Value>(t)`: one value, then whitespace.
+        let mut found = Found::default();
+        let mut de = serde_json::Deserializer::from_str(t);
+        let walked = WalkSeed {
+            rule: self.0,
+            depth: 1,
+            out: &mut found,
+        }
+        .deserialize(&mut de)
+        .and_then(|()| de.end());
+        Ok(walked.ok().map(|()| found))
     }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::handles::Handles;
     use proptest::prelude::*;
     use serde_json::json;
+
+    fn parse(bytes: &[u8], full: bool) -> serde_json::Result<(RespBody, Option<Value>)> {
+        super::parse(bytes, full, &HandleRule::default())
+    }
+
+    fn handles(found: &Found) -> Vec<String> {
+        let mut h = Handles::default();
+        h.extend(found);
+        h.list
+    }
 
     /// The typed fields of every message, without the captured bodies.
     fn strip(b: RespBody) -> RespBody {
@@ -421,7 +480,7 @@ mod tests {
             .expect("result");
         assert!(r.is_error);
         assert_eq!(r.ttl_ms, Some(5));
-        assert_eq!(r.json_texts, vec![r#"{"a_id":1}"#.to_string()]);
+        assert_eq!(handles(&r.text_handles), vec!["a_id=1"]);
         assert_eq!(
             r.task,
             Some(TaskFields {
@@ -429,7 +488,7 @@ mod tests {
                 status: Some("working".into())
             })
         );
-        assert_eq!(r.structured_content, Some(json!({"k_id": "v"})));
+        assert_eq!(handles(&r.structured_content), vec!["k_id=v"]);
         assert_eq!(r.status.as_deref(), Some("s"));
         let n = items[1].as_ref().expect("object");
         assert_eq!(n.method.as_deref(), Some("notifications/progress"));
