@@ -27,6 +27,8 @@ use serde_json::Value;
 use crate::config::HandleRule;
 use crate::handles::{Found, WalkSeed};
 
+pub(crate) mod fast;
+
 /// `_meta` key carrying the protocol version (2026-07-28).
 const META_PROTOCOL_VERSION: &str = "io.modelcontextprotocol/protocolVersion";
 /// `_meta` key carrying the client implementation (2026-07-28).
@@ -163,10 +165,12 @@ pub(crate) fn parse(bytes: &[u8], rule: &HandleRule) -> serde_json::Result<Body>
 /// Runs `seed` over all of `bytes` (one JSON value, then only whitespace),
 /// with `serde_json::from_slice` strictness.
 ///
-/// Valid UTF-8 (nearly every body) goes through serde_json's `str` reader,
-/// which then skips the UTF-8 check of each string it reads: one check of the
-/// whole text costs less than one call per string. On valid UTF-8 both readers
-/// give the same result; any other input takes the slice reader, as before.
+/// Valid UTF-8 (nearly every body) goes through [`fast::Fast`], which accepts
+/// exactly what serde_json's deserializer accepts for the calls the seeds make
+/// and skips the UTF-8 check of each string (one check of the whole text
+/// costs less than one call per string). Any other input takes serde_json's
+/// slice reader ([`read_all_serde`]), as before. Both give the same result on
+/// the same text (property-tested below and in `response.rs`).
 ///
 /// # Errors
 /// The deserializer's error when `bytes` is not one JSON value or `seed`
@@ -176,11 +180,34 @@ pub(crate) fn read_all<'de, S: DeserializeSeed<'de>>(
     seed: S,
 ) -> serde_json::Result<S::Value> {
     if let Ok(text) = std::str::from_utf8(bytes) {
-        let mut de = serde_json::Deserializer::from_str(text);
-        let v = seed.deserialize(&mut de)?;
-        de.end()?;
-        return Ok(v);
+        return read_str(text, seed);
     }
+    read_all_serde(bytes, seed)
+}
+
+/// [`read_all`] on text already known to be UTF-8.
+///
+/// # Errors
+/// As [`read_all`].
+pub(crate) fn read_str<'de, S: DeserializeSeed<'de>>(
+    text: &'de str,
+    seed: S,
+) -> serde_json::Result<S::Value> {
+    let mut de = fast::Fast::new(text);
+    let v = seed.deserialize(&mut de)?;
+    de.end()?;
+    Ok(v)
+}
+
+/// [`read_all`] through serde_json's slice reader only (the reference the
+/// fast path is tested against, and the path for bytes that are not UTF-8).
+///
+/// # Errors
+/// As [`read_all`].
+pub(crate) fn read_all_serde<'de, S: DeserializeSeed<'de>>(
+    bytes: &'de [u8],
+    seed: S,
+) -> serde_json::Result<S::Value> {
     let mut de = serde_json::Deserializer::from_slice(bytes);
     let v = seed.deserialize(&mut de)?;
     de.end()?;
@@ -793,6 +820,16 @@ mod tests {
             if let Ok(b) = parse(bytes) {
                 prop_assert_eq!(Some(b), via_value(bytes));
             }
+        }
+
+        #[test]
+        fn fast_and_serde_agree(text in prop_oneof![token_text(), fast::tests::soup()]) {
+            let rule = HandleRule::default();
+            let bytes = text.as_bytes();
+            let fast = read_all(bytes, BodySeed(MsgSeed(&rule)));
+            let serde = read_all_serde(bytes, BodySeed(MsgSeed(&rule)));
+            prop_assert_eq!(fast.is_err(), serde.is_err(), "{}", text);
+            prop_assert_eq!(fast.ok(), serde.ok());
         }
 
         #[test]

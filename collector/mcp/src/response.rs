@@ -25,7 +25,7 @@ use serde_json::Value;
 
 use crate::config::HandleRule;
 use crate::handles::{Found, MAX_TEXT_JSON_BYTES, WalkSeed};
-use crate::request::{Body, BodySeed, Key, Skip, StrSeed, read_all};
+use crate::request::{Body, BodySeed, Key, Skip, StrSeed, read_all, read_str};
 
 /// Most `content` items looked at for JSON texts.
 const MAX_CONTENT_ITEMS: usize = 64;
@@ -418,14 +418,14 @@ impl<'de> Visitor<'de> for JsonTextSeed<'_> {
         }
         // As `serde_json::from_str::<Value>(t)`: one value, then whitespace.
         let mut found = Found::default();
-        let mut de = serde_json::Deserializer::from_str(t);
-        let walked = WalkSeed {
-            rule: self.0,
-            depth: 1,
-            out: &mut found,
-        }
-        .deserialize(&mut de)
-        .and_then(|()| de.end());
+        let walked = read_str(
+            t,
+            WalkSeed {
+                rule: self.0,
+                depth: 1,
+                out: &mut found,
+            },
+        );
         Ok(walked.ok().map(|()| found))
     }
 }
@@ -565,7 +565,60 @@ mod tests {
         })
     }
 
+    /// Token soup with the members the response seeds read.
+    fn response_soup() -> impl Strategy<Value = String> {
+        let tok = prop::sample::select(vec![
+            "{",
+            "}",
+            "[",
+            "]",
+            ",",
+            ":",
+            " ",
+            "\"id\"",
+            "\"result\"",
+            "\"error\"",
+            "\"params\"",
+            "\"method\"",
+            "\"content\"",
+            "\"text\"",
+            "\"structuredContent\"",
+            "\"taskId\"",
+            "\"task\"",
+            "\"ttlMs\"",
+            "\"isError\"",
+            "\"code\"",
+            "\"a_id\"",
+            "\"jsonrpc\"",
+            "\"x\"",
+            "\"\\ud800\"",
+            "\"\\u00e9\"",
+            "\"\\q\"",
+            "\"{\\\"a_id\\\":1}\"",
+            "1",
+            "-0",
+            "1e400",
+            "2.5",
+            "01",
+            "null",
+            "true",
+        ]);
+        prop::collection::vec(tok, 0..40).prop_map(|v| v.concat())
+    }
+
     proptest! {
+        #[test]
+        fn fast_and_serde_agree(
+            text in prop_oneof![response_soup(), crate::request::fast::tests::soup()]
+        ) {
+            let rule = HandleRule::default();
+            let bytes = text.as_bytes();
+            let fast = read_all(bytes, BodySeed(MsgSeed(&rule)));
+            let serde = crate::request::read_all_serde(bytes, BodySeed(MsgSeed(&rule)));
+            prop_assert_eq!(fast.is_err(), serde.is_err(), "{}", text);
+            prop_assert_eq!(fast.ok(), serde.ok());
+        }
+
         #[test]
         fn pruned_and_full_parse_agree(text in message_text()) {
             let bytes = text.as_bytes();
