@@ -247,8 +247,10 @@ impl<'de> Visitor<'de> for WalkSeed<'_> {
         let (rule, depth, out) = (self.rule, self.depth + 1, self.out);
         let base = out.items.len();
         // Members that recorded something: key, start and end in `out`
-        // (`start == end` once a later duplicate replaced it).
-        let mut members: Vec<(Cow<'de, str>, usize, usize)> = Vec::new();
+        // (`start == end` once a later duplicate replaced it). The first one
+        // is kept apart: most objects have at most one.
+        let mut first: Option<(Cow<'de, str>, usize, usize)> = None;
+        let mut more: Vec<(Cow<'de, str>, usize, usize)> = Vec::new();
         let mut reorder = false;
         while let Some(key) = map.next_key_seed(Key)? {
             let start = out.items.len();
@@ -262,22 +264,31 @@ impl<'de> Visitor<'de> for WalkSeed<'_> {
                 },
             })?;
             let end = out.items.len();
-            if !members.is_empty() {
+            if first.is_some() || !more.is_empty() {
                 // The last of duplicate members wins, as in a `Value`.
-                for m in members.iter_mut().filter(|m| m.0 == key) {
-                    m.2 = m.1;
-                    reorder = true;
+                for m in first.iter_mut().chain(more.iter_mut()) {
+                    if m.0 == key {
+                        m.2 = m.1;
+                        reorder = true;
+                    }
                 }
-                if end > start && members.last().is_some_and(|m| m.0.as_ref() > key.as_ref()) {
+                let last = more.last().or(first.as_ref());
+                if end > start && last.is_some_and(|m| m.0.as_ref() > key.as_ref()) {
                     reorder = true;
                 }
             }
             if end > start {
-                members.push((key, start, end));
+                if first.is_none() && more.is_empty() {
+                    first = Some((key, start, end));
+                } else {
+                    more.extend(first.take());
+                    more.push((key, start, end));
+                }
             }
         }
         if reorder {
             // Rare: put the members in key order (a `Value` map's order).
+            let mut members: Vec<_> = first.into_iter().chain(more).collect();
             let tail = out.items.split_off(base);
             members.sort_by(|a, b| a.0.cmp(&b.0));
             for (_, start, end) in &members {

@@ -420,23 +420,31 @@ impl<'de> Visitor<'de> for MsgSeed<'_> {
     str_gives!(None);
     seq_gives!(None);
     fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<Option<ReqMsg>, A::Error> {
-        let mut m = ReqMsg::default();
+        let (mut method, mut id, mut jsonrpc, mut has_result_or_error) = (None, None, None, false);
+        // Built once: `ReqMsg::default()` would allocate a `Params` too.
+        let mut params = None;
         while let Some(key) = map.next_key_seed(Key)? {
             match &*key {
-                "method" => m.method = map.next_value_seed(StrSeed(false))?,
-                "id" => m.id = Some(map.next_value::<Value>()?),
+                "method" => method = map.next_value_seed(StrSeed(false))?,
+                "id" => id = Some(map.next_value::<Value>()?),
                 "jsonrpc" => {
-                    m.jsonrpc = map.next_value_seed(StrSeed(true))?.filter(|v| v != "2.0");
+                    jsonrpc = map.next_value_seed(StrSeed(true))?.filter(|v| v != "2.0");
                 }
-                "params" => m.params = map.next_value_seed(ParamsSeed(self.0))?,
+                "params" => params = Some(map.next_value_seed(ParamsSeed(self.0))?),
                 "result" | "error" => {
-                    m.has_result_or_error = true;
+                    has_result_or_error = true;
                     map.next_value_seed(Skip)?;
                 }
                 _ => map.next_value_seed(Skip)?,
             }
         }
-        Ok(Some(m))
+        Ok(Some(ReqMsg {
+            method,
+            id,
+            jsonrpc,
+            has_result_or_error,
+            params: params.unwrap_or_default(),
+        }))
     }
 }
 

@@ -26,6 +26,45 @@ use serde_json::Error;
 /// serde_json's recursion limit: nesting reaches it at the 128th container.
 const RECURSION_LIMIT: u8 = 128;
 
+/// Open containers of a skipped value, innermost last, one bit each (set for
+/// an object): 64 levels in a word, deeper ones spilled to the heap.
+#[derive(Default)]
+struct Nesting {
+    bits: u64,
+    depth: usize,
+    spill: Vec<u64>,
+}
+
+impl Nesting {
+    #[inline]
+    fn push(&mut self, object: bool) {
+        if self.depth != 0 && self.depth % 64 == 0 {
+            self.spill.push(self.bits);
+            self.bits = 0;
+        }
+        self.bits = (self.bits << 1) | u64::from(object);
+        self.depth += 1;
+    }
+
+    #[inline]
+    fn pop(&mut self) {
+        if self.depth == 0 {
+            return;
+        }
+        self.bits >>= 1;
+        self.depth -= 1;
+        if self.depth != 0 && self.depth % 64 == 0 {
+            self.bits = self.spill.pop().unwrap_or(0);
+        }
+    }
+
+    /// The innermost container (`true`: an object), if any.
+    #[inline]
+    fn top(&self) -> Option<bool> {
+        (self.depth != 0).then_some(self.bits & 1 != 0)
+    }
+}
+
 /// The deserializer: input text and position.
 pub(crate) struct Fast<'de> {
     text: &'de str,
@@ -181,6 +220,7 @@ impl<'de> Fast<'de> {
     }
 
     /// Skips a string at the position (its opening quote), syntax only.
+    #[inline(always)]
     fn skip_string(&mut self) -> Result<(), Error> {
         let bytes = self.bytes();
         let mut i = self.pos + 1;
@@ -295,8 +335,7 @@ impl<'de> Fast<'de> {
     /// Skips one value, syntax only, iteratively (serde_json's
     /// `ignore_value`: no depth limit).
     fn skip_value(&mut self) -> Result<(), Error> {
-        // Open containers, innermost last: `true` for an object.
-        let mut stack: Vec<bool> = Vec::new();
+        let mut stack = Nesting::default();
         loop {
             // A value is expected.
             match self.peek_ws() {
@@ -328,7 +367,7 @@ impl<'de> Fast<'de> {
             }
             // After a value: close containers until a comma.
             loop {
-                let Some(&object) = stack.last() else {
+                let Some(object) = stack.top() else {
                     return Ok(());
                 };
                 match self.peek_ws() {
@@ -354,6 +393,7 @@ impl<'de> Fast<'de> {
     }
 
     /// Skips `"key" :` inside a skipped object.
+    #[inline]
     fn skip_key(&mut self) -> Result<(), Error> {
         if self.peek_ws() != Some(b'"') {
             return Err(err("key must be a string"));
@@ -658,9 +698,33 @@ pub(crate) mod tests {
     }
 
     #[test]
+    fn nesting_spills_and_restores() {
+        let mut n = Nesting::default();
+        let pattern = |i: usize| i % 3 == 0 || i % 7 == 1;
+        for i in 0..200 {
+            n.push(pattern(i));
+            assert_eq!(n.top(), Some(pattern(i)));
+        }
+        for i in (0..200).rev() {
+            assert_eq!(n.top(), Some(pattern(i)), "{i}");
+            n.pop();
+        }
+        assert_eq!(n.top(), None);
+    }
+
+    #[test]
     fn depth_limits_match_serde_json() {
         for n in [126, 127, 128, 129, 300] {
             let text = format!("{}{}", "[".repeat(n), "]".repeat(n));
+            let mixed = format!("{}1{}", "{\"a\":[".repeat(n / 2), "]}".repeat(n / 2));
+            let broken = format!("{}1{}", "{\"a\":[".repeat(n / 2), "}]".repeat(n / 2));
+            for t in [&mixed, &broken] {
+                assert_eq!(
+                    fast_value(t).is_some(),
+                    serde_json::from_str::<Value>(t).is_ok()
+                );
+                assert_eq!(fast_skip(t), serde_json::from_str::<IgnoredAny>(t).is_ok());
+            }
             assert_eq!(
                 fast_value(&text).is_some(),
                 serde_json::from_str::<Value>(&text).is_ok(),
