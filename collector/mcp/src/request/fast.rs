@@ -38,7 +38,7 @@ struct Nesting {
 impl Nesting {
     #[inline]
     fn push(&mut self, object: bool) {
-        if self.depth != 0 && self.depth % 64 == 0 {
+        if self.depth != 0 && self.depth.is_multiple_of(64) {
             self.spill.push(self.bits);
             self.bits = 0;
         }
@@ -53,7 +53,7 @@ impl Nesting {
         }
         self.bits >>= 1;
         self.depth -= 1;
-        if self.depth != 0 && self.depth % 64 == 0 {
+        if self.depth != 0 && self.depth.is_multiple_of(64) {
             self.bits = self.spill.pop().unwrap_or(0);
         }
     }
@@ -700,7 +700,7 @@ pub(crate) mod tests {
     #[test]
     fn nesting_spills_and_restores() {
         let mut n = Nesting::default();
-        let pattern = |i: usize| i % 3 == 0 || i % 7 == 1;
+        let pattern = |i: usize| i.is_multiple_of(3) || i % 7 == 1;
         for i in 0..200 {
             n.push(pattern(i));
             assert_eq!(n.top(), Some(pattern(i)));
