@@ -232,6 +232,10 @@ pub(crate) struct Key;
 /// A string value (cut to [`MAX_NAME_BYTES`] when `.0`), else `None`.
 pub(crate) struct StrSeed(pub(crate) bool);
 
+/// `jsonrpc`: a string other than `2.0` (cut to [`MAX_NAME_BYTES`]), else
+/// `None` (nothing is allocated for `2.0`).
+struct VersionSeed;
+
 /// A body of messages read with the message seed `.0`: [`Body::Single`] for
 /// an object or a scalar, [`Body::Batch`] for an array.
 pub(crate) struct BodySeed<S>(pub(crate) S);
@@ -374,6 +378,20 @@ impl<'de> Visitor<'de> for StrSeed {
     }
 }
 
+any_seed!(VersionSeed, Option<String>);
+impl<'de> Visitor<'de> for VersionSeed {
+    type Value = Option<String>;
+    fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("any JSON value")
+    }
+    scalars_give!(None);
+    seq_gives!(None);
+    map_gives!(None);
+    fn visit_str<E>(self, s: &str) -> Result<Option<String>, E> {
+        Ok((s != "2.0").then(|| cap(s).to_owned()))
+    }
+}
+
 impl<'de, M, S> DeserializeSeed<'de> for BodySeed<S>
 where
     S: Copy + DeserializeSeed<'de, Value = Option<M>> + Visitor<'de, Value = Option<M>>,
@@ -427,9 +445,7 @@ impl<'de> Visitor<'de> for MsgSeed<'_> {
             match &*key {
                 "method" => method = map.next_value_seed(StrSeed(false))?,
                 "id" => id = Some(map.next_value::<Value>()?),
-                "jsonrpc" => {
-                    jsonrpc = map.next_value_seed(StrSeed(true))?.filter(|v| v != "2.0");
-                }
+                "jsonrpc" => jsonrpc = map.next_value_seed(VersionSeed)?,
                 "params" => params = Some(map.next_value_seed(ParamsSeed(self.0))?),
                 "result" | "error" => {
                     has_result_or_error = true;

@@ -122,6 +122,12 @@ impl<'de> Fast<'de> {
     #[inline]
     fn peek_ws(&mut self) -> Option<u8> {
         let bytes = self.bytes();
+        // Compact JSON: the next byte is rarely whitespace (all of which is
+        // at most b' ').
+        let b = *bytes.get(self.pos)?;
+        if b > b' ' {
+            return Some(b);
+        }
         while let Some(&b) = bytes.get(self.pos) {
             if matches!(b, b' ' | b'\n' | b'\t' | b'\r') {
                 self.pos += 1;
