@@ -165,6 +165,8 @@ impl<'de> Fast<'de> {
         // below 0x20 (the classic "has zero/less-than byte" tests). In each
         // test a borrow only starts at a matching byte and only moves to
         // higher bytes, so the lowest flagged byte is the first special one.
+        // The three tests share their `& !x & HIGHS` part: `"` and `\` have
+        // no high bit, so `w ^ c` and `w` agree there.
         const ONES: u64 = 0x0101_0101_0101_0101;
         const HIGHS: u64 = 0x8080_8080_8080_8080;
         while let Some(chunk) = bytes.get(i..i + 8) {
@@ -173,9 +175,10 @@ impl<'de> Fast<'de> {
             let w = u64::from_le_bytes(word);
             let quote = w ^ (ONES * u64::from(b'"'));
             let backslash = w ^ (ONES * u64::from(b'\\'));
-            let has = ((quote.wrapping_sub(ONES) & !quote)
-                | (backslash.wrapping_sub(ONES) & !backslash)
-                | (w.wrapping_sub(ONES * 0x20) & !w))
+            let has = (quote.wrapping_sub(ONES)
+                | backslash.wrapping_sub(ONES)
+                | w.wrapping_sub(ONES * 0x20))
+                & !w
                 & HIGHS;
             if has != 0 {
                 return i + (has.trailing_zeros() / 8) as usize;
@@ -399,7 +402,7 @@ impl<'de> Fast<'de> {
     }
 
     /// Skips `"key" :` inside a skipped object.
-    #[inline]
+    #[inline(always)]
     fn skip_key(&mut self) -> Result<(), Error> {
         if self.peek_ws() != Some(b'"') {
             return Err(err("key must be a string"));
