@@ -1551,6 +1551,7 @@ fn parse_request_body(ex: &mut Exchange, body: &[u8], cfg: &DecoderConfig, stats
                 stats.batch_messages += items.len() as u64;
                 ex.request_json = Some(Value::Array(items.clone()));
                 ex.batch = true;
+                ex.msgs.reserve_exact(items.len());
                 for (i, item) in items.into_iter().enumerate() {
                     let m = request::msg_from_value(&item, &cfg.handle_rule);
                     push_msg(ex, m, Some(item), Some(i as u64), stats);
@@ -1568,6 +1569,7 @@ fn parse_request_body(ex: &mut Exchange, body: &[u8], cfg: &DecoderConfig, stats
                 stats.batches += 1;
                 stats.batch_messages += items.len() as u64;
                 ex.batch = true;
+                ex.msgs.reserve_exact(items.len());
                 for (i, m) in items.into_iter().enumerate() {
                     push_msg(ex, m, None, Some(i as u64), stats);
                 }
