@@ -11,11 +11,11 @@
 //!   digits, numbers are not range-checked, no depth limit), as serde_json's
 //!   `IgnoredAny` does.
 //!
-//! Where it saves: strings without escapes are scanned in place and borrowed;
-//! integers of up to 18 digits are read directly; skipped values go through
-//! one iterative syntax check. Rare forms (strings with escapes, other
-//! numbers) are handed to `serde_json` on just that token, so their
-//! acceptance and values are serde_json's by construction. The input must be
+//! Where it saves: strings without escapes are scanned in place and borrowed
+//! (escapes are resolved as serde_json's `parse_str` does); integers of up to
+//! 18 digits are read directly; skipped values go through one iterative
+//! syntax check. Other numbers are handed to `serde_json` on just that token,
+//! so their acceptance and values are serde_json's by construction. The input must be
 //! valid UTF-8 (`&str`); [`super::read_all`] falls back to serde_json for
 //! other bytes. Equality with serde_json is property-tested in `request.rs`
 //! and `response.rs`.
@@ -194,22 +194,6 @@ impl<'de> Fast<'de> {
         i
     }
 
-    /// The end (exclusive, after the closing quote) of the string token that
-    /// starts at `start` (its opening quote), skipping one byte after each
-    /// backslash; `Err` at a control character or the end of input.
-    fn string_token_end(&self, start: usize) -> Result<usize, Error> {
-        let bytes = self.bytes();
-        let mut i = start + 1;
-        loop {
-            i = self.scan_plain(i);
-            match bytes.get(i) {
-                Some(b'"') => return Ok(i + 1),
-                Some(b'\\') => i += 2,
-                _ => return Err(err("bad string")),
-            }
-        }
-    }
-
     /// A string value at the position (its opening quote), `Value`-strict.
     fn string<V: Visitor<'de>>(&mut self, visitor: V) -> Result<V::Value, Error> {
         let start = self.pos;
@@ -218,14 +202,77 @@ impl<'de> Fast<'de> {
             self.pos = end + 1;
             return visitor.visit_borrowed_str(self.slice(start + 1, end)?);
         }
-        // Escapes (or an error): serde_json reads the token.
-        let end = self.string_token_end(start)?;
-        let token = self.slice(start, end)?;
+        // Escapes (or an error).
+        let (text, end) = self.unescape(start)?;
         self.pos = end;
-        let mut de = serde_json::Deserializer::from_str(token);
-        let v = de::Deserializer::deserialize_any(&mut de, visitor)?;
-        de.end()?;
-        Ok(v)
+        visitor.visit_string(text)
+    }
+
+    /// The string that starts at `start` (its opening quote) with its
+    /// escapes resolved, and the position after its closing quote. As
+    /// serde_json's `parse_str` with validation: `\u` escapes must be four
+    /// hex digits, a leading surrogate must be followed by an escaped
+    /// trailing one, a lone trailing surrogate is an error, and so are
+    /// control characters, unknown escapes and the end of input.
+    fn unescape(&self, start: usize) -> Result<(String, usize), Error> {
+        let bytes = self.bytes();
+        let mut out = String::new();
+        let mut plain = start + 1;
+        loop {
+            let i = self.scan_plain(plain);
+            out.push_str(self.slice(plain, i)?);
+            match bytes.get(i) {
+                Some(b'"') => return Ok((out, i + 1)),
+                Some(b'\\') => {}
+                _ => return Err(err("bad string")),
+            }
+            plain = i + 2;
+            match bytes.get(i + 1) {
+                Some(b'"') => out.push('"'),
+                Some(b'\\') => out.push('\\'),
+                Some(b'/') => out.push('/'),
+                Some(b'b') => out.push('\u{8}'),
+                Some(b'f') => out.push('\u{c}'),
+                Some(b'n') => out.push('\n'),
+                Some(b'r') => out.push('\r'),
+                Some(b't') => out.push('\t'),
+                Some(b'u') => {
+                    let n = self.hex4(i + 2)?;
+                    plain = i + 6;
+                    let c = match n {
+                        0xDC00..=0xDFFF => return Err(err("lone surrogate")),
+                        0xD800..=0xDBFF => {
+                            if bytes.get(plain..plain + 2) != Some(b"\\u") {
+                                return Err(err("lone surrogate"));
+                            }
+                            let n2 = self.hex4(plain + 2)?;
+                            if !(0xDC00..=0xDFFF).contains(&n2) {
+                                return Err(err("lone surrogate"));
+                            }
+                            plain += 6;
+                            0x1_0000 + (((n - 0xD800) << 10) | (n2 - 0xDC00))
+                        }
+                        n => n,
+                    };
+                    out.push(char::from_u32(c).ok_or_else(|| err("bad escape"))?);
+                }
+                _ => return Err(err("bad escape")),
+            }
+        }
+    }
+
+    /// The four hex digits at `at` as a number.
+    fn hex4(&self, at: usize) -> Result<u32, Error> {
+        let digits = self
+            .bytes()
+            .get(at..at + 4)
+            .ok_or_else(|| err("bad escape"))?;
+        digits.iter().try_fold(0u32, |n, &d| {
+            let v = char::from(d)
+                .to_digit(16)
+                .ok_or_else(|| err("bad escape"))?;
+            Ok(n * 16 + v)
+        })
     }
 
     /// Skips a string at the position (its opening quote), syntax only.
@@ -633,6 +680,15 @@ pub(crate) mod tests {
             "\"\\udc00x\"",
             "\"\\u12\"",
             "\"\\q\"",
+            "\"\\ud83d\\u0041\"",
+            "\"\\ud83dx\"",
+            "\"\\ud83d\\n\"",
+            "\"\\uD83D\\uDE00\"",
+            "\"\\u00\"",
+            "\"a\\tb\\\\c\"",
+            "\"\\ud83d\\\"",
+            "\"\\uDBFF\\uDFFF\"",
+            "\"\\udfff\"",
             "\"\\/\\b\\f\"",
             "\"\u{1}\"",
             "\"\u{7f}é\"",
