@@ -42,24 +42,61 @@ pub fn is_secret_key(key: &str) -> bool {
 }
 
 /// `true` when a string looks like a credential: it contains `Bearer ` (any case),
-/// or one of its whitespace-separated words starts with `sk-`, `ghp_`,
-/// `github_pat_`, `xox` or is a JWT (`eyJ…​.eyJ…​.`).
+/// or one of its words starts with `sk-`, `ghp_`, `github_pat_`, `xox` or is a
+/// JWT (`eyJ…​.eyJ…​.`). Words are separated by whitespace (`char::is_whitespace`),
+/// `"`, `'`, `=` and `:`.
+///
+/// One pass over the bytes: only a byte that can start `bearer ` or one of the
+/// prefixes is looked at further (same result as splitting into words, tested
+/// against that below).
 pub fn looks_like_credential(s: &str) -> bool {
-    if s.len() >= 7
-        && s.as_bytes()
-            .windows(7)
-            .any(|w| w.eq_ignore_ascii_case(b"bearer "))
-    {
-        return true;
+    let bytes = s.as_bytes();
+    for (p, &c) in bytes.iter().enumerate() {
+        let rest = bytes.get(p..).unwrap_or_default();
+        let prefix = match c {
+            b'b' | b'B' => {
+                if rest
+                    .get(..7)
+                    .is_some_and(|w| w.eq_ignore_ascii_case(b"bearer "))
+                {
+                    return true;
+                }
+                continue;
+            }
+            b's' => rest.starts_with(b"sk-"),
+            b'g' => rest.starts_with(b"ghp_") || rest.starts_with(b"github_pat_"),
+            b'x' => rest.starts_with(b"xox"),
+            b'e' => rest.starts_with(b"eyJ"),
+            _ => false,
+        };
+        if !prefix {
+            continue;
+        }
+        // A word starts here: at the start or after a separator (`p` is a
+        // char boundary: `c` is ASCII).
+        let before = s.get(..p).unwrap_or_default();
+        if before
+            .chars()
+            .next_back()
+            .is_some_and(|b| !is_word_separator(b))
+        {
+            continue;
+        }
+        if c != b'e' {
+            return true;
+        }
+        let word = s.get(p..).unwrap_or_default();
+        let word = word.split(is_word_separator).next().unwrap_or_default();
+        if looks_like_jwt(word) {
+            return true;
+        }
     }
-    s.split(|c: char| c.is_whitespace() || c == '"' || c == '\'' || c == '=' || c == ':')
-        .any(|w| {
-            w.starts_with("sk-")
-                || w.starts_with("ghp_")
-                || w.starts_with("github_pat_")
-                || w.starts_with("xox")
-                || looks_like_jwt(w)
-        })
+    false
+}
+
+/// Separators between the words [`looks_like_credential`] checks.
+fn is_word_separator(c: char) -> bool {
+    c.is_whitespace() || c == '"' || c == '\'' || c == '=' || c == ':'
 }
 
 fn looks_like_jwt(w: &str) -> bool {
@@ -174,6 +211,40 @@ mod tests {
         assert!(s.contains("\"session_id\":\"s-1\""), "{s}");
         assert!(s.contains("\"count\":3"));
         assert_eq!(s.matches(REDACTED).count(), 4, "{s}");
+    }
+
+    /// The rule as first written: split into words, check each.
+    fn looks_like_credential_by_words(s: &str) -> bool {
+        if s.len() >= 7
+            && s.as_bytes()
+                .windows(7)
+                .any(|w| w.eq_ignore_ascii_case(b"bearer "))
+        {
+            return true;
+        }
+        s.split(|c: char| c.is_whitespace() || c == '"' || c == '\'' || c == '=' || c == ':')
+            .any(|w| {
+                w.starts_with("sk-")
+                    || w.starts_with("ghp_")
+                    || w.starts_with("github_pat_")
+                    || w.starts_with("xox")
+                    || looks_like_jwt(w)
+            })
+    }
+
+    proptest::proptest! {
+        #[test]
+        fn one_pass_matches_word_split(parts in proptest::collection::vec(
+            proptest::sample::select(vec![
+                "sk-", "sk", "-", "ghp_", "github_pat_", "github", "xox", "xo", "eyJ", "eyJhbGci",
+                ".", "_", "a", "Z", "9", " ", "\t", "\u{a0}", "\u{2003}", "\u{85}", "\"", "'", "=",
+                ":", "Bearer ", "bEaReR ", "bearer", "é", "€", "x", "e", "s", "g", "B",
+            ]),
+            0..16,
+        )) {
+            let s = parts.concat();
+            proptest::prop_assert_eq!(looks_like_credential(&s), looks_like_credential_by_words(&s), "{:?}", s);
+        }
     }
 
     #[test]
