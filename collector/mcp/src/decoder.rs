@@ -1662,7 +1662,7 @@ fn absorb_one(
         } else {
             stats.sse_notifications += 1;
         }
-        let token = msg.params.as_ref().and_then(|p| p.get("progressToken"));
+        let token = msg.params.as_ref().and_then(|p| p.progress_token.as_ref());
         let ev = make_event(method, &msg, ts, cfg);
         let target: Option<&mut Attached> = if ex.msgs.is_empty() {
             Some(&mut ex.http_attached)
@@ -1722,20 +1722,14 @@ fn make_event(method: &str, msg: &RespMsg, ts: u64, cfg: &DecoderConfig) -> Span
     let params = msg.params.as_ref();
     match method {
         "notifications/progress" => {
-            if let Some(p) = params
-                .and_then(|p| p.get("progress"))
-                .filter(|v| v.is_number())
-            {
+            if let Some(p) = params.and_then(|p| p.progress.as_ref()) {
                 push(
                     &mut attrs,
                     a::MCP_PROGRESS,
                     AttrValue::Str(p.to_string().into()),
                 );
             }
-            if let Some(p) = params
-                .and_then(|p| p.get("total"))
-                .filter(|v| v.is_number())
-            {
+            if let Some(p) = params.and_then(|p| p.total.as_ref()) {
                 push(
                     &mut attrs,
                     a::MCP_PROGRESS_TOTAL,
@@ -1744,14 +1738,14 @@ fn make_event(method: &str, msg: &RespMsg, ts: u64, cfg: &DecoderConfig) -> Span
             }
         }
         "notifications/message" => {
-            if let Some(l) = params.and_then(|p| p.get("level")).and_then(Value::as_str) {
+            if let Some(l) = params.and_then(|p| p.level.as_deref()) {
                 push(
                     &mut attrs,
                     a::MCP_LOG_LEVEL,
                     AttrValue::Str(cap(l).to_string().into()),
                 );
             }
-            if let Some(l) = params.and_then(|p| p.get("logger")).and_then(Value::as_str) {
+            if let Some(l) = params.and_then(|p| p.logger.as_deref()) {
                 push(
                     &mut attrs,
                     a::MCP_LOG_LOGGER,
@@ -1765,7 +1759,7 @@ fn make_event(method: &str, msg: &RespMsg, ts: u64, cfg: &DecoderConfig) -> Span
         push(&mut attrs, a::JSONRPC_REQUEST_ID, AttrValue::Str(id.into()));
     }
     if cfg.capture_bodies
-        && let Some(p) = params
+        && let Some(p) = params.and_then(|p| p.body.as_ref())
     {
         let (s, _) = capture(p, &cfg.handle_rule, cfg.capture_body_max_bytes);
         push(&mut attrs, a::NOTIFICATION_BODY, AttrValue::Str(s.into()));

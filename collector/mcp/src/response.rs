@@ -13,8 +13,10 @@
 //! the members are read from it, which gives equal results (tested below).
 //!
 //! Members read (JSON-RPC 2.0 §5; MCP `server/tools.mdx`, tasks extension):
-//! `id`, `method`, `params` (notifications and server requests: kept as a
-//! `Value`), `error` (`code`, `message`), and in `result`: `isError`,
+//! `id`, `method`, `params` (notifications and server requests: `progressToken`,
+//! `progress`, `total`, `level`, `logger`; the whole value only when bodies are
+//! captured; `params` is read as strictly as a `Value`),
+//! //! `Value`), `error` (`code`, `message`), and in `result`: `isError`,
 //! `resultType`, `ttlMs`, `cacheScope`, `taskId`, `status`, `task` (`taskId`,
 //! `status`), `structuredContent`, `content[*].text`, `protocolVersion`.
 
@@ -41,8 +43,10 @@ pub(crate) struct RespMsg {
     pub id: Option<Value>,
     /// `method`, when a string (uncut).
     pub method: Option<String>,
-    /// `params`, whatever its type, when present.
-    pub params: Option<Value>,
+    /// `params` (of a notification or server request), when present,
+    /// whatever its type (members empty unless an object). Boxed: rare, and
+    /// the message moves as a few words.
+    pub params: Option<Box<NoteParams>>,
     /// A `result` member is present (any value).
     pub has_result: bool,
     /// `result`, when an object. Boxed: built in place, so the message moves
@@ -51,6 +55,24 @@ pub(crate) struct RespMsg {
     /// `error`, when present (any value; members empty unless an object).
     pub error: Option<RpcError>,
     /// The whole message, kept only when bodies are captured.
+    pub body: Option<Value>,
+}
+
+/// The members of a notification's or server request's `params` that are
+/// read (MCP `basic/utilities/progress.mdx`, `server/utilities/logging.mdx`).
+#[derive(Debug, Default, PartialEq)]
+pub(crate) struct NoteParams {
+    /// `progressToken`, whatever its type.
+    pub progress_token: Option<Value>,
+    /// `progress`, when a number.
+    pub progress: Option<serde_json::Number>,
+    /// `total`, when a number.
+    pub total: Option<serde_json::Number>,
+    /// `level`, when a string (uncut).
+    pub level: Option<String>,
+    /// `logger`, when a string (uncut).
+    pub logger: Option<String>,
+    /// The whole `params` value, kept only when bodies are captured.
     pub body: Option<Value>,
 }
 
@@ -130,9 +152,13 @@ pub(crate) fn parse(
     Ok((read_all(bytes, BodySeed(MsgSeed(rule)))?, None))
 }
 
-/// Reads one message from a `Value` and keeps a copy of it as its body.
+/// Reads one message from a `Value` and keeps a copy of it (and of its
+/// `params`) as its body.
 fn msg_from_value(v: &Value, rule: &HandleRule) -> Option<RespMsg> {
     let mut m = MsgSeed(rule).deserialize(v).ok().flatten()?;
+    if let Some(p) = &mut m.params {
+        p.body = v.get("params").cloned();
+    }
     m.body = Some(v.clone());
     Some(m)
 }
@@ -145,6 +171,10 @@ fn msg_from_value(v: &Value, rule: &HandleRule) -> Option<RespMsg> {
 struct MsgSeed<'r>(&'r HandleRule);
 /// An `error` value.
 struct ErrorSeed;
+/// A notification's `params`: its members when an object.
+struct NoteParamsSeed;
+/// A number (as `Value` would hold it), else `None`.
+struct NumberSeed;
 /// A `result` value: an object, else `None`.
 struct ResultSeed<'r>(&'r HandleRule);
 /// `true` for the JSON value `true`.
@@ -192,7 +222,7 @@ impl<'de> Visitor<'de> for MsgSeed<'_> {
             match &*key {
                 "id" => m.id = Some(map.next_value::<Value>()?),
                 "method" => m.method = map.next_value_seed(StrSeed(false))?,
-                "params" => m.params = Some(map.next_value::<Value>()?),
+                "params" => m.params = Some(Box::new(map.next_value_seed(NoteParamsSeed)?)),
                 "result" => {
                     m.has_result = true;
                     m.result = map.next_value_seed(ResultSeed(self.0))?;
@@ -205,6 +235,61 @@ impl<'de> Visitor<'de> for MsgSeed<'_> {
         }
         Ok(Some(m))
     }
+}
+
+any_seed!(NoteParamsSeed, NoteParams);
+impl<'de> Visitor<'de> for NoteParamsSeed {
+    type Value = NoteParams;
+    fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("params")
+    }
+    scalars_give!(NoteParams::default());
+    str_gives!(NoteParams::default());
+    seq_gives!(NoteParams::default());
+    fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<NoteParams, A::Error> {
+        let mut p = NoteParams::default();
+        while let Some(key) = map.next_key_seed(Key)? {
+            match &*key {
+                "progressToken" => p.progress_token = Some(map.next_value::<Value>()?),
+                "progress" => p.progress = map.next_value_seed(NumberSeed)?,
+                "total" => p.total = map.next_value_seed(NumberSeed)?,
+                "level" => p.level = map.next_value_seed(StrSeed(false))?,
+                "logger" => p.logger = map.next_value_seed(StrSeed(false))?,
+                _ => map.next_value_seed(Skip)?,
+            }
+        }
+        Ok(p)
+    }
+}
+
+any_seed!(NumberSeed, Option<serde_json::Number>);
+impl<'de> Visitor<'de> for NumberSeed {
+    type Value = Option<serde_json::Number>;
+    fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("any JSON value")
+    }
+    fn visit_bool<E>(self, _: bool) -> Result<Self::Value, E> {
+        Ok(None)
+    }
+    fn visit_i64<E>(self, n: i64) -> Result<Self::Value, E> {
+        Ok(Some(n.into()))
+    }
+    fn visit_u64<E>(self, n: u64) -> Result<Self::Value, E> {
+        Ok(Some(n.into()))
+    }
+    fn visit_f64<E>(self, n: f64) -> Result<Self::Value, E> {
+        // As `Value`: a float without a JSON form is `null`, not a number.
+        Ok(serde_json::Number::from_f64(n))
+    }
+    fn visit_unit<E>(self) -> Result<Self::Value, E> {
+        Ok(None)
+    }
+    fn visit_none<E>(self) -> Result<Self::Value, E> {
+        Ok(None)
+    }
+    str_gives!(None);
+    seq_gives!(None);
+    map_gives!(None);
 }
 
 any_seed!(ErrorSeed, RpcError);
@@ -452,6 +537,9 @@ mod tests {
         let strip_one = |m: Option<RespMsg>| {
             m.map(|mut m| {
                 m.body = None;
+                if let Some(p) = &mut m.params {
+                    p.body = None;
+                }
                 m
             })
         };
@@ -492,7 +580,13 @@ mod tests {
         assert_eq!(r.status.as_deref(), Some("s"));
         let n = items[1].as_ref().expect("object");
         assert_eq!(n.method.as_deref(), Some("notifications/progress"));
-        assert_eq!(n.params, Some(json!({"progress": 1, "progressToken": "p"})));
+        let p = n.params.as_ref().expect("params");
+        assert_eq!(p.progress_token, Some(json!("p")));
+        assert_eq!(p.progress, Some(1.into()));
+        assert_eq!(
+            (p.total.as_ref(), p.level.as_ref(), p.body.as_ref()),
+            (None, None, None)
+        );
         assert_eq!(n.id, None);
         let e = items[2]
             .as_ref()
@@ -552,6 +646,11 @@ mod tests {
             "text",
             "protocolVersion",
             "other",
+            "progressToken",
+            "progress",
+            "total",
+            "level",
+            "logger",
         ]);
         leaf.prop_recursive(4, 64, 6, move |inner| {
             prop_oneof![
@@ -617,6 +716,25 @@ mod tests {
             let serde = crate::request::read_all_serde(bytes, BodySeed(MsgSeed(&rule)));
             prop_assert_eq!(fast.is_err(), serde.is_err(), "{}", text);
             prop_assert_eq!(fast.ok(), serde.ok());
+        }
+
+        #[test]
+        fn note_params_match_the_value_accessors(text in message_text()) {
+            // As the decoder read `params` when it was kept as a `Value`.
+            let body = format!("{{\"method\":\"m\",\"params\":{text}}}");
+            let v: Value = serde_json::from_str(&body).expect("valid");
+            let p = &v["params"];
+            let (RespBody::Single(Some(m)), _) = parse(body.as_bytes(), false).expect("valid") else {
+                panic!("one message expected");
+            };
+            let n = m.params.expect("params");
+            let num = |k: &str| p.get(k).filter(|x| x.is_number()).map(Value::to_string);
+            let s = |k: &str| p.get(k).and_then(Value::as_str).map(str::to_owned);
+            prop_assert_eq!(n.progress_token.as_ref(), p.get("progressToken"));
+            prop_assert_eq!(n.progress.map(|x| x.to_string()), num("progress"));
+            prop_assert_eq!(n.total.map(|x| x.to_string()), num("total"));
+            prop_assert_eq!(n.level, s("level"));
+            prop_assert_eq!(n.logger, s("logger"));
         }
 
         #[test]
