@@ -53,9 +53,10 @@ pub(crate) struct RespMsg {
     /// as a few words.
     pub result: Option<Box<ResultFields>>,
     /// `error`, when present (any value; members empty unless an object).
-    pub error: Option<RpcError>,
+    /// Boxed, as `body`: rare, and the message moves as a few words.
+    pub error: Option<Box<RpcError>>,
     /// The whole message, kept only when bodies are captured.
-    pub body: Option<Value>,
+    pub body: Option<Box<Value>>,
 }
 
 /// The members of a notification's or server request's `params` that are
@@ -159,7 +160,7 @@ fn msg_from_value(v: &Value, rule: &HandleRule) -> Option<RespMsg> {
     if let Some(p) = &mut m.params {
         p.body = v.get("params").cloned();
     }
-    m.body = Some(v.clone());
+    m.body = Some(Box::new(v.clone()));
     Some(m)
 }
 
@@ -227,7 +228,7 @@ impl<'de> Visitor<'de> for MsgSeed<'_> {
                     m.has_result = true;
                     m.result = map.next_value_seed(ResultSeed(self.0))?;
                 }
-                "error" => m.error = Some(map.next_value_seed(ErrorSeed)?),
+                "error" => m.error = Some(Box::new(map.next_value_seed(ErrorSeed)?)),
                 _ => {
                     map.next_value::<IgnoredAny>()?;
                 }
