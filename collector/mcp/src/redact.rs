@@ -51,7 +51,13 @@ pub fn is_secret_key(key: &str) -> bool {
 /// against that below).
 pub fn looks_like_credential(s: &str) -> bool {
     let bytes = s.as_bytes();
-    for (p, &c) in bytes.iter().enumerate() {
+    let mut p = 0;
+    while let Some(&c) = bytes.get(p) {
+        // Most bytes start nothing: one table look-up each.
+        if !CANDIDATE_START[usize::from(c)] {
+            p += 1;
+            continue;
+        }
         let rest = bytes.get(p..).unwrap_or_default();
         let prefix = match c {
             b'b' | b'B' => {
@@ -61,38 +67,47 @@ pub fn looks_like_credential(s: &str) -> bool {
                 {
                     return true;
                 }
-                continue;
+                false
             }
             b's' => rest.starts_with(b"sk-"),
             b'g' => rest.starts_with(b"ghp_") || rest.starts_with(b"github_pat_"),
             b'x' => rest.starts_with(b"xox"),
-            b'e' => rest.starts_with(b"eyJ"),
-            _ => false,
+            _ => rest.starts_with(b"eyJ"),
         };
-        if !prefix {
-            continue;
-        }
         // A word starts here: at the start or after a separator (`p` is a
         // char boundary: `c` is ASCII).
-        let before = s.get(..p).unwrap_or_default();
-        if before
-            .chars()
-            .next_back()
-            .is_some_and(|b| !is_word_separator(b))
+        if prefix
+            && s.get(..p)
+                .unwrap_or_default()
+                .chars()
+                .next_back()
+                .is_none_or(is_word_separator)
         {
-            continue;
+            if c != b'e' {
+                return true;
+            }
+            let word = s.get(p..).unwrap_or_default();
+            let word = word.split(is_word_separator).next().unwrap_or_default();
+            if looks_like_jwt(word) {
+                return true;
+            }
         }
-        if c != b'e' {
-            return true;
-        }
-        let word = s.get(p..).unwrap_or_default();
-        let word = word.split(is_word_separator).next().unwrap_or_default();
-        if looks_like_jwt(word) {
-            return true;
-        }
+        p += 1;
     }
     false
 }
+
+/// Bytes that can start `bearer ` (any case) or a credential prefix.
+const CANDIDATE_START: [bool; 256] = {
+    let mut t = [false; 256];
+    t[b'b' as usize] = true;
+    t[b'B' as usize] = true;
+    t[b's' as usize] = true;
+    t[b'g' as usize] = true;
+    t[b'x' as usize] = true;
+    t[b'e' as usize] = true;
+    t
+};
 
 /// Separators between the words [`looks_like_credential`] checks.
 fn is_word_separator(c: char) -> bool {
