@@ -215,8 +215,8 @@ impl Decoder {
                 if event.data.trim().is_empty() {
                     return; // priming event or keep-alive
                 }
-                match response::parse(
-                    event.data.as_bytes(),
+                match response::parse_text(
+                    &event.data,
                     self.cfg.capture_bodies,
                     &self.cfg.handle_rule,
                 ) {

@@ -153,6 +153,22 @@ pub(crate) fn parse(
     Ok((read_all(bytes, BodySeed(MsgSeed(rule)))?, None))
 }
 
+/// [`parse`] for text already known to be UTF-8 (an SSE `data` field): the
+/// same result, without checking the text's UTF-8 again.
+///
+/// # Errors
+/// As [`parse`].
+pub(crate) fn parse_text(
+    text: &str,
+    full: bool,
+    rule: &HandleRule,
+) -> serde_json::Result<(RespBody, Option<Value>)> {
+    if full {
+        return parse(text.as_bytes(), full, rule);
+    }
+    Ok((read_str(text, BodySeed(MsgSeed(rule)))?, None))
+}
+
 /// Reads one message from a `Value` and keeps a copy of it (and of its
 /// `params`) as its body.
 fn msg_from_value(v: &Value, rule: &HandleRule) -> Option<RespMsg> {
@@ -596,6 +612,10 @@ mod tests {
         assert_eq!(e.code, Some(json!(-32600)));
         assert_eq!(e.message.as_deref(), Some("bad"));
         assert!(items[3].is_none() && items[4].is_none());
+        // The same from text known to be UTF-8.
+        let text = std::str::from_utf8(body).expect("UTF-8");
+        let (t, _) = super::parse_text(text, false, &HandleRule::default()).expect("valid");
+        assert_eq!(t, b);
         // The same members from the full parse.
         let (full, whole) = parse(body, true).expect("valid");
         assert!(whole.is_some());
