@@ -543,7 +543,12 @@ impl<'de> de::Deserializer<'de> for &mut Fast<'de> {
     }
 
     fn deserialize_ignored_any<V: Visitor<'de>>(self, visitor: V) -> Result<V::Value, Error> {
-        self.skip_value()?;
+        // A lone string (`"jsonrpc":"2.0"` and the like) needs no nesting.
+        if self.peek_ws() == Some(b'"') {
+            self.skip_string()?;
+        } else {
+            self.skip_value()?;
+        }
         visitor.visit_unit()
     }
 
