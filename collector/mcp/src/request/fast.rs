@@ -169,17 +169,32 @@ impl<'de> Fast<'de> {
         // no high bit, so `w ^ c` and `w` agree there.
         const ONES: u64 = 0x0101_0101_0101_0101;
         const HIGHS: u64 = 0x8080_8080_8080_8080;
-        while let Some(chunk) = bytes.get(i..i + 8) {
+        let special = |chunk: &[u8]| {
             let mut word = [0u8; 8];
-            word.copy_from_slice(chunk);
+            if let Some(b) = chunk.get(..8) {
+                word.copy_from_slice(b);
+            }
             let w = u64::from_le_bytes(word);
             let quote = w ^ (ONES * u64::from(b'"'));
             let backslash = w ^ (ONES * u64::from(b'\\'));
-            let has = (quote.wrapping_sub(ONES)
-                | backslash.wrapping_sub(ONES)
-                | w.wrapping_sub(ONES * 0x20))
+            (quote.wrapping_sub(ONES) | backslash.wrapping_sub(ONES) | w.wrapping_sub(ONES * 0x20))
                 & !w
-                & HIGHS;
+                & HIGHS
+        };
+        // Two words per bounds check.
+        while let Some(chunk) = bytes.get(i..i + 16) {
+            let has = special(chunk);
+            if has != 0 {
+                return i + (has.trailing_zeros() / 8) as usize;
+            }
+            let has = special(chunk.get(8..).unwrap_or_default());
+            if has != 0 {
+                return i + 8 + (has.trailing_zeros() / 8) as usize;
+            }
+            i += 16;
+        }
+        while let Some(chunk) = bytes.get(i..i + 8) {
+            let has = special(chunk);
             if has != 0 {
                 return i + (has.trailing_zeros() / 8) as usize;
             }
