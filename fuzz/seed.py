@@ -16,6 +16,7 @@ Writes `OUT_DIR/<target>/seed-*` files in each target's input format (see the
                   pieces of 1..254 bytes, event cap 255 (first byte 0xfe).
 - mcp_decode:     each exchange as `ctl, request body, 0xff, response body (JSON, or
                   SSE data fields joined by \\n), 0xff, Mcp-Name header`.
+- json_body:      each request body, response body and SSE data field as it is.
 
 Only the Python standard library; deterministic output (same files every run).
 """
@@ -251,6 +252,9 @@ def main():
             name = qhdr.get("mcp-name", "").encode()
             for extra in (0, 2 | 32):  # plain, and with --capture-bodies + close
                 w.put("mcp_decode", bytes([ctl | extra]) + qbody + b"\xff" + resp + b"\xff" + name)
+            for body in [qbody] + (sse_data(rbody) if is_sse else [rbody]):
+                if body:
+                    w.put("json_body", bytes(body))
 
     for t in sorted(w.counts):
         print(f"{t}: {w.counts[t]} seeds in {os.path.join(out, t)}")

@@ -40,6 +40,20 @@ pub mod routing;
 mod span;
 mod stats;
 
+/// Differential checks for the fuzz targets, compiled only under `cargo fuzz`
+/// (which builds every crate with `--cfg fuzzing`); see `fuzz/fuzz_targets/json_body.rs`.
+#[cfg(fuzzing)]
+#[doc(hidden)]
+pub mod fuzzing {
+    /// Panics when the fast JSON deserializer (`request/fast.rs`) and
+    /// serde_json's own reader disagree on `bytes`, read as a request body and
+    /// as a response body: which texts are rejected, and what is read.
+    pub fn json_readers_agree(bytes: &[u8]) {
+        crate::request::fuzz_agree(bytes);
+        crate::response::fuzz_agree(bytes);
+    }
+}
+
 pub use config::{DecoderConfig, HandleRule};
 pub use decoder::Decoder;
 pub use span::{Attr, AttrValue, Span, SpanEvent, SpanStatus};

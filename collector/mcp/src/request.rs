@@ -636,6 +636,23 @@ impl<'de> Visitor<'de> for IsObject {
     map_gives!(true);
 }
 
+/// Fuzzing only (`cargo fuzz` builds with `--cfg fuzzing`): panics when the
+/// fast deserializer ([`read_all`] on UTF-8 text) and serde_json's reader
+/// ([`read_all_serde`]) disagree on `bytes` as a request body (accepted or
+/// rejected, and the typed result).
+#[cfg(fuzzing)]
+pub(crate) fn fuzz_agree(bytes: &[u8]) {
+    let rule = HandleRule::default();
+    let fast = read_all(bytes, BodySeed(MsgSeed(&rule)));
+    let serde = read_all_serde(bytes, BodySeed(MsgSeed(&rule)));
+    assert_eq!(
+        fast.is_ok(),
+        serde.is_ok(),
+        "request body accepted by one reader only"
+    );
+    assert_eq!(fast.ok(), serde.ok(), "request body read differently");
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -532,6 +532,31 @@ impl<'de> Visitor<'de> for JsonTextSeed<'_> {
     }
 }
 
+/// Fuzzing only (`cargo fuzz` builds with `--cfg fuzzing`): panics when the
+/// fast deserializer and serde_json's reader disagree on `bytes` as a
+/// response body, or when [`parse_text`] and [`parse`] disagree on UTF-8 text.
+#[cfg(fuzzing)]
+pub(crate) fn fuzz_agree(bytes: &[u8]) {
+    use crate::request::read_all_serde;
+    let rule = HandleRule::default();
+    let fast = read_all(bytes, BodySeed(MsgSeed(&rule)));
+    let serde = read_all_serde(bytes, BodySeed(MsgSeed(&rule)));
+    assert_eq!(
+        fast.is_ok(),
+        serde.is_ok(),
+        "response body accepted by one reader only"
+    );
+    assert_eq!(fast.ok(), serde.ok(), "response body read differently");
+    if let Ok(text) = std::str::from_utf8(bytes) {
+        let (a, b) = (parse(bytes, false, &rule), parse_text(text, false, &rule));
+        assert_eq!(
+            a.ok().map(|(m, _)| m),
+            b.ok().map(|(m, _)| m),
+            "parse_text differs"
+        );
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
