@@ -181,8 +181,9 @@ fn heads(events: &[HttpEvent]) -> Vec<Vec<u8>> {
 struct Discard;
 
 impl SpanSink for Discard {
-    fn export(&mut self, spans: Vec<Span>) -> anyhow::Result<()> {
-        black_box(spans);
+    fn export(&mut self, spans: &mut Vec<Span>) -> anyhow::Result<()> {
+        black_box(&spans);
+        spans.clear();
         Ok(())
     }
     fn finish(&mut self) -> anyhow::Result<()> {

@@ -342,8 +342,8 @@ impl<W: Write> OtlpJsonSink<W> {
 }
 
 impl<W: Write> SpanSink for OtlpJsonSink<W> {
-    fn export(&mut self, spans: Vec<Span>) -> Result<()> {
-        self.pending.extend(spans);
+    fn export(&mut self, spans: &mut Vec<Span>) -> Result<()> {
+        self.pending.append(spans);
         if self.pending.len() >= SPANS_PER_LINE {
             self.write_pending()?;
         }
@@ -360,7 +360,8 @@ impl<W: Write> SpanSink for OtlpJsonSink<W> {
 pub struct NullSink;
 
 impl SpanSink for NullSink {
-    fn export(&mut self, _spans: Vec<Span>) -> Result<()> {
+    fn export(&mut self, spans: &mut Vec<Span>) -> Result<()> {
+        spans.clear();
         Ok(())
     }
     fn finish(&mut self) -> Result<()> {

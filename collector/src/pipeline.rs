@@ -16,8 +16,10 @@ use mcptap_wire::{ConnMeta, HttpEvent, TimestampNs};
 
 /// Receives finished spans.
 pub trait SpanSink {
-    /// Takes a batch of spans (in completion order).
-    fn export(&mut self, spans: Vec<Span>) -> Result<()>;
+    /// Takes a batch of spans (in completion order) out of `spans`, leaving it
+    /// empty: the caller keeps the vector's allocation for the next batch
+    /// (anything a sink leaves is dropped by the caller).
+    fn export(&mut self, spans: &mut Vec<Span>) -> Result<()>;
     /// End of input: flush everything.
     fn finish(&mut self) -> Result<()>;
 }
@@ -65,9 +67,10 @@ impl Feed<'_> {
         if self.stage.spans.is_empty() || self.err.is_some() {
             return;
         }
-        let batch = std::mem::take(&mut self.stage.spans);
-        *self.spans_out += batch.len() as u64;
-        if let Err(e) = self.out.export(batch) {
+        *self.spans_out += self.stage.spans.len() as u64;
+        let res = self.out.export(&mut self.stage.spans);
+        self.stage.spans.clear();
+        if let Err(e) = res {
             self.err = Some(e);
         }
     }
@@ -244,8 +247,8 @@ pub struct VecSink {
 }
 
 impl SpanSink for VecSink {
-    fn export(&mut self, spans: Vec<Span>) -> Result<()> {
-        self.spans.extend(spans);
+    fn export(&mut self, spans: &mut Vec<Span>) -> Result<()> {
+        self.spans.append(spans);
         Ok(())
     }
     fn finish(&mut self) -> Result<()> {

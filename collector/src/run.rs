@@ -334,15 +334,18 @@ impl Outputs {
 }
 
 impl SpanSink for Outputs {
-    fn export(&mut self, spans: Vec<mcptap_mcp::Span>) -> Result<()> {
+    fn export(&mut self, spans: &mut Vec<mcptap_mcp::Span>) -> Result<()> {
         match (self.file.as_mut(), self.export.as_mut()) {
             (Some(f), Some(e)) => {
-                f.export(spans.clone())?;
+                f.export(&mut spans.clone())?;
                 e.export(spans)
             }
             (Some(f), None) => f.export(spans),
             (None, Some(e)) => e.export(spans),
-            (None, None) => Ok(()),
+            (None, None) => {
+                spans.clear();
+                Ok(())
+            }
         }
     }
 

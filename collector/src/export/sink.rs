@@ -136,8 +136,8 @@ impl ExportSink {
 }
 
 impl SpanSink for ExportSink {
-    fn export(&mut self, spans: Vec<Span>) -> Result<()> {
-        for s in spans {
+    fn export(&mut self, spans: &mut Vec<Span>) -> Result<()> {
+        for s in spans.drain(..) {
             if self.opened.is_none() {
                 self.opened = Some(Instant::now());
             }
