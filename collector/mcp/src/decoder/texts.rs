@@ -1,0 +1,495 @@
+//! Text forms of span attribute values made without the formatting machinery
+//! or without allocating: JSON-RPC ids, integers in decimal, `'static` strings
+//! for the known method names, protocol versions and other fixed values, the
+//! request path, and endpoint address texts cached per address ([`AddrTexts`]).
+//! Each fast form equals what `Display`/`to_string` writes; proptests check that.
+
+use std::borrow::Cow;
+use std::net::{IpAddr, SocketAddr};
+
+use serde_json::Value;
+
+use crate::request::cap;
+
+/// String form of a JSON-RPC id: strings as-is, numbers as written, `null` → `None`,
+/// anything else (invalid) as compact JSON.
+pub(super) fn id_string(id: &Value) -> Option<String> {
+    match id {
+        Value::Null => None,
+        Value::String(s) => Some(cap(s).to_string()),
+        Value::Number(n) => Some(number_text(n)),
+        other => Some(cap(&other.to_string()).to_string()),
+    }
+}
+
+/// [`id_string`] of `id`, moving a string id out (leaving it empty) instead of
+/// copying it when it is not cut, and small integer ids (what clients count
+/// with) as fixed strings.
+pub(super) fn take_id_string(id: &mut Value) -> Option<Cow<'static, str>> {
+    match id {
+        Value::String(s) if cap(s).len() == s.len() => Some(Cow::Owned(std::mem::take(s))),
+        Value::Number(n) => match n
+            .as_u64()
+            .and_then(|u| SMALL_INTS.get(usize::try_from(u).ok()?))
+        {
+            Some(t) => Some(Cow::Borrowed(*t)),
+            None => Some(Cow::Owned(number_text(n))),
+        },
+        other => id_string(other).map(Cow::Owned),
+    }
+}
+
+/// `0` … `127` in decimal.
+pub(super) const SMALL_INTS: [&str; 128] = [
+    "0", "1", "2", "3", "4", "5", "6", "7", "8", "9", "10", "11", "12", "13", "14", "15", "16",
+    "17", "18", "19", "20", "21", "22", "23", "24", "25", "26", "27", "28", "29", "30", "31", "32",
+    "33", "34", "35", "36", "37", "38", "39", "40", "41", "42", "43", "44", "45", "46", "47", "48",
+    "49", "50", "51", "52", "53", "54", "55", "56", "57", "58", "59", "60", "61", "62", "63", "64",
+    "65", "66", "67", "68", "69", "70", "71", "72", "73", "74", "75", "76", "77", "78", "79", "80",
+    "81", "82", "83", "84", "85", "86", "87", "88", "89", "90", "91", "92", "93", "94", "95", "96",
+    "97", "98", "99", "100", "101", "102", "103", "104", "105", "106", "107", "108", "109", "110",
+    "111", "112", "113", "114", "115", "116", "117", "118", "119", "120", "121", "122", "123",
+    "124", "125", "126", "127",
+];
+
+/// `n.to_string()`: integers in decimal without the formatting machinery
+/// (what `Number`'s `Display` writes for them), other numbers by `Display`.
+pub(super) fn number_text(n: &serde_json::Number) -> String {
+    if let Some(u) = n.as_u64() {
+        let mut out = String::with_capacity(20);
+        push_decimal_u64(&mut out, u);
+        out
+    } else if let Some(i) = n.as_i64() {
+        let mut out = String::with_capacity(20);
+        out.push('-');
+        push_decimal_u64(&mut out, i.unsigned_abs());
+        out
+    } else {
+        n.to_string()
+    }
+}
+
+/// Appends `n` in decimal.
+pub(super) fn push_decimal_u64(out: &mut String, mut n: u64) {
+    let mut digits = [0u8; 20];
+    let mut len = 0;
+    loop {
+        if let Some(d) = digits.get_mut(len) {
+            *d = b'0' + (n % 10) as u8;
+        }
+        len += 1;
+        n /= 10;
+        if n == 0 || len == digits.len() {
+            break;
+        }
+    }
+    for d in digits.iter().take(len).rev() {
+        out.push(char::from(*d));
+    }
+}
+
+/// `s` borrowed as the `'static` string `known` returns for it, else copied.
+pub(super) fn known_or_owned(
+    s: &str,
+    known: fn(&str) -> Option<&'static str>,
+) -> Cow<'static, str> {
+    match known(s) {
+        Some(k) => Cow::Borrowed(k),
+        None => Cow::Owned(s.to_owned()),
+    }
+}
+
+/// The MCP method names of every protocol version (schema `ClientRequest`,
+/// `ServerRequest` and notification unions, 2024-11-05 … 2026-07-28, plus the
+/// Tasks extension), as `'static` strings.
+pub(super) fn known_method(m: &str) -> Option<&'static str> {
+    Some(match m {
+        "initialize" => "initialize",
+        "ping" => "ping",
+        "tools/list" => "tools/list",
+        "tools/call" => "tools/call",
+        "prompts/list" => "prompts/list",
+        "prompts/get" => "prompts/get",
+        "resources/list" => "resources/list",
+        "resources/read" => "resources/read",
+        "resources/templates/list" => "resources/templates/list",
+        "resources/subscribe" => "resources/subscribe",
+        "resources/unsubscribe" => "resources/unsubscribe",
+        "completion/complete" => "completion/complete",
+        "logging/setLevel" => "logging/setLevel",
+        "roots/list" => "roots/list",
+        "sampling/createMessage" => "sampling/createMessage",
+        "elicitation/create" => "elicitation/create",
+        "server/discover" => "server/discover",
+        "subscriptions/listen" => "subscriptions/listen",
+        "tasks/get" => "tasks/get",
+        "tasks/list" => "tasks/list",
+        "tasks/result" => "tasks/result",
+        "tasks/cancel" => "tasks/cancel",
+        "tasks/update" => "tasks/update",
+        "notifications/initialized" => "notifications/initialized",
+        "notifications/cancelled" => "notifications/cancelled",
+        "notifications/progress" => "notifications/progress",
+        "notifications/message" => "notifications/message",
+        "notifications/roots/list_changed" => "notifications/roots/list_changed",
+        "notifications/tools/list_changed" => "notifications/tools/list_changed",
+        "notifications/prompts/list_changed" => "notifications/prompts/list_changed",
+        "notifications/resources/list_changed" => "notifications/resources/list_changed",
+        "notifications/resources/updated" => "notifications/resources/updated",
+        "notifications/tasks/status" => "notifications/tasks/status",
+        _ => return None,
+    })
+}
+
+/// Protocol versions (`MCP-Protocol-Version`, `_meta`, `initialize`) as
+/// `'static` strings.
+pub(super) fn known_version(v: &str) -> Option<&'static str> {
+    Some(match v {
+        "2024-11-05" => "2024-11-05",
+        "2025-03-26" => "2025-03-26",
+        "2025-06-18" => "2025-06-18",
+        "2025-11-25" => "2025-11-25",
+        "2026-07-28" => "2026-07-28",
+        "DRAFT-2026-v1" => "DRAFT-2026-v1",
+        _ => return None,
+    })
+}
+
+/// The conventional MCP endpoint path as a `'static` string.
+pub(super) fn known_path(p: &str) -> Option<&'static str> {
+    Some(match p {
+        "/mcp" => "/mcp",
+        "/" => "/",
+        _ => return None,
+    })
+}
+
+/// `result.resultType` values of 2026-07-28 as `'static` strings.
+pub(super) fn known_result_type(t: &str) -> Option<&'static str> {
+    Some(match t {
+        "complete" => "complete",
+        "input_required" => "input_required",
+        "task" => "task",
+        _ => return None,
+    })
+}
+
+/// `result.cacheScope` values of 2026-07-28 as `'static` strings.
+pub(super) fn known_cache_scope(t: &str) -> Option<&'static str> {
+    Some(match t {
+        "private" => "private",
+        "shared" => "shared",
+        "public" => "public",
+        _ => return None,
+    })
+}
+
+/// The JSON-RPC and MCP error codes as `'static` decimal text.
+pub(super) fn known_error_code(c: i64) -> Option<&'static str> {
+    Some(match c {
+        -32700 => "-32700",
+        -32600 => "-32600",
+        -32601 => "-32601",
+        -32602 => "-32602",
+        -32603 => "-32603",
+        -32000 => "-32000",
+        -32001 => "-32001",
+        -32002 => "-32002",
+        -32020 => "-32020",
+        -32042 => "-32042",
+        _ => return None,
+    })
+}
+
+/// Path of a request target: origin-form up to `?`/`#`; absolute-form has its
+/// scheme and authority removed.
+pub(super) fn url_path(target: &str) -> &str {
+    let mut t = target;
+    for scheme in ["http://", "https://"] {
+        if t.len() >= scheme.len()
+            && t.get(..scheme.len())
+                .is_some_and(|p| p.eq_ignore_ascii_case(scheme))
+        {
+            let rest = t.get(scheme.len()..).unwrap_or("");
+            t = rest.find('/').and_then(|i| rest.get(i..)).unwrap_or("/");
+            break;
+        }
+    }
+    // Bytes, not chars: ASCII never occurs inside a multi-byte sequence.
+    let end = t
+        .bytes()
+        .position(|b| b == b'?' || b == b'#')
+        .unwrap_or(t.len());
+    t.get(..end).unwrap_or(t)
+}
+
+/// Appends `n` in decimal (what `Display` writes for an integer without a
+/// width or precision).
+pub(super) fn push_decimal(out: &mut String, mut n: u32) {
+    let mut digits = [0u8; 10];
+    let mut len = 0;
+    loop {
+        if let Some(d) = digits.get_mut(len) {
+            *d = b'0' + (n % 10) as u8;
+        }
+        len += 1;
+        n /= 10;
+        if n == 0 || len == digits.len() {
+            break;
+        }
+    }
+    for d in digits.iter().take(len).rev() {
+        out.push(char::from(*d));
+    }
+}
+
+/// Slots of [`AddrTexts`]' address table (a power of two).
+pub(super) const ADDR_SLOTS: usize = 64;
+/// Slots of [`AddrTexts`]' socket table (a power of two).
+pub(super) const SOCKET_SLOTS: usize = 16;
+
+/// Texts of endpoint addresses, formatted once and copied: `client.address`
+/// and `server.address` ([`ip_text`]) and the derived `service.instance.id`
+/// ([`socket_text_with`]). Two direct-mapped tables of fixed size (a slot
+/// holds the last address that hashed to it), so memory is bounded and the
+/// texts never depend on what the tables held before: a miss formats again.
+/// (Copies, not `Arc<str>`: a third string form in `AttrValue` made the drop
+/// code of every attribute a call, which cost more than the copies.)
+#[derive(Debug)]
+pub(super) struct AddrTexts {
+    ips: Vec<Option<(IpAddr, String)>>,
+    sockets: Vec<Option<(SocketAddr, String)>>,
+}
+
+impl AddrTexts {
+    pub(super) fn new() -> Self {
+        AddrTexts {
+            ips: vec![None; ADDR_SLOTS],
+            sockets: vec![None; SOCKET_SLOTS],
+        }
+    }
+
+    /// Fibonacci hash of an address, reduced to `slots` (a power of two).
+    fn slot(ip: IpAddr, extra: u16, slots: usize) -> usize {
+        let folded = match ip {
+            IpAddr::V4(v4) => u64::from(u32::from(v4)),
+            IpAddr::V6(v6) => {
+                let b = u128::from(v6);
+                (b as u64) ^ ((b >> 64) as u64)
+            }
+        };
+        let h = (folded ^ (u64::from(extra) << 32)).wrapping_mul(0x9e37_79b9_7f4a_7c15);
+        (h >> 32) as usize & (slots - 1)
+    }
+
+    /// [`ip_text`] of `ip`.
+    pub(super) fn ip(&mut self, ip: IpAddr) -> String {
+        let Some(slot) = self.ips.get_mut(Self::slot(ip, 0, ADDR_SLOTS)) else {
+            return ip_text(ip);
+        };
+        match slot {
+            Some((k, t)) if *k == ip => t.clone(),
+            _ => {
+                let t = ip_text(ip);
+                *slot = Some((ip, t.clone()));
+                t
+            }
+        }
+    }
+
+    /// [`socket_text_with`] of `addr` (`ip` is the text of its address).
+    pub(super) fn socket(&mut self, addr: SocketAddr, ip: &str) -> String {
+        let i = Self::slot(addr.ip(), addr.port(), SOCKET_SLOTS);
+        let Some(slot) = self.sockets.get_mut(i) else {
+            return socket_text_with(addr, ip);
+        };
+        match slot {
+            Some((k, t)) if *k == addr => t.clone(),
+            _ => {
+                let t = socket_text_with(addr, ip);
+                *slot = Some((addr, t.clone()));
+                t
+            }
+        }
+    }
+}
+
+/// `ip.to_string()` without the formatting machinery for IPv4 (dotted decimal,
+/// RFC 791 notation as `Ipv4Addr`'s `Display` writes it); IPv6 uses `Display`.
+pub(super) fn ip_text(ip: std::net::IpAddr) -> String {
+    match ip {
+        std::net::IpAddr::V4(v4) => {
+            // At most "255.255.255.255": 15 bytes, written on the stack and
+            // copied once.
+            let mut buf = [0u8; 15];
+            let mut len = 0usize;
+            let mut put = |b: u8| {
+                if let Some(d) = buf.get_mut(len) {
+                    *d = b;
+                    len += 1;
+                }
+            };
+            for (i, o) in v4.octets().into_iter().enumerate() {
+                if i > 0 {
+                    put(b'.');
+                }
+                if o >= 100 {
+                    put(b'0' + o / 100);
+                }
+                if o >= 10 {
+                    put(b'0' + (o / 10) % 10);
+                }
+                put(b'0' + o % 10);
+            }
+            let digits = buf.get(..len).unwrap_or(&[]);
+            // Only ASCII digits and dots were written.
+            std::str::from_utf8(digits).unwrap_or("").to_owned()
+        }
+        std::net::IpAddr::V6(v6) => v6.to_string(),
+    }
+}
+
+/// `addr.to_string()` (`a.b.c.d:port` for IPv4) with [`ip_text`]; IPv6 uses `Display`.
+#[cfg(test)]
+fn socket_text(addr: std::net::SocketAddr) -> String {
+    socket_text_with(addr, &ip_text(addr.ip()))
+}
+
+/// [`socket_text`] of `addr`, given `ip` = [`ip_text`] of its address.
+pub(super) fn socket_text_with(addr: std::net::SocketAddr, ip: &str) -> String {
+    match addr {
+        std::net::SocketAddr::V4(v4) => {
+            let mut out = String::with_capacity(ip.len() + 6);
+            out.push_str(ip);
+            out.push(':');
+            push_decimal(&mut out, u32::from(v4.port()));
+            out
+        }
+        std::net::SocketAddr::V6(_) => addr.to_string(),
+    }
+}
+
+#[cfg(test)]
+mod text_tests {
+    use super::{AddrTexts, ip_text, socket_text};
+    use proptest::prelude::*;
+    use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr};
+
+    proptest! {
+        /// The cached texts equal fresh ones whatever the tables held before
+        /// (few distinct addresses, so slots are both reused and contended).
+        #[test]
+        fn addr_texts_match_fresh_texts(
+            addrs in proptest::collection::vec((0u32..200, any::<bool>(), 0u16..4), 1..300)
+        ) {
+            let mut t = AddrTexts::new();
+            for (bits, v6, port) in addrs {
+                let ip = if v6 {
+                    IpAddr::V6(Ipv6Addr::from(u128::from(bits) << 64 | u128::from(bits)))
+                } else {
+                    IpAddr::V4(Ipv4Addr::from(bits.wrapping_mul(0x0101_0101)))
+                };
+                let text = t.ip(ip);
+                prop_assert_eq!(&text, &ip.to_string());
+                let sa = SocketAddr::new(ip, 8000 + port);
+                prop_assert_eq!(t.socket(sa, &text), sa.to_string());
+            }
+        }
+
+        #[test]
+        fn ip_and_socket_text_match_display(bits in any::<u32>(), port in any::<u16>(), v6 in any::<u128>()) {
+            let ip = IpAddr::V4(Ipv4Addr::from(bits));
+            prop_assert_eq!(ip_text(ip), ip.to_string());
+            let sa = SocketAddr::new(ip, port);
+            prop_assert_eq!(socket_text(sa), sa.to_string());
+            let ip6 = IpAddr::V6(Ipv6Addr::from(v6));
+            prop_assert_eq!(ip_text(ip6), ip6.to_string());
+            let sa6 = SocketAddr::new(ip6, port);
+            prop_assert_eq!(socket_text(sa6), sa6.to_string());
+        }
+    }
+
+    proptest! {
+        /// Integer ids and error codes in decimal as `Number`'s `Display` writes them.
+        #[test]
+        fn number_text_matches_display(u in any::<u64>(), i in any::<i64>(), f in any::<f64>()) {
+            let n = serde_json::Number::from(u);
+            prop_assert_eq!(super::number_text(&n), n.to_string());
+            let n = serde_json::Number::from(i);
+            prop_assert_eq!(super::number_text(&n), n.to_string());
+            if let Some(n) = serde_json::Number::from_f64(f) {
+                prop_assert_eq!(super::number_text(&n), n.to_string());
+            }
+        }
+
+        /// A known-value table only changes how a value is held, never its text.
+        #[test]
+        fn known_or_owned_keeps_the_text(s in "[a-z/_-]{0,12}|tools/call|2025-11-25|/mcp|complete|private") {
+            for known in [
+                super::known_method,
+                super::known_version,
+                super::known_path,
+                super::known_result_type,
+                super::known_cache_scope,
+            ] {
+                let held = super::known_or_owned(&s, known);
+                prop_assert_eq!(held.as_ref(), s.as_str());
+            }
+        }
+
+        /// The byte scan for `?`/`#` cuts where the char search did.
+        #[test]
+        fn url_path_cuts_like_char_search(t in "(https?://[a-z.]{0,6})?[/a-zé?#=&]{0,16}") {
+            let got = super::url_path(&t);
+            let mut model: &str = &t;
+            for scheme in ["http://", "https://"] {
+                if model.len() >= scheme.len()
+                    && model.get(..scheme.len()).is_some_and(|p| p.eq_ignore_ascii_case(scheme))
+                {
+                    let rest = model.get(scheme.len()..).unwrap_or("");
+                    model = rest.find('/').and_then(|i| rest.get(i..)).unwrap_or("/");
+                    break;
+                }
+            }
+            let end = model.find(['?', '#']).unwrap_or(model.len());
+            prop_assert_eq!(got, &model[..end]);
+        }
+
+        /// Ids as `id_string` writes them, whichever way they are held.
+        #[test]
+        fn take_id_string_matches_id_string(u in 0u64..300, i in any::<i64>(), s in ".{0,8}") {
+            for v in [serde_json::json!(u), serde_json::json!(i), serde_json::json!(s), serde_json::json!(null), serde_json::json!([u])] {
+                let want = super::id_string(&v);
+                let mut held = v.clone();
+                let got = super::take_id_string(&mut held);
+                prop_assert_eq!(got.as_deref(), want.as_deref());
+            }
+        }
+
+        #[test]
+        fn known_error_codes_are_their_decimal_text(c in -33000i64..-31000) {
+            if let Some(k) = super::known_error_code(c) {
+                prop_assert_eq!(k, c.to_string());
+            }
+        }
+    }
+
+    #[test]
+    fn edge_values() {
+        for (ip, text) in [
+            (Ipv4Addr::new(0, 0, 0, 0), "0.0.0.0"),
+            (Ipv4Addr::new(255, 255, 255, 255), "255.255.255.255"),
+            (Ipv4Addr::new(10, 0, 100, 9), "10.0.100.9"),
+        ] {
+            assert_eq!(ip_text(IpAddr::V4(ip)), text);
+        }
+        assert_eq!(
+            socket_text("10.1.2.3:65535".parse().expect("addr")),
+            "10.1.2.3:65535"
+        );
+        assert_eq!(
+            socket_text("10.1.2.3:0".parse().expect("addr")),
+            "10.1.2.3:0"
+        );
+    }
+}
