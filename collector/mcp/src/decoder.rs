@@ -8,6 +8,7 @@
 //! bodies are as large as the HTTP layer's cap allows.
 
 mod pending;
+mod session_cache;
 mod texts;
 
 use std::borrow::Cow;
@@ -28,6 +29,7 @@ use crate::routing::{Check, Era, decode_header_value, name_param, param_header_n
 use crate::span::{Attr, AttrValue, Span, SpanEvent, SpanStatus};
 use crate::stats::McpStats;
 use pending::{Order, Pending};
+use session_cache::SessionCache;
 use texts::{
     AddrTexts, id_string, known_cache_scope, known_error_code, known_method, known_or_owned,
     known_path, known_result_type, known_version, number_text, take_id_string, url_path,
@@ -146,6 +148,8 @@ pub struct Decoder {
     sessions: HashMap<String, Arc<SessionInfo>>,
     session_order: BTreeMap<u64, String>,
     next_session_seq: u64,
+    /// Recent answers of `sessions` (cleared whenever it changes).
+    session_cache: SessionCache<Arc<SessionInfo>>,
     /// Address texts formatted once and shared by the spans of every
     /// connection with the same endpoints.
     texts: AddrTexts,
@@ -170,6 +174,7 @@ impl Decoder {
             sessions: HashMap::new(),
             session_order: BTreeMap::new(),
             next_session_seq: 0,
+            session_cache: SessionCache::new(),
             texts: AddrTexts::new(),
             spare: Vec::new(),
         }
@@ -391,10 +396,10 @@ impl Decoder {
             self.stats.sessions_minted += 1;
         }
         self.update_sessions(&ex, minted.as_deref(), session_hdr.as_deref());
+        let sessions = &self.sessions;
         let session_info = session_hdr
-            .as_ref()
-            .and_then(|s| self.sessions.get(s))
-            .cloned();
+            .as_deref()
+            .and_then(|s| self.session_cache.get_or(s, |k| sessions.get(k).cloned()));
 
         let server_ip = self.texts.ip(ex.conn.server.ip());
         let instance_id = match &self.cfg.instance_id {
@@ -468,6 +473,7 @@ impl Decoder {
                 .and_then(|r| r.protocol_version.clone())
                 .or_else(|| params.protocol_version.clone()),
         };
+        self.session_cache.clear();
         if let Some(old) = self.sessions.remove(id) {
             self.session_order.remove(&old.seq);
         }
