@@ -31,8 +31,9 @@ use crate::stats::McpStats;
 use pending::{Order, Pending};
 use session_cache::SessionCache;
 use texts::{
-    AddrTexts, id_string, known_cache_scope, known_error_code, known_method, known_or_owned,
-    known_path, known_result_type, known_version, number_text, take_id_string, url_path,
+    AddrTexts, id_string, known_cache_scope, known_error_code, known_method, known_method_bytes,
+    known_or_owned, known_path, known_result_type, known_version, known_version_bytes, number_text,
+    take_id_string, url_path,
 };
 
 /// JSON-RPC error codes that are the caller's fault and do not make a server span
@@ -373,8 +374,10 @@ impl Decoder {
         let headers = std::mem::take(&mut ex.headers);
         let hdrs = ReqHeaders::scan(&headers);
         // Texts of the headers read more than once, converted once.
-        let hdr_pv = hdrs.protocol_version.map(text);
-        let hdr_method = hdrs.mcp_method.map(text);
+        let hdr_pv = hdrs
+            .protocol_version
+            .map(|v| known_text(v, known_version_bytes));
+        let hdr_method = hdrs.mcp_method.map(|v| known_text(v, known_method_bytes));
         let era = Era::classify(hdr_pv.as_deref());
         match era {
             Era::Legacy => self.stats.era_legacy += 1,
@@ -1275,6 +1278,15 @@ fn text(v: &[u8]) -> Cow<'_, str> {
     }
 }
 
+/// [`text`] of `v`, without the UTF-8 check when `known` recognises it (its
+/// known values are ASCII).
+fn known_text(v: &[u8], known: fn(&[u8]) -> Option<&'static str>) -> Cow<'_, str> {
+    match known(v) {
+        Some(k) => Cow::Borrowed(k),
+        None => text(v),
+    }
+}
+
 /// A header value as an owned UTF-8 string, lossy (as [`mcptap_wire::header_str`]).
 fn owned_text(v: &[u8]) -> String {
     text(v).into_owned()
@@ -1644,6 +1656,23 @@ fn attach_attrs(att: Attached, attrs: &mut Vec<Attr>) -> Vec<SpanEvent> {
 #[cfg(test)]
 mod req_header_tests {
     use proptest::prelude::*;
+
+    proptest! {
+        /// A known header value reads as the same text, known or not.
+        #[test]
+        fn known_text_is_text(
+            v in prop_oneof![
+                proptest::collection::vec(any::<u8>(), 0..12),
+                Just(b"2025-06-18".to_vec()),
+                Just(b"tools/call".to_vec()),
+                Just(b"2026-07-28 ".to_vec()),
+            ]
+        ) {
+            for known in [super::known_method_bytes, super::known_version_bytes] {
+                prop_assert_eq!(super::known_text(&v, known), super::text(&v));
+            }
+        }
+    }
 
     proptest! {
         /// The one-pass header scan finds what a lookup of each name finds

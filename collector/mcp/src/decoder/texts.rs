@@ -102,57 +102,67 @@ pub(super) fn known_or_owned(
 /// The MCP method names of every protocol version (schema `ClientRequest`,
 /// `ServerRequest` and notification unions, 2024-11-05 … 2026-07-28, plus the
 /// Tasks extension), as `'static` strings.
-pub(super) fn known_method(m: &str) -> Option<&'static str> {
+pub(super) fn known_method_bytes(m: &[u8]) -> Option<&'static str> {
     Some(match m {
-        "initialize" => "initialize",
-        "ping" => "ping",
-        "tools/list" => "tools/list",
-        "tools/call" => "tools/call",
-        "prompts/list" => "prompts/list",
-        "prompts/get" => "prompts/get",
-        "resources/list" => "resources/list",
-        "resources/read" => "resources/read",
-        "resources/templates/list" => "resources/templates/list",
-        "resources/subscribe" => "resources/subscribe",
-        "resources/unsubscribe" => "resources/unsubscribe",
-        "completion/complete" => "completion/complete",
-        "logging/setLevel" => "logging/setLevel",
-        "roots/list" => "roots/list",
-        "sampling/createMessage" => "sampling/createMessage",
-        "elicitation/create" => "elicitation/create",
-        "server/discover" => "server/discover",
-        "subscriptions/listen" => "subscriptions/listen",
-        "tasks/get" => "tasks/get",
-        "tasks/list" => "tasks/list",
-        "tasks/result" => "tasks/result",
-        "tasks/cancel" => "tasks/cancel",
-        "tasks/update" => "tasks/update",
-        "notifications/initialized" => "notifications/initialized",
-        "notifications/cancelled" => "notifications/cancelled",
-        "notifications/progress" => "notifications/progress",
-        "notifications/message" => "notifications/message",
-        "notifications/roots/list_changed" => "notifications/roots/list_changed",
-        "notifications/tools/list_changed" => "notifications/tools/list_changed",
-        "notifications/prompts/list_changed" => "notifications/prompts/list_changed",
-        "notifications/resources/list_changed" => "notifications/resources/list_changed",
-        "notifications/resources/updated" => "notifications/resources/updated",
-        "notifications/tasks/status" => "notifications/tasks/status",
+        b"initialize" => "initialize",
+        b"ping" => "ping",
+        b"tools/list" => "tools/list",
+        b"tools/call" => "tools/call",
+        b"prompts/list" => "prompts/list",
+        b"prompts/get" => "prompts/get",
+        b"resources/list" => "resources/list",
+        b"resources/read" => "resources/read",
+        b"resources/templates/list" => "resources/templates/list",
+        b"resources/subscribe" => "resources/subscribe",
+        b"resources/unsubscribe" => "resources/unsubscribe",
+        b"completion/complete" => "completion/complete",
+        b"logging/setLevel" => "logging/setLevel",
+        b"roots/list" => "roots/list",
+        b"sampling/createMessage" => "sampling/createMessage",
+        b"elicitation/create" => "elicitation/create",
+        b"server/discover" => "server/discover",
+        b"subscriptions/listen" => "subscriptions/listen",
+        b"tasks/get" => "tasks/get",
+        b"tasks/list" => "tasks/list",
+        b"tasks/result" => "tasks/result",
+        b"tasks/cancel" => "tasks/cancel",
+        b"tasks/update" => "tasks/update",
+        b"notifications/initialized" => "notifications/initialized",
+        b"notifications/cancelled" => "notifications/cancelled",
+        b"notifications/progress" => "notifications/progress",
+        b"notifications/message" => "notifications/message",
+        b"notifications/roots/list_changed" => "notifications/roots/list_changed",
+        b"notifications/tools/list_changed" => "notifications/tools/list_changed",
+        b"notifications/prompts/list_changed" => "notifications/prompts/list_changed",
+        b"notifications/resources/list_changed" => "notifications/resources/list_changed",
+        b"notifications/resources/updated" => "notifications/resources/updated",
+        b"notifications/tasks/status" => "notifications/tasks/status",
         _ => return None,
     })
 }
 
+/// [`known_method_bytes`] of a string.
+pub(super) fn known_method(m: &str) -> Option<&'static str> {
+    known_method_bytes(m.as_bytes())
+}
+
 /// Protocol versions (`MCP-Protocol-Version`, `_meta`, `initialize`) as
 /// `'static` strings.
-pub(super) fn known_version(v: &str) -> Option<&'static str> {
+pub(super) fn known_version_bytes(v: &[u8]) -> Option<&'static str> {
     Some(match v {
-        "2024-11-05" => "2024-11-05",
-        "2025-03-26" => "2025-03-26",
-        "2025-06-18" => "2025-06-18",
-        "2025-11-25" => "2025-11-25",
-        "2026-07-28" => "2026-07-28",
-        "DRAFT-2026-v1" => "DRAFT-2026-v1",
+        b"2024-11-05" => "2024-11-05",
+        b"2025-03-26" => "2025-03-26",
+        b"2025-06-18" => "2025-06-18",
+        b"2025-11-25" => "2025-11-25",
+        b"2026-07-28" => "2026-07-28",
+        b"DRAFT-2026-v1" => "DRAFT-2026-v1",
         _ => return None,
     })
+}
+
+/// [`known_version_bytes`] of a string.
+pub(super) fn known_version(v: &str) -> Option<&'static str> {
+    known_version_bytes(v.as_bytes())
 }
 
 /// The conventional MCP endpoint path as a `'static` string.
