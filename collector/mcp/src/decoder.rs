@@ -1244,18 +1244,17 @@ impl<'h> ReqHeaders<'h> {
         };
         for (n, value) in headers.iter_bytes() {
             let slot = match n.len() {
-                8 if n.eq_ignore_ascii_case(b"mcp-name") => &mut r.mcp_name,
-                10 if n.eq_ignore_ascii_case(b"user-agent") => &mut r.user_agent,
-                10 if n.eq_ignore_ascii_case(b"mcp-method") => &mut r.mcp_method,
-                10 if n.eq_ignore_ascii_case(b"tracestate") => &mut r.tracestate,
-                11 if n.eq_ignore_ascii_case(b"traceparent") => &mut r.traceparent,
-                14 if n.eq_ignore_ascii_case(b"mcp-session-id") => &mut r.session_id,
-                20 if n.eq_ignore_ascii_case(b"mcp-protocol-version") => &mut r.protocol_version,
+                8 if name_is(n, b"mcp-name") => &mut r.mcp_name,
+                10 if name_is(n, b"user-agent") => &mut r.user_agent,
+                10 if name_is(n, b"mcp-method") => &mut r.mcp_method,
+                10 if name_is(n, b"tracestate") => &mut r.tracestate,
+                11 if name_is(n, b"traceparent") => &mut r.traceparent,
+                14 if name_is(n, b"mcp-session-id") => &mut r.session_id,
+                20 if name_is(n, b"mcp-protocol-version") => &mut r.protocol_version,
                 _ => {
                     if n.len() >= 10
                         && n.first().is_some_and(|c| c.eq_ignore_ascii_case(&b'm'))
-                        && n.get(..10)
-                            .is_some_and(|p| p.eq_ignore_ascii_case(b"mcp-param-"))
+                        && n.get(..10).is_some_and(|p| name_is(p, b"mcp-param-"))
                     {
                         r.param_headers = true;
                     }
@@ -1268,6 +1267,49 @@ impl<'h> ReqHeaders<'h> {
         }
         r
     }
+}
+
+/// `n.eq_ignore_ascii_case(t)` for a lowercase ASCII name `t`, eight bytes
+/// at a time when `t` has at least eight: a byte of `n` matches a letter of
+/// `t` in either case (`b | 0x20 == t`) and any other byte of `t` exactly,
+/// which is the byte-wise rule (see the proptest).
+#[inline(always)]
+fn name_is(n: &[u8], t: &[u8]) -> bool {
+    if n.len() != t.len() || t.len() < 8 {
+        return n.eq_ignore_ascii_case(t);
+    }
+    let last = t.len() - 8;
+    let mut at = 0;
+    loop {
+        let at8 = at.min(last);
+        let (Some(a), Some(b)) = (word8(n, at8), word8(t, at8)) else {
+            return false;
+        };
+        if a | lower_letters(b) != b {
+            return false;
+        }
+        if at8 == last {
+            return true;
+        }
+        at += 8;
+    }
+}
+
+/// The eight bytes of `s` from `at`, little-endian.
+#[inline(always)]
+fn word8(s: &[u8], at: usize) -> Option<u64> {
+    let w = s.get(at..at.checked_add(8)?)?;
+    <[u8; 8]>::try_from(w).ok().map(u64::from_le_bytes)
+}
+
+/// `0x20` in each byte of `w` that is a lowercase ASCII letter, else `0`
+/// (`w` all ASCII: no byte sum below carries into the next byte).
+#[inline(always)]
+const fn lower_letters(w: u64) -> u64 {
+    const ONES: u64 = 0x0101_0101_0101_0101;
+    let from_a = w.wrapping_add(ONES * (0x80 - b'a' as u64));
+    let past_z = w.wrapping_add(ONES * (0x80 - b'z' as u64 - 1));
+    ((from_a & !past_z) & (ONES * 0x80)) >> 2
 }
 
 /// A header value as UTF-8 text, lossy (as [`mcptap_wire::header_text`]).
@@ -1656,6 +1698,38 @@ fn attach_attrs(att: Attached, attrs: &mut Vec<Attr>) -> Vec<SpanEvent> {
 #[cfg(test)]
 mod req_header_tests {
     use proptest::prelude::*;
+
+    proptest! {
+        /// The word-wise name comparison is `eq_ignore_ascii_case`.
+        #[test]
+        fn name_is_matches_eq_ignore_ascii_case(
+            t in prop_oneof![
+                Just("mcp-name"), Just("user-agent"), Just("mcp-method"), Just("tracestate"),
+                Just("traceparent"), Just("mcp-session-id"), Just("mcp-protocol-version"),
+                Just("mcp-param-"), Just("host"),
+            ],
+            flips in proptest::collection::vec(any::<u8>(), 20),
+            junk in proptest::collection::vec(any::<u8>(), 0..22),
+        ) {
+            let t = t.as_bytes();
+            // Same bytes with cases flipped and some bytes replaced (often by
+            // a neighbour of the right byte), and unrelated bytes.
+            let mixed: Vec<u8> = t
+                .iter()
+                .zip(flips.iter().cycle())
+                .map(|(&b, &f)| match f % 8 {
+                    0 => b.to_ascii_uppercase(),
+                    1 => b ^ 0x20,
+                    2 => b ^ 0x80,
+                    3 => f,
+                    _ => b,
+                })
+                .collect();
+            for n in [t, mixed.as_slice(), junk.as_slice()] {
+                prop_assert_eq!(super::name_is(n, t), n.eq_ignore_ascii_case(t));
+            }
+        }
+    }
 
     proptest! {
         /// A known header value reads as the same text, known or not.
