@@ -31,9 +31,9 @@ use crate::stats::McpStats;
 use pending::{Order, Pending};
 use session_cache::SessionCache;
 use texts::{
-    AddrTexts, id_string, known_cache_scope, known_error_code, known_method, known_method_bytes,
-    known_or_owned, known_path, known_result_type, known_version, known_version_bytes, number_text,
-    take_id_string, url_path,
+    AddrTexts, LastText, id_string, known_cache_scope, known_error_code, known_method,
+    known_method_bytes, known_or_owned, known_path, known_result_type, known_version,
+    known_version_bytes, number_text, take_id_string, url_path,
 };
 
 /// JSON-RPC error codes that are the caller's fault and do not make a server span
@@ -154,6 +154,8 @@ pub struct Decoder {
     /// Address texts formatted once and shared by the spans of every
     /// connection with the same endpoints.
     texts: AddrTexts,
+    /// Text of the last `User-Agent` value.
+    user_agent: LastText,
     /// Boxes of finished exchanges kept for the next requests (at most
     /// [`SPARE_EXCHANGES`]; their old contents are dropped on reuse).
     #[allow(clippy::vec_box)] // the boxes are what is reused
@@ -177,6 +179,7 @@ impl Decoder {
             next_session_seq: 0,
             session_cache: SessionCache::new(),
             texts: AddrTexts::new(),
+            user_agent: LastText::default(),
             spare: Vec::new(),
         }
     }
@@ -417,6 +420,7 @@ impl Decoder {
             minted,
             instance_id,
             client_ip: self.texts.ip(ex.conn.client.ip()),
+            user_agent: hdrs.user_agent.map(|v| self.user_agent.text(v)),
             server_ip,
             hdrs,
             hdr_pv,
@@ -517,8 +521,12 @@ impl Decoder {
             AttrValue::Str(known_or_owned(url_path(&ex.target), known_path)),
         );
         push_str(attrs, a::URL_SCHEME, "http");
-        if let Some(ua) = ctx.hdrs.user_agent.map(owned_text) {
-            push(attrs, a::USER_AGENT_ORIGINAL, AttrValue::Str(ua.into()));
+        if let Some(ua) = &mut ctx.user_agent {
+            push(
+                attrs,
+                a::USER_AGENT_ORIGINAL,
+                AttrValue::Str(share(ua, last).into()),
+            );
         }
         push(
             attrs,
@@ -1202,6 +1210,8 @@ struct ExCtx<'h> {
     client_ip: String,
     /// `server.address`, likewise.
     server_ip: String,
+    /// `user_agent.original` (lossy UTF-8; the last span takes it).
+    user_agent: Option<String>,
     hdrs: ReqHeaders<'h>,
     /// `MCP-Protocol-Version` as text (lossy UTF-8).
     hdr_pv: Option<Cow<'h, str>>,

@@ -253,6 +253,28 @@ pub(super) fn push_decimal(out: &mut String, mut n: u32) {
     }
 }
 
+/// The text of the last header value converted (e.g. `User-Agent`, the same
+/// on every request of a client), kept for the next identical value: equal
+/// bytes are copied, without a second UTF-8 check. Holds one value, as long
+/// as a header value can be.
+#[derive(Debug, Default)]
+pub(super) struct LastText {
+    raw: Vec<u8>,
+    text: String,
+}
+
+impl LastText {
+    /// `String::from_utf8_lossy(v)`, owned.
+    pub(super) fn text(&mut self, v: &[u8]) -> String {
+        if self.raw != v {
+            self.raw.clear();
+            self.raw.extend_from_slice(v);
+            self.text = String::from_utf8_lossy(v).into_owned();
+        }
+        self.text.clone()
+    }
+}
+
 /// Slots of [`AddrTexts`]' address table (a power of two).
 pub(super) const ADDR_SLOTS: usize = 64;
 /// Slots of [`AddrTexts`]' socket table (a power of two).
@@ -416,6 +438,24 @@ mod text_tests {
             prop_assert_eq!(ip_text(ip6), ip6.to_string());
             let sa6 = SocketAddr::new(ip6, port);
             prop_assert_eq!(socket_text(sa6), sa6.to_string());
+        }
+    }
+
+    proptest! {
+        /// The kept text is the lossy text of the value, whatever came before.
+        #[test]
+        fn last_text_is_the_lossy_text(
+            vs in proptest::collection::vec(prop_oneof![
+                Just(b"python-httpx/0.28".to_vec()),
+                Just(b"ua\xff".to_vec()),
+                Just(Vec::new()),
+                proptest::collection::vec(any::<u8>(), 0..6),
+            ], 0..20)
+        ) {
+            let mut last = super::LastText::default();
+            for v in vs {
+                prop_assert_eq!(last.text(&v), String::from_utf8_lossy(&v).into_owned());
+            }
         }
     }
 
