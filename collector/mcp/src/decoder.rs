@@ -820,9 +820,13 @@ impl Decoder {
             _ => None,
         };
         // `None`: the method name alone, moved into the span at the end.
+        // The attributes of `params.name` and `params.uri` are filled in
+        // after the routing checks have read them: their strings then move.
+        let mut name_slot = None;
         let name = match (target_attr, pname) {
             (Some(k), Some(n)) => {
-                push(&mut attrs, k, AttrValue::Str(n.to_string().into()));
+                name_slot = Some(attrs.len());
+                push_str(&mut attrs, k, "");
                 // `format!("{method} {n}")` without the formatting machinery.
                 let mut name = String::with_capacity(method.len() + 1 + n.len());
                 name.push_str(method);
@@ -832,13 +836,10 @@ impl Decoder {
             }
             _ => None,
         };
-        if let Some(uri) = &m.params.uri {
-            push(
-                &mut attrs,
-                a::MCP_RESOURCE_URI,
-                AttrValue::Str(uri.clone().into()),
-            );
-        }
+        let uri_slot = m.params.uri.is_some().then(|| {
+            push_str(&mut attrs, a::MCP_RESOURCE_URI, "");
+            attrs.len() - 1
+        });
 
         // Protocol version.
         let is_init = m.method == "initialize";
@@ -909,6 +910,17 @@ impl Decoder {
             hdr_pv,
             &mut attrs,
         );
+
+        for (slot, text) in [
+            (name_slot, &mut m.params.name),
+            (uri_slot, &mut m.params.uri),
+        ] {
+            if let (Some(v), Some((_, held))) = (text.take(), slot.and_then(|i| attrs.get_mut(i))) {
+                *held = AttrValue::Str(v.into());
+            }
+        }
+        let params = &*m.params;
+        let meta = &params.meta;
 
         // Long-lived streams.
         let long_lived = m.method == "subscriptions/listen";
