@@ -20,6 +20,7 @@
 //! `resultType`, `ttlMs`, `cacheScope`, `taskId`, `status`, `task` (`taskId`,
 //! `status`), `structuredContent`, `content[*].text`, `protocolVersion`.
 
+use std::borrow::Cow;
 use std::fmt;
 
 use serde::de::{DeserializeSeed, Deserializer, IgnoredAny, MapAccess, SeqAccess, Visitor};
@@ -27,7 +28,13 @@ use serde_json::Value;
 
 use crate::config::HandleRule;
 use crate::handles::{Found, MAX_TEXT_JSON_BYTES, WalkSeed};
-use crate::request::{Body, BodySeed, Key, Skip, StrSeed, read_all, read_str};
+use crate::request::{Body, BodySeed, Key, Skip, StrSeed, cap, read_all, read_str};
+
+/// `result.resultType` values of 2026-07-28 (MCP `basic/index.mdx`).
+pub(crate) const RESULT_TYPES: &[&str] = &["complete", "input_required", "task"];
+
+/// `result.cacheScope` values of 2026-07-28 (MCP `server/resources.mdx`).
+pub(crate) const CACHE_SCOPES: &[&str] = &["private", "shared", "public"];
 
 /// Most `content` items looked at for JSON texts.
 const MAX_CONTENT_ITEMS: usize = 64;
@@ -92,12 +99,14 @@ pub(crate) struct RpcError {
 pub(crate) struct ResultFields {
     /// `isError` is `true`.
     pub is_error: bool,
-    /// `resultType`, when a string.
-    pub result_type: Option<String>,
+    /// `resultType`, when a string (borrowed for the values of
+    /// [`RESULT_TYPES`], so the common ones allocate nothing).
+    pub result_type: Option<Cow<'static, str>>,
     /// `ttlMs`, when an integer that fits `i64`.
     pub ttl_ms: Option<i64>,
-    /// `cacheScope`, when a string.
-    pub cache_scope: Option<String>,
+    /// `cacheScope`, when a string (borrowed for the values of
+    /// [`CACHE_SCOPES`]).
+    pub cache_scope: Option<Cow<'static, str>>,
     /// `taskId`, whatever its type.
     pub task_id: Option<Value>,
     /// `status`, when a string.
@@ -348,9 +357,9 @@ impl<'de> Visitor<'de> for ResultSeed<'_> {
         while let Some(key) = map.next_key_seed(Key)? {
             match &*key {
                 "isError" => r.is_error = map.next_value_seed(TrueSeed)?,
-                "resultType" => r.result_type = map.next_value_seed(StrSeed(true))?,
+                "resultType" => r.result_type = map.next_value_seed(KnownStrSeed(RESULT_TYPES))?,
                 "ttlMs" => r.ttl_ms = map.next_value_seed(I64Seed)?,
-                "cacheScope" => r.cache_scope = map.next_value_seed(StrSeed(true))?,
+                "cacheScope" => r.cache_scope = map.next_value_seed(KnownStrSeed(CACHE_SCOPES))?,
                 "taskId" => r.task_id = Some(map.next_value::<Value>()?),
                 "status" => r.status = map.next_value_seed(StrSeed(true))?,
                 "task" => r.task = map.next_value_seed(TaskSeed)?,
@@ -371,6 +380,27 @@ impl<'de> Visitor<'de> for ResultSeed<'_> {
             }
         }
         Ok(Some(r))
+    }
+}
+
+/// A string value cut to `MAX_NAME_BYTES` (as `StrSeed(true)`), borrowed
+/// when it is one of the listed `'static` values, else `None`.
+struct KnownStrSeed(&'static [&'static str]);
+
+any_seed!(KnownStrSeed, Option<Cow<'static, str>>);
+impl<'de> Visitor<'de> for KnownStrSeed {
+    type Value = Option<Cow<'static, str>>;
+    fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("any JSON value")
+    }
+    scalars_give!(None);
+    seq_gives!(None);
+    map_gives!(None);
+    fn visit_str<E>(self, s: &str) -> Result<Self::Value, E> {
+        Ok(Some(match self.0.iter().find(|k| **k == s) {
+            Some(k) => Cow::Borrowed(*k),
+            None => Cow::Owned(cap(s).to_owned()),
+        }))
     }
 }
 
@@ -752,6 +782,24 @@ mod tests {
     }
 
     proptest! {
+        #[test]
+        fn known_strings_read_as_plain_strings(
+            text in prop_oneof![
+                Just("\"complete\"".to_string()),
+                Just("\"private\"".to_string()),
+                Just("\"comp\\u006cete\"".to_string()),
+                "\"[a-z_]{0,16}\"",
+                message_text(),
+            ]
+        ) {
+            // Borrowed or not, the text is `StrSeed(true)`'s.
+            for list in [RESULT_TYPES, CACHE_SCOPES] {
+                let known = read_str(&text, KnownStrSeed(list)).ok().map(|o| o.map(Cow::into_owned));
+                let plain = read_str(&text, StrSeed(true)).ok();
+                prop_assert_eq!(known, plain);
+            }
+        }
+
         #[test]
         fn fast_and_serde_agree(
             text in prop_oneof![response_soup(), crate::request::fast::tests::soup()]
