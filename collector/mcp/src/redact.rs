@@ -58,6 +58,20 @@ pub fn looks_like_credential(s: &str) -> bool {
             p += 1;
             continue;
         }
+        // Every pattern below needs this second byte: most candidates end
+        // here, before any slicing.
+        let d = bytes.get(p + 1).copied().unwrap_or(0);
+        let second = match c {
+            b'b' | b'B' => (d | 0x20) == b'e',
+            b's' => d == b'k',
+            b'g' => d == b'h' || d == b'i',
+            b'x' => d == b'o',
+            _ => d == b'y',
+        };
+        if !second {
+            p += 1;
+            continue;
+        }
         let rest = bytes.get(p..).unwrap_or_default();
         let prefix = match c {
             b'b' | b'B' => {
