@@ -621,6 +621,7 @@ struct Map<'a, 'de> {
 impl<'de> MapAccess<'de> for Map<'_, 'de> {
     type Error = Error;
 
+    #[inline(always)]
     fn next_key_seed<K: DeserializeSeed<'de>>(
         &mut self,
         seed: K,
