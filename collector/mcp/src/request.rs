@@ -337,6 +337,7 @@ impl<'de> Visitor<'de> for Skip {
 
 impl<'de> DeserializeSeed<'de> for Key {
     type Value = Cow<'de, str>;
+    #[inline(always)]
     fn deserialize<D: Deserializer<'de>>(self, d: D) -> Result<Cow<'de, str>, D::Error> {
         d.deserialize_str(self)
     }

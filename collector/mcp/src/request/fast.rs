@@ -210,6 +210,7 @@ impl<'de> Fast<'de> {
     }
 
     /// A string value at the position (its opening quote), `Value`-strict.
+    #[inline(always)]
     fn string<V: Visitor<'de>>(&mut self, visitor: V) -> Result<V::Value, Error> {
         let start = self.pos;
         let end = self.scan_plain(start + 1);
@@ -655,12 +656,19 @@ struct MapKey<'a, 'de> {
 impl<'de> de::Deserializer<'de> for MapKey<'_, 'de> {
     type Error = Error;
 
+    #[inline(always)]
     fn deserialize_any<V: Visitor<'de>>(self, visitor: V) -> Result<V::Value, Error> {
         self.de.string(visitor)
     }
 
+    /// As `deserialize_any` (the call [`super::Key`] makes), inlined.
+    #[inline(always)]
+    fn deserialize_str<V: Visitor<'de>>(self, visitor: V) -> Result<V::Value, Error> {
+        self.de.string(visitor)
+    }
+
     serde::forward_to_deserialize_any! {
-        bool i8 i16 i32 i64 i128 u8 u16 u32 u64 u128 f32 f64 char str string
+        bool i8 i16 i32 i64 i128 u8 u16 u32 u64 u128 f32 f64 char string
         bytes byte_buf option unit unit_struct newtype_struct seq tuple
         tuple_struct map struct enum identifier ignored_any
     }
