@@ -69,7 +69,8 @@ pub(super) fn number_text(n: &serde_json::Number) -> String {
     }
 }
 
-/// Appends `n` in decimal.
+/// Appends `n` in decimal (what `Display` writes for an integer without a
+/// width or precision).
 pub(super) fn push_decimal_u64(out: &mut String, mut n: u64) {
     let mut digits = [0u8; 20];
     let mut len = 0;
@@ -233,26 +234,6 @@ pub(super) fn url_path(target: &str) -> &str {
     t.get(..end).unwrap_or(t)
 }
 
-/// Appends `n` in decimal (what `Display` writes for an integer without a
-/// width or precision).
-pub(super) fn push_decimal(out: &mut String, mut n: u32) {
-    let mut digits = [0u8; 10];
-    let mut len = 0;
-    loop {
-        if let Some(d) = digits.get_mut(len) {
-            *d = b'0' + (n % 10) as u8;
-        }
-        len += 1;
-        n /= 10;
-        if n == 0 || len == digits.len() {
-            break;
-        }
-    }
-    for d in digits.iter().take(len).rev() {
-        out.push(char::from(*d));
-    }
-}
-
 /// The text of the last header value converted (e.g. `User-Agent`, the same
 /// on every request of a client), kept for the next identical value: equal
 /// bytes are copied, without a second UTF-8 check. Holds one value, as long
@@ -394,7 +375,7 @@ pub(super) fn socket_text_with(addr: std::net::SocketAddr, ip: &str) -> String {
             let mut out = String::with_capacity(ip.len() + 6);
             out.push_str(ip);
             out.push(':');
-            push_decimal(&mut out, u32::from(v4.port()));
+            push_decimal_u64(&mut out, u64::from(v4.port()));
             out
         }
         std::net::SocketAddr::V6(_) => addr.to_string(),
