@@ -479,27 +479,23 @@ mod tests {
             "\"\\u00e9x\"",
         ])
         .prop_map(str::to_owned);
-        let key = prop::sample::select(vec![
-            "a_id",
-            "b_id",
-            "taskId",
-            "xId",
-            "fhandle",
-            "a",
-            "b",
-            "_id",
-            "a\\u005fid",
-        ]);
-        leaf.prop_recursive(12, 256, 5, move |inner| {
-            prop_oneof![
-                prop::collection::vec((key.clone(), inner.clone()), 0..5).prop_map(|kv| {
-                    let members: Vec<String> =
-                        kv.iter().map(|(k, v)| format!("\"{k}\":{v}")).collect();
-                    format!("{{{}}}", members.join(","))
-                }),
-                prop::collection::vec(inner, 0..3).prop_map(|v| format!("[{}]", v.join(","))),
-            ]
-        })
+        crate::testutil::json_text(
+            leaf,
+            vec![
+                "a_id",
+                "b_id",
+                "taskId",
+                "xId",
+                "fhandle",
+                "a",
+                "b",
+                "_id",
+                "a\\u005fid",
+            ],
+            12,
+            256,
+            5,
+        )
     }
 
     proptest! {

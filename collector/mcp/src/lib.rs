@@ -39,6 +39,8 @@ mod response;
 pub mod routing;
 mod span;
 mod stats;
+#[cfg(test)]
+mod testutil;
 
 /// Differential checks for the fuzz targets, compiled only under `cargo fuzz`
 /// (which builds every crate with `--cfg fuzzing`); see `fuzz/fuzz_targets/json_body.rs`.

@@ -820,38 +820,34 @@ mod tests {
             "{\"name\":\"n\",\"z\":1}",
         ])
         .prop_map(str::to_owned);
-        let key = prop::sample::select(vec![
-            "method",
-            "id",
-            "params",
-            "_meta",
-            "name",
-            "uri",
-            "taskId",
-            "task",
-            "arguments",
-            "capabilities",
-            "extensions",
-            "clientInfo",
-            "version",
-            "jsonrpc",
-            "error",
-            "progressToken",
-            "tracestate",
-            "io.modelcontextprotocol/protocolVersion",
-            "io.modelcontextprotocol/clientInfo",
-            "io.modelcontextprotocol/clientCapabilities",
-        ]);
-        leaf.prop_recursive(4, 64, 6, move |inner| {
-            prop_oneof![
-                prop::collection::vec((key.clone(), inner.clone()), 0..6).prop_map(|kv| {
-                    let members: Vec<String> =
-                        kv.iter().map(|(k, v)| format!("\"{k}\":{v}")).collect();
-                    format!("{{{}}}", members.join(","))
-                }),
-                prop::collection::vec(inner, 0..3).prop_map(|v| format!("[{}]", v.join(","))),
-            ]
-        })
+        crate::testutil::json_text(
+            leaf,
+            vec![
+                "method",
+                "id",
+                "params",
+                "_meta",
+                "name",
+                "uri",
+                "taskId",
+                "task",
+                "arguments",
+                "capabilities",
+                "extensions",
+                "clientInfo",
+                "version",
+                "jsonrpc",
+                "error",
+                "progressToken",
+                "tracestate",
+                "io.modelcontextprotocol/protocolVersion",
+                "io.modelcontextprotocol/clientInfo",
+                "io.modelcontextprotocol/clientCapabilities",
+            ],
+            4,
+            64,
+            6,
+        )
     }
 
     proptest! {

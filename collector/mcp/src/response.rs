@@ -702,42 +702,38 @@ mod tests {
             "{\"text\":\"{}\"}",
         ])
         .prop_map(str::to_owned);
-        let key = prop::sample::select(vec![
-            "id",
-            "method",
-            "params",
-            "result",
-            "error",
-            "code",
-            "message",
-            "isError",
-            "resultType",
-            "ttlMs",
-            "cacheScope",
-            "taskId",
-            "status",
-            "task",
-            "structuredContent",
-            "content",
-            "text",
-            "protocolVersion",
-            "other",
-            "progressToken",
-            "progress",
-            "total",
-            "level",
-            "logger",
-        ]);
-        leaf.prop_recursive(4, 64, 6, move |inner| {
-            prop_oneof![
-                prop::collection::vec((key.clone(), inner.clone()), 0..6).prop_map(|kv| {
-                    let members: Vec<String> =
-                        kv.iter().map(|(k, v)| format!("\"{k}\":{v}")).collect();
-                    format!("{{{}}}", members.join(","))
-                }),
-                prop::collection::vec(inner, 0..3).prop_map(|v| format!("[{}]", v.join(","))),
-            ]
-        })
+        crate::testutil::json_text(
+            leaf,
+            vec![
+                "id",
+                "method",
+                "params",
+                "result",
+                "error",
+                "code",
+                "message",
+                "isError",
+                "resultType",
+                "ttlMs",
+                "cacheScope",
+                "taskId",
+                "status",
+                "task",
+                "structuredContent",
+                "content",
+                "text",
+                "protocolVersion",
+                "other",
+                "progressToken",
+                "progress",
+                "total",
+                "level",
+                "logger",
+            ],
+            4,
+            64,
+            6,
+        )
     }
 
     /// Token soup with the members the response seeds read.
