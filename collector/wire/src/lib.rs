@@ -234,13 +234,21 @@ impl<'a> RawIter<'a> {
     fn take_value(&mut self, name_end: usize) -> &'a [u8] {
         let value_end = read_off(self.table, self.pos + self.width(), self.wide);
         self.pos += 2 * self.width();
+        self.step(name_end, value_end).1
+    }
+
+    /// The header ending at `name_end` / `value_end` (offsets into `names` /
+    /// `values`), which become the previous ends.
+    #[inline]
+    fn step(&mut self, name_end: usize, value_end: usize) -> (std::ops::Range<usize>, &'a [u8]) {
+        let name = self.prev_name..name_end;
         let value = self
             .values
             .get(self.prev_value..value_end)
             .unwrap_or_default();
         self.prev_name = name_end;
         self.prev_value = value_end;
-        value
+        (name, value)
     }
 }
 
@@ -259,14 +267,7 @@ impl<'a> Iterator for RawIter<'a> {
             self.pos += 4;
             let name_end = usize::from(u16::from_le_bytes([n0, n1]));
             let value_end = usize::from(u16::from_le_bytes([v0, v1]));
-            let name = self.prev_name..name_end;
-            let value = self
-                .values
-                .get(self.prev_value..value_end)
-                .unwrap_or_default();
-            self.prev_name = name_end;
-            self.prev_value = value_end;
-            return Some((name, value));
+            return Some(self.step(name_end, value_end));
         }
         let name_end = self.peek_name_end()?;
         let name = self.prev_name..name_end;
