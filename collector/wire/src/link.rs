@@ -156,7 +156,7 @@ const NULL_LEN: usize = 4;
 ///
 /// Errors: a [`DropReason`]; never panics on any input.
 pub fn decode_packet(link: LinkType, frame: &[u8]) -> Result<TcpPacket<'_>, DropReason> {
-    if let Some(p) = fast_path(link, frame) {
+    if let Some(p) = decode_fast(link, frame) {
         return Ok(p);
     }
     decode_lax(link, frame)
@@ -179,9 +179,18 @@ fn ipv4_of(link: LinkType, frame: &[u8]) -> Option<&[u8]> {
     }
 }
 
-/// Decodes the common frame (see "Fast path" in the module docs); `None`
-/// means "not this kind of frame", never an error.
-fn fast_path(link: LinkType, frame: &[u8]) -> Option<TcpPacket<'_>> {
+/// Decodes the common frame only (see "Fast path" in the module docs): an
+/// Ethernet (no VLAN tag), SLL or SLL2 frame carrying an unfragmented IPv4
+/// packet, captured whole, with TCP inside. The segment's addresses are then
+/// always IPv4. `None` means "not this kind of frame", never an error: such
+/// a frame must go through [`decode_packet`], which gives the same answer as
+/// this function wherever this one answers.
+///
+/// For callers that handle the common frame on a separate code path (the
+/// pipeline does, so that IPv4 addresses are not merged with the general
+/// path's IPv6-capable ones). Never panics.
+#[inline(always)]
+pub fn decode_fast(link: LinkType, frame: &[u8]) -> Option<TcpPacket<'_>> {
     let ip = ipv4_of(link, frame)?;
     let h = Ipv4HeaderSlice::from_slice(ip).ok()?;
     if h.protocol() != IpNumber::TCP || h.is_fragmenting_payload() {
@@ -378,7 +387,7 @@ mod tests {
     #[test]
     fn fast_path_takes_a_plain_segment() {
         let f = frame(0, 0, 0x18, 0x4000, b"GET / HTTP/1.1\r\n", 0);
-        let p = fast_path(LinkType::Ethernet, &f);
+        let p = decode_fast(LinkType::Ethernet, &f);
         assert!(p.is_some());
         assert_eq!(p, decode_lax(LinkType::Ethernet, &f).ok());
         assert_eq!(p.map(|p| p.payload), Some(&b"GET / HTTP/1.1\r\n"[..]));
@@ -422,7 +431,7 @@ mod tests {
                 }
                 _ => f,
             };
-            if let Some(p) = fast_path(link, &f) {
+            if let Some(p) = decode_fast(link, &f) {
                 prop_assert_eq!(Ok(p), decode_lax(link, &f));
             }
         }

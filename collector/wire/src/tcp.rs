@@ -700,14 +700,13 @@ impl<T> Flow<T> {
         self.halves.iter().any(|h| h.has_fin)
     }
 
-    /// Index into `halves` of the segment `pkt`, `src_first` telling whether
-    /// its source is the key's first endpoint (see [`FlowKey::new`]).
-    fn dir_index(&self, pkt: &TcpPacket<'_>, src_first: bool) -> usize {
-        if src_first == self.client_first || pkt.src == pkt.dst {
-            0
-        } else {
-            1
-        }
+    /// Index into `halves` of a segment, `src_first` telling whether its
+    /// source is the key's first endpoint (see [`FlowKey::new`]). A
+    /// connection from an endpoint to itself has `client_first` set (see
+    /// [`FlowTable::open`]) and all its segments `src_first`: index 0.
+    #[inline]
+    fn dir_index(&self, src_first: bool) -> usize {
+        if src_first == self.client_first { 0 } else { 1 }
     }
 }
 
@@ -802,6 +801,7 @@ impl<T> FlowTable<T> {
     ///
     /// Emits, for this and possibly other connections (eviction, the total
     /// buffer cap), the events the segment causes. Never panics.
+    #[inline(always)]
     pub fn ingest(
         &mut self,
         ts: TimestampNs,
@@ -809,16 +809,32 @@ impl<T> FlowTable<T> {
         stats: &mut WireStats,
         sink: &mut impl FlowSink<T>,
     ) {
+        // The key is built at the call site (inlined), where the caller may
+        // know the address family (the pipeline's IPv4 fast path does).
         let (key, src_first) = FlowKey::new(pkt.src, pkt.dst);
+        self.ingest_keyed(ts, &key, src_first, pkt, stats, sink);
+    }
+
+    /// [`FlowTable::ingest`] with the segment's key and whether its source
+    /// is the key's first endpoint.
+    fn ingest_keyed(
+        &mut self,
+        ts: TimestampNs,
+        key: &FlowKey,
+        src_first: bool,
+        pkt: &TcpPacket<'_>,
+        stats: &mut WireStats,
+        sink: &mut impl FlowSink<T>,
+    ) {
         let flags = pkt.flags;
-        let mut slot = self.find(&key);
+        let mut slot = self.find(key);
         if let Some(s) = slot
             && flags.syn
             && !flags.ack
             && !flags.rst
             && let Some(f) = self.flow(s)
         {
-            let h = &f.halves[f.dir_index(pkt, src_first)];
+            let h = &f.halves[f.dir_index(src_first)];
             let retransmitted_syn = h.syn_seq() == Some(pkt.seq) && !f.any_fin();
             if !retransmitted_syn {
                 let reason = if f.any_fin() {
@@ -838,27 +854,51 @@ impl<T> FlowTable<T> {
                         stats.tcp_segments_without_flow.saturating_add(1);
                     return;
                 }
-                self.open(ts, (key, src_first), pkt, stats, sink)
+                self.open(ts, (*key, src_first), pkt, stats, sink)
             }
         };
         self.last = slot;
-        self.touch(slot, ts);
-        let before = self.buffered_of(slot);
-        let close = match self.slots.get_mut(slot).and_then(Option::as_mut) {
-            Some(flow) => process(
-                flow,
-                ts,
-                pkt,
-                src_first,
-                &self.cfg,
-                &mut self.pieces,
-                stats,
-                sink,
-            ),
-            None => None,
+        // One look-up of the flow for the activity time, the segment and the
+        // buffer accounting (most segments leave both halves without
+        // out-of-order bytes: then there is nothing to account).
+        let (close, resift, before) = match self.slots.get_mut(slot).and_then(Option::as_deref_mut)
+        {
+            Some(flow) => {
+                flow.last_ts = flow.last_ts.max(ts);
+                // The LRU key only grows: the flow can only move down the heap
+                // (re-keyed after the segment; nothing here reads the heap).
+                let resift = if flow.last_ts.saturating_sub(flow.lru_ts) >= LRU_GRANULARITY_NS {
+                    flow.lru_ts = flow.last_ts;
+                    Some(flow.heap_pos as usize)
+                } else {
+                    None
+                };
+                let had_ooo = flow.halves.iter().any(|h| h.ooo.is_some());
+                let before = if had_ooo {
+                    [flow.halves[0].buffered(), flow.halves[1].buffered()]
+                } else {
+                    [0, 0]
+                };
+                let close = process(
+                    flow,
+                    ts,
+                    pkt,
+                    src_first,
+                    &self.cfg,
+                    &mut self.pieces,
+                    stats,
+                    sink,
+                );
+                let changed = (had_ooo || flow.halves.iter().any(|h| h.ooo.is_some()))
+                    && [flow.halves[0].buffered(), flow.halves[1].buffered()] != before;
+                (close, resift, changed.then_some(before))
+            }
+            None => (None, None, None),
         };
-        // Most segments leave both halves without out-of-order bytes.
-        if self.buffered_of(slot) != before {
+        if let Some(pos) = resift {
+            self.sift_down(pos);
+        }
+        if let Some(before) = before {
             self.rebuffer(slot, before);
         }
         if let Some(reason) = close {
@@ -938,20 +978,6 @@ impl<T> FlowTable<T> {
     fn buffered_of(&self, slot: usize) -> [usize; 2] {
         self.flow(slot)
             .map_or([0, 0], |f| [f.halves[0].buffered(), f.halves[1].buffered()])
-    }
-
-    /// Records activity at `ts`, re-keying the LRU index when it moved enough.
-    fn touch(&mut self, slot: usize, ts: TimestampNs) {
-        let Some(f) = self.slots.get_mut(slot).and_then(Option::as_mut) else {
-            return;
-        };
-        f.last_ts = f.last_ts.max(ts);
-        if f.last_ts.saturating_sub(f.lru_ts) >= LRU_GRANULARITY_NS {
-            f.lru_ts = f.last_ts;
-            // The key only grew: the flow can only move down.
-            let pos = f.heap_pos as usize;
-            self.sift_down(pos);
-        }
     }
 
     /// When the flow in `slot` (the top of the LRU heap) has its LRU key
@@ -1177,8 +1203,9 @@ impl<T> FlowTable<T> {
         let flow = Flow {
             id,
             key,
-            // (For src == dst either value works: see `dir_index`.)
-            client_first: client_is_src == src_first,
+            // An endpoint talking to itself: every segment is `src_first`
+            // and goes to the client half (see `dir_index`).
+            client_first: client_is_src == src_first || pkt.src == pkt.dst,
             last_ts: ts,
             lru_ts: ts,
             heap_pos: 0,
@@ -1274,6 +1301,7 @@ impl<T> FlowTable<T> {
 
 /// Applies one segment to its flow; returns why the flow must close now, if so.
 #[allow(clippy::too_many_arguments)] // private; one call site
+#[inline(always)]
 fn process<S: FlowSink<T>, T>(
     flow: &mut Flow<T>,
     ts: TimestampNs,
@@ -1288,7 +1316,7 @@ fn process<S: FlowSink<T>, T>(
     if flags.rst {
         return Some(CloseReason::Rst);
     }
-    let i = flow.dir_index(pkt, src_first);
+    let i = flow.dir_index(src_first);
     let Flow {
         id, halves, conn, ..
     } = flow;
@@ -1317,21 +1345,24 @@ fn process<S: FlowSink<T>, T>(
         other.on_ack(pkt.ack, &mut out);
     }
     let data_seq = pkt.seq.wrapping_add(u32::from(flags.syn));
-    let mut out = Out {
-        flow: id,
-        dir: dir_of(i),
-        ts,
-        stats,
-        sink,
-        conn,
-    };
-    me.data(
-        data_seq,
-        pkt.payload,
-        cfg.max_buffered_bytes_per_dir,
-        pieces,
-        &mut out,
-    );
+    // (`data` ignores an empty payload: pure ACKs skip building its output.)
+    if !pkt.payload.is_empty() {
+        let mut out = Out {
+            flow: id,
+            dir: dir_of(i),
+            ts,
+            stats,
+            sink,
+            conn,
+        };
+        me.data(
+            data_seq,
+            pkt.payload,
+            cfg.max_buffered_bytes_per_dir,
+            pieces,
+            &mut out,
+        );
+    }
     if flags.fin {
         // Truncation is the modulo-2³² arithmetic sequence numbers use.
         me.on_fin(data_seq.wrapping_add(pkt.payload.len() as u32));
@@ -1433,6 +1464,70 @@ mod tests {
             FlowKey::new(v6.0, v6.1).0,
             FlowKey::new(v6.0, p("[2001:db8::3]:50000")).0
         );
+    }
+
+    /// Records the direction and bytes of every `Data` event.
+    struct Dirs(Vec<(Dir, Vec<u8>)>);
+    impl TcpSink for Dirs {
+        fn on_tcp_event(&mut self, ev: TcpEvent<'_>) {
+            if let TcpEvent::Data { dir, data, .. } = ev {
+                self.0.push((dir, data.to_vec()));
+            }
+        }
+    }
+
+    /// An endpoint talking to itself: every segment is one stream, in the
+    /// client direction, whichever segment opened the connection (the SYN+ACK
+    /// opener makes the client guess "not the source").
+    #[test]
+    fn a_connection_to_itself_is_one_client_stream() {
+        let a: SocketAddr = "10.0.0.1:5000".parse().unwrap_or_else(|_| unreachable!());
+        let seg = |seq: u32, syn: bool, ack: bool, payload: &'static [u8]| TcpPacket {
+            src: a,
+            dst: a,
+            seq,
+            ack: 1,
+            flags: TcpFlags {
+                syn,
+                ack,
+                fin: false,
+                rst: false,
+            },
+            payload,
+        };
+        for opener in [
+            seg(99, true, false, b""),
+            seg(99, true, true, b""),
+            seg(100, false, true, b"x"),
+        ] {
+            let mut t = FlowTable::new(TcpConfig::default());
+            let mut stats = WireStats::default();
+            let mut sink = Dirs(Vec::new());
+            let data_start = if opener.payload.is_empty() { 100 } else { 101 };
+            t.ingest(1, &opener, &mut stats, &mut sink);
+            t.ingest(
+                2,
+                &seg(data_start, false, true, b"ab"),
+                &mut stats,
+                &mut sink,
+            );
+            t.ingest(
+                3,
+                &seg(data_start + 2, false, true, b"cd"),
+                &mut stats,
+                &mut sink,
+            );
+            assert!(sink.0.iter().all(|(d, _)| *d == Dir::ClientToServer));
+            let bytes: Vec<u8> = sink.0.iter().flat_map(|(_, b)| b.clone()).collect();
+            let want: &[u8] = if opener.payload.is_empty() {
+                b"abcd"
+            } else {
+                b"xabcd"
+            };
+            assert_eq!(bytes, want);
+            assert_eq!(t.len(), 1);
+            assert!(t.check().is_ok());
+        }
     }
 
     /// The per-connection memory budget (BENCHMARKS.md, peak RSS at 100k
