@@ -1267,7 +1267,10 @@ impl<T> FlowTable<T> {
             };
             h.flush(&mut out);
         }
-        self.rebuffer(slot, before);
+        // (Flushing only empties buffers: nothing buffered before, nothing to account.)
+        if before != [0, 0] {
+            self.rebuffer(slot, before);
+        }
         let Some(mut f) = self.slots.get_mut(slot).and_then(Option::take) else {
             return;
         };
