@@ -502,6 +502,7 @@ impl Half {
     }
 
     /// Payload `payload` whose first byte has sequence number `seq`.
+    #[inline(always)]
     fn data<S: FlowSink<T>, T>(
         &mut self,
         seq: u32,
