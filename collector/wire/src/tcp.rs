@@ -61,7 +61,9 @@
 //! 4-byte slot index in the 4-tuple hash table (keyed foldhash, compared
 //! against the 40-byte packed key stored in the flow) and a 4-byte slot
 //! index in the LRU heap. An in-order segment with nothing buffered is
-//! delivered straight from the packet's payload slice without allocating.
+//! delivered straight from the packet's payload slice without allocating; a
+//! pure ACK (no payload, SYN, FIN or RST) on a connection with nothing
+//! buffered only moves the connection's activity time.
 //! Out-of-order bytes are copied into per-direction buffers, adjacent runs
 //! merged. The LRU key of a connection is moved at most once per
 //! [`LRU_GRANULARITY_NS`] and corrected lazily, so eviction and
@@ -762,6 +764,10 @@ pub struct FlowTable<T = ()> {
     next_id: u64,
     /// Scratch for `Half::insert`.
     pieces: Vec<(u64, u64)>,
+    /// Tests only: every segment takes the general path (the differential
+    /// test of the pure-ACK fast path).
+    #[cfg(test)]
+    general_only: bool,
     /// Slot of the flow of the previous segment, tried before the hash
     /// table (segments come in runs per connection); its key is always
     /// compared, so a stale or freed slot is harmless.
@@ -795,7 +801,22 @@ impl<T> FlowTable<T> {
             next_id: 0,
             pieces: Vec::new(),
             last: usize::MAX,
+            #[cfg(test)]
+            general_only: false,
         }
+    }
+
+    /// Whether the fast paths are off (tests only; always `false` otherwise).
+    #[cfg(test)]
+    fn general_only(&self) -> bool {
+        self.general_only
+    }
+
+    /// Whether the fast paths are off (tests only; always `false` otherwise).
+    #[cfg(not(test))]
+    #[inline(always)]
+    fn general_only(&self) -> bool {
+        false
     }
 
     /// Feeds one segment captured at `ts`.
@@ -818,6 +839,9 @@ impl<T> FlowTable<T> {
 
     /// [`FlowTable::ingest`] with the segment's key and whether its source
     /// is the key's first endpoint.
+    // (The pure-ACK test reads in the order of the checks: clippy's
+    // "simplified" form of it made the release build slower.)
+    #[allow(clippy::nonminimal_bool)]
     fn ingest_keyed(
         &mut self,
         ts: TimestampNs,
@@ -859,6 +883,7 @@ impl<T> FlowTable<T> {
             }
         };
         self.last = slot;
+        let general_only = self.general_only();
         // One look-up of the flow for the activity time, the segment and the
         // buffer accounting (most segments leave both halves without
         // out-of-order bytes: then there is nothing to account).
@@ -875,6 +900,21 @@ impl<T> FlowTable<T> {
                     None
                 };
                 let had_ooo = flow.halves.iter().any(|h| h.ooo.is_some());
+                // A pure ACK (no payload, SYN, FIN or RST) while nothing is
+                // buffered changes nothing but the activity time: `process`
+                // would start no stream, deliver nothing and skip `on_ack`
+                // (which acts on buffered bytes only).
+                if !had_ooo
+                    && pkt.payload.is_empty()
+                    && !(flags.syn || flags.fin || flags.rst)
+                    && !general_only
+                {
+                    if let Some(pos) = resift {
+                        self.sift_down(pos);
+                    }
+                    self.enforce_total(ts, stats, sink);
+                    return;
+                }
                 let before = if had_ooo {
                     [flow.halves[0].buffered(), flow.halves[1].buffered()]
                 } else {
@@ -1115,8 +1155,23 @@ impl<T> FlowTable<T> {
     }
 
     /// While the table buffers more than the total cap, skips the first hole
-    /// of the largest buffer.
+    /// of the largest buffer. (The check inline, the work out of line: it is
+    /// called for every segment and almost never has anything to do.)
+    #[inline(always)]
     fn enforce_total(
+        &mut self,
+        ts: TimestampNs,
+        stats: &mut WireStats,
+        sink: &mut impl FlowSink<T>,
+    ) {
+        if self.buffered_total > self.cfg.max_buffered_bytes_total {
+            self.enforce_total_slow(ts, stats, sink);
+        }
+    }
+
+    /// [`FlowTable::enforce_total`] once the table is over the cap.
+    #[inline(never)]
+    fn enforce_total_slow(
         &mut self,
         ts: TimestampNs,
         stats: &mut WireStats,
@@ -1686,6 +1741,82 @@ mod tests {
             t.finish(ts, &mut stats, &mut Null);
             prop_assert!(t.check().is_ok(), "{:?}", t.check());
             prop_assert!(t.is_empty());
+        }
+    }
+
+    /// Records every event, rendered.
+    struct Log(Vec<String>);
+    impl TcpSink for Log {
+        fn on_tcp_event(&mut self, ev: TcpEvent<'_>) {
+            self.0.push(format!("{ev:?}"));
+        }
+    }
+
+    proptest! {
+        #![proptest_config(ProptestConfig::with_cases(512))]
+        /// The pure-ACK fast path (a segment without payload, SYN, FIN or RST
+        /// while nothing is buffered only moves the activity time) gives the
+        /// same events, counters and table state as the general path, under
+        /// arbitrary segments, pure ACKs in abundance, with expiry and caps.
+        #[test]
+        fn pure_ack_fast_path_matches_the_general_path(
+            ops in proptest::collection::vec(
+                (0usize..3, 0usize..3, 0u32..96, 0u32..96, any::<u8>(), prop_oneof![Just(0usize), 0usize..24], 0u64..300),
+                0..150,
+            ),
+            max_flows in 1usize..4,
+            per_dir in 0usize..80,
+            total in 0usize..120,
+        ) {
+            let eps: [SocketAddr; 3] = [
+                "10.0.0.1:80".parse().unwrap_or_else(|_| unreachable!()),
+                "10.0.0.2:40000".parse().unwrap_or_else(|_| unreachable!()),
+                "10.0.0.3:40000".parse().unwrap_or_else(|_| unreachable!()),
+            ];
+            let cfg = TcpConfig {
+                max_flows,
+                max_buffered_bytes_per_dir: per_dir,
+                max_buffered_bytes_total: total,
+                idle_timeout_ns: 200,
+            };
+            let mut fast = FlowTable::new(cfg);
+            let mut slow = FlowTable::new(cfg);
+            slow.general_only = true;
+            let (mut fs, mut ss) = (WireStats::default(), WireStats::default());
+            let (mut fl_log, mut sl_log) = (Log(Vec::new()), Log(Vec::new()));
+            let payload = [7u8; 24];
+            let mut ts = 0;
+            for (k, (a, b, seq, ack, fl, len, dt)) in ops.iter().enumerate() {
+                ts += dt;
+                let pkt = TcpPacket {
+                    src: eps[*a],
+                    dst: eps[*b],
+                    seq: seq.wrapping_sub(40),
+                    ack: ack.wrapping_sub(40),
+                    flags: TcpFlags {
+                        // Mostly plain ACKs.
+                        syn: fl & 0x0f == 0,
+                        ack: fl & 0x10 != 0,
+                        fin: fl & 0x60 == 0x60,
+                        rst: fl & 0x80 != 0 && fl & 0x08 != 0,
+                    },
+                    payload: &payload[..*len],
+                };
+                fast.ingest(ts, &pkt, &mut fs, &mut fl_log);
+                slow.ingest(ts, &pkt, &mut ss, &mut sl_log);
+                if k % 7 == 0 {
+                    fast.expire(ts, &mut fs, &mut fl_log);
+                    slow.expire(ts, &mut ss, &mut sl_log);
+                }
+                prop_assert_eq!(&fl_log.0, &sl_log.0);
+                prop_assert_eq!(format!("{fs:?}"), format!("{ss:?}"));
+                prop_assert_eq!(format!("{:?}", fast.slots), format!("{:?}", slow.slots));
+                prop_assert_eq!(&fast.lru, &slow.lru);
+            }
+            fast.finish(ts, &mut fs, &mut fl_log);
+            slow.finish(ts, &mut ss, &mut sl_log);
+            prop_assert_eq!(&fl_log.0, &sl_log.0);
+            prop_assert_eq!(format!("{fs:?}"), format!("{ss:?}"));
         }
     }
 }
