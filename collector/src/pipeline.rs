@@ -148,6 +148,10 @@ pub struct Pipeline {
     stats: WireStats,
     spans_out: u64,
     last_expire: TimestampNs,
+    /// `last_expire + EXPIRE_EVERY_NS` (saturating): a capture time below it
+    /// cannot be due for expiry (one compare per packet; the exact test
+    /// follows only when it passes).
+    expire_at: TimestampNs,
     last_ts: TimestampNs,
 }
 
@@ -167,6 +171,7 @@ impl Pipeline {
             stats: WireStats::default(),
             spans_out: 0,
             last_expire: 0,
+            expire_at: EXPIRE_EVERY_NS,
             last_ts: 0,
         }
     }
@@ -197,11 +202,20 @@ impl Pipeline {
                 &mut feed,
             ),
         }
-        if self.last_ts.saturating_sub(self.last_expire) >= EXPIRE_EVERY_NS {
+        if self.last_ts >= self.expire_at
+            && self.last_ts.saturating_sub(self.last_expire) >= EXPIRE_EVERY_NS
+        {
             self.last_expire = self.last_ts;
+            self.expire_at = self.last_ts.saturating_add(EXPIRE_EVERY_NS);
             self.flows.expire(self.last_ts, &mut self.stats, &mut feed);
         }
         feed.done()
+    }
+
+    /// Records an expiry pass at `t`.
+    fn set_last_expire(&mut self, t: TimestampNs) {
+        self.last_expire = t;
+        self.expire_at = t.saturating_add(EXPIRE_EVERY_NS);
     }
 
     /// Expires idle flows at `now` (for live captures with no packets arriving).
@@ -210,7 +224,7 @@ impl Pipeline {
         if now.saturating_sub(self.last_expire) < EXPIRE_EVERY_NS {
             return Ok(());
         }
-        self.last_expire = now;
+        self.set_last_expire(now);
         let mut feed = Feed {
             stage: &mut self.http,
             out: sink,
