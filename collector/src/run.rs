@@ -516,18 +516,19 @@ fn drive(
                 let (ts, data) = (p.ts, p.data);
                 pipeline.packet(ts, data, sink)?;
                 n += 1;
+                // (4096 is a multiple of 1024: one test per packet for both.)
                 if n.is_multiple_of(1024) {
                     sink.poll(Instant::now());
                     if let Some(a) = admin {
                         publish(a, &pipeline, &mut source, &mut last_publish);
                     }
+                    if let Some(b) = &bar
+                        && n.is_multiple_of(4096)
+                    {
+                        b.set_position(source.bytes_read());
+                    }
                 }
                 idle_wait = Duration::from_micros(100);
-                if let Some(b) = &bar
-                    && n.is_multiple_of(4096)
-                {
-                    b.set_position(source.bytes_read());
-                }
             }
             Ok(None) => {
                 // Nothing ready on a live capture: back off up to 10 ms, expire idle flows.

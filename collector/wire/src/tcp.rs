@@ -61,7 +61,9 @@
 //! 4-byte slot index in the 4-tuple hash table (keyed foldhash, compared
 //! against the 40-byte packed key stored in the flow) and a 4-byte slot
 //! index in the LRU heap. An in-order segment with nothing buffered is
-//! delivered straight from the packet's payload slice without allocating.
+//! delivered straight from the packet's payload slice without allocating; a
+//! pure ACK (no payload, SYN, FIN or RST) on a connection with nothing
+//! buffered only moves the connection's activity time.
 //! Out-of-order bytes are copied into per-direction buffers, adjacent runs
 //! merged. The LRU key of a connection is moved at most once per
 //! [`LRU_GRANULARITY_NS`] and corrected lazily, so eviction and
@@ -502,6 +504,7 @@ impl Half {
     }
 
     /// Payload `payload` whose first byte has sequence number `seq`.
+    #[inline(always)]
     fn data<S: FlowSink<T>, T>(
         &mut self,
         seq: u32,
@@ -700,14 +703,13 @@ impl<T> Flow<T> {
         self.halves.iter().any(|h| h.has_fin)
     }
 
-    /// Index into `halves` of the segment `pkt`, `src_first` telling whether
-    /// its source is the key's first endpoint (see [`FlowKey::new`]).
-    fn dir_index(&self, pkt: &TcpPacket<'_>, src_first: bool) -> usize {
-        if src_first == self.client_first || pkt.src == pkt.dst {
-            0
-        } else {
-            1
-        }
+    /// Index into `halves` of a segment, `src_first` telling whether its
+    /// source is the key's first endpoint (see [`FlowKey::new`]). A
+    /// connection from an endpoint to itself has `client_first` set (see
+    /// [`FlowTable::open`]) and all its segments `src_first`: index 0.
+    #[inline]
+    fn dir_index(&self, src_first: bool) -> usize {
+        if src_first == self.client_first { 0 } else { 1 }
     }
 }
 
@@ -762,6 +764,10 @@ pub struct FlowTable<T = ()> {
     next_id: u64,
     /// Scratch for `Half::insert`.
     pieces: Vec<(u64, u64)>,
+    /// Tests only: every segment takes the general path (the differential
+    /// test of the pure-ACK fast path).
+    #[cfg(test)]
+    general_only: bool,
     /// Slot of the flow of the previous segment, tried before the hash
     /// table (segments come in runs per connection); its key is always
     /// compared, so a stale or freed slot is harmless.
@@ -795,13 +801,29 @@ impl<T> FlowTable<T> {
             next_id: 0,
             pieces: Vec::new(),
             last: usize::MAX,
+            #[cfg(test)]
+            general_only: false,
         }
+    }
+
+    /// Whether the fast paths are off (tests only; always `false` otherwise).
+    #[cfg(test)]
+    fn general_only(&self) -> bool {
+        self.general_only
+    }
+
+    /// Whether the fast paths are off (tests only; always `false` otherwise).
+    #[cfg(not(test))]
+    #[inline(always)]
+    fn general_only(&self) -> bool {
+        false
     }
 
     /// Feeds one segment captured at `ts`.
     ///
     /// Emits, for this and possibly other connections (eviction, the total
     /// buffer cap), the events the segment causes. Never panics.
+    #[inline(always)]
     pub fn ingest(
         &mut self,
         ts: TimestampNs,
@@ -809,16 +831,35 @@ impl<T> FlowTable<T> {
         stats: &mut WireStats,
         sink: &mut impl FlowSink<T>,
     ) {
+        // The key is built at the call site (inlined), where the caller may
+        // know the address family (the pipeline's IPv4 fast path does).
         let (key, src_first) = FlowKey::new(pkt.src, pkt.dst);
+        self.ingest_keyed(ts, &key, src_first, pkt, stats, sink);
+    }
+
+    /// [`FlowTable::ingest`] with the segment's key and whether its source
+    /// is the key's first endpoint.
+    // (The pure-ACK test reads in the order of the checks: clippy's
+    // "simplified" form of it made the release build slower.)
+    #[allow(clippy::nonminimal_bool)]
+    fn ingest_keyed(
+        &mut self,
+        ts: TimestampNs,
+        key: &FlowKey,
+        src_first: bool,
+        pkt: &TcpPacket<'_>,
+        stats: &mut WireStats,
+        sink: &mut impl FlowSink<T>,
+    ) {
         let flags = pkt.flags;
-        let mut slot = self.find(&key);
+        let mut slot = self.find(key);
         if let Some(s) = slot
             && flags.syn
             && !flags.ack
             && !flags.rst
             && let Some(f) = self.flow(s)
         {
-            let h = &f.halves[f.dir_index(pkt, src_first)];
+            let h = &f.halves[f.dir_index(src_first)];
             let retransmitted_syn = h.syn_seq() == Some(pkt.seq) && !f.any_fin();
             if !retransmitted_syn {
                 let reason = if f.any_fin() {
@@ -838,27 +879,67 @@ impl<T> FlowTable<T> {
                         stats.tcp_segments_without_flow.saturating_add(1);
                     return;
                 }
-                self.open(ts, (key, src_first), pkt, stats, sink)
+                self.open(ts, (*key, src_first), pkt, stats, sink)
             }
         };
         self.last = slot;
-        self.touch(slot, ts);
-        let before = self.buffered_of(slot);
-        let close = match self.slots.get_mut(slot).and_then(Option::as_mut) {
-            Some(flow) => process(
-                flow,
-                ts,
-                pkt,
-                src_first,
-                &self.cfg,
-                &mut self.pieces,
-                stats,
-                sink,
-            ),
-            None => None,
+        let general_only = self.general_only();
+        // One look-up of the flow for the activity time, the segment and the
+        // buffer accounting (most segments leave both halves without
+        // out-of-order bytes: then there is nothing to account).
+        let (close, resift, before) = match self.slots.get_mut(slot).and_then(Option::as_deref_mut)
+        {
+            Some(flow) => {
+                flow.last_ts = flow.last_ts.max(ts);
+                // The LRU key only grows: the flow can only move down the heap
+                // (re-keyed after the segment; nothing here reads the heap).
+                let resift = if flow.last_ts.saturating_sub(flow.lru_ts) >= LRU_GRANULARITY_NS {
+                    flow.lru_ts = flow.last_ts;
+                    Some(flow.heap_pos as usize)
+                } else {
+                    None
+                };
+                let had_ooo = flow.halves.iter().any(|h| h.ooo.is_some());
+                // A pure ACK (no payload, SYN, FIN or RST) while nothing is
+                // buffered changes nothing but the activity time: `process`
+                // would start no stream, deliver nothing and skip `on_ack`
+                // (which acts on buffered bytes only).
+                if !had_ooo
+                    && pkt.payload.is_empty()
+                    && !(flags.syn || flags.fin || flags.rst)
+                    && !general_only
+                {
+                    if let Some(pos) = resift {
+                        self.sift_down(pos);
+                    }
+                    self.enforce_total(ts, stats, sink);
+                    return;
+                }
+                let before = if had_ooo {
+                    [flow.halves[0].buffered(), flow.halves[1].buffered()]
+                } else {
+                    [0, 0]
+                };
+                let close = process(
+                    flow,
+                    ts,
+                    pkt,
+                    src_first,
+                    &self.cfg,
+                    &mut self.pieces,
+                    stats,
+                    sink,
+                );
+                let changed = (had_ooo || flow.halves.iter().any(|h| h.ooo.is_some()))
+                    && [flow.halves[0].buffered(), flow.halves[1].buffered()] != before;
+                (close, resift, changed.then_some(before))
+            }
+            None => (None, None, None),
         };
-        // Most segments leave both halves without out-of-order bytes.
-        if self.buffered_of(slot) != before {
+        if let Some(pos) = resift {
+            self.sift_down(pos);
+        }
+        if let Some(before) = before {
             self.rebuffer(slot, before);
         }
         if let Some(reason) = close {
@@ -938,20 +1019,6 @@ impl<T> FlowTable<T> {
     fn buffered_of(&self, slot: usize) -> [usize; 2] {
         self.flow(slot)
             .map_or([0, 0], |f| [f.halves[0].buffered(), f.halves[1].buffered()])
-    }
-
-    /// Records activity at `ts`, re-keying the LRU index when it moved enough.
-    fn touch(&mut self, slot: usize, ts: TimestampNs) {
-        let Some(f) = self.slots.get_mut(slot).and_then(Option::as_mut) else {
-            return;
-        };
-        f.last_ts = f.last_ts.max(ts);
-        if f.last_ts.saturating_sub(f.lru_ts) >= LRU_GRANULARITY_NS {
-            f.lru_ts = f.last_ts;
-            // The key only grew: the flow can only move down.
-            let pos = f.heap_pos as usize;
-            self.sift_down(pos);
-        }
     }
 
     /// When the flow in `slot` (the top of the LRU heap) has its LRU key
@@ -1088,8 +1155,23 @@ impl<T> FlowTable<T> {
     }
 
     /// While the table buffers more than the total cap, skips the first hole
-    /// of the largest buffer.
+    /// of the largest buffer. (The check inline, the work out of line: it is
+    /// called for every segment and almost never has anything to do.)
+    #[inline(always)]
     fn enforce_total(
+        &mut self,
+        ts: TimestampNs,
+        stats: &mut WireStats,
+        sink: &mut impl FlowSink<T>,
+    ) {
+        if self.buffered_total > self.cfg.max_buffered_bytes_total {
+            self.enforce_total_slow(ts, stats, sink);
+        }
+    }
+
+    /// [`FlowTable::enforce_total`] once the table is over the cap.
+    #[inline(never)]
+    fn enforce_total_slow(
         &mut self,
         ts: TimestampNs,
         stats: &mut WireStats,
@@ -1177,8 +1259,9 @@ impl<T> FlowTable<T> {
         let flow = Flow {
             id,
             key,
-            // (For src == dst either value works: see `dir_index`.)
-            client_first: client_is_src == src_first,
+            // An endpoint talking to itself: every segment is `src_first`
+            // and goes to the client half (see `dir_index`).
+            client_first: client_is_src == src_first || pkt.src == pkt.dst,
             last_ts: ts,
             lru_ts: ts,
             heap_pos: 0,
@@ -1240,7 +1323,10 @@ impl<T> FlowTable<T> {
             };
             h.flush(&mut out);
         }
-        self.rebuffer(slot, before);
+        // (Flushing only empties buffers: nothing buffered before, nothing to account.)
+        if before != [0, 0] {
+            self.rebuffer(slot, before);
+        }
         let Some(mut f) = self.slots.get_mut(slot).and_then(Option::take) else {
             return;
         };
@@ -1274,6 +1360,7 @@ impl<T> FlowTable<T> {
 
 /// Applies one segment to its flow; returns why the flow must close now, if so.
 #[allow(clippy::too_many_arguments)] // private; one call site
+#[inline(always)]
 fn process<S: FlowSink<T>, T>(
     flow: &mut Flow<T>,
     ts: TimestampNs,
@@ -1288,7 +1375,7 @@ fn process<S: FlowSink<T>, T>(
     if flags.rst {
         return Some(CloseReason::Rst);
     }
-    let i = flow.dir_index(pkt, src_first);
+    let i = flow.dir_index(src_first);
     let Flow {
         id, halves, conn, ..
     } = flow;
@@ -1317,21 +1404,24 @@ fn process<S: FlowSink<T>, T>(
         other.on_ack(pkt.ack, &mut out);
     }
     let data_seq = pkt.seq.wrapping_add(u32::from(flags.syn));
-    let mut out = Out {
-        flow: id,
-        dir: dir_of(i),
-        ts,
-        stats,
-        sink,
-        conn,
-    };
-    me.data(
-        data_seq,
-        pkt.payload,
-        cfg.max_buffered_bytes_per_dir,
-        pieces,
-        &mut out,
-    );
+    // (`data` ignores an empty payload: pure ACKs skip building its output.)
+    if !pkt.payload.is_empty() {
+        let mut out = Out {
+            flow: id,
+            dir: dir_of(i),
+            ts,
+            stats,
+            sink,
+            conn,
+        };
+        me.data(
+            data_seq,
+            pkt.payload,
+            cfg.max_buffered_bytes_per_dir,
+            pieces,
+            &mut out,
+        );
+    }
     if flags.fin {
         // Truncation is the modulo-2³² arithmetic sequence numbers use.
         me.on_fin(data_seq.wrapping_add(pkt.payload.len() as u32));
@@ -1433,6 +1523,70 @@ mod tests {
             FlowKey::new(v6.0, v6.1).0,
             FlowKey::new(v6.0, p("[2001:db8::3]:50000")).0
         );
+    }
+
+    /// Records the direction and bytes of every `Data` event.
+    struct Dirs(Vec<(Dir, Vec<u8>)>);
+    impl TcpSink for Dirs {
+        fn on_tcp_event(&mut self, ev: TcpEvent<'_>) {
+            if let TcpEvent::Data { dir, data, .. } = ev {
+                self.0.push((dir, data.to_vec()));
+            }
+        }
+    }
+
+    /// An endpoint talking to itself: every segment is one stream, in the
+    /// client direction, whichever segment opened the connection (the SYN+ACK
+    /// opener makes the client guess "not the source").
+    #[test]
+    fn a_connection_to_itself_is_one_client_stream() {
+        let a: SocketAddr = "10.0.0.1:5000".parse().unwrap_or_else(|_| unreachable!());
+        let seg = |seq: u32, syn: bool, ack: bool, payload: &'static [u8]| TcpPacket {
+            src: a,
+            dst: a,
+            seq,
+            ack: 1,
+            flags: TcpFlags {
+                syn,
+                ack,
+                fin: false,
+                rst: false,
+            },
+            payload,
+        };
+        for opener in [
+            seg(99, true, false, b""),
+            seg(99, true, true, b""),
+            seg(100, false, true, b"x"),
+        ] {
+            let mut t = FlowTable::new(TcpConfig::default());
+            let mut stats = WireStats::default();
+            let mut sink = Dirs(Vec::new());
+            let data_start = if opener.payload.is_empty() { 100 } else { 101 };
+            t.ingest(1, &opener, &mut stats, &mut sink);
+            t.ingest(
+                2,
+                &seg(data_start, false, true, b"ab"),
+                &mut stats,
+                &mut sink,
+            );
+            t.ingest(
+                3,
+                &seg(data_start + 2, false, true, b"cd"),
+                &mut stats,
+                &mut sink,
+            );
+            assert!(sink.0.iter().all(|(d, _)| *d == Dir::ClientToServer));
+            let bytes: Vec<u8> = sink.0.iter().flat_map(|(_, b)| b.clone()).collect();
+            let want: &[u8] = if opener.payload.is_empty() {
+                b"abcd"
+            } else {
+                b"xabcd"
+            };
+            assert_eq!(bytes, want);
+            assert_eq!(t.len(), 1);
+            assert!(t.check().is_ok());
+        }
     }
 
     /// The per-connection memory budget (BENCHMARKS.md, peak RSS at 100k
@@ -1587,6 +1741,82 @@ mod tests {
             t.finish(ts, &mut stats, &mut Null);
             prop_assert!(t.check().is_ok(), "{:?}", t.check());
             prop_assert!(t.is_empty());
+        }
+    }
+
+    /// Records every event, rendered.
+    struct Log(Vec<String>);
+    impl TcpSink for Log {
+        fn on_tcp_event(&mut self, ev: TcpEvent<'_>) {
+            self.0.push(format!("{ev:?}"));
+        }
+    }
+
+    proptest! {
+        #![proptest_config(ProptestConfig::with_cases(512))]
+        /// The pure-ACK fast path (a segment without payload, SYN, FIN or RST
+        /// while nothing is buffered only moves the activity time) gives the
+        /// same events, counters and table state as the general path, under
+        /// arbitrary segments, pure ACKs in abundance, with expiry and caps.
+        #[test]
+        fn pure_ack_fast_path_matches_the_general_path(
+            ops in proptest::collection::vec(
+                (0usize..3, 0usize..3, 0u32..96, 0u32..96, any::<u8>(), prop_oneof![Just(0usize), 0usize..24], 0u64..300),
+                0..150,
+            ),
+            max_flows in 1usize..4,
+            per_dir in 0usize..80,
+            total in 0usize..120,
+        ) {
+            let eps: [SocketAddr; 3] = [
+                "10.0.0.1:80".parse().unwrap_or_else(|_| unreachable!()),
+                "10.0.0.2:40000".parse().unwrap_or_else(|_| unreachable!()),
+                "10.0.0.3:40000".parse().unwrap_or_else(|_| unreachable!()),
+            ];
+            let cfg = TcpConfig {
+                max_flows,
+                max_buffered_bytes_per_dir: per_dir,
+                max_buffered_bytes_total: total,
+                idle_timeout_ns: 200,
+            };
+            let mut fast = FlowTable::new(cfg);
+            let mut slow = FlowTable::new(cfg);
+            slow.general_only = true;
+            let (mut fs, mut ss) = (WireStats::default(), WireStats::default());
+            let (mut fl_log, mut sl_log) = (Log(Vec::new()), Log(Vec::new()));
+            let payload = [7u8; 24];
+            let mut ts = 0;
+            for (k, (a, b, seq, ack, fl, len, dt)) in ops.iter().enumerate() {
+                ts += dt;
+                let pkt = TcpPacket {
+                    src: eps[*a],
+                    dst: eps[*b],
+                    seq: seq.wrapping_sub(40),
+                    ack: ack.wrapping_sub(40),
+                    flags: TcpFlags {
+                        // Mostly plain ACKs.
+                        syn: fl & 0x0f == 0,
+                        ack: fl & 0x10 != 0,
+                        fin: fl & 0x60 == 0x60,
+                        rst: fl & 0x80 != 0 && fl & 0x08 != 0,
+                    },
+                    payload: &payload[..*len],
+                };
+                fast.ingest(ts, &pkt, &mut fs, &mut fl_log);
+                slow.ingest(ts, &pkt, &mut ss, &mut sl_log);
+                if k % 7 == 0 {
+                    fast.expire(ts, &mut fs, &mut fl_log);
+                    slow.expire(ts, &mut ss, &mut sl_log);
+                }
+                prop_assert_eq!(&fl_log.0, &sl_log.0);
+                prop_assert_eq!(format!("{fs:?}"), format!("{ss:?}"));
+                prop_assert_eq!(format!("{:?}", fast.slots), format!("{:?}", slow.slots));
+                prop_assert_eq!(&fast.lru, &slow.lru);
+            }
+            fast.finish(ts, &mut fs, &mut fl_log);
+            slow.finish(ts, &mut ss, &mut sl_log);
+            prop_assert_eq!(&fl_log.0, &sl_log.0);
+            prop_assert_eq!(format!("{fs:?}"), format!("{ss:?}"));
         }
     }
 }
