@@ -171,6 +171,34 @@ fn copy_fixed<const N: usize>(dst: &mut [u8], src: &[u8], at: usize) {
     }
 }
 
+/// Copies `src[from..from + len]` to `dst[to..to + len]` (`false`, and
+/// nothing or part copied, when either is out of range), 16 bytes at a
+/// time while both slices have 16 bytes left: it may also overwrite up to
+/// 15 bytes of `dst` after `to + len` (callers fill `dst` in increasing
+/// order). The last piece of `dst` is always copied exactly.
+#[inline(always)]
+fn copy_over(dst: &mut [u8], mut to: usize, src: &[u8], mut from: usize, len: usize) -> bool {
+    let end = from + len;
+    while from < end {
+        let d = dst.get_mut(to..).and_then(|d| d.first_chunk_mut::<16>());
+        let s = src.get(from..).and_then(|s| s.first_chunk::<16>());
+        let (Some(d), Some(s)) = (d, s) else {
+            let rest = end - from;
+            return match (dst.get_mut(to..to + rest), src.get(from..end)) {
+                (Some(d), Some(s)) => {
+                    d.copy_from_slice(s);
+                    true
+                }
+                _ => false,
+            };
+        };
+        *d = *s;
+        to += 16;
+        from += 16;
+    }
+    true
+}
+
 /// Fills the offset table (entries of two `W`-byte offsets), the names and
 /// the values of a packed block from `items`; returns the ends of the
 /// names and values written (`None` when they do not fit). Offsets are
@@ -181,14 +209,14 @@ fn fill<'a, const W: usize>(
     table: &mut [u8],
     names: &mut [u8],
     values: &mut [u8],
-    items: impl Iterator<Item = (&'a str, &'a [u8])>,
+    items: impl Iterator<Item = (&'a [u8], &'a [u8])>,
 ) -> Option<(usize, usize)> {
     let (mut name_end, mut value_end) = (0usize, 0usize);
     for ((name, value), entry) in items.zip(table.chunks_exact_mut(2 * W)) {
         let (n0, v0) = (name_end, value_end);
         name_end += name.len();
         value_end += value.len();
-        copy_short(names.get_mut(n0..name_end)?, name.as_bytes());
+        copy_short(names.get_mut(n0..name_end)?, name);
         copy_short(values.get_mut(v0..value_end)?, value);
         let (e_name, e_value) = entry.split_at_mut(W);
         // Truncation to `W` bytes: see above.
@@ -294,12 +322,13 @@ impl Headers {
     /// yields; extra items are dropped, and a mismatch gives empty headers)
     /// into one exactly sized block, in one walk of `items`. A block of
     /// 2 GiB or more is never built (heads are capped by `max_head_bytes`):
-    /// the result is then empty.
+    /// the result is then empty. Items are `(name, value)` bytes; names
+    /// must be UTF-8 (`&str`s, or `tchar` tokens, which are ASCII).
     pub(crate) fn pack<'a>(
         count: usize,
         names_len: usize,
         values_len: usize,
-        items: impl Iterator<Item = (&'a str, &'a [u8])>,
+        items: impl Iterator<Item = (&'a [u8], &'a [u8])>,
     ) -> Headers {
         if count == 0 {
             return Headers::new();
@@ -353,6 +382,68 @@ impl Headers {
         }
     }
 
+    /// The block [`Headers::pack`] builds from the headers at `spans` in
+    /// `src`, each `[name_start, name_len, value_start, value_len]` (byte
+    /// offsets and lengths in `src`; names UTF-8), whose names total
+    /// `names_len` and values `values_len` bytes. Pieces are copied 16
+    /// bytes at a time, each copy possibly running past its piece into
+    /// room that a later copy fills (pieces are written in increasing
+    /// order, and no copy runs past the block): no `memcpy` call per
+    /// piece. A span outside `src` or totals that disagree give empty
+    /// headers, as in [`Headers::pack`].
+    pub(crate) fn pack_spans(
+        src: &[u8],
+        spans: &[[u16; 4]],
+        names_len: usize,
+        values_len: usize,
+    ) -> Headers {
+        let count = spans.len();
+        let piece = |s: &[u16; 4], k: usize| {
+            let (at, len) = (usize::from(s[k]), usize::from(s[k + 1]));
+            src.get(at..at + len).unwrap_or_default()
+        };
+        if count == 0 || names_len + values_len > usize::from(u16::MAX) || count >= 1 << 16 {
+            // Wide offsets (or nothing): the general packer.
+            let items = spans.iter().map(|s| (piece(s, 0), piece(s, 2)));
+            return Headers::pack(count, names_len, values_len, items);
+        }
+        let names_at = 4 + 4 * count;
+        let total = names_at + names_len + values_len;
+        // Allocated, then zeroed with `memset` (see `pack`).
+        #[allow(clippy::slow_vector_initialization)]
+        let mut buf = Vec::with_capacity(total);
+        buf.resize(total, 0u8);
+        let Some((word, table)) = buf.split_at_mut_checked(4) else {
+            return Headers::new();
+        };
+        word.copy_from_slice(&(count as u32).to_le_bytes());
+        let (mut name_end, mut value_end) = (0u16, 0u16);
+        for (s, entry) in spans.iter().zip(table.chunks_exact_mut(4)) {
+            // No overflow: the totals were checked to fit in u16 below.
+            name_end = name_end.wrapping_add(s[1]);
+            value_end = value_end.wrapping_add(s[3]);
+            let [n0, n1] = name_end.to_le_bytes();
+            let [v0, v1] = value_end.to_le_bytes();
+            copy_fixed::<4>(entry, &[n0, n1, v0, v1], 0);
+        }
+        if usize::from(name_end) != names_len || usize::from(value_end) != values_len {
+            return Headers::new();
+        }
+        let mut at = names_at;
+        for k in [0, 2] {
+            for s in spans {
+                let (from, len) = (usize::from(s[k]), usize::from(s[k + 1]));
+                if !copy_over(&mut buf, at, src, from, len) {
+                    return Headers::new();
+                }
+                at += len;
+            }
+        }
+        Headers {
+            buf: buf.into_boxed_slice(),
+        }
+    }
+
     /// Appends one header (copies the whole block: for building by hand;
     /// parsed heads are packed at once).
     pub fn push(&mut self, name: &str, value: &[u8]) {
@@ -362,7 +453,9 @@ impl Headers {
                 (n.saturating_add(r.len()), v.saturating_add(val.len()))
             });
         let old = std::mem::take(self);
-        let items = old.pairs().chain(std::iter::once((name, value)));
+        let items = old
+            .byte_pairs()
+            .chain(std::iter::once((name.as_bytes(), value)));
         *self = Headers::pack(old.len() + 1, names_len, values_len, items);
     }
 
@@ -459,7 +552,7 @@ impl FromIterator<Header> for Headers {
             v.len(),
             names_len,
             values_len,
-            v.iter().map(|h| (h.name.as_str(), &h.value[..])),
+            v.iter().map(|h| (h.name.as_bytes(), &h.value[..])),
         )
     }
 }
