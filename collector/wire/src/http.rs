@@ -821,6 +821,39 @@ fn tchar_run(s: &[u8]) -> Option<usize> {
     s.iter().position(|&b| !TCHAR[usize::from(b)])
 }
 
+/// Index of the first byte at or after `i` that is not a `tchar` (see
+/// [`TCHAR`]), or `buf.len()`. Eight bytes at a time for the usual name
+/// bytes (letters, digits, `-`): each lane is range-checked on its low
+/// seven bits (no carries between lanes), bytes from 0x80 fail; the first
+/// failing lane is then looked up in [`TCHAR`] (a rarer `tchar` such as
+/// `_` is stepped over).
+#[inline(always)]
+fn tchar_end(buf: &[u8], mut i: usize) -> usize {
+    const LO: u64 = 0x0101_0101_0101_0101;
+    const HI: u64 = LO * 0x80;
+    while let Some(w) = buf.get(i..).and_then(|r| r.first_chunk::<8>()) {
+        let x = u64::from_le_bytes(*w);
+        let x7 = x & !HI;
+        // High bit of a lane set when the condition holds for that lane.
+        let l = x7 | (LO * 0x20); // letters folded to lowercase
+        let letter = l.wrapping_add(LO * 0x1f) & !l.wrapping_add(LO * 0x05); // 0x61..=0x7a
+        let digit = x7.wrapping_add(LO * 0x50) & !x7.wrapping_add(LO * 0x46); // 0x30..=0x39
+        let dash = !(x7 ^ (LO * 0x2d)).wrapping_add(LO * 0x7f); // 0x2d
+        let odd = !((letter | digit | dash) & !x) & HI;
+        if odd == 0 {
+            i += 8;
+            continue;
+        }
+        let j = i + (odd.trailing_zeros() / 8) as usize;
+        match buf.get(j) {
+            Some(&b) if TCHAR[usize::from(b)] => i = j + 1,
+            _ => return j,
+        }
+    }
+    // Fewer than eight bytes left.
+    i + tchar_run(buf.get(i..).unwrap_or_default()).unwrap_or(buf.len().saturating_sub(i))
+}
+
 /// Index of the first byte at or after `i` that may not appear in a header
 /// value or a reason phrase, or `buf.len()`. Allowed are HTAB, SP, VCHAR
 /// and obs-text (RFC 9110 §5.5): every byte but DEL and the controls other
@@ -828,7 +861,7 @@ fn tchar_run(s: &[u8]) -> Option<usize> {
 /// a byte below 0x20 or equal to 0x7F sets the high bit of its lane
 /// (borrows only run upwards, so the lowest marked lane is the first such
 /// byte); a marked HTAB is stepped over.
-#[inline]
+#[inline(always)]
 fn value_stop(buf: &[u8], mut i: usize) -> usize {
     const LO: u64 = 0x0101_0101_0101_0101;
     const HI: u64 = 0x8080_8080_8080_8080;
@@ -949,12 +982,12 @@ fn parse_head_fast(buf: &[u8], kind: Kind) -> Option<ParsedHead> {
             i += 2;
             break;
         }
-        let n = tchar_run(rest)?;
-        if n == 0 || rest.get(n) != Some(&b':') {
+        let colon = tchar_end(buf, i);
+        let n = colon - i;
+        if n == 0 || buf.get(colon) != Some(&b':') {
             return None;
         }
-        let name = rest.get(..n)?;
-        let mut v = i + n + 1;
+        let mut v = colon + 1;
         while let Some(b' ' | b'\t') = buf.get(v) {
             v += 1;
         }
@@ -966,12 +999,19 @@ fn parse_head_fast(buf: &[u8], kind: Kind) -> Option<ParsedHead> {
         while end > v && matches!(buf.get(end - 1), Some(b' ' | b'\t')) {
             end -= 1;
         }
-        let value = buf.get(v..end)?;
         match n {
-            12 if status.is_some() && content_type.is_none() && CONTENT_TYPE.matches(name) => {
-                content_type = Some(value);
+            12 if status.is_some() && content_type.is_none() => {
+                if let (Some(name), Some(value)) = (rest.get(..n), buf.get(v..end))
+                    && CONTENT_TYPE.matches(name)
+                {
+                    content_type = Some(value);
+                }
             }
-            14 | 17 => scan.add(name, value),
+            14 | 17 => {
+                if let (Some(name), Some(value)) = (rest.get(..n), buf.get(v..end)) {
+                    scan.add(name, value);
+                }
+            }
             _ => {}
         }
         // Offsets are checked below (the whole head fits in u16).
@@ -1970,6 +2010,53 @@ mod tests {
     fn httparse_head(buf: &[u8], kind: Kind) -> Option<ParsedHead> {
         let mut slots = vec![MaybeUninit::uninit(); HEADERS_MAX];
         parse_head_with(buf, kind, &mut slots).ok().flatten()
+    }
+
+    proptest::proptest! {
+        /// The eight-bytes-at-a-time scans stop where a byte loop over
+        /// `httparse`'s tables stops, from any start, on bytes near every
+        /// class boundary.
+        #[test]
+        fn word_scans_match_byte_loops(
+            bytes in proptest::collection::vec(
+                proptest::prop_oneof![
+                    proptest::sample::select(vec![
+                        0u8, 0x08, b'\t', 0x0a, b'\r', 0x1f, b' ', b'!', b'"', b',', b'-', b'.',
+                        b'/', b'0', b'9', b':', b'@', b'A', b'Z', b'[', b'_', b'`', b'a', b'z',
+                        b'{', b'|', b'}', b'~', 0x7f, 0x80, 0xad, 0xe0, 0xff,
+                    ]),
+                    proptest::prelude::any::<u8>(),
+                    proptest::sample::select(vec![b'a', b'Z', b'-', b'5']),
+                ],
+                0..40,
+            ),
+            start in 0usize..42,
+        ) {
+            let tchar = bytes
+                .iter()
+                .skip(start)
+                .position(|&b| !httparse_tchar(b))
+                .map_or(bytes.len().max(start), |p| start + p);
+            proptest::prop_assert_eq!(tchar_end(&bytes, start), tchar);
+            let value = bytes
+                .iter()
+                .skip(start)
+                .position(|&b| !(b == b'\t' || (b' '..=0x7e).contains(&b) || b >= 0x80))
+                .map_or(bytes.len().max(start), |p| start + p);
+            proptest::prop_assert_eq!(value_stop(&bytes, start), value);
+        }
+    }
+
+    /// `httparse`'s `TOKEN_MAP`, spelled out (RFC 9110 §5.6.2 `tchar`).
+    fn httparse_tchar(b: u8) -> bool {
+        b.is_ascii_alphanumeric() || b"!#$%&'*+-.^_`|~".contains(&b)
+    }
+
+    #[test]
+    fn tchar_table_is_rfc_tchar() {
+        for b in 0..=255u8 {
+            assert_eq!(TCHAR[usize::from(b)], httparse_tchar(b), "{b:#x}");
+        }
     }
 
     /// One of `good` (most of the time) or of `bad`.

@@ -171,32 +171,49 @@ fn copy_fixed<const N: usize>(dst: &mut [u8], src: &[u8], at: usize) {
     }
 }
 
-/// Copies `src[from..from + len]` to `dst[to..to + len]` (`false`, and
-/// nothing or part copied, when either is out of range), 16 bytes at a
-/// time while both slices have 16 bytes left: it may also overwrite up to
-/// 15 bytes of `dst` after `to + len` (callers fill `dst` in increasing
-/// order). The last piece of `dst` is always copied exactly.
+/// Copies the pieces `src[from..from + len]` of `pieces`, in order, one
+/// after the other to the start of `dst`; `false` (and `dst` partly
+/// written) when a piece is outside `src` or `dst` is too short. A piece
+/// of at most 32 bytes is copied as one or two fixed 16-byte blocks when
+/// `src` and `dst` have that much room: a block may run past the piece
+/// into `dst` bytes that later pieces overwrite (so the bytes after the
+/// last piece are unspecified unless `dst` ends there, where the copy is
+/// exact). No `memcpy` call for short pieces.
 #[inline(always)]
-fn copy_over(dst: &mut [u8], mut to: usize, src: &[u8], mut from: usize, len: usize) -> bool {
-    let end = from + len;
-    while from < end {
-        let d = dst.get_mut(to..).and_then(|d| d.first_chunk_mut::<16>());
-        let s = src.get(from..).and_then(|s| s.first_chunk::<16>());
-        let (Some(d), Some(s)) = (d, s) else {
-            let rest = end - from;
-            return match (dst.get_mut(to..to + rest), src.get(from..end)) {
-                (Some(d), Some(s)) => {
-                    d.copy_from_slice(s);
-                    true
-                }
-                _ => false,
+fn copy_pieces(dst: &mut [u8], src: &[u8], pieces: impl Iterator<Item = (usize, usize)>) -> bool {
+    let mut tail = dst;
+    for (from, len) in pieces {
+        // Two 16-byte blocks for 17..=32 bytes, not one 32-byte block:
+        // LLVM would merge blocks of two sizes into one `memcpy` call.
+        let done = len <= 32
+            && copy_block16(tail, src, from)
+            && (len <= 16 || copy_block16(tail.get_mut(16..).unwrap_or_default(), src, from + 16));
+        if !done {
+            let (Some(d), Some(s)) = (tail.get_mut(..len), src.get(from..from + len)) else {
+                return false;
             };
+            d.copy_from_slice(s);
+        }
+        tail = match std::mem::take(&mut tail).get_mut(len..) {
+            Some(t) => t,
+            None => return false,
         };
-        *d = *s;
-        to += 16;
-        from += 16;
     }
     true
+}
+
+/// Copies the 16 bytes of `src` at `from` to the start of `dst`; `false`
+/// (nothing copied) when either is too short.
+#[inline(always)]
+fn copy_block16(dst: &mut [u8], src: &[u8], from: usize) -> bool {
+    let s = src.get(from..).and_then(|s| s.first_chunk::<16>());
+    match (dst.first_chunk_mut::<16>(), s) {
+        (Some(d), Some(s)) => {
+            *d = *s;
+            true
+        }
+        _ => false,
+    }
 }
 
 /// Fills the offset table (entries of two `W`-byte offsets), the names and
@@ -385,10 +402,8 @@ impl Headers {
     /// The block [`Headers::pack`] builds from the headers at `spans` in
     /// `src`, each `[name_start, name_len, value_start, value_len]` (byte
     /// offsets and lengths in `src`; names UTF-8), whose names total
-    /// `names_len` and values `values_len` bytes. Pieces are copied 16
-    /// bytes at a time, each copy possibly running past its piece into
-    /// room that a later copy fills (pieces are written in increasing
-    /// order, and no copy runs past the block): no `memcpy` call per
+    /// `names_len` and values `values_len` bytes. Short pieces are copied
+    /// as fixed-size blocks (see [`copy_pieces`]): no `memcpy` call per
     /// piece. A span outside `src` or totals that disagree give empty
     /// headers, as in [`Headers::pack`].
     pub(crate) fn pack_spans(
@@ -429,15 +444,13 @@ impl Headers {
         if usize::from(name_end) != names_len || usize::from(value_end) != values_len {
             return Headers::new();
         }
-        let mut at = names_at;
-        for k in [0, 2] {
-            for s in spans {
-                let (from, len) = (usize::from(s[k]), usize::from(s[k + 1]));
-                if !copy_over(&mut buf, at, src, from, len) {
-                    return Headers::new();
-                }
-                at += len;
-            }
+        let pieces = spans
+            .iter()
+            .map(|s| (s[0], s[1]))
+            .chain(spans.iter().map(|s| (s[2], s[3])))
+            .map(|(at, len)| (usize::from(at), usize::from(len)));
+        if !copy_pieces(buf.get_mut(names_at..).unwrap_or_default(), src, pieces) {
+            return Headers::new();
         }
         Headers {
             buf: buf.into_boxed_slice(),
@@ -828,6 +841,37 @@ mod headers_tests {
                 prop_assert_eq!(&dst, &src);
             } else {
                 prop_assert!(dst.iter().all(|&b| b == 0xAA));
+            }
+        }
+
+        /// Packing from spans builds the same block as packing the slices
+        /// (pieces of every length class, overlapping, at the very end of
+        /// the source, empty values; spans outside the source give empty
+        /// headers in both).
+        #[test]
+        fn pack_spans_is_pack(
+            src in proptest::collection::vec(b'a'..=b'z', 0..120),
+            spans in proptest::collection::vec(
+                (0u16..130, 1u16..40, 0u16..130, 0u16..40),
+                0..10,
+            ),
+        ) {
+            let spans: Vec<[u16; 4]> = spans.into_iter().map(|(a, b, c, d)| [a, b, c, d]).collect();
+            let piece = |at: u16, len: u16| src.get(usize::from(at)..usize::from(at) + usize::from(len));
+            let names_len = spans.iter().map(|s| usize::from(s[1])).sum();
+            let values_len = spans.iter().map(|s| usize::from(s[3])).sum();
+            let got = Headers::pack_spans(&src, &spans, names_len, values_len);
+            let inside = spans.iter().all(|s| piece(s[0], s[1]).is_some() && piece(s[2], s[3]).is_some());
+            if inside {
+                let want = Headers::pack(
+                    spans.len(),
+                    names_len,
+                    values_len,
+                    spans.iter().map(|s| (piece(s[0], s[1]).unwrap_or_default(), piece(s[2], s[3]).unwrap_or_default())),
+                );
+                prop_assert_eq!(got, want);
+            } else {
+                prop_assert_eq!(got, Headers::new());
             }
         }
 
