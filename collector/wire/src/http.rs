@@ -6,10 +6,14 @@
 //! It is pure and incremental: bytes may be split anywhere; "need more bytes"
 //! is the normal outcome of a call ([`MessageParser::next`] returns `None`).
 //!
-//! Heads are parsed with `httparse` (RFC 9112 §2–§5); chunk-size lines with
-//! `httparse::parse_chunk_size` (RFC 9112 §7.1). Body length follows RFC 9112
-//! §6.3 (see [`body_framing`]). Interim 1xx responses (e.g. `100 Continue`) are
-//! skipped and counted in [`WireStats::http_informational`].
+//! Heads are parsed with `httparse` (RFC 9112 §2–§5), or, when written the
+//! plain way (CRLF endings, single spaces, visible-ASCII target, at most 32
+//! headers), by our own walk (`parse_head_fast`), which accepts only what
+//! `httparse` accepts, with the same result (proptest against `httparse`);
+//! chunk-size lines with `httparse::parse_chunk_size` (RFC 9112 §7.1).
+//! Body length follows RFC 9112 §6.3 (see [`body_framing`]). Interim 1xx
+//! responses (e.g. `100 Continue`) are skipped and counted in
+//! [`WireStats::http_informational`].
 //!
 //! Only what is needed is buffered: a partial head (at most `max_head_bytes`),
 //! a partial chunk-size or trailer line, or a partial candidate start line while
@@ -265,6 +269,14 @@ impl<'h> FramingScan<'h> {
         } else if CONTENT_LENGTH.matches(name)
             && let Ok(prev) = self.length
         {
+            // Usually one plain number: the list below in one step.
+            if let Some(n) = parse_decimal(value) {
+                self.length = match prev {
+                    Some(p) if p != n => Err(FramingError::BadContentLength),
+                    _ => Ok(Some(n)),
+                };
+                return;
+            }
             self.length = value.split(|&b| b == b',').try_fold(prev, |acc, part| {
                 let n = parse_decimal(trim_ows(part)).ok_or(FramingError::BadContentLength)?;
                 match acc {
@@ -595,13 +607,29 @@ fn trim_ows(v: &[u8]) -> &[u8] {
     v.get(start..end).unwrap_or_default()
 }
 
+/// A non-empty run of ASCII digits as a number; `None` for anything else
+/// or above `u64::MAX`.
 fn parse_decimal(v: &[u8]) -> Option<u64> {
-    if v.is_empty() || !v.iter().all(u8::is_ascii_digit) {
+    if v.is_empty() {
         return None;
     }
-    v.iter().try_fold(0u64, |acc, &d| {
-        acc.checked_mul(10)?.checked_add(u64::from(d - b'0'))
-    })
+    let mut acc = 0u64;
+    let mut overflow = false;
+    for &b in v {
+        let d = b.wrapping_sub(b'0');
+        if d > 9 {
+            return None;
+        }
+        // Keep checking digits after an overflow: a non-digit is `None` too.
+        match acc
+            .checked_mul(10)
+            .and_then(|a| a.checked_add(u64::from(d)))
+        {
+            Some(a) => acc = a,
+            None => overflow = true,
+        }
+    }
+    (!overflow).then_some(acc)
 }
 
 /// Packs httparse's headers and computes from the same slots, in the same
@@ -988,8 +1016,16 @@ fn parse_head_fast(buf: &[u8], kind: Kind) -> Option<ParsedHead> {
             return None;
         }
         let mut v = colon + 1;
-        while let Some(b' ' | b'\t') = buf.get(v) {
+        // Usually one space, then the value.
+        if let Some(&[b' ', b]) = buf.get(v..).and_then(|r| r.first_chunk::<2>())
+            && b != b' '
+            && b != b'\t'
+        {
             v += 1;
+        } else {
+            while let Some(b' ' | b'\t') = buf.get(v) {
+                v += 1;
+            }
         }
         let stop = value_stop(buf, v);
         if buf.get(stop..stop + 2) != Some(b"\r\n") {
@@ -2044,6 +2080,29 @@ mod tests {
                 .position(|&b| !(b == b'\t' || (b' '..=0x7e).contains(&b) || b >= 0x80))
                 .map_or(bytes.len().max(start), |p| start + p);
             proptest::prop_assert_eq!(value_stop(&bytes, start), value);
+        }
+    }
+
+    proptest::proptest! {
+        /// `parse_decimal` is `u64`'s parser restricted to plain digits
+        /// (no sign, no spaces, not empty), overflow included.
+        #[test]
+        fn parse_decimal_is_u64_parse(
+            v in proptest::collection::vec(
+                proptest::sample::select(vec![b'0', b'1', b'5', b'9', b'/', b':', b' ', b'+', b'a']),
+                0..24,
+            ),
+            big in proptest::prelude::any::<u64>(),
+            tail in proptest::collection::vec(proptest::sample::select(vec![b'0', b'9', b'x']), 0..3),
+        ) {
+            for v in [v, [big.to_string().into_bytes(), tail].concat()] {
+                let want = if !v.is_empty() && v.iter().all(u8::is_ascii_digit) {
+                    std::str::from_utf8(&v).ok().and_then(|t| t.parse::<u64>().ok())
+                } else {
+                    None
+                };
+                proptest::prop_assert_eq!(parse_decimal(&v), want);
+            }
         }
     }
 
