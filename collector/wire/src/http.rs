@@ -919,8 +919,17 @@ fn value_stop(buf: &[u8], mut i: usize) -> usize {
     i
 }
 
+/// `bytes` as text, one `char` per byte: the same as `str::from_utf8` for
+/// the ASCII that the fast walk checked (method and target), without a
+/// second validation pass or a `memcpy` call.
+fn ascii_string(bytes: &[u8]) -> String {
+    let mut s = String::with_capacity(bytes.len());
+    s.extend(bytes.iter().map(|&b| char::from(b)));
+    s
+}
+
 /// `HTTP/1.0` or `HTTP/1.1` followed by CRLF: the minor version.
-#[inline]
+#[inline(always)]
 fn version_crlf(s: Option<&[u8; 10]>) -> Option<u8> {
     match s? {
         b"HTTP/1.1\r\n" => Some(1),
@@ -1064,8 +1073,8 @@ fn parse_head_fast(buf: &[u8], kind: Kind) -> Option<ParsedHead> {
     let framing = scan.finish(status);
     let head = match (request, status) {
         (Some((method, target)), _) => Head::Request(RequestHead {
-            method: std::str::from_utf8(method).ok()?.to_owned(),
-            target: std::str::from_utf8(target).ok()?.to_owned(),
+            method: ascii_string(method),
+            target: ascii_string(target),
             version_minor,
             headers,
         }),
