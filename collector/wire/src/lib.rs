@@ -417,7 +417,10 @@ impl Headers {
             let (at, len) = (usize::from(s[k]), usize::from(s[k + 1]));
             src.get(at..at + len).unwrap_or_default()
         };
-        if count == 0 || names_len + values_len > usize::from(u16::MAX) || count >= 1 << 16 {
+        if count == 0
+            || names_len.saturating_add(values_len) > usize::from(u16::MAX)
+            || count >= 1 << 16
+        {
             // Wide offsets (or nothing): the general packer.
             let items = spans.iter().map(|s| (piece(s, 0), piece(s, 2)));
             return Headers::pack(count, names_len, values_len, items);
