@@ -172,15 +172,20 @@ fn copy_fixed<const N: usize>(dst: &mut [u8], src: &[u8], at: usize) {
 }
 
 /// Copies the pieces `src[from..from + len]` of `pieces`, in order, one
-/// after the other to the start of `dst`; `false` (and `dst` partly
-/// written) when a piece is outside `src` or `dst` is too short. A piece
+/// after the other to the start of `dst`, and returns the rest of `dst`;
+/// `None` (and `dst` partly written) when a piece is outside `src` or
+/// `dst` is too short. A piece
 /// of at most 32 bytes is copied as one or two fixed 16-byte blocks when
 /// `src` and `dst` have that much room: a block may run past the piece
 /// into `dst` bytes that later pieces overwrite (so the bytes after the
 /// last piece are unspecified unless `dst` ends there, where the copy is
 /// exact). No `memcpy` call for short pieces.
 #[inline(always)]
-fn copy_pieces(dst: &mut [u8], src: &[u8], pieces: impl Iterator<Item = (usize, usize)>) -> bool {
+fn copy_pieces<'d>(
+    dst: &'d mut [u8],
+    src: &[u8],
+    pieces: impl Iterator<Item = (usize, usize)>,
+) -> Option<&'d mut [u8]> {
     let mut tail = dst;
     for (from, len) in pieces {
         // Two 16-byte blocks for 17..=32 bytes, not one 32-byte block:
@@ -189,17 +194,12 @@ fn copy_pieces(dst: &mut [u8], src: &[u8], pieces: impl Iterator<Item = (usize, 
             && copy_block16(tail, src, from)
             && (len <= 16 || copy_block16(tail.get_mut(16..).unwrap_or_default(), src, from + 16));
         if !done {
-            let (Some(d), Some(s)) = (tail.get_mut(..len), src.get(from..from + len)) else {
-                return false;
-            };
-            d.copy_from_slice(s);
+            tail.get_mut(..len)?
+                .copy_from_slice(src.get(from..from + len)?);
         }
-        tail = match std::mem::take(&mut tail).get_mut(len..) {
-            Some(t) => t,
-            None => return false,
-        };
+        tail = std::mem::take(&mut tail).get_mut(len..)?;
     }
-    true
+    Some(tail)
 }
 
 /// Copies the 16 bytes of `src` at `from` to the start of `dst`; `false`
@@ -447,12 +447,15 @@ impl Headers {
         if usize::from(name_end) != names_len || usize::from(value_end) != values_len {
             return Headers::new();
         }
-        let pieces = spans
-            .iter()
-            .map(|s| (s[0], s[1]))
-            .chain(spans.iter().map(|s| (s[2], s[3])))
-            .map(|(at, len)| (usize::from(at), usize::from(len)));
-        if !copy_pieces(buf.get_mut(names_at..).unwrap_or_default(), src, pieces) {
+        // Names, then values (no chained iterator: one tight loop each).
+        let pieces = |k: usize| {
+            spans
+                .iter()
+                .map(move |s| (usize::from(s[k]), usize::from(s[k + 1])))
+        };
+        let copied = copy_pieces(buf.get_mut(names_at..).unwrap_or_default(), src, pieces(0))
+            .and_then(|rest| copy_pieces(rest, src, pieces(2)));
+        if copied.is_none() {
             return Headers::new();
         }
         Headers {
