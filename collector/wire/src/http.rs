@@ -1073,7 +1073,13 @@ fn parse_head_fast(buf: &[u8], kind: Kind) -> Option<ParsedHead> {
     let framing = scan.finish(status);
     let head = match (request, status) {
         (Some((method, target)), _) => Head::Request(RequestHead {
-            method: ascii_string(method),
+            method: match method {
+                // The usual methods from constants (no byte loop).
+                b"POST" => String::from("POST"),
+                b"GET" => String::from("GET"),
+                b"DELETE" => String::from("DELETE"),
+                _ => ascii_string(method),
+            },
             target: ascii_string(target),
             version_minor,
             headers,
