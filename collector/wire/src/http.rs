@@ -938,6 +938,26 @@ fn version_crlf(s: Option<&[u8; 10]>) -> Option<u8> {
     }
 }
 
+/// Differential check for the `http_head` fuzz target (compiled only under
+/// `cargo fuzz`, which sets `--cfg fuzzing`): panics when [`parse_head_fast`]
+/// accepts `buf` (as a request head or as a response head) and httparse,
+/// given as many header slots as the general path allows, does not read the
+/// same head (length, start line, packed headers, framing, event-stream flag).
+#[cfg(fuzzing)]
+pub(crate) fn fuzz_agree(buf: &[u8]) {
+    for kind in [Kind::Request, Kind::Response] {
+        if let Some(fast) = parse_head_fast(buf, kind) {
+            let mut slots = vec![MaybeUninit::uninit(); HEADERS_MAX];
+            let model = parse_head_with(buf, kind, &mut slots).ok().flatten();
+            assert_eq!(
+                Some(fast),
+                model,
+                "fast head walk and httparse disagree ({kind:?})"
+            );
+        }
+    }
+}
+
 /// The head at the start of `buf` when it is complete and written the
 /// plain way: CRLF line endings, a request target of visible ASCII, one
 /// space between the parts of the start line, at most [`FAST_HEADERS`]

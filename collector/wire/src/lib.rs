@@ -23,6 +23,18 @@ pub mod sse;
 pub mod stats;
 pub mod tcp;
 
+/// Differential checks for the fuzz targets, compiled only under `cargo fuzz`
+/// (which builds every crate with `--cfg fuzzing`); see `fuzz/fuzz_targets/http_head.rs`.
+#[cfg(fuzzing)]
+#[doc(hidden)]
+pub mod fuzzing {
+    /// Panics when the fast head walk (`http.rs`, `parse_head_fast`) accepts
+    /// `bytes` as a request or response head and httparse reads it differently.
+    pub fn head_parsers_agree(bytes: &[u8]) {
+        crate::http::fuzz_agree(bytes);
+    }
+}
+
 use std::net::SocketAddr;
 
 /// Nanoseconds since the Unix epoch (1970-01-01T00:00:00Z), from the capture.
