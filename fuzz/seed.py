@@ -12,6 +12,8 @@ Writes `OUT_DIR/<target>/seed-*` files in each target's input format (see the
                   sequence numbers relative to the ISN of each direction.
 - http_conn:      each connection's payload in capture order as `[op][len][bytes]`
                   records (op 0 client→server, 2 server→client), config byte 1.
+- http_head:      each request and response head as captured (with its blank
+                  line), followed by up to 16 bytes of its body.
 - sse:            each `text/event-stream` response body (de-chunked) cut into
                   pieces of 1..254 bytes, event cap 255 (first byte 0xfe).
 - mcp_decode:     each exchange as `ctl, request body, 0xff, response body (JSON, or
@@ -233,6 +235,8 @@ def main():
         # sse + mcp_decode: pair requests and responses in order.
         reqs = http_messages(stream(segs, True), False)
         resps = http_messages(stream(segs, False), True)
+        for head, _, body in reqs + resps:
+            w.put("http_head", "\r\n".join(head).encode("latin-1") + b"\r\n\r\n" + body[:16])
         for (qh, qhdr, qbody), (rh, rhdr, rbody) in zip(reqs, resps):
             is_sse = "text/event-stream" in rhdr.get("content-type", "")
             if is_sse and rbody:

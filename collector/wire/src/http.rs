@@ -6,10 +6,14 @@
 //! It is pure and incremental: bytes may be split anywhere; "need more bytes"
 //! is the normal outcome of a call ([`MessageParser::next`] returns `None`).
 //!
-//! Heads are parsed with `httparse` (RFC 9112 §2–§5); chunk-size lines with
-//! `httparse::parse_chunk_size` (RFC 9112 §7.1). Body length follows RFC 9112
-//! §6.3 (see [`body_framing`]). Interim 1xx responses (e.g. `100 Continue`) are
-//! skipped and counted in [`WireStats::http_informational`].
+//! Heads are parsed with `httparse` (RFC 9112 §2–§5), or, when written the
+//! plain way (CRLF endings, single spaces, visible-ASCII target, at most 32
+//! headers), by our own walk (`parse_head_fast`), which accepts only what
+//! `httparse` accepts, with the same result (proptest against `httparse`);
+//! chunk-size lines with `httparse::parse_chunk_size` (RFC 9112 §7.1).
+//! Body length follows RFC 9112 §6.3 (see [`body_framing`]). Interim 1xx
+//! responses (e.g. `100 Continue`) are skipped and counted in
+//! [`WireStats::http_informational`].
 //!
 //! Only what is needed is buffered: a partial head (at most `max_head_bytes`),
 //! a partial chunk-size or trailer line, or a partial candidate start line while
@@ -265,6 +269,14 @@ impl<'h> FramingScan<'h> {
         } else if CONTENT_LENGTH.matches(name)
             && let Ok(prev) = self.length
         {
+            // Usually one plain number: the list below in one step.
+            if let Some(n) = parse_decimal(value) {
+                self.length = match prev {
+                    Some(p) if p != n => Err(FramingError::BadContentLength),
+                    _ => Ok(Some(n)),
+                };
+                return;
+            }
             self.length = value.split(|&b| b == b',').try_fold(prev, |acc, part| {
                 let n = parse_decimal(trim_ows(part)).ok_or(FramingError::BadContentLength)?;
                 match acc {
@@ -595,13 +607,29 @@ fn trim_ows(v: &[u8]) -> &[u8] {
     v.get(start..end).unwrap_or_default()
 }
 
+/// A non-empty run of ASCII digits as a number; `None` for anything else
+/// or above `u64::MAX`.
 fn parse_decimal(v: &[u8]) -> Option<u64> {
-    if v.is_empty() || !v.iter().all(u8::is_ascii_digit) {
+    if v.is_empty() {
         return None;
     }
-    v.iter().try_fold(0u64, |acc, &d| {
-        acc.checked_mul(10)?.checked_add(u64::from(d - b'0'))
-    })
+    let mut acc = 0u64;
+    let mut overflow = false;
+    for &b in v {
+        let d = b.wrapping_sub(b'0');
+        if d > 9 {
+            return None;
+        }
+        // Keep checking digits after an overflow: a non-digit is `None` too.
+        match acc
+            .checked_mul(10)
+            .and_then(|a| a.checked_add(u64::from(d)))
+        {
+            Some(a) => acc = a,
+            None => overflow = true,
+        }
+    }
+    (!overflow).then_some(acc)
 }
 
 /// Packs httparse's headers and computes from the same slots, in the same
@@ -638,7 +666,7 @@ fn convert_headers(headers: &[httparse::Header<'_>], status: Option<u16>) -> Par
         headers.len(),
         names_len,
         values_len,
-        headers.iter().map(|h| (h.name, h.value)),
+        headers.iter().map(|h| (h.name.as_bytes(), h.value)),
     );
     ParsedHeaders {
         headers: stored,
@@ -683,6 +711,9 @@ fn parse_head(buf: &[u8], kind: Kind) -> Option<(Head, Result<BodyFraming, Frami
         Some((len, head, framing)) if len == buf.len() => Some((head, framing)),
         _ => None,
     };
+    if let Some(parsed) = parse_head_fast(buf, kind) {
+        return whole(Some(parsed));
+    }
     if let Ok(parsed) = parse_head_with(buf, kind, &mut stack) {
         return whole(parsed);
     }
@@ -709,6 +740,9 @@ type ParsedHead = (usize, Head, Result<BodyFraming, FramingError>);
 /// empty line, as [`find_blank_line_end`] does, so the length is the one
 /// the general path would find.
 fn parse_head_prefix(buf: &[u8], kind: Kind) -> Option<ParsedHead> {
+    if let Some(parsed) = parse_head_fast(buf, kind) {
+        return Some(parsed);
+    }
     let mut stack = [MaybeUninit::uninit(); HEADERS_INITIAL];
     parse_head_with(buf, kind, &mut stack).ok().flatten()
 }
@@ -772,6 +806,313 @@ fn parse_head_with<'b>(
             Err(_) => Ok(None),
         }
     }
+}
+
+/// Headers [`parse_head_fast`] records; a head with more takes `httparse`'s
+/// path (which allows up to [`HEADERS_MAX`]).
+const FAST_HEADERS: usize = 32;
+
+/// `tchar` (RFC 9110 §5.6.2), the bytes of a method or a header name:
+/// exactly the bytes `httparse` accepts there (its `TOKEN_MAP`).
+static TCHAR: [bool; 256] = {
+    let mut t = [false; 256];
+    let mut i = 0;
+    while i < 256 {
+        let b = i as u8;
+        t[i] = b.is_ascii_alphanumeric()
+            || matches!(
+                b,
+                b'!' | b'#'
+                    | b'$'
+                    | b'%'
+                    | b'&'
+                    | b'\''
+                    | b'*'
+                    | b'+'
+                    | b'-'
+                    | b'.'
+                    | b'^'
+                    | b'_'
+                    | b'`'
+                    | b'|'
+                    | b'~'
+            );
+        i += 1;
+    }
+    t
+};
+
+/// Length of the run of `tchar` bytes at the start of `s` (`None` when
+/// `s` ends inside it).
+#[inline]
+fn tchar_run(s: &[u8]) -> Option<usize> {
+    s.iter().position(|&b| !TCHAR[usize::from(b)])
+}
+
+/// Index of the first byte at or after `i` that is not a `tchar` (see
+/// [`TCHAR`]), or `buf.len()`. Eight bytes at a time for the usual name
+/// bytes (letters, digits, `-`): each lane is range-checked on its low
+/// seven bits (no carries between lanes), bytes from 0x80 fail; the first
+/// failing lane is then looked up in [`TCHAR`] (a rarer `tchar` such as
+/// `_` is stepped over).
+#[inline(always)]
+fn tchar_end(buf: &[u8], mut i: usize) -> usize {
+    const LO: u64 = 0x0101_0101_0101_0101;
+    const HI: u64 = LO * 0x80;
+    while let Some(w) = buf.get(i..).and_then(|r| r.first_chunk::<8>()) {
+        let x = u64::from_le_bytes(*w);
+        let x7 = x & !HI;
+        // High bit of a lane set when the condition holds for that lane.
+        let l = x7 | (LO * 0x20); // letters folded to lowercase
+        let letter = l.wrapping_add(LO * 0x1f) & !l.wrapping_add(LO * 0x05); // 0x61..=0x7a
+        let digit = x7.wrapping_add(LO * 0x50) & !x7.wrapping_add(LO * 0x46); // 0x30..=0x39
+        let dash = !(x7 ^ (LO * 0x2d)).wrapping_add(LO * 0x7f); // 0x2d
+        let odd = !((letter | digit | dash) & !x) & HI;
+        if odd == 0 {
+            i += 8;
+            continue;
+        }
+        let j = i + (odd.trailing_zeros() / 8) as usize;
+        match buf.get(j) {
+            Some(&b) if TCHAR[usize::from(b)] => i = j + 1,
+            _ => return j,
+        }
+    }
+    // Fewer than eight bytes left.
+    i + tchar_run(buf.get(i..).unwrap_or_default()).unwrap_or(buf.len().saturating_sub(i))
+}
+
+/// Index of the first byte at or after `i` that may not appear in a header
+/// value or a reason phrase, or `buf.len()`. Allowed are HTAB, SP, VCHAR
+/// and obs-text (RFC 9110 §5.5): every byte but DEL and the controls other
+/// than HTAB, as `httparse`'s `HEADER_VALUE_MAP`. Eight bytes at a time:
+/// a byte below 0x20 or equal to 0x7F sets the high bit of its lane
+/// (borrows only run upwards, so the lowest marked lane is the first such
+/// byte); a marked HTAB is stepped over.
+#[inline(always)]
+fn value_stop(buf: &[u8], mut i: usize) -> usize {
+    const LO: u64 = 0x0101_0101_0101_0101;
+    const HI: u64 = 0x8080_8080_8080_8080;
+    while let Some(w) = buf.get(i..).and_then(|r| r.first_chunk::<8>()) {
+        let x = u64::from_le_bytes(*w);
+        let ctl = x.wrapping_sub(LO * 0x20) & !x;
+        let y = x ^ (LO * 0x7f);
+        let del = y.wrapping_sub(LO) & !y;
+        let marked = (ctl | del) & HI;
+        if marked == 0 {
+            i += 8;
+            continue;
+        }
+        let j = i + (marked.trailing_zeros() / 8) as usize;
+        if buf.get(j) != Some(&b'\t') {
+            return j;
+        }
+        i = j + 1;
+    }
+    // Fewer than eight bytes left.
+    while let Some(&b) = buf.get(i) {
+        if !(b == b'\t' || (b >= 0x20 && b != 0x7f)) {
+            break;
+        }
+        i += 1;
+    }
+    i
+}
+
+/// `bytes` as text, one `char` per byte: the same as `str::from_utf8` for
+/// the ASCII that the fast walk checked (method and target), without a
+/// second validation pass or a `memcpy` call.
+fn ascii_string(bytes: &[u8]) -> String {
+    let mut s = String::with_capacity(bytes.len());
+    s.extend(bytes.iter().map(|&b| char::from(b)));
+    s
+}
+
+/// `HTTP/1.0` or `HTTP/1.1` followed by CRLF: the minor version.
+#[inline(always)]
+fn version_crlf(s: Option<&[u8; 10]>) -> Option<u8> {
+    match s? {
+        b"HTTP/1.1\r\n" => Some(1),
+        b"HTTP/1.0\r\n" => Some(0),
+        _ => None,
+    }
+}
+
+/// Differential check for the `http_head` fuzz target (compiled only under
+/// `cargo fuzz`, which sets `--cfg fuzzing`): panics when [`parse_head_fast`]
+/// accepts `buf` (as a request head or as a response head) and httparse,
+/// given as many header slots as the general path allows, does not read the
+/// same head (length, start line, packed headers, framing, event-stream flag).
+#[cfg(fuzzing)]
+pub(crate) fn fuzz_agree(buf: &[u8]) {
+    for kind in [Kind::Request, Kind::Response] {
+        if let Some(fast) = parse_head_fast(buf, kind) {
+            let mut slots = vec![MaybeUninit::uninit(); HEADERS_MAX];
+            let model = parse_head_with(buf, kind, &mut slots).ok().flatten();
+            assert_eq!(
+                Some(fast),
+                model,
+                "fast head walk and httparse disagree ({kind:?})"
+            );
+        }
+    }
+}
+
+/// The head at the start of `buf` when it is complete and written the
+/// plain way: CRLF line endings, a request target of visible ASCII, one
+/// space between the parts of the start line, at most [`FAST_HEADERS`]
+/// headers; `None` for anything else (incomplete, malformed, or just
+/// unusual: the caller then asks `httparse`, whose verdict stands).
+///
+/// Whatever it accepts, `httparse` accepts with the same result: the same
+/// length, method, target, version, status and header slots (values
+/// trimmed of SP/HTAB as `httparse` trims them), hence the same packed
+/// headers, framing and event-stream flag as [`parse_head_with`] (checked
+/// by the proptest `fast_head_is_httparse`). It needs no header slots and
+/// computes the framing and the event-stream flag while it walks.
+fn parse_head_fast(buf: &[u8], kind: Kind) -> Option<ParsedHead> {
+    // Start line: request (RFC 9112 §3) or status line (§4).
+    let mut i;
+    let mut request = None;
+    let mut status = None;
+    let version_minor;
+    match kind {
+        Kind::Request => {
+            let m = tchar_run(buf)?;
+            if m == 0 || buf.get(m) != Some(&b' ') {
+                return None;
+            }
+            let t0 = m + 1;
+            let t = buf
+                .get(t0..)?
+                .iter()
+                .position(|&b| !(0x21..=0x7e).contains(&b))?;
+            if t == 0 || buf.get(t0 + t) != Some(&b' ') {
+                return None;
+            }
+            let v0 = t0 + t + 1;
+            version_minor = version_crlf(buf.get(v0..).and_then(|r| r.first_chunk::<10>()))?;
+            request = Some((buf.get(..m)?, buf.get(t0..t0 + t)?));
+            i = v0 + 10;
+        }
+        Kind::Response => {
+            let line = buf.first_chunk::<13>()?;
+            let (version, rest) = line.split_at(8);
+            version_minor = match version {
+                b"HTTP/1.1" => 1,
+                b"HTTP/1.0" => 0,
+                _ => return None,
+            };
+            let &[b' ', h, t, o, after] = rest else {
+                return None;
+            };
+            if !(h.is_ascii_digit() && t.is_ascii_digit() && o.is_ascii_digit()) {
+                return None;
+            }
+            status =
+                Some(u16::from(h - b'0') * 100 + u16::from(t - b'0') * 10 + u16::from(o - b'0'));
+            i = match after {
+                b' ' => {
+                    let e = value_stop(buf, 13);
+                    if buf.get(e..e + 2) != Some(b"\r\n") {
+                        return None;
+                    }
+                    e + 2
+                }
+                b'\r' if buf.get(13) == Some(&b'\n') => 14,
+                _ => return None,
+            };
+        }
+    }
+    // Header lines (RFC 9112 §5), then the empty line.
+    let mut spans = [[0u16; 4]; FAST_HEADERS];
+    let mut count = 0;
+    let (mut names_len, mut values_len) = (0usize, 0usize);
+    let mut scan = FramingScan::new();
+    let mut content_type: Option<&[u8]> = None;
+    loop {
+        let rest = buf.get(i..)?;
+        if rest.first() == Some(&b'\r') {
+            if rest.get(1) != Some(&b'\n') {
+                return None;
+            }
+            i += 2;
+            break;
+        }
+        let colon = tchar_end(buf, i);
+        let n = colon - i;
+        if n == 0 || buf.get(colon) != Some(&b':') {
+            return None;
+        }
+        let mut v = colon + 1;
+        // Usually one space, then the value.
+        if let Some(&[b' ', b]) = buf.get(v..).and_then(|r| r.first_chunk::<2>())
+            && b != b' '
+            && b != b'\t'
+        {
+            v += 1;
+        } else {
+            while let Some(b' ' | b'\t') = buf.get(v) {
+                v += 1;
+            }
+        }
+        let stop = value_stop(buf, v);
+        if buf.get(stop..stop + 2) != Some(b"\r\n") {
+            return None;
+        }
+        let mut end = stop;
+        while end > v && matches!(buf.get(end - 1), Some(b' ' | b'\t')) {
+            end -= 1;
+        }
+        match n {
+            12 if status.is_some() && content_type.is_none() => {
+                if let (Some(name), Some(value)) = (rest.get(..n), buf.get(v..end))
+                    && CONTENT_TYPE.matches(name)
+                {
+                    content_type = Some(value);
+                }
+            }
+            14 | 17 => {
+                if let (Some(name), Some(value)) = (rest.get(..n), buf.get(v..end)) {
+                    scan.add(name, value);
+                }
+            }
+            _ => {}
+        }
+        // Offsets are checked below (the whole head fits in u16).
+        *spans.get_mut(count)? = [i as u16, n as u16, v as u16, (end - v) as u16];
+        count += 1;
+        names_len += n;
+        values_len += end - v;
+        i = stop + 2;
+    }
+    if i > usize::from(u16::MAX) {
+        return None;
+    }
+    let headers = Headers::pack_spans(buf, spans.get(..count)?, names_len, values_len);
+    let framing = scan.finish(status);
+    let head = match (request, status) {
+        (Some((method, target)), _) => Head::Request(RequestHead {
+            method: match method {
+                // The usual methods from constants (no byte loop).
+                b"POST" => String::from("POST"),
+                b"GET" => String::from("GET"),
+                b"DELETE" => String::from("DELETE"),
+                _ => ascii_string(method),
+            },
+            target: ascii_string(target),
+            version_minor,
+            headers,
+        }),
+        (None, Some(status)) => Head::Response(ResponseHead {
+            status,
+            version_minor,
+            headers,
+            event_stream: content_type.is_some_and(is_event_stream),
+        }),
+        (None, None) => return None,
+    };
+    Some((i, head, framing))
 }
 
 /// Checks a partial head (no blank line yet) for early errors; `false` when
@@ -1732,6 +2073,184 @@ mod tests {
                     .collect();
                 check_stored(head.headers(), &want);
             }
+        }
+    }
+
+    /// `httparse` alone (the model of [`parse_head_fast`]): the head at the
+    /// start of `buf` with as many header slots as the general path allows.
+    fn httparse_head(buf: &[u8], kind: Kind) -> Option<ParsedHead> {
+        let mut slots = vec![MaybeUninit::uninit(); HEADERS_MAX];
+        parse_head_with(buf, kind, &mut slots).ok().flatten()
+    }
+
+    proptest::proptest! {
+        /// The eight-bytes-at-a-time scans stop where a byte loop over
+        /// `httparse`'s tables stops, from any start, on bytes near every
+        /// class boundary.
+        #[test]
+        fn word_scans_match_byte_loops(
+            bytes in proptest::collection::vec(
+                proptest::prop_oneof![
+                    proptest::sample::select(vec![
+                        0u8, 0x08, b'\t', 0x0a, b'\r', 0x1f, b' ', b'!', b'"', b',', b'-', b'.',
+                        b'/', b'0', b'9', b':', b'@', b'A', b'Z', b'[', b'_', b'`', b'a', b'z',
+                        b'{', b'|', b'}', b'~', 0x7f, 0x80, 0xad, 0xe0, 0xff,
+                    ]),
+                    proptest::prelude::any::<u8>(),
+                    proptest::sample::select(vec![b'a', b'Z', b'-', b'5']),
+                ],
+                0..40,
+            ),
+            start in 0usize..42,
+        ) {
+            let tchar = bytes
+                .iter()
+                .skip(start)
+                .position(|&b| !httparse_tchar(b))
+                .map_or(bytes.len().max(start), |p| start + p);
+            proptest::prop_assert_eq!(tchar_end(&bytes, start), tchar);
+            let value = bytes
+                .iter()
+                .skip(start)
+                .position(|&b| !(b == b'\t' || (b' '..=0x7e).contains(&b) || b >= 0x80))
+                .map_or(bytes.len().max(start), |p| start + p);
+            proptest::prop_assert_eq!(value_stop(&bytes, start), value);
+        }
+    }
+
+    proptest::proptest! {
+        /// `parse_decimal` is `u64`'s parser restricted to plain digits
+        /// (no sign, no spaces, not empty), overflow included.
+        #[test]
+        fn parse_decimal_is_u64_parse(
+            v in proptest::collection::vec(
+                proptest::sample::select(vec![b'0', b'1', b'5', b'9', b'/', b':', b' ', b'+', b'a']),
+                0..24,
+            ),
+            big in proptest::prelude::any::<u64>(),
+            tail in proptest::collection::vec(proptest::sample::select(vec![b'0', b'9', b'x']), 0..3),
+        ) {
+            for v in [v, [big.to_string().into_bytes(), tail].concat()] {
+                let want = if !v.is_empty() && v.iter().all(u8::is_ascii_digit) {
+                    std::str::from_utf8(&v).ok().and_then(|t| t.parse::<u64>().ok())
+                } else {
+                    None
+                };
+                proptest::prop_assert_eq!(parse_decimal(&v), want);
+            }
+        }
+    }
+
+    /// `httparse`'s `TOKEN_MAP`, spelled out (RFC 9110 §5.6.2 `tchar`).
+    fn httparse_tchar(b: u8) -> bool {
+        b.is_ascii_alphanumeric() || b"!#$%&'*+-.^_`|~".contains(&b)
+    }
+
+    #[test]
+    fn tchar_table_is_rfc_tchar() {
+        for b in 0..=255u8 {
+            assert_eq!(TCHAR[usize::from(b)], httparse_tchar(b), "{b:#x}");
+        }
+    }
+
+    /// One of `good` (most of the time) or of `bad`.
+    fn pick<T: Copy + std::fmt::Debug + 'static>(
+        good: &'static [T],
+        bad: &'static [T],
+    ) -> impl proptest::strategy::Strategy<Value = T> {
+        use proptest::prelude::*;
+        prop_oneof![
+            40 => proptest::sample::select(good),
+            1 => proptest::sample::select(bad),
+        ]
+    }
+
+    proptest::proptest! {
+        #![proptest_config(proptest::prelude::ProptestConfig::with_cases(4096))]
+        /// Whatever the fast head parser accepts, `httparse` accepts with
+        /// the same length, start line, packed headers, framing and
+        /// event-stream flag; on start lines and header lines built from
+        /// pieces that are valid, odd or wrong (spaces, tabs, bare LFs,
+        /// CRs, controls, DEL, obs-text, colons, non-tchar names), cut
+        /// anywhere, with a body or nothing after the head.
+        #[test]
+        fn fast_head_is_httparse(
+            start in pick(
+                &["POST /mcp HTTP/1.1\r\n", "GET / HTTP/1.0\r\n", "M-X_! /a?b=c%20 HTTP/1.1\r\n",
+                  "HTTP/1.1 200 OK\r\n", "HTTP/1.0 204 \r\n", "HTTP/1.1 404\r\n",
+                  "HTTP/1.1 200 O\tK \u{e9}\r\n", "HTTP/1.1 100 Continue\r\n"],
+                &["POST  /mcp HTTP/1.1\r\n", "POST /mcp HTTP/1.1\n", "POST /m\u{e9} HTTP/1.1\r\n",
+                  "POST /mcp HTTP/1.2\r\n", "POST /mcp HTTP/1.1 \r\n", "PO(ST /mcp HTTP/1.1\r\n",
+                  "HTTP/1.1 20 OK\r\n", "HTTP/1.1  200 OK\r\n", "HTTP/1.1 200 OK\n",
+                  "HTTP/1.1 200\rOK\r\n", "HTTP/2.0 200 OK\r\n", "\r\nPOST /mcp HTTP/1.1\r\n"],
+            ),
+            lines in proptest::collection::vec(
+                (
+                    pick(
+                        &["Content-Type", "content-length", "Transfer-Encoding", "X_y.z~1", "a",
+                          "Host", "mcp-session-id", "Accept"],
+                        &["Bad Name", "Bad\"", "", "N\u{e9}", "Host "],
+                    ),
+                    pick(&[": ", ":", ":\t ", ":  "], &[" :", "\r\n:"]),
+                    proptest::collection::vec(
+                        pick(
+                            &[b'a', b'Z', b'0', b'5', b' ', b'\t', b':', b',', b'/', b';', 0x80, 0xff],
+                            &[0x7f, 0, 0x1f, b'\r', b'\n'],
+                        ),
+                        0..6,
+                    ),
+                    proptest::sample::select(vec![
+                        "text/event-stream", "chunked", "12", "1, 1", "", " x ", "gzip, chunked",
+                        "0123456789abcdef0123456789abcdef0123456789",
+                    ]),
+                    pick(&["\r\n", " \r\n", "\t\r\n"], &["\n", "\r", "\r\r\n"]),
+                ),
+                0..36,
+            ),
+            end in pick(&["\r\n", "\r\n5\r\nhello\r\n0\r\n\r\n"], &["\n", "\r", ""]),
+            cut in proptest::prelude::any::<proptest::sample::Index>(),
+            do_cut in proptest::prelude::any::<u8>(),
+        ) {
+            let mut buf = start.as_bytes().to_vec();
+            for (name, sep, raw, word, eol) in &lines {
+                buf.extend_from_slice(name.as_bytes());
+                buf.extend_from_slice(sep.as_bytes());
+                buf.extend_from_slice(raw);
+                buf.extend_from_slice(word.as_bytes());
+                buf.extend_from_slice(eol.as_bytes());
+            }
+            buf.extend_from_slice(end.as_bytes());
+            if do_cut < 64 {
+                buf.truncate(cut.index(buf.len() + 1));
+            }
+            for kind in [Kind::Request, Kind::Response] {
+                if let Some(fast) = parse_head_fast(&buf, kind) {
+                    proptest::prop_assert_eq!(Some(fast), httparse_head(&buf, kind));
+                }
+            }
+        }
+    }
+
+    /// Plain heads (as the SDKs send them) take the fast path.
+    #[test]
+    fn plain_heads_take_the_fast_path() {
+        let heads: [(&[u8], Kind); 3] = [
+            (
+                b"POST /mcp HTTP/1.1\r\nHost: a:1\r\ncontent-type: application/json\r\n\
+                  Content-Length: 5\r\nX-Tab:\tv\t \r\nX-Empty:\r\n\r\nhello",
+                Kind::Request,
+            ),
+            (
+                b"HTTP/1.1 200 OK\r\ncontent-type: text/event-stream\r\n\
+                  Transfer-Encoding: chunked\r\n\r\n",
+                Kind::Response,
+            ),
+            (b"HTTP/1.0 204\r\nX: \x80\xff\r\n\r\n", Kind::Response),
+        ];
+        for (buf, kind) in heads {
+            let fast = parse_head_fast(buf, kind);
+            assert!(fast.is_some(), "{:?}", String::from_utf8_lossy(buf));
+            assert_eq!(fast, httparse_head(buf, kind));
         }
     }
 

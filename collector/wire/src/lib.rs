@@ -23,6 +23,18 @@ pub mod sse;
 pub mod stats;
 pub mod tcp;
 
+/// Differential checks for the fuzz targets, compiled only under `cargo fuzz`
+/// (which builds every crate with `--cfg fuzzing`); see `fuzz/fuzz_targets/http_head.rs`.
+#[cfg(fuzzing)]
+#[doc(hidden)]
+pub mod fuzzing {
+    /// Panics when the fast head walk (`http.rs`, `parse_head_fast`) accepts
+    /// `bytes` as a request or response head and httparse reads it differently.
+    pub fn head_parsers_agree(bytes: &[u8]) {
+        crate::http::fuzz_agree(bytes);
+    }
+}
+
 use std::net::SocketAddr;
 
 /// Nanoseconds since the Unix epoch (1970-01-01T00:00:00Z), from the capture.
@@ -171,6 +183,51 @@ fn copy_fixed<const N: usize>(dst: &mut [u8], src: &[u8], at: usize) {
     }
 }
 
+/// Copies the pieces `src[from..from + len]` of `pieces`, in order, one
+/// after the other to the start of `dst`, and returns the rest of `dst`;
+/// `None` (and `dst` partly written) when a piece is outside `src` or
+/// `dst` is too short. A piece
+/// of at most 32 bytes is copied as one or two fixed 16-byte blocks when
+/// `src` and `dst` have that much room: a block may run past the piece
+/// into `dst` bytes that later pieces overwrite (so the bytes after the
+/// last piece are unspecified unless `dst` ends there, where the copy is
+/// exact). No `memcpy` call for short pieces.
+#[inline(always)]
+fn copy_pieces<'d>(
+    dst: &'d mut [u8],
+    src: &[u8],
+    pieces: impl Iterator<Item = (usize, usize)>,
+) -> Option<&'d mut [u8]> {
+    let mut tail = dst;
+    for (from, len) in pieces {
+        // Two 16-byte blocks for 17..=32 bytes, not one 32-byte block:
+        // LLVM would merge blocks of two sizes into one `memcpy` call.
+        let done = len <= 32
+            && copy_block16(tail, src, from)
+            && (len <= 16 || copy_block16(tail.get_mut(16..).unwrap_or_default(), src, from + 16));
+        if !done {
+            tail.get_mut(..len)?
+                .copy_from_slice(src.get(from..from + len)?);
+        }
+        tail = std::mem::take(&mut tail).get_mut(len..)?;
+    }
+    Some(tail)
+}
+
+/// Copies the 16 bytes of `src` at `from` to the start of `dst`; `false`
+/// (nothing copied) when either is too short.
+#[inline(always)]
+fn copy_block16(dst: &mut [u8], src: &[u8], from: usize) -> bool {
+    let s = src.get(from..).and_then(|s| s.first_chunk::<16>());
+    match (dst.first_chunk_mut::<16>(), s) {
+        (Some(d), Some(s)) => {
+            *d = *s;
+            true
+        }
+        _ => false,
+    }
+}
+
 /// Fills the offset table (entries of two `W`-byte offsets), the names and
 /// the values of a packed block from `items`; returns the ends of the
 /// names and values written (`None` when they do not fit). Offsets are
@@ -181,14 +238,14 @@ fn fill<'a, const W: usize>(
     table: &mut [u8],
     names: &mut [u8],
     values: &mut [u8],
-    items: impl Iterator<Item = (&'a str, &'a [u8])>,
+    items: impl Iterator<Item = (&'a [u8], &'a [u8])>,
 ) -> Option<(usize, usize)> {
     let (mut name_end, mut value_end) = (0usize, 0usize);
     for ((name, value), entry) in items.zip(table.chunks_exact_mut(2 * W)) {
         let (n0, v0) = (name_end, value_end);
         name_end += name.len();
         value_end += value.len();
-        copy_short(names.get_mut(n0..name_end)?, name.as_bytes());
+        copy_short(names.get_mut(n0..name_end)?, name);
         copy_short(values.get_mut(v0..value_end)?, value);
         let (e_name, e_value) = entry.split_at_mut(W);
         // Truncation to `W` bytes: see above.
@@ -294,12 +351,13 @@ impl Headers {
     /// yields; extra items are dropped, and a mismatch gives empty headers)
     /// into one exactly sized block, in one walk of `items`. A block of
     /// 2 GiB or more is never built (heads are capped by `max_head_bytes`):
-    /// the result is then empty.
+    /// the result is then empty. Items are `(name, value)` bytes; names
+    /// must be UTF-8 (`&str`s, or `tchar` tokens, which are ASCII).
     pub(crate) fn pack<'a>(
         count: usize,
         names_len: usize,
         values_len: usize,
-        items: impl Iterator<Item = (&'a str, &'a [u8])>,
+        items: impl Iterator<Item = (&'a [u8], &'a [u8])>,
     ) -> Headers {
         if count == 0 {
             return Headers::new();
@@ -353,6 +411,70 @@ impl Headers {
         }
     }
 
+    /// The block [`Headers::pack`] builds from the headers at `spans` in
+    /// `src`, each `[name_start, name_len, value_start, value_len]` (byte
+    /// offsets and lengths in `src`; names UTF-8), whose names total
+    /// `names_len` and values `values_len` bytes. Short pieces are copied
+    /// as fixed-size blocks (see [`copy_pieces`]): no `memcpy` call per
+    /// piece. A span outside `src` or totals that disagree give empty
+    /// headers, as in [`Headers::pack`].
+    pub(crate) fn pack_spans(
+        src: &[u8],
+        spans: &[[u16; 4]],
+        names_len: usize,
+        values_len: usize,
+    ) -> Headers {
+        let count = spans.len();
+        let piece = |s: &[u16; 4], k: usize| {
+            let (at, len) = (usize::from(s[k]), usize::from(s[k + 1]));
+            src.get(at..at + len).unwrap_or_default()
+        };
+        if count == 0
+            || names_len.saturating_add(values_len) > usize::from(u16::MAX)
+            || count >= 1 << 16
+        {
+            // Wide offsets (or nothing): the general packer.
+            let items = spans.iter().map(|s| (piece(s, 0), piece(s, 2)));
+            return Headers::pack(count, names_len, values_len, items);
+        }
+        let names_at = 4 + 4 * count;
+        let total = names_at + names_len + values_len;
+        // Allocated, then zeroed with `memset` (see `pack`).
+        #[allow(clippy::slow_vector_initialization)]
+        let mut buf = Vec::with_capacity(total);
+        buf.resize(total, 0u8);
+        let Some((word, table)) = buf.split_at_mut_checked(4) else {
+            return Headers::new();
+        };
+        word.copy_from_slice(&(count as u32).to_le_bytes());
+        let (mut name_end, mut value_end) = (0u16, 0u16);
+        for (s, entry) in spans.iter().zip(table.chunks_exact_mut(4)) {
+            // No overflow: the totals were checked to fit in u16 below.
+            name_end = name_end.wrapping_add(s[1]);
+            value_end = value_end.wrapping_add(s[3]);
+            let [n0, n1] = name_end.to_le_bytes();
+            let [v0, v1] = value_end.to_le_bytes();
+            copy_fixed::<4>(entry, &[n0, n1, v0, v1], 0);
+        }
+        if usize::from(name_end) != names_len || usize::from(value_end) != values_len {
+            return Headers::new();
+        }
+        // Names, then values (no chained iterator: one tight loop each).
+        let pieces = |k: usize| {
+            spans
+                .iter()
+                .map(move |s| (usize::from(s[k]), usize::from(s[k + 1])))
+        };
+        let copied = copy_pieces(buf.get_mut(names_at..).unwrap_or_default(), src, pieces(0))
+            .and_then(|rest| copy_pieces(rest, src, pieces(2)));
+        if copied.is_none() {
+            return Headers::new();
+        }
+        Headers {
+            buf: buf.into_boxed_slice(),
+        }
+    }
+
     /// Appends one header (copies the whole block: for building by hand;
     /// parsed heads are packed at once).
     pub fn push(&mut self, name: &str, value: &[u8]) {
@@ -362,7 +484,9 @@ impl Headers {
                 (n.saturating_add(r.len()), v.saturating_add(val.len()))
             });
         let old = std::mem::take(self);
-        let items = old.pairs().chain(std::iter::once((name, value)));
+        let items = old
+            .byte_pairs()
+            .chain(std::iter::once((name.as_bytes(), value)));
         *self = Headers::pack(old.len() + 1, names_len, values_len, items);
     }
 
@@ -459,7 +583,7 @@ impl FromIterator<Header> for Headers {
             v.len(),
             names_len,
             values_len,
-            v.iter().map(|h| (h.name.as_str(), &h.value[..])),
+            v.iter().map(|h| (h.name.as_bytes(), &h.value[..])),
         )
     }
 }
@@ -735,6 +859,37 @@ mod headers_tests {
                 prop_assert_eq!(&dst, &src);
             } else {
                 prop_assert!(dst.iter().all(|&b| b == 0xAA));
+            }
+        }
+
+        /// Packing from spans builds the same block as packing the slices
+        /// (pieces of every length class, overlapping, at the very end of
+        /// the source, empty values; spans outside the source give empty
+        /// headers in both).
+        #[test]
+        fn pack_spans_is_pack(
+            src in proptest::collection::vec(b'a'..=b'z', 0..120),
+            spans in proptest::collection::vec(
+                (0u16..130, 1u16..40, 0u16..130, 0u16..40),
+                0..10,
+            ),
+        ) {
+            let spans: Vec<[u16; 4]> = spans.into_iter().map(|(a, b, c, d)| [a, b, c, d]).collect();
+            let piece = |at: u16, len: u16| src.get(usize::from(at)..usize::from(at) + usize::from(len));
+            let names_len = spans.iter().map(|s| usize::from(s[1])).sum();
+            let values_len = spans.iter().map(|s| usize::from(s[3])).sum();
+            let got = Headers::pack_spans(&src, &spans, names_len, values_len);
+            let inside = spans.iter().all(|s| piece(s[0], s[1]).is_some() && piece(s[2], s[3]).is_some());
+            if inside {
+                let want = Headers::pack(
+                    spans.len(),
+                    names_len,
+                    values_len,
+                    spans.iter().map(|s| (piece(s[0], s[1]).unwrap_or_default(), piece(s[2], s[3]).unwrap_or_default())),
+                );
+                prop_assert_eq!(got, want);
+            } else {
+                prop_assert_eq!(got, Headers::new());
             }
         }
 
