@@ -265,7 +265,7 @@ fn instances_are_told_apart() {
             .collect();
         want.sort();
         want.dedup();
-        let mut got: Vec<String> = c.spans.iter().map(|s| s.instance_id.clone()).collect();
+        let mut got: Vec<String> = c.spans.iter().map(|s| s.instance_id.to_string()).collect();
         got.sort();
         got.dedup();
         assert_eq!(

@@ -25,7 +25,7 @@ use super::{Batch, ExportError, Exporter};
 use crate::otlp_json::{ResourceInfo, SCOPE_NAME};
 use anyhow::{Result, anyhow, bail};
 use axum::http::{HeaderMap, HeaderName, HeaderValue, Uri};
-use mcptap_mcp::{Attr, AttrValue, Span, SpanStatus};
+use mcptap_mcp::{Attr, AttrValue, Span, SpanStatus, Text};
 use opentelemetry::trace::{
     Event, SpanContext, SpanId, SpanKind, Status, TraceFlags, TraceId, TraceState,
 };
@@ -38,6 +38,7 @@ use opentelemetry_sdk::trace::{SpanData, SpanEvents, SpanExporter as _};
 use std::borrow::Cow;
 use std::collections::{BTreeMap, HashMap};
 use std::str::FromStr;
+use std::sync::Arc;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 /// Default export timeout per request (OTLP spec default: 10 s).
@@ -666,7 +667,11 @@ fn key(k: &Cow<'static, str>) -> Key {
 /// `StrArray` → array of strings.
 pub fn otel_value(v: &AttrValue) -> Value {
     match v {
-        AttrValue::Str(s) => Value::String(StringValue::from(s.clone())),
+        AttrValue::Str(s) => Value::String(match s {
+            Text::Static(s) => StringValue::from(*s),
+            Text::Owned(s) => StringValue::from(String::from(&**s)),
+            Text::Shared(s) => StringValue::from(Arc::clone(s)),
+        }),
         AttrValue::Int(i) => Value::I64(*i),
         AttrValue::Bool(b) => Value::Bool(*b),
         AttrValue::StrArray(a) => Value::Array(Array::String(
