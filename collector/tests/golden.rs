@@ -22,7 +22,7 @@ fn fixtures() -> PathBuf {
 }
 
 fn attr<'a>(s: &'a Span, key: &str) -> Option<&'a AttrValue> {
-    s.attributes.iter().find(|(k, _)| k == key).map(|(_, v)| v)
+    s.attributes.iter().find(|(k, _)| *k == key).map(|(_, v)| v)
 }
 
 fn attr_str(s: &Span, key: &str) -> Option<String> {

@@ -1615,7 +1615,7 @@ fn make_event(method: &str, msg: &RespMsg, ts: u64, cfg: &DecoderConfig) -> Span
 // ---- attribute helpers -----------------------------------------------------------------
 
 fn push(attrs: &mut Vec<Attr>, k: &'static str, v: AttrValue) {
-    attrs.push((Cow::Borrowed(k), v));
+    attrs.push((k, v));
 }
 
 /// Pushes a fixed string value without allocating.
@@ -1693,7 +1693,7 @@ fn http_status_rule(
 ) {
     match ex.status {
         Some(s @ 500..=599) => {
-            if !has_rpc_error && !attrs.iter().any(|(k, _)| k == a::ERROR_TYPE) {
+            if !has_rpc_error && !attrs.iter().any(|(k, _)| *k == a::ERROR_TYPE) {
                 push(attrs, a::ERROR_TYPE, AttrValue::Str(s.to_string().into()));
                 *status = SpanStatus::Error(format!("HTTP {s}"));
             } else if *status == SpanStatus::Unset {

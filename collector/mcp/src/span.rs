@@ -183,7 +183,54 @@ pub enum AttrValue {
 }
 
 /// An attribute: name (usually a constant from [`crate::attrs`]) and value.
-pub type Attr = (Cow<'static, str>, AttrValue);
+/// A `'static` key: pushing and dropping an attribute never touches its name.
+/// (Serialised as the plain string; see [`de_attrs`] for reading one back.)
+pub type Attr = (&'static str, AttrValue);
+
+/// Reads a serialised attribute list (the spool's files): each name becomes
+/// its constant in [`crate::attrs`]; a name that is not one of them (a file
+/// written by another version) is interned once per process, up to
+/// [`MAX_UNKNOWN_KEYS`] names of at most [`MAX_UNKNOWN_KEY_BYTES`] bytes
+/// (their text kept for the life of the process); past that the list is
+/// rejected with an error, so memory stays bounded.
+#[cfg(feature = "serde")]
+fn de_attrs<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Vec<Attr>, D::Error> {
+    use serde::Deserialize;
+    let raw: Vec<(Cow<'de, str>, AttrValue)> = Vec::deserialize(d)?;
+    raw.into_iter()
+        .map(|(k, v)| match crate::attrs::known(&k) {
+            Some(k) => Ok((k, v)),
+            None => intern_unknown(&k)
+                .map(|k| (k, v))
+                .ok_or_else(|| serde::de::Error::custom("too many unknown attribute names")),
+        })
+        .collect()
+}
+
+/// At most this many attribute names outside [`crate::attrs`] are read back
+/// from serialised spans per process.
+#[cfg(feature = "serde")]
+pub const MAX_UNKNOWN_KEYS: usize = 256;
+/// Longest attribute name outside [`crate::attrs`] that is read back.
+#[cfg(feature = "serde")]
+pub const MAX_UNKNOWN_KEY_BYTES: usize = 128;
+
+/// The `'static` text of an attribute name outside [`crate::attrs`]: the
+/// same text always gives the same one; `None` past the bounds above.
+#[cfg(feature = "serde")]
+fn intern_unknown(k: &str) -> Option<&'static str> {
+    static UNKNOWN: std::sync::Mutex<Vec<&'static str>> = std::sync::Mutex::new(Vec::new());
+    let mut known = UNKNOWN.lock().unwrap_or_else(|e| e.into_inner());
+    if let Some(s) = known.iter().copied().find(|s| *s == k) {
+        return Some(s);
+    }
+    if known.len() >= MAX_UNKNOWN_KEYS || k.len() > MAX_UNKNOWN_KEY_BYTES {
+        return None;
+    }
+    let s: &'static str = Box::leak(k.to_owned().into_boxed_str());
+    known.push(s);
+    Some(s)
+}
 
 /// Span status, following the OTel MCP and HTTP server conventions (see
 /// `docs/attributes.md`, "Status rule").
@@ -207,6 +254,7 @@ pub struct SpanEvent {
     /// Notification or request method, e.g. `notifications/progress`.
     pub name: String,
     /// Event attributes (never message text unless bodies are captured).
+    #[cfg_attr(feature = "serde", serde(deserialize_with = "de_attrs"))]
     pub attributes: Vec<Attr>,
 }
 
@@ -237,6 +285,7 @@ pub struct Span {
     /// every span of the server).
     pub instance_id: Text,
     /// Attributes, see [`crate::attrs`].
+    #[cfg_attr(feature = "serde", serde(deserialize_with = "de_attrs"))]
     pub attributes: Vec<Attr>,
     /// Span events (capped at `DecoderConfig::max_span_events`).
     pub events: Vec<SpanEvent>,
@@ -249,8 +298,7 @@ impl Drop for Span {
     /// per attribute, with the register saves the string-array loop needs)
     /// cost more than the frees themselves.
     fn drop(&mut self) {
-        for (key, value) in std::mem::take(&mut self.attributes) {
-            drop(key);
+        for (_, value) in std::mem::take(&mut self.attributes) {
             match value {
                 AttrValue::Str(Text::Owned(s)) => drop(s),
                 AttrValue::Str(Text::Shared(s)) => drop(s),
@@ -267,7 +315,7 @@ impl Span {
     pub fn attr(&self, name: &str) -> Option<&AttrValue> {
         self.attributes
             .iter()
-            .find(|(k, _)| k == name)
+            .find(|(k, _)| *k == name)
             .map(|(_, v)| v)
     }
 
@@ -307,22 +355,13 @@ mod tests {
     fn drop_releases_each_shared_text_once() {
         let shared: Arc<str> = Arc::from("10.0.0.1");
         let span = span_with(vec![
-            (
-                Cow::Borrowed("a"),
-                AttrValue::Str(Text::Shared(shared.clone())),
-            ),
-            (
-                Cow::Owned("b".into()),
-                AttrValue::Str(Text::from("x".to_string())),
-            ),
-            (Cow::Borrowed("c"), AttrValue::Int(1)),
-            (Cow::Borrowed("d"), AttrValue::Str(Text::Static("s"))),
-            (Cow::Borrowed("e"), AttrValue::StrArray(vec!["k=v".into()])),
-            (Cow::Borrowed("f"), AttrValue::Bool(true)),
-            (
-                Cow::Borrowed("g"),
-                AttrValue::Str(Text::Shared(shared.clone())),
-            ),
+            ("a", AttrValue::Str(Text::Shared(shared.clone()))),
+            ("b", AttrValue::Str(Text::from("x".to_string()))),
+            ("c", AttrValue::Int(1)),
+            ("d", AttrValue::Str(Text::Static("s"))),
+            ("e", AttrValue::StrArray(vec!["k=v".into()])),
+            ("f", AttrValue::Bool(true)),
+            ("g", AttrValue::Str(Text::Shared(shared.clone()))),
         ]);
         let copy = span.clone();
         assert_eq!(Arc::strong_count(&shared), 5);
@@ -330,6 +369,37 @@ mod tests {
         assert_eq!(Arc::strong_count(&shared), 3);
         drop(copy);
         assert_eq!(Arc::strong_count(&shared), 1);
+    }
+
+    /// A serialised span (the spool's format: keys as plain strings) reads
+    /// back equal, its known names as the `attrs` constants themselves and
+    /// other names interned once.
+    #[cfg(feature = "serde")]
+    #[test]
+    fn attributes_read_back_as_static_names() {
+        let span = span_with(vec![
+            (crate::attrs::URL_PATH, AttrValue::Str(Text::Static("/mcp"))),
+            ("x.not.a.constant", AttrValue::Int(7)),
+        ]);
+        let json = serde_json::to_string(&span).expect("serialise");
+        assert!(json.contains(r#"["url.path",{"Str":"/mcp"}]"#), "{json}");
+        let back: Span = serde_json::from_str(&json).expect("read back");
+        assert_eq!(back, span);
+        let again: Span = serde_json::from_str(&json).expect("read back");
+        let (k0, k1) = (back.attributes[0].0, back.attributes[1].0);
+        assert!(std::ptr::eq(k0, crate::attrs::URL_PATH));
+        assert!(std::ptr::eq(k1, again.attributes[1].0));
+        let long = format!(
+            r#"{{"x":[["{}",{{"Int":1}}]]}}"#,
+            "k".repeat(MAX_UNKNOWN_KEY_BYTES + 1)
+        );
+        #[derive(serde::Deserialize)]
+        struct Attrs {
+            #[serde(deserialize_with = "super::de_attrs")]
+            #[allow(dead_code)]
+            x: Vec<Attr>,
+        }
+        assert!(serde_json::from_str::<Attrs>(&long).is_err());
     }
 
     proptest! {

@@ -655,12 +655,9 @@ fn system_time(ns: u64) -> SystemTime {
     UNIX_EPOCH + Duration::from_nanos(ns)
 }
 
-#[allow(clippy::ptr_arg)] // a borrowed name stays a static key, without a copy
-fn key(k: &Cow<'static, str>) -> Key {
-    match k {
-        Cow::Borrowed(s) => Key::from_static_str(s),
-        Cow::Owned(s) => Key::from(s.clone()),
-    }
+/// Attribute names are `'static`: the key is made without a copy.
+fn key(k: &'static str) -> Key {
+    Key::from_static_str(k)
 }
 
 /// OTel value of an attribute: `Str` → string, `Int` → int64, `Bool` → bool,
@@ -1108,14 +1105,8 @@ mod tests {
             status: SpanStatus::Error("boom".into()),
             instance_id: "pod-a".into(),
             attributes: vec![
-                (
-                    Cow::Borrowed("http.response.status_code"),
-                    AttrValue::Int(200),
-                ),
-                (
-                    Cow::Owned("x".into()),
-                    AttrValue::StrArray(vec!["a".into()]),
-                ),
+                ("http.response.status_code", AttrValue::Int(200)),
+                ("x", AttrValue::StrArray(vec!["a".into()])),
             ],
             events: vec![],
         };
