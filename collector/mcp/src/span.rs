@@ -298,7 +298,7 @@ impl Drop for Span {
     /// per attribute, with the register saves the string-array loop needs)
     /// cost more than the frees themselves.
     fn drop(&mut self) {
-        for (_, value) in std::mem::take(&mut self.attributes) {
+        for (_, value) in self.attributes.drain(..) {
             match value {
                 AttrValue::Str(Text::Owned(s)) => drop(s),
                 AttrValue::Str(Text::Shared(s)) => drop(s),
