@@ -233,7 +233,7 @@ fn put_attrs<'a>(out: &mut Vec<u8>, attrs: impl Iterator<Item = (&'a str, &'a At
 /// [`span_json`] (keys in the sorted order of `serde_json::Map`).
 fn put_span(out: &mut Vec<u8>, s: &Span) {
     out.extend_from_slice(b"{\"attributes\":");
-    put_attrs(out, s.attributes.iter().map(|(k, v)| (k.as_ref(), v)));
+    put_attrs(out, s.attributes.iter().map(|(k, v)| (*k, v)));
     out.extend_from_slice(b",\"endTimeUnixNano\":");
     put_int_str(out, s.end_ns);
     if !s.events.is_empty() {
@@ -243,7 +243,7 @@ fn put_span(out: &mut Vec<u8>, s: &Span) {
                 out.push(b',');
             }
             out.extend_from_slice(b"{\"attributes\":");
-            put_attrs(out, e.attributes.iter().map(|(k, v)| (k.as_ref(), v)));
+            put_attrs(out, e.attributes.iter().map(|(k, v)| (*k, v)));
             out.extend_from_slice(b",\"name\":");
             put_str(out, &e.name);
             out.extend_from_slice(b",\"timeUnixNano\":");
@@ -373,7 +373,6 @@ impl SpanSink for NullSink {
 mod tests {
     use super::*;
     use mcptap_mcp::SpanEvent;
-    use std::borrow::Cow;
 
     fn resource() -> ResourceInfo {
         ResourceInfo {
@@ -403,23 +402,17 @@ mod tests {
             status: SpanStatus::Error("tool_error \\ x".into()),
             instance_id: "[::1]:8000".into(),
             attributes: vec![
-                (
-                    Cow::Borrowed("s"),
-                    AttrValue::Str("\u{7f}\u{1f}</script>".into()),
-                ),
-                (Cow::Owned("i".into()), AttrValue::Int(i64::MIN)),
-                (Cow::Borrowed("b"), AttrValue::Bool(false)),
-                (Cow::Borrowed("t"), AttrValue::Bool(true)),
-                (
-                    Cow::Borrowed("a"),
-                    AttrValue::StrArray(vec!["x".into(), "".into()]),
-                ),
-                (Cow::Borrowed("e"), AttrValue::StrArray(vec![])),
+                ("s", AttrValue::Str("\u{7f}\u{1f}</script>".into())),
+                ("i", AttrValue::Int(i64::MIN)),
+                ("b", AttrValue::Bool(false)),
+                ("t", AttrValue::Bool(true)),
+                ("a", AttrValue::StrArray(vec!["x".into(), "".into()])),
+                ("e", AttrValue::StrArray(vec![])),
             ],
             events: vec![SpanEvent {
                 name: "notifications/progress".into(),
                 time_ns: 42,
-                attributes: vec![(Cow::Borrowed("p"), AttrValue::Int(3))],
+                attributes: vec![("p", AttrValue::Int(3))],
             }],
         });
         for chunk in [&spans[..], &spans[..1], &spans[spans.len() - 1..]] {

@@ -22,7 +22,7 @@ fn fixtures() -> PathBuf {
 }
 
 fn attr<'a>(s: &'a Span, key: &str) -> Option<&'a AttrValue> {
-    s.attributes.iter().find(|(k, _)| k == key).map(|(_, v)| v)
+    s.attributes.iter().find(|(k, _)| *k == key).map(|(_, v)| v)
 }
 
 fn attr_str(s: &Span, key: &str) -> Option<String> {
@@ -265,7 +265,7 @@ fn instances_are_told_apart() {
             .collect();
         want.sort();
         want.dedup();
-        let mut got: Vec<String> = c.spans.iter().map(|s| s.instance_id.clone()).collect();
+        let mut got: Vec<String> = c.spans.iter().map(|s| s.instance_id.to_string()).collect();
         got.sort();
         got.dedup();
         assert_eq!(

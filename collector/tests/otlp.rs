@@ -506,7 +506,7 @@ async fn retry_resumes_after_the_delivered_resource_groups() {
     let mut by_instance: BTreeMap<String, Vec<Span>> = BTreeMap::new();
     for s in spans {
         by_instance
-            .entry(s.instance_id.clone())
+            .entry(s.instance_id.to_string())
             .or_default()
             .push(s);
     }

@@ -189,3 +189,113 @@ pub const MCP_LOG_LEVEL: &str = "mcp.log.level";
 pub const MCP_LOG_LOGGER: &str = "mcp.log.logger";
 /// Redacted notification params (Str; only with `capture_bodies`).
 pub const NOTIFICATION_BODY: &str = "mcptap.notification.body";
+
+// ---- all of the above -------------------------------------------------------------------------
+
+/// Every name above, in the order of this file: the names a span or span
+/// event can carry. (A unit test checks that none is missing.)
+pub const ALL: &[&str] = &[
+    MCP_METHOD_NAME,
+    MCP_PROTOCOL_VERSION,
+    MCP_SESSION_ID,
+    MCP_RESOURCE_URI,
+    JSONRPC_REQUEST_ID,
+    JSONRPC_PROTOCOL_VERSION,
+    GEN_AI_TOOL_NAME,
+    GEN_AI_PROMPT_NAME,
+    GEN_AI_OPERATION_NAME,
+    RPC_RESPONSE_STATUS_CODE,
+    ERROR_TYPE,
+    HTTP_REQUEST_METHOD,
+    HTTP_RESPONSE_STATUS_CODE,
+    URL_PATH,
+    URL_SCHEME,
+    USER_AGENT_ORIGINAL,
+    CLIENT_ADDRESS,
+    CLIENT_PORT,
+    SERVER_ADDRESS,
+    SERVER_PORT,
+    NETWORK_PROTOCOL_NAME,
+    NETWORK_PROTOCOL_VERSION,
+    NETWORK_TRANSPORT,
+    EXCHANGE_KIND,
+    ERA,
+    BATCH_SIZE,
+    BATCH_INDEX,
+    POSTED_RESPONSES,
+    REQUEST_INVALID,
+    RESPONSE_INVALID,
+    RESPONSE_MISSING,
+    RESPONSE_MISSING_REASON,
+    RPC_RESPONSE_MISSING,
+    RPC_ERROR_ID_NULL,
+    STREAM_LONG_LIVED,
+    SESSION_MINTED,
+    CLIENT_NAME,
+    CLIENT_VERSION,
+    CLIENT_INFO_SOURCE,
+    CLIENT_CAPABILITIES,
+    ROUTING_MCP_METHOD,
+    ROUTING_MCP_NAME,
+    ROUTING_MCP_NAME_ENCODED,
+    ROUTING_MCP_NAME_RAW,
+    ROUTING_METHOD_STATUS,
+    ROUTING_NAME_STATUS,
+    ROUTING_PROTOCOL_VERSION_STATUS,
+    ROUTING_PARAM_HEADERS,
+    RESULT_TYPE,
+    TTL_MS,
+    CACHE_SCOPE,
+    TASK_ID,
+    TASK_LEGACY_REQUESTED,
+    TASK_STATUS,
+    RESPONSE_SSE,
+    SSE_EVENTS,
+    SSE_NOTIFICATIONS,
+    SSE_SERVER_REQUESTS,
+    SSE_EVENTS_DROPPED,
+    HANDLES_USED,
+    HANDLES_MINTED,
+    REQUEST_BODY,
+    RESPONSE_BODY,
+    BODY_CAPTURE_TRUNCATED,
+    BODY_TRUNCATED,
+    MESSAGE_INCOMPLETE,
+    TCP_GAP,
+    HTTP_RESYNCED,
+    TRACE_SOURCE,
+    TRACE_INVALID,
+    MCP_PROGRESS,
+    MCP_PROGRESS_TOTAL,
+    MCP_LOG_LEVEL,
+    MCP_LOG_LOGGER,
+    NOTIFICATION_BODY,
+];
+
+/// `name` as the `'static` constant above with the same text, if there is one.
+pub fn known(name: &str) -> Option<&'static str> {
+    ALL.iter().copied().find(|k| *k == name)
+}
+
+#[cfg(test)]
+mod tests {
+    /// `ALL` lists every constant of this file, once.
+    #[test]
+    fn all_lists_every_name() {
+        let src = include_str!("attrs.rs");
+        let mut seen = 0;
+        for line in src.lines() {
+            let Some(rest) = line.strip_prefix("pub const ") else {
+                continue;
+            };
+            let Some((_, value)) = rest.split_once(": &str = \"") else {
+                continue;
+            };
+            let value = value.trim_end_matches("\";");
+            assert_eq!(super::known(value), Some(value), "{value} missing from ALL");
+            seen += 1;
+        }
+        assert_eq!(seen, super::ALL.len());
+        assert_eq!(super::known("no.such.attribute"), None);
+    }
+}

@@ -26,7 +26,7 @@ use crate::redact::capture;
 use crate::request::{self, Body, Caps, Params, ReqMsg, cap};
 use crate::response::{self, RespBody, RespMsg, RpcError};
 use crate::routing::{Check, Era, decode_header_value, name_param, param_header_names};
-use crate::span::{Attr, AttrValue, Span, SpanEvent, SpanStatus};
+use crate::span::{Attr, AttrValue, Span, SpanEvent, SpanStatus, Text};
 use crate::stats::McpStats;
 use pending::{Order, Pending};
 use session_cache::SessionCache;
@@ -57,8 +57,9 @@ enum EndReason {
 #[derive(Debug, Clone, Default)]
 struct SessionInfo {
     seq: u64,
-    client_name: Option<String>,
-    client_version: Option<String>,
+    /// Shared by the spans of the session.
+    client_name: Option<Arc<str>>,
+    client_version: Option<Arc<str>>,
     capabilities: Option<Vec<String>>,
     protocol_version: Option<String>,
 }
@@ -156,6 +157,8 @@ pub struct Decoder {
     texts: AddrTexts,
     /// Text of the last `User-Agent` value.
     user_agent: LastText,
+    /// `cfg.instance_id`, shared by every span.
+    instance_id: Option<Arc<str>>,
     /// Boxes of finished exchanges kept for the next requests (at most
     /// [`SPARE_EXCHANGES`]; their old contents are dropped on reuse).
     #[allow(clippy::vec_box)] // the boxes are what is reused
@@ -169,7 +172,6 @@ impl Decoder {
     /// A decoder with configuration `cfg`.
     pub fn new(cfg: DecoderConfig) -> Self {
         Decoder {
-            cfg,
             stats: McpStats::default(),
             pending: Pending::default(),
             order: Order::default(),
@@ -180,7 +182,9 @@ impl Decoder {
             session_cache: SessionCache::new(),
             texts: AddrTexts::new(),
             user_agent: LastText::default(),
+            instance_id: cfg.instance_id.as_deref().map(Arc::from),
             spare: Vec::new(),
+            cfg,
         }
     }
 
@@ -408,8 +412,8 @@ impl Decoder {
             .and_then(|s| self.session_cache.get_or(s, |k| sessions.get(k).cloned()));
 
         let server_ip = self.texts.ip(ex.conn.server.ip());
-        let instance_id = match &self.cfg.instance_id {
-            Some(id) => id.clone(),
+        let instance_id = match &self.instance_id {
+            Some(id) => Arc::clone(id),
             None => self.texts.socket(ex.conn.server, &server_ip),
         };
         let mut ctx = ExCtx {
@@ -466,8 +470,8 @@ impl Decoder {
         let info = params.client_info.as_ref();
         let mut entry = SessionInfo {
             seq: 0,
-            client_name: info.and_then(|i| i.name.clone()),
-            client_version: info.and_then(|i| i.version.clone()),
+            client_name: info.and_then(|i| i.name.as_deref()).map(Arc::from),
+            client_version: info.and_then(|i| i.version.as_deref()).map(Arc::from),
             capabilities: match &params.capabilities {
                 Caps::Absent => None,
                 Caps::NotObject => Some(Vec::new()),
@@ -501,11 +505,11 @@ impl Decoder {
     /// exchange's last span, which takes the per-exchange strings of `ctx`
     /// instead of copying them.
     fn base_attrs(&self, ex: &Exchange, ctx: &mut ExCtx, last: bool, attrs: &mut Vec<Attr>) {
-        let method: Cow<'static, str> = match ex.method.as_str() {
-            "POST" => Cow::Borrowed("POST"),
-            "GET" => Cow::Borrowed("GET"),
-            "DELETE" => Cow::Borrowed("DELETE"),
-            other => Cow::Owned(other.to_owned()),
+        let method = match ex.method.as_str() {
+            "POST" => Text::Static("POST"),
+            "GET" => Text::Static("GET"),
+            "DELETE" => Text::Static("DELETE"),
+            other => Text::from(other.to_owned()),
         };
         push(attrs, a::HTTP_REQUEST_METHOD, AttrValue::Str(method));
         if let Some(s) = ex.status {
@@ -521,17 +525,17 @@ impl Decoder {
             AttrValue::Str(known_or_owned(url_path(&ex.target), known_path)),
         );
         push_str(attrs, a::URL_SCHEME, "http");
-        if let Some(ua) = &mut ctx.user_agent {
+        if let Some(ua) = &ctx.user_agent {
             push(
                 attrs,
                 a::USER_AGENT_ORIGINAL,
-                AttrValue::Str(share(ua, last).into()),
+                AttrValue::Str(Text::Shared(Arc::clone(ua))),
             );
         }
         push(
             attrs,
             a::CLIENT_ADDRESS,
-            AttrValue::Str(share(&mut ctx.client_ip, last).into()),
+            AttrValue::Str(Text::Shared(Arc::clone(&ctx.client_ip))),
         );
         push(
             attrs,
@@ -541,7 +545,7 @@ impl Decoder {
         push(
             attrs,
             a::SERVER_ADDRESS,
-            AttrValue::Str(share(&mut ctx.server_ip, last).into()),
+            AttrValue::Str(Text::Shared(Arc::clone(&ctx.server_ip))),
         );
         push(
             attrs,
@@ -705,7 +709,7 @@ impl Decoder {
             start_ns: ex.ts_first,
             end_ns: ctx.end_ts,
             status,
-            instance_id: std::mem::take(&mut ctx.instance_id),
+            instance_id: Text::Shared(Arc::clone(&ctx.instance_id)),
             attributes: attrs,
             events,
         };
@@ -741,11 +745,19 @@ impl Decoder {
         };
         let mut any = false;
         if let Some(n) = &info.client_name {
-            push(attrs, a::CLIENT_NAME, AttrValue::Str(n.clone().into()));
+            push(
+                attrs,
+                a::CLIENT_NAME,
+                AttrValue::Str(Text::Shared(n.clone())),
+            );
             any = true;
         }
         if let Some(v) = &info.client_version {
-            push(attrs, a::CLIENT_VERSION, AttrValue::Str(v.clone().into()));
+            push(
+                attrs,
+                a::CLIENT_VERSION,
+                AttrValue::Str(Text::Shared(v.clone())),
+            );
             any = true;
         }
         if any {
@@ -1103,7 +1115,7 @@ impl Decoder {
             start_ns: ex.ts_first,
             end_ns: end,
             status,
-            instance_id: share(&mut ctx.instance_id, last),
+            instance_id: Text::Shared(Arc::clone(&ctx.instance_id)),
             attributes: attrs,
             events,
         };
@@ -1216,14 +1228,15 @@ struct ExCtx<'h> {
     /// span takes it).
     session: Option<String>,
     minted: Option<String>,
-    instance_id: String,
-    /// `client.address` ([`ip_text`] of the client), a copy of the text kept
-    /// in [`AddrTexts`].
-    client_ip: String,
+    /// `service.instance.id`, shared with [`AddrTexts`] or the configuration.
+    instance_id: Arc<str>,
+    /// `client.address` ([`texts::ip_text`] of the client), shared with
+    /// [`AddrTexts`].
+    client_ip: Arc<str>,
     /// `server.address`, likewise.
-    server_ip: String,
-    /// `user_agent.original` (lossy UTF-8; the last span takes it).
-    user_agent: Option<String>,
+    server_ip: Arc<str>,
+    /// `user_agent.original` (lossy UTF-8), shared with [`LastText`].
+    user_agent: Option<Arc<str>>,
     hdrs: ReqHeaders<'h>,
     /// `MCP-Protocol-Version` as text (lossy UTF-8).
     hdr_pv: Option<Cow<'h, str>>,
@@ -1602,12 +1615,12 @@ fn make_event(method: &str, msg: &RespMsg, ts: u64, cfg: &DecoderConfig) -> Span
 // ---- attribute helpers -----------------------------------------------------------------
 
 fn push(attrs: &mut Vec<Attr>, k: &'static str, v: AttrValue) {
-    attrs.push((Cow::Borrowed(k), v));
+    attrs.push((k, v));
 }
 
 /// Pushes a fixed string value without allocating.
 fn push_str(attrs: &mut Vec<Attr>, k: &'static str, v: &'static str) {
-    push(attrs, k, AttrValue::Str(Cow::Borrowed(v)));
+    push(attrs, k, AttrValue::Str(Text::Static(v)));
 }
 
 /// `s` itself when `last` (the exchange's last span takes it, leaving it
@@ -1639,9 +1652,13 @@ fn rpc_error_attrs(err: &RpcError, attrs: &mut Vec<Attr>) -> SpanStatus {
     push(
         attrs,
         a::RPC_RESPONSE_STATUS_CODE,
-        AttrValue::Str(code_str.clone()),
+        AttrValue::Str(code_str.clone().into()),
     );
-    push(attrs, a::ERROR_TYPE, AttrValue::Str(code_str.clone()));
+    push(
+        attrs,
+        a::ERROR_TYPE,
+        AttrValue::Str(code_str.clone().into()),
+    );
     let caller_fault = code
         .and_then(Value::as_i64)
         .is_some_and(|c| CALLER_FAULT_CODES.contains(&c));
@@ -1676,7 +1693,7 @@ fn http_status_rule(
 ) {
     match ex.status {
         Some(s @ 500..=599) => {
-            if !has_rpc_error && !attrs.iter().any(|(k, _)| k == a::ERROR_TYPE) {
+            if !has_rpc_error && !attrs.iter().any(|(k, _)| *k == a::ERROR_TYPE) {
                 push(attrs, a::ERROR_TYPE, AttrValue::Str(s.to_string().into()));
                 *status = SpanStatus::Error(format!("HTTP {s}"));
             } else if *status == SpanStatus::Unset {

@@ -58,5 +58,5 @@ pub mod fuzzing {
 
 pub use config::{DecoderConfig, HandleRule};
 pub use decoder::Decoder;
-pub use span::{Attr, AttrValue, Span, SpanEvent, SpanStatus};
+pub use span::{Attr, AttrValue, Span, SpanEvent, SpanStatus, Text};
 pub use stats::{MAX_METHOD_KEYS, McpStats};

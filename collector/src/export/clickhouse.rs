@@ -198,7 +198,7 @@ pub fn row<'a>(span: &'a Span, resource: &'a ResourceInfo) -> TraceRow<'a> {
         span_attributes: span
             .attributes
             .iter()
-            .map(|(k, v)| (k.as_ref(), attr_string(v)))
+            .map(|(k, v)| (*k, attr_string(v)))
             .collect(),
         duration: span.end_ns.saturating_sub(span.start_ns),
         status_code,
@@ -215,7 +215,7 @@ pub fn row<'a>(span: &'a Span, resource: &'a ResourceInfo) -> TraceRow<'a> {
             .map(|e| {
                 e.attributes
                     .iter()
-                    .map(|(k, v)| (k.as_ref(), attr_string(v)))
+                    .map(|(k, v)| (*k, attr_string(v)))
                     .collect()
             })
             .collect(),
@@ -513,14 +513,11 @@ mod tests {
             status: SpanStatus::Error("tool_error".into()),
             instance_id: "pod-a".into(),
             attributes: vec![
+                ("mcp.method.name", AttrValue::Str("tools/call".into())),
+                ("http.response.status_code", AttrValue::Int(200)),
+                ("mcptap.stream.long_lived", AttrValue::Bool(true)),
                 (
-                    "mcp.method.name".into(),
-                    AttrValue::Str("tools/call".into()),
-                ),
-                ("http.response.status_code".into(), AttrValue::Int(200)),
-                ("mcptap.stream.long_lived".into(), AttrValue::Bool(true)),
-                (
-                    "mcptap.handles.used".into(),
+                    "mcptap.handles.used",
                     AttrValue::StrArray(vec!["basket_id=b-1".into(), "x=2".into()]),
                 ),
             ],

@@ -25,7 +25,7 @@ use super::{Batch, ExportError, Exporter};
 use crate::otlp_json::{ResourceInfo, SCOPE_NAME};
 use anyhow::{Result, anyhow, bail};
 use axum::http::{HeaderMap, HeaderName, HeaderValue, Uri};
-use mcptap_mcp::{Attr, AttrValue, Span, SpanStatus};
+use mcptap_mcp::{Attr, AttrValue, Span, SpanStatus, Text};
 use opentelemetry::trace::{
     Event, SpanContext, SpanId, SpanKind, Status, TraceFlags, TraceId, TraceState,
 };
@@ -38,6 +38,7 @@ use opentelemetry_sdk::trace::{SpanData, SpanEvents, SpanExporter as _};
 use std::borrow::Cow;
 use std::collections::{BTreeMap, HashMap};
 use std::str::FromStr;
+use std::sync::Arc;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 /// Default export timeout per request (OTLP spec default: 10 s).
@@ -654,19 +655,20 @@ fn system_time(ns: u64) -> SystemTime {
     UNIX_EPOCH + Duration::from_nanos(ns)
 }
 
-#[allow(clippy::ptr_arg)] // a borrowed name stays a static key, without a copy
-fn key(k: &Cow<'static, str>) -> Key {
-    match k {
-        Cow::Borrowed(s) => Key::from_static_str(s),
-        Cow::Owned(s) => Key::from(s.clone()),
-    }
+/// Attribute names are `'static`: the key is made without a copy.
+fn key(k: &'static str) -> Key {
+    Key::from_static_str(k)
 }
 
 /// OTel value of an attribute: `Str` → string, `Int` → int64, `Bool` → bool,
 /// `StrArray` → array of strings.
 pub fn otel_value(v: &AttrValue) -> Value {
     match v {
-        AttrValue::Str(s) => Value::String(StringValue::from(s.clone())),
+        AttrValue::Str(s) => Value::String(match s {
+            Text::Static(s) => StringValue::from(*s),
+            Text::Owned(s) => StringValue::from(String::from(&**s)),
+            Text::Shared(s) => StringValue::from(Arc::clone(s)),
+        }),
         AttrValue::Int(i) => Value::I64(*i),
         AttrValue::Bool(b) => Value::Bool(*b),
         AttrValue::StrArray(a) => Value::Array(Array::String(
@@ -1103,14 +1105,8 @@ mod tests {
             status: SpanStatus::Error("boom".into()),
             instance_id: "pod-a".into(),
             attributes: vec![
-                (
-                    Cow::Borrowed("http.response.status_code"),
-                    AttrValue::Int(200),
-                ),
-                (
-                    Cow::Owned("x".into()),
-                    AttrValue::StrArray(vec!["a".into()]),
-                ),
+                ("http.response.status_code", AttrValue::Int(200)),
+                ("x", AttrValue::StrArray(vec!["a".into()])),
             ],
             events: vec![],
         };

@@ -4,12 +4,13 @@
 //! request path, and endpoint address texts cached per address ([`AddrTexts`]).
 //! Each fast form equals what `Display`/`to_string` writes; proptests check that.
 
-use std::borrow::Cow;
 use std::net::{IpAddr, SocketAddr};
+use std::sync::Arc;
 
 use serde_json::Value;
 
 use crate::request::cap;
+use crate::span::Text;
 
 /// String form of a JSON-RPC id: strings as-is, numbers as written, `null` → `None`,
 /// anything else (invalid) as compact JSON.
@@ -25,17 +26,17 @@ pub(super) fn id_string(id: &Value) -> Option<String> {
 /// [`id_string`] of `id`, moving a string id out (leaving it empty) instead of
 /// copying it when it is not cut, and small integer ids (what clients count
 /// with) as fixed strings.
-pub(super) fn take_id_string(id: &mut Value) -> Option<Cow<'static, str>> {
+pub(super) fn take_id_string(id: &mut Value) -> Option<Text> {
     match id {
-        Value::String(s) if cap(s).len() == s.len() => Some(Cow::Owned(std::mem::take(s))),
+        Value::String(s) if cap(s).len() == s.len() => Some(Text::from(std::mem::take(s))),
         Value::Number(n) => match n
             .as_u64()
             .and_then(|u| SMALL_INTS.get(usize::try_from(u).ok()?))
         {
-            Some(t) => Some(Cow::Borrowed(*t)),
-            None => Some(Cow::Owned(number_text(n))),
+            Some(t) => Some(Text::Static(t)),
+            None => Some(Text::from(number_text(n))),
         },
-        other => id_string(other).map(Cow::Owned),
+        other => id_string(other).map(Text::from),
     }
 }
 
@@ -90,13 +91,10 @@ pub(super) fn push_decimal_u64(out: &mut String, mut n: u64) {
 }
 
 /// `s` borrowed as the `'static` string `known` returns for it, else copied.
-pub(super) fn known_or_owned(
-    s: &str,
-    known: fn(&str) -> Option<&'static str>,
-) -> Cow<'static, str> {
+pub(super) fn known_or_owned(s: &str, known: fn(&str) -> Option<&'static str>) -> Text {
     match known(s) {
-        Some(k) => Cow::Borrowed(k),
-        None => Cow::Owned(s.to_owned()),
+        Some(k) => Text::Static(k),
+        None => Text::from(s.to_owned()),
     }
 }
 
@@ -236,23 +234,32 @@ pub(super) fn url_path(target: &str) -> &str {
 
 /// The text of the last header value converted (e.g. `User-Agent`, the same
 /// on every request of a client), kept for the next identical value: equal
-/// bytes are copied, without a second UTF-8 check. Holds one value, as long
-/// as a header value can be.
-#[derive(Debug, Default)]
+/// bytes share the text, without a second UTF-8 check or a copy. Holds one
+/// value, as long as a header value can be.
+#[derive(Debug)]
 pub(super) struct LastText {
     raw: Vec<u8>,
-    text: String,
+    text: Arc<str>,
+}
+
+impl Default for LastText {
+    fn default() -> LastText {
+        LastText {
+            raw: Vec::new(),
+            text: Arc::from(""),
+        }
+    }
 }
 
 impl LastText {
-    /// `String::from_utf8_lossy(v)`, owned.
-    pub(super) fn text(&mut self, v: &[u8]) -> String {
+    /// `String::from_utf8_lossy(v)`, shared.
+    pub(super) fn text(&mut self, v: &[u8]) -> Arc<str> {
         if self.raw != v {
             self.raw.clear();
             self.raw.extend_from_slice(v);
-            self.text = String::from_utf8_lossy(v).into_owned();
+            self.text = Arc::from(String::from_utf8_lossy(v));
         }
-        self.text.clone()
+        Arc::clone(&self.text)
     }
 }
 
@@ -261,17 +268,15 @@ pub(super) const ADDR_SLOTS: usize = 64;
 /// Slots of [`AddrTexts`]' socket table (a power of two).
 pub(super) const SOCKET_SLOTS: usize = 16;
 
-/// Texts of endpoint addresses, formatted once and copied: `client.address`
+/// Texts of endpoint addresses, formatted once and shared: `client.address`
 /// and `server.address` ([`ip_text`]) and the derived `service.instance.id`
 /// ([`socket_text_with`]). Two direct-mapped tables of fixed size (a slot
 /// holds the last address that hashed to it), so memory is bounded and the
 /// texts never depend on what the tables held before: a miss formats again.
-/// (Copies, not `Arc<str>`: a third string form in `AttrValue` made the drop
-/// code of every attribute a call, which cost more than the copies.)
 #[derive(Debug)]
 pub(super) struct AddrTexts {
-    ips: Vec<Option<(IpAddr, String)>>,
-    sockets: Vec<Option<(SocketAddr, String)>>,
+    ips: Vec<Option<(IpAddr, Arc<str>)>>,
+    sockets: Vec<Option<(SocketAddr, Arc<str>)>>,
 }
 
 impl AddrTexts {
@@ -296,31 +301,31 @@ impl AddrTexts {
     }
 
     /// [`ip_text`] of `ip`.
-    pub(super) fn ip(&mut self, ip: IpAddr) -> String {
+    pub(super) fn ip(&mut self, ip: IpAddr) -> Arc<str> {
         let Some(slot) = self.ips.get_mut(Self::slot(ip, 0, ADDR_SLOTS)) else {
-            return ip_text(ip);
+            return Arc::from(ip_text(ip));
         };
         match slot {
-            Some((k, t)) if *k == ip => t.clone(),
+            Some((k, t)) if *k == ip => Arc::clone(t),
             _ => {
-                let t = ip_text(ip);
-                *slot = Some((ip, t.clone()));
+                let t: Arc<str> = Arc::from(ip_text(ip));
+                *slot = Some((ip, Arc::clone(&t)));
                 t
             }
         }
     }
 
     /// [`socket_text_with`] of `addr` (`ip` is the text of its address).
-    pub(super) fn socket(&mut self, addr: SocketAddr, ip: &str) -> String {
+    pub(super) fn socket(&mut self, addr: SocketAddr, ip: &str) -> Arc<str> {
         let i = Self::slot(addr.ip(), addr.port(), SOCKET_SLOTS);
         let Some(slot) = self.sockets.get_mut(i) else {
-            return socket_text_with(addr, ip);
+            return Arc::from(socket_text_with(addr, ip));
         };
         match slot {
-            Some((k, t)) if *k == addr => t.clone(),
+            Some((k, t)) if *k == addr => Arc::clone(t),
             _ => {
-                let t = socket_text_with(addr, ip);
-                *slot = Some((addr, t.clone()));
+                let t: Arc<str> = Arc::from(socket_text_with(addr, ip));
+                *slot = Some((addr, Arc::clone(&t)));
                 t
             }
         }
@@ -403,9 +408,9 @@ mod text_tests {
                     IpAddr::V4(Ipv4Addr::from(bits.wrapping_mul(0x0101_0101)))
                 };
                 let text = t.ip(ip);
-                prop_assert_eq!(&text, &ip.to_string());
+                prop_assert_eq!(text.to_string(), ip.to_string());
                 let sa = SocketAddr::new(ip, 8000 + port);
-                prop_assert_eq!(t.socket(sa, &text), sa.to_string());
+                prop_assert_eq!(t.socket(sa, &text).to_string(), sa.to_string());
             }
         }
 
@@ -435,7 +440,7 @@ mod text_tests {
         ) {
             let mut last = super::LastText::default();
             for v in vs {
-                prop_assert_eq!(last.text(&v), String::from_utf8_lossy(&v).into_owned());
+                prop_assert_eq!(last.text(&v).to_string(), String::from_utf8_lossy(&v).into_owned());
             }
         }
     }
