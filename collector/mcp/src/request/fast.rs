@@ -32,41 +32,51 @@ use serde_json::Error;
 const RECURSION_LIMIT: u8 = 128;
 
 /// Open containers of a skipped value, innermost last, one bit each (set for
-/// an object): 64 levels in a word, deeper ones spilled to the heap.
-#[derive(Default)]
+/// an object) below a sentinel 1 bit: 63 levels in a word, deeper ones
+/// spilled to the heap (a full word is spilled when a 64th level is pushed and
+/// restored when its successor word empties, so the word is just the sentinel
+/// only when nothing is open).
 struct Nesting {
     bits: u64,
-    depth: usize,
     spill: Vec<u64>,
+}
+
+impl Default for Nesting {
+    fn default() -> Self {
+        Nesting {
+            bits: 1,
+            spill: Vec::new(),
+        }
+    }
 }
 
 impl Nesting {
     #[inline]
     fn push(&mut self, object: bool) {
-        if self.depth != 0 && self.depth.is_multiple_of(64) {
+        if self.bits >> 63 != 0 {
             self.spill.push(self.bits);
-            self.bits = 0;
+            self.bits = 1;
         }
         self.bits = (self.bits << 1) | u64::from(object);
-        self.depth += 1;
     }
 
     #[inline]
     fn pop(&mut self) {
-        if self.depth == 0 {
+        if self.bits == 1 {
             return;
         }
         self.bits >>= 1;
-        self.depth -= 1;
-        if self.depth != 0 && self.depth.is_multiple_of(64) {
-            self.bits = self.spill.pop().unwrap_or(0);
+        if self.bits == 1
+            && let Some(word) = self.spill.pop()
+        {
+            self.bits = word;
         }
     }
 
     /// The innermost container (`true`: an object), if any.
     #[inline]
     fn top(&self) -> Option<bool> {
-        (self.depth != 0).then_some(self.bits & 1 != 0)
+        (self.bits != 1).then_some(self.bits & 1 != 0)
     }
 }
 
