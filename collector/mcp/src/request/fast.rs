@@ -869,6 +869,30 @@ pub(crate) mod tests {
 
     proptest! {
         #[test]
+        fn nesting_matches_a_stack(
+            runs in prop::collection::vec((any::<bool>(), 0usize..100, any::<u64>()), 0..12),
+        ) {
+            // Runs of pushes (kinds from the bits of a word) and of pops:
+            // `Nesting` must answer `top` as a plain stack does, across its
+            // 63-level spills and restores.
+            let mut n = Nesting::default();
+            let mut model: Vec<bool> = Vec::new();
+            for (push, len, kinds) in runs {
+                for i in 0..len {
+                    if push {
+                        let object = kinds >> (i % 64) & 1 != 0;
+                        n.push(object);
+                        model.push(object);
+                    } else {
+                        n.pop();
+                        model.pop();
+                    }
+                    prop_assert_eq!(n.top(), model.last().copied());
+                }
+            }
+        }
+
+        #[test]
         fn scan_plain_finds_the_first_special_byte(
             chars in prop::collection::vec(
                 prop::sample::select(vec!['a', '"', '\\', '\u{0}', '\u{1f}', ' ', '\u{7f}', 'é', '€', '!', '#', '\u{80}']),
