@@ -481,11 +481,16 @@ impl<'de> Visitor<'de> for ParamsSeed<'_> {
     seq_gives!(Box::default());
     fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<Box<Params>, A::Error> {
         let mut p = Box::<Params>::default();
+        let mut meta_seen = false;
         while let Some(key) = map.next_key_seed(Key)? {
             match &*key {
                 "_meta" => {
-                    // Last member wins, as in a `Value`.
-                    p.meta = Meta::default();
+                    // Last member wins, as in a `Value` (reset only for a
+                    // duplicate: dropping the empty default costs a call).
+                    if meta_seen {
+                        p.meta = Meta::default();
+                    }
+                    meta_seen = true;
                     map.next_value_seed(MetaSeed(&mut p.meta))?;
                 }
                 "name" => p.name = map.next_value_seed(StrSeed(true))?,

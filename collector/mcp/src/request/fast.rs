@@ -32,41 +32,51 @@ use serde_json::Error;
 const RECURSION_LIMIT: u8 = 128;
 
 /// Open containers of a skipped value, innermost last, one bit each (set for
-/// an object): 64 levels in a word, deeper ones spilled to the heap.
-#[derive(Default)]
+/// an object) below a sentinel 1 bit: 63 levels in a word, deeper ones
+/// spilled to the heap (a full word is spilled when a 64th level is pushed and
+/// restored when its successor word empties, so the word is just the sentinel
+/// only when nothing is open).
 struct Nesting {
     bits: u64,
-    depth: usize,
     spill: Vec<u64>,
+}
+
+impl Default for Nesting {
+    fn default() -> Self {
+        Nesting {
+            bits: 1,
+            spill: Vec::new(),
+        }
+    }
 }
 
 impl Nesting {
     #[inline]
     fn push(&mut self, object: bool) {
-        if self.depth != 0 && self.depth.is_multiple_of(64) {
+        if self.bits >> 63 != 0 {
             self.spill.push(self.bits);
-            self.bits = 0;
+            self.bits = 1;
         }
         self.bits = (self.bits << 1) | u64::from(object);
-        self.depth += 1;
     }
 
     #[inline]
     fn pop(&mut self) {
-        if self.depth == 0 {
+        if self.bits == 1 {
             return;
         }
         self.bits >>= 1;
-        self.depth -= 1;
-        if self.depth != 0 && self.depth.is_multiple_of(64) {
-            self.bits = self.spill.pop().unwrap_or(0);
+        if self.bits == 1
+            && let Some(word) = self.spill.pop()
+        {
+            self.bits = word;
         }
     }
 
     /// The innermost container (`true`: an object), if any.
     #[inline]
     fn top(&self) -> Option<bool> {
-        (self.depth != 0).then_some(self.bits & 1 != 0)
+        (self.bits != 1).then_some(self.bits & 1 != 0)
     }
 }
 
@@ -165,47 +175,33 @@ impl<'de> Fast<'de> {
     #[inline]
     fn scan_plain(&self, from: usize) -> usize {
         let bytes = self.bytes();
-        let mut i = from;
+        let Some(rest) = bytes.get(from..) else {
+            return from;
+        };
         // Eight bytes at a time: a byte is special when it is `"` or `\` or
-        // below 0x20 (the classic "has zero/less-than byte" tests). In each
-        // test a borrow only starts at a matching byte and only moves to
-        // higher bytes, so the lowest flagged byte is the first special one.
-        // The three tests share their `& !x & HIGHS` part: `"` and `\` have
-        // no high bit, so `w ^ c` and `w` agree there.
+        // below 0x20. `"` and the control characters are exactly the bytes
+        // `b` with `b ^ 0x02 < 0x21` (xor 2 maps 0x00..=0x1F onto itself and
+        // 0x22 onto 0x20), so two classic SWAR tests suffice: "has a byte
+        // below 0x21" on `w ^ 0x0202…` and "has a zero byte" on `w ^ 0x5C5C…`.
+        // In each test a borrow only starts at a matching byte and only
+        // moves to higher bytes, so the lowest flagged byte is the first
+        // special one. Both share their `& !x & HIGHS` part: the xor
+        // constants have no high bit, so `!(w ^ c)` and `!w` agree there.
         const ONES: u64 = 0x0101_0101_0101_0101;
         const HIGHS: u64 = 0x8080_8080_8080_8080;
-        let special = |chunk: &[u8]| {
-            let mut word = [0u8; 8];
-            if let Some(b) = chunk.get(..8) {
-                word.copy_from_slice(b);
-            }
-            let w = u64::from_le_bytes(word);
-            let quote = w ^ (ONES * u64::from(b'"'));
-            let backslash = w ^ (ONES * u64::from(b'\\'));
-            (quote.wrapping_sub(ONES) | backslash.wrapping_sub(ONES) | w.wrapping_sub(ONES * 0x20))
-                & !w
-                & HIGHS
-        };
-        // Two words per bounds check.
-        while let Some(chunk) = bytes.get(i..i + 16) {
-            let has = special(chunk);
-            if has != 0 {
-                return i + (has.trailing_zeros() / 8) as usize;
-            }
-            let has = special(chunk.get(8..).unwrap_or_default());
-            if has != 0 {
-                return i + 8 + (has.trailing_zeros() / 8) as usize;
-            }
-            i += 16;
-        }
-        while let Some(chunk) = bytes.get(i..i + 8) {
-            let has = special(chunk);
+        let (words, tail) = rest.as_chunks::<8>();
+        let mut i = from;
+        for word in words {
+            let w = u64::from_le_bytes(*word);
+            let quote_or_control = (w ^ (ONES * 0x02)).wrapping_sub(ONES * 0x21);
+            let backslash = (w ^ (ONES * u64::from(b'\\'))).wrapping_sub(ONES);
+            let has = (quote_or_control | backslash) & !w & HIGHS;
             if has != 0 {
                 return i + (has.trailing_zeros() / 8) as usize;
             }
             i += 8;
         }
-        while let Some(&b) = bytes.get(i) {
+        for &b in tail {
             if is_string_special(b) {
                 return i;
             }
@@ -872,6 +868,30 @@ pub(crate) mod tests {
     }
 
     proptest! {
+        #[test]
+        fn nesting_matches_a_stack(
+            runs in prop::collection::vec((any::<bool>(), 0usize..100, any::<u64>()), 0..12),
+        ) {
+            // Runs of pushes (kinds from the bits of a word) and of pops:
+            // `Nesting` must answer `top` as a plain stack does, across its
+            // 63-level spills and restores.
+            let mut n = Nesting::default();
+            let mut model: Vec<bool> = Vec::new();
+            for (push, len, kinds) in runs {
+                for i in 0..len {
+                    if push {
+                        let object = kinds >> (i % 64) & 1 != 0;
+                        n.push(object);
+                        model.push(object);
+                    } else {
+                        n.pop();
+                        model.pop();
+                    }
+                    prop_assert_eq!(n.top(), model.last().copied());
+                }
+            }
+        }
+
         #[test]
         fn scan_plain_finds_the_first_special_byte(
             chars in prop::collection::vec(
