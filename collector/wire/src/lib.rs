@@ -449,7 +449,8 @@ impl Headers {
         word.copy_from_slice(&(count as u32).to_le_bytes());
         let (mut name_end, mut value_end) = (0u16, 0u16);
         for (s, entry) in spans.iter().zip(table.chunks_exact_mut(4)) {
-            // No overflow: the totals were checked to fit in u16 below.
+            // The totals fit in u16 (checked above); a sum of spans that wraps
+            // is caught when the copy runs out of room (empty headers).
             name_end = name_end.wrapping_add(s[1]);
             value_end = value_end.wrapping_add(s[3]);
             let [n0, n1] = name_end.to_le_bytes();
