@@ -1688,6 +1688,49 @@ mod tests {
         }
     }
 
+    /// The endpoints of the arbitrary-segment proptests: a server and two clients.
+    fn three_endpoints() -> [SocketAddr; 3] {
+        [
+            "10.0.0.1:80".parse().unwrap_or_else(|_| unreachable!()),
+            "10.0.0.2:40000".parse().unwrap_or_else(|_| unreachable!()),
+            "10.0.0.3:40000".parse().unwrap_or_else(|_| unreachable!()),
+        ]
+    }
+
+    /// Tiny caps and a 200 ns idle timeout, so eviction, caps and expiry all happen.
+    fn tiny_config(max_flows: usize, per_dir: usize, total: usize) -> TcpConfig {
+        TcpConfig {
+            max_flows,
+            max_buffered_bytes_per_dir: per_dir,
+            max_buffered_bytes_total: total,
+            idle_timeout_ns: 200,
+        }
+    }
+
+    /// Segment `(src, dst, seq, ack, flag byte)` between `eps`, sequence numbers
+    /// around wrap-around; SYN when `fl & syn_mask == 0`, ACK on bit 4, FIN on
+    /// bits 5–6 both set, RST on bits 7 and 3 both set.
+    fn arbitrary_segment<'p>(
+        eps: &[SocketAddr; 3],
+        (a, b, seq, ack, fl): (usize, usize, u32, u32, u8),
+        syn_mask: u8,
+        payload: &'p [u8],
+    ) -> TcpPacket<'p> {
+        TcpPacket {
+            src: eps[a],
+            dst: eps[b],
+            seq: seq.wrapping_sub(40),
+            ack: ack.wrapping_sub(40),
+            flags: TcpFlags {
+                syn: fl & syn_mask == 0,
+                ack: fl & 0x10 != 0,
+                fin: fl & 0x60 == 0x60,
+                rst: fl & 0x80 != 0 && fl & 0x08 != 0,
+            },
+            payload,
+        }
+    }
+
     proptest! {
         #![proptest_config(ProptestConfig::with_cases(512))]
         #[test]
@@ -1700,36 +1743,15 @@ mod tests {
             per_dir in 0usize..80,
             total in 0usize..120,
         ) {
-            let eps: [SocketAddr; 3] = [
-                "10.0.0.1:80".parse().unwrap_or_else(|_| unreachable!()),
-                "10.0.0.2:40000".parse().unwrap_or_else(|_| unreachable!()),
-                "10.0.0.3:40000".parse().unwrap_or_else(|_| unreachable!()),
-            ];
-            let cfg = TcpConfig {
-                max_flows,
-                max_buffered_bytes_per_dir: per_dir,
-                max_buffered_bytes_total: total,
-                idle_timeout_ns: 200,
-            };
+            let eps = three_endpoints();
+            let cfg = tiny_config(max_flows, per_dir, total);
             let mut t = FlowTable::new(cfg);
             let mut stats = WireStats::default();
             let payload = [7u8; 24];
             let mut ts = 0;
             for (k, (a, b, seq, ack, fl, len, dt)) in ops.iter().enumerate() {
                 ts += dt;
-                let pkt = TcpPacket {
-                    src: eps[*a],
-                    dst: eps[*b],
-                    seq: seq.wrapping_sub(40),
-                    ack: ack.wrapping_sub(40),
-                    flags: TcpFlags {
-                        syn: fl & 0x07 == 0,
-                        ack: fl & 0x10 != 0,
-                        fin: fl & 0x60 == 0x60,
-                        rst: fl & 0x80 != 0 && fl & 0x08 != 0,
-                    },
-                    payload: &payload[..*len],
-                };
+                let pkt = arbitrary_segment(&eps, (*a, *b, *seq, *ack, *fl), 0x07, &payload[..*len]);
                 t.ingest(ts, &pkt, &mut stats, &mut Null);
                 prop_assert!(t.check().is_ok(), "{:?}", t.check());
                 prop_assert!(t.buffered_bytes() <= total);
@@ -1768,17 +1790,8 @@ mod tests {
             per_dir in 0usize..80,
             total in 0usize..120,
         ) {
-            let eps: [SocketAddr; 3] = [
-                "10.0.0.1:80".parse().unwrap_or_else(|_| unreachable!()),
-                "10.0.0.2:40000".parse().unwrap_or_else(|_| unreachable!()),
-                "10.0.0.3:40000".parse().unwrap_or_else(|_| unreachable!()),
-            ];
-            let cfg = TcpConfig {
-                max_flows,
-                max_buffered_bytes_per_dir: per_dir,
-                max_buffered_bytes_total: total,
-                idle_timeout_ns: 200,
-            };
+            let eps = three_endpoints();
+            let cfg = tiny_config(max_flows, per_dir, total);
             let mut fast = FlowTable::new(cfg);
             let mut slow = FlowTable::new(cfg);
             slow.general_only = true;
@@ -1788,20 +1801,8 @@ mod tests {
             let mut ts = 0;
             for (k, (a, b, seq, ack, fl, len, dt)) in ops.iter().enumerate() {
                 ts += dt;
-                let pkt = TcpPacket {
-                    src: eps[*a],
-                    dst: eps[*b],
-                    seq: seq.wrapping_sub(40),
-                    ack: ack.wrapping_sub(40),
-                    flags: TcpFlags {
-                        // Mostly plain ACKs.
-                        syn: fl & 0x0f == 0,
-                        ack: fl & 0x10 != 0,
-                        fin: fl & 0x60 == 0x60,
-                        rst: fl & 0x80 != 0 && fl & 0x08 != 0,
-                    },
-                    payload: &payload[..*len],
-                };
+                // Mostly plain ACKs: SYN on 1 in 16 flag bytes.
+                let pkt = arbitrary_segment(&eps, (*a, *b, *seq, *ack, *fl), 0x0f, &payload[..*len]);
                 fast.ingest(ts, &pkt, &mut fs, &mut fl_log);
                 slow.ingest(ts, &pkt, &mut ss, &mut sl_log);
                 if k % 7 == 0 {
