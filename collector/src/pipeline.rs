@@ -206,9 +206,11 @@ impl Pipeline {
                 &mut feed,
             ),
         }
+        // The second test decides only when `expire_at` saturated.
         if self.last_ts >= self.expire_at
             && self.last_ts.saturating_sub(self.last_expire) >= EXPIRE_EVERY_NS
         {
+            // (Not `set_last_expire`: `feed` holds part of `self`.)
             self.last_expire = self.last_ts;
             self.expire_at = self.last_ts.saturating_add(EXPIRE_EVERY_NS);
             self.flows.expire(self.last_ts, &mut self.stats, &mut feed);
