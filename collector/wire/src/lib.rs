@@ -19,6 +19,7 @@
 pub mod conn;
 pub mod http;
 pub mod link;
+pub mod pcapfile;
 pub mod sse;
 pub mod stats;
 pub mod tcp;
