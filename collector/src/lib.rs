@@ -12,7 +12,6 @@ pub mod export;
 pub mod inject;
 pub mod metrics;
 pub mod otlp_json;
-pub mod pcapfile;
 pub mod pipeline;
 pub mod run;
 pub mod schema;
