@@ -585,9 +585,12 @@ mod tests {
         out
     }
 
+    /// Packets read (ts ns, bytes), the error that stopped the reader, bytes consumed.
+    type ReadResult = (Vec<(u64, Vec<u8>)>, Option<FileError>, usize);
+
     /// Reads a whole file the way the collector does, but handing `next` at most
     /// `window` bytes beyond what it asked for: (packets, error, bytes consumed).
-    fn read(bytes: &[u8], window: usize) -> (Vec<(u64, Vec<u8>)>, Option<FileError>, usize) {
+    fn read(bytes: &[u8], window: usize) -> ReadResult {
         let window = window.max(1);
         let mut packets = Vec::new();
         let mut want = window;
@@ -644,7 +647,9 @@ mod tests {
                         (1_700_000_000_000_000_000 + 999_999 * scale, vec![9; 70]),
                     ]
                 );
-                let (file, len) = CaptureFile::open(&bytes).unwrap().unwrap();
+                let (file, len) = CaptureFile::open(&bytes)
+                    .expect("header")
+                    .expect("whole header");
                 assert_eq!(
                     (file.link_type(), len, file.is_pcapng()),
                     (Some(1), 24, false)
@@ -659,7 +664,9 @@ mod tests {
         let cut = &bytes[..bytes.len() - 10];
         let (packets, err, pos) = read(cut, 1 << 20);
         assert_eq!((packets.len(), err, pos), (1, None, 24 + 16 + 10));
-        let (mut file, _) = CaptureFile::open(cut).unwrap().unwrap();
+        let (mut file, _) = CaptureFile::open(cut)
+            .expect("header")
+            .expect("whole header");
         assert_eq!(
             file.next(&cut[50..]),
             Ok(Record::NeedMore { at_least: 16 + 30 })
@@ -670,7 +677,9 @@ mod tests {
     fn pcap_record_over_the_snaplen_limit_is_an_error_before_buffering_it() {
         let mut bytes = pcap_bytes(false, false, &[(1, 0, vec![5; 10])]);
         bytes[24 + 8..24 + 12].copy_from_slice(&(MAX_CAPLEN + 1).to_le_bytes());
-        let (mut file, _) = CaptureFile::open(&bytes).unwrap().unwrap();
+        let (mut file, _) = CaptureFile::open(&bytes)
+            .expect("header")
+            .expect("whole header");
         assert_eq!(
             file.next(&bytes[24..]),
             Err(FileError::TooLarge {
@@ -683,7 +692,7 @@ mod tests {
     #[test]
     fn not_a_capture() {
         assert_eq!(
-            CaptureFile::open(b"GET / HTTP/1.1\r\n\r\nhello world..").unwrap_err(),
+            CaptureFile::open(b"GET / HTTP/1.1\r\n\r\nhello world..").expect_err("not pcap"),
             FileError::NotACapture
         );
         assert!(matches!(CaptureFile::open(b"\xd4\xc3"), Ok(None)));
