@@ -72,8 +72,9 @@ pub enum Record {
     /// caller should provide at least `at_least` bytes (counted from the same
     /// start) and call again. At the end of the file this means the file is cut.
     NeedMore {
-        /// Bytes needed from the start of the buffer; never above
-        /// [`MAX_BLOCK_LEN`] + 12.
+        /// Bytes needed from the start of the buffer, more than it has; never
+        /// above [`MAX_BLOCK_LEN`]. The same for every buffer holding a prefix
+        /// of the record, however long.
         at_least: usize,
     },
 }
@@ -250,18 +251,40 @@ impl CaptureFile {
     }
 
     fn pcapng_block(&mut self, buf: &[u8], big_endian: bool) -> Result<Record, FileError> {
+        // The block's total length decides whether it is complete, so the answer
+        // does not depend on how much of the file is buffered: pcap-parser's
+        // streaming parsers also report fields that run past a complete block
+        // as "incomplete".
+        let Some(len) = block_len(buf, big_endian)? else {
+            return Ok(Record::NeedMore { at_least: 12 });
+        };
+        if len > MAX_BLOCK_LEN {
+            return Err(FileError::TooLarge {
+                len: len as u64,
+                max: MAX_BLOCK_LEN as u64,
+            });
+        }
+        let Some(block) = buf.get(..len) else {
+            return Ok(Record::NeedMore { at_least: len });
+        };
         // A Section Header Block reads the same in both byte orders (its type is a
         // palindrome; pcap-parser takes the order from its byte-order magic).
         let parsed = if big_endian {
-            pcap_parser::parse_block_be(buf)
+            pcap_parser::parse_block_be(block)
         } else {
-            pcap_parser::parse_block_le(buf)
+            pcap_parser::parse_block_le(block)
         };
-        let (rest, block) = match parsed {
-            Ok(ok) => ok,
-            Err(e) => return incomplete(buf.len(), e, MAX_BLOCK_LEN),
+        let block = match parsed {
+            Ok((_, block)) => block,
+            Err(nom::Err::Incomplete(_)) => {
+                return Err(FileError::Malformed(
+                    "block fields run past the block's length".into(),
+                ));
+            }
+            Err(nom::Err::Error(e) | nom::Err::Failure(e)) => {
+                return Err(FileError::Malformed(describe(&e)));
+            }
         };
-        let len = buf.len() - rest.len();
         match block {
             Block::SectionHeader(shb) => {
                 self.format = Format::PcapNg {
@@ -335,8 +358,8 @@ fn pcap_record(
         Ok((rest, frame)) => {
             if frame.caplen > MAX_CAPLEN {
                 return Err(FileError::TooLarge {
-                    len: u64::from(frame.caplen),
-                    max: u64::from(MAX_CAPLEN),
+                    len: (header as u64) + u64::from(frame.caplen),
+                    max: (header as u64) + u64::from(MAX_CAPLEN),
                 });
             }
             let frac = u64::from(frame.ts_usec);
@@ -375,6 +398,34 @@ fn incomplete(have: usize, e: nom::Err<PcapError<&[u8]>>, max: usize) -> Result<
         }
         nom::Err::Error(e) | nom::Err::Failure(e) => Err(FileError::Malformed(describe(&e))),
     }
+}
+
+/// Total length of the pcapng block at the start of `buf` (its Block Total
+/// Length field, §3.1, in the section's byte order; a Section Header Block's own
+/// byte-order magic decides for it), `None` before 12 bytes are there.
+fn block_len(buf: &[u8], big_endian: bool) -> Result<Option<usize>, FileError> {
+    let (Some(ty), Some(len), Some(bom)) = (buf.get(..4), buf.get(4..8), buf.get(8..12)) else {
+        return Ok(None);
+    };
+    let len = <[u8; 4]>::try_from(len).unwrap_or_default();
+    let big_endian = if ty == [0x0a, 0x0d, 0x0d, 0x0a] {
+        match bom {
+            [0x4d, 0x3c, 0x2b, 0x1a] => false,
+            [0x1a, 0x2b, 0x3c, 0x4d] => true,
+            _ => return Err(FileError::Malformed("bad byte-order magic".into())),
+        }
+    } else {
+        big_endian
+    };
+    let len = if big_endian {
+        u32::from_be_bytes(len)
+    } else {
+        u32::from_le_bytes(len)
+    } as usize;
+    if len < 12 {
+        return Err(FileError::Malformed(format!("block length {len} under 12")));
+    }
+    Ok(Some(len))
 }
 
 /// Timestamp units per second of an `if_tsresol` value (pcapng §4.2): 10^v, or
@@ -438,6 +489,57 @@ fn ns_of(units: u64, iface: Interface) -> TimestampNs {
     };
     let total = ns + i128::from(iface.offset_s) * 1_000_000_000;
     u64::try_from(total.max(0)).unwrap_or(u64::MAX)
+}
+
+/// Packets read (ts ns, bytes), the error that stopped the reader, bytes consumed.
+#[cfg(any(test, fuzzing))]
+#[doc(hidden)]
+pub type ReadResult = (Vec<(u64, Vec<u8>)>, Option<FileError>, usize);
+
+/// Reads a whole file the way the collector's file source does, but handing
+/// `next` at most `window` bytes beyond what it asked for: (packets, error,
+/// bytes consumed). Panics if an answer does not make progress (tests and
+/// fuzzing only).
+#[cfg(any(test, fuzzing))]
+#[doc(hidden)]
+pub fn read_windowed(bytes: &[u8], window: usize) -> ReadResult {
+    let window = window.max(1);
+    let mut packets = Vec::new();
+    let mut want = window;
+    let (mut file, mut pos) = loop {
+        match CaptureFile::open(&bytes[..want.min(bytes.len())]) {
+            Ok(Some(ok)) => break ok,
+            Ok(None) if want < bytes.len() => want += window,
+            Ok(None) => return (packets, Some(FileError::NotACapture), 0),
+            Err(e) => return (packets, Some(e), 0),
+        }
+    };
+    let mut want = window;
+    loop {
+        let end = (pos + want).min(bytes.len());
+        let buf = &bytes[pos..end];
+        match file.next(buf) {
+            Ok(Record::Packet { ts, data, len }) => {
+                assert!(len > 0 && len <= buf.len() && data.end <= len);
+                packets.push((ts, buf[data].to_vec()));
+                pos += len;
+                want = window;
+            }
+            Ok(Record::Skip { len }) => {
+                assert!(len > 0 && len <= buf.len());
+                pos += len;
+                want = window;
+            }
+            Ok(Record::NeedMore { at_least }) => {
+                assert!(at_least > buf.len());
+                if end == bytes.len() {
+                    return (packets, None, pos);
+                }
+                want = at_least.max(want + window);
+            }
+            Err(e) => return (packets, Some(e), pos),
+        }
+    }
 }
 
 #[cfg(test)]
@@ -585,58 +687,13 @@ mod tests {
         out
     }
 
-    /// Packets read (ts ns, bytes), the error that stopped the reader, bytes consumed.
-    type ReadResult = (Vec<(u64, Vec<u8>)>, Option<FileError>, usize);
-
-    /// Reads a whole file the way the collector does, but handing `next` at most
-    /// `window` bytes beyond what it asked for: (packets, error, bytes consumed).
-    fn read(bytes: &[u8], window: usize) -> ReadResult {
-        let window = window.max(1);
-        let mut packets = Vec::new();
-        let mut want = window;
-        let (mut file, mut pos) = loop {
-            match CaptureFile::open(&bytes[..want.min(bytes.len())]) {
-                Ok(Some(ok)) => break ok,
-                Ok(None) if want < bytes.len() => want += window,
-                Ok(None) => return (packets, Some(FileError::NotACapture), 0),
-                Err(e) => return (packets, Some(e), 0),
-            }
-        };
-        let mut want = window;
-        loop {
-            let end = (pos + want).min(bytes.len());
-            let buf = &bytes[pos..end];
-            match file.next(buf) {
-                Ok(Record::Packet { ts, data, len }) => {
-                    assert!(len > 0 && len <= buf.len() && data.end <= len);
-                    packets.push((ts, buf[data].to_vec()));
-                    pos += len;
-                    want = window;
-                }
-                Ok(Record::Skip { len }) => {
-                    assert!(len > 0 && len <= buf.len());
-                    pos += len;
-                    want = window;
-                }
-                Ok(Record::NeedMore { at_least }) => {
-                    assert!(at_least > buf.len());
-                    if end == bytes.len() {
-                        return (packets, None, pos);
-                    }
-                    want = at_least.max(want + window);
-                }
-                Err(e) => return (packets, Some(e), pos),
-            }
-        }
-    }
-
     #[test]
     fn pcap_both_byte_orders_and_precisions() {
         let recs = vec![(1, 2, vec![1, 2, 3]), (1_700_000_000, 999_999, vec![9; 70])];
         for be in [false, true] {
             for nanos in [false, true] {
                 let bytes = pcap_bytes(be, nanos, &recs);
-                let (packets, err, pos) = read(&bytes, 7);
+                let (packets, err, pos) = read_windowed(&bytes, 7);
                 assert_eq!(err, None);
                 assert_eq!(pos, bytes.len());
                 let scale = if nanos { 1 } else { 1_000 };
@@ -662,7 +719,7 @@ mod tests {
     fn pcap_cut_inside_a_record_needs_more() {
         let bytes = pcap_bytes(false, false, &[(1, 0, vec![5; 10]), (2, 0, vec![6; 30])]);
         let cut = &bytes[..bytes.len() - 10];
-        let (packets, err, pos) = read(cut, 1 << 20);
+        let (packets, err, pos) = read_windowed(cut, 1 << 20);
         assert_eq!((packets.len(), err, pos), (1, None, 24 + 16 + 10));
         let (mut file, _) = CaptureFile::open(cut)
             .expect("header")
@@ -731,7 +788,7 @@ mod tests {
                 },
             ];
             let bytes = pcapng_bytes(be, &items);
-            let (packets, err, pos) = read(&bytes, 5);
+            let (packets, err, pos) = read_windowed(&bytes, 5);
             assert_eq!(err, None);
             assert_eq!(pos, bytes.len());
             assert_eq!(
@@ -757,7 +814,7 @@ mod tests {
             b
         };
         assert_eq!(
-            read(&changed, 64).1,
+            read_windowed(&changed, 64).1,
             Some(FileError::LinkTypeChanged {
                 first: 1,
                 other: 113
@@ -775,7 +832,7 @@ mod tests {
             ],
         );
         assert_eq!(
-            read(&undeclared, 64).1,
+            read_windowed(&undeclared, 64).1,
             Some(FileError::UnknownInterface(1))
         );
         let reset = pcapng_bytes(
@@ -786,21 +843,40 @@ mod tests {
                 Item::Simple(vec![1]),
             ],
         );
-        assert_eq!(read(&reset, 64).1, Some(FileError::UnknownInterface(0)));
+        assert_eq!(
+            read_windowed(&reset, 64).1,
+            Some(FileError::UnknownInterface(0))
+        );
         let bad_resol = pcapng_bytes(false, &[Item::Interface(Some(20), 0)]);
         assert_eq!(
-            read(&bad_resol, 64).1,
+            read_windowed(&bad_resol, 64).1,
             Some(FileError::BadTimestampResolution(20))
         );
         let mut obsolete = pcapng_bytes(false, &[Item::Interface(None, 0)]);
         block(&mut obsolete, 2, &[0; 20], false);
-        assert_eq!(read(&obsolete, 64).1, Some(FileError::ObsoletePacketBlock));
+        assert_eq!(
+            read_windowed(&obsolete, 64).1,
+            Some(FileError::ObsoletePacketBlock)
+        );
+        // Found by fuzzing: an Enhanced Packet Block whose captured length runs
+        // past its own end was "need more bytes", with a size that depended on
+        // how much of the file was buffered. It is malformed, in any window.
+        let mut past = pcapng_bytes(false, &[Item::Interface(None, 0)]);
+        let epb = past.len();
+        block(&mut past, 6, &[0; 24], false);
+        past[epb + 8 + 12..epb + 8 + 16].copy_from_slice(&1_000u32.to_le_bytes());
+        for window in [1, 7, 64, 4096] {
+            assert!(matches!(
+                read_windowed(&past, window).1,
+                Some(FileError::Malformed(_))
+            ));
+        }
         let mut huge = pcapng_bytes(false, &[]);
         huge.extend(6u32.to_le_bytes());
         huge.extend((MAX_BLOCK_LEN as u32 + 16).to_le_bytes());
         huge.extend([0; 64]);
         assert!(matches!(
-            read(&huge, 1 << 20).1,
+            read_windowed(&huge, 1 << 20).1,
             Some(FileError::TooLarge { .. })
         ));
     }
@@ -860,7 +936,7 @@ mod tests {
             window in 1usize..300,
         ) {
             let bytes = pcapng_bytes(be, &items);
-            let (packets, err, _) = read(&bytes, window);
+            let (packets, err, _) = read_windowed(&bytes, window);
             let (want, want_err) = model(&items);
             prop_assert_eq!(packets, want);
             prop_assert_eq!(err, want_err);
@@ -875,7 +951,7 @@ mod tests {
             cut in any::<prop::sample::Index>(),
         ) {
             let bytes = pcap_bytes(be, nanos, &recs);
-            let (packets, err, pos) = read(&bytes, window);
+            let (packets, err, pos) = read_windowed(&bytes, window);
             prop_assert_eq!(err, None);
             prop_assert_eq!(pos, bytes.len());
             let scale = if nanos { 1 } else { 1_000 };
@@ -883,7 +959,7 @@ mod tests {
             prop_assert_eq!(&packets, &want);
             // A file cut anywhere yields the records before the cut, then "need more".
             let cut = cut.index(bytes.len() + 1);
-            let (some, err, pos) = read(&bytes[..cut], window);
+            let (some, err, pos) = read_windowed(&bytes[..cut], window);
             prop_assert!(err.is_none() || cut < 24);
             prop_assert!(pos <= cut);
             prop_assert_eq!(&some[..], &want[..some.len()]);
@@ -898,7 +974,7 @@ mod tests {
             let mut bytes = head;
             bytes.extend(rest);
             // `read` asserts progress on every answer.
-            let _ = read(&bytes, window);
+            let _ = read_windowed(&bytes, window);
         }
     }
 }
