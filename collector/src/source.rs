@@ -86,15 +86,20 @@ struct ReadBuf {
 
 impl ReadBuf {
     /// Moves the unread bytes to the front and reads until at least `at_least`
-    /// are buffered or the file ends. I/O errors are returned as they are.
-    fn fill(&mut self, at_least: usize) -> std::io::Result<()> {
-        if self.start > 0 {
-            self.buf.copy_within(self.start..self.end, 0);
-            self.end -= self.start;
-            self.start = 0;
+    /// of them are buffered or the file ends. Each `read` asks for all the free
+    /// space (about [`READ_BLOCK`] bytes) but returns as soon as the bytes
+    /// asked for are there, so a FIFO or pipe (`--pcap /dev/stdin`) is decoded
+    /// as it arrives. I/O errors are returned as they are.
+    fn want(&mut self, at_least: usize) -> std::io::Result<()> {
+        if self.end - self.start >= at_least || self.eof {
+            return Ok(());
         }
-        if self.buf.len() < at_least {
-            self.buf.resize(at_least, 0);
+        self.buf.copy_within(self.start..self.end, 0);
+        self.end -= self.start;
+        self.start = 0;
+        let size = at_least.max(READ_BLOCK);
+        if self.buf.len() < size {
+            self.buf.resize(size, 0);
         }
         while self.end < at_least && !self.eof {
             match self.file.read(&mut self.buf[self.end..]) {
@@ -103,14 +108,6 @@ impl ReadBuf {
                 Err(e) if e.kind() == std::io::ErrorKind::Interrupted => {}
                 Err(e) => return Err(e),
             }
-        }
-        Ok(())
-    }
-
-    /// Buffers at least `at_least` unread bytes if the file has them.
-    fn want(&mut self, at_least: usize) -> std::io::Result<()> {
-        if self.end - self.start < at_least && !self.eof {
-            self.fill(at_least.max(READ_BLOCK))?;
         }
         Ok(())
     }
@@ -140,15 +137,17 @@ impl Source {
             offset: 0,
             eof: false,
         };
-        input
-            .fill(READ_BLOCK)
-            .with_context(|| format!("{name}: cannot read"))?;
-        let (decoder, header) = match CaptureFile::open(&input.buf[..input.end]) {
-            Ok(Some(opened)) => opened,
-            Ok(None) | Err(_) => {
-                return Err(anyhow!(
-                    "{name}: not a pcap or pcapng capture (at byte offset 0)"
-                ));
+        let (decoder, header) = loop {
+            match CaptureFile::open(&input.buf[..input.end]) {
+                Ok(Some(opened)) => break opened,
+                Ok(None) if !input.eof => input
+                    .want(input.end + 1)
+                    .with_context(|| format!("{name}: cannot read"))?,
+                Ok(None) | Err(_) => {
+                    return Err(anyhow!(
+                        "{name}: not a pcap or pcapng capture (at byte offset 0)"
+                    ));
+                }
             }
         };
         input.start = header;

@@ -169,3 +169,48 @@ fn oversized_record_is_an_error_at_its_offset() {
         ),
     }
 }
+
+/// `--pcap` on a FIFO or pipe (`tcpdump -w - | mcptap-collector --pcap /dev/stdin`):
+/// each record is decoded as soon as it is complete, not when a read block is full.
+#[test]
+fn fifo_records_are_decoded_as_they_arrive() {
+    let fifo = tmp("live.fifo");
+    let _ = std::fs::remove_file(&fifo);
+    let st = std::process::Command::new("mkfifo")
+        .arg(&fifo)
+        .status()
+        .expect("mkfifo");
+    assert!(st.success());
+    let (got_tx, got_rx) = std::sync::mpsc::channel::<()>();
+    let writer = {
+        let fifo = fifo.clone();
+        std::thread::spawn(move || {
+            use std::io::Write;
+            let mut w = std::fs::OpenOptions::new()
+                .write(true)
+                .open(&fifo)
+                .expect("open fifo");
+            let bytes = pcap_file(false, true, &[(7, 8, vec![0xab; 60])]);
+            w.write_all(&bytes).expect("write");
+            w.flush().expect("flush");
+            // Keep the FIFO open until the reader has the packet (or 20 s passed):
+            // a reader waiting for a full block would only see it at the close.
+            let before_close = got_rx
+                .recv_timeout(std::time::Duration::from_secs(20))
+                .is_ok();
+            drop(w);
+            before_close
+        })
+    };
+    let mut source = Source::open_file(&fifo).expect("open fifo");
+    match source.next_packet() {
+        Ok(Some(p)) => assert_eq!((p.ts, p.data.len()), (7_000_000_008, 60)),
+        _ => panic!("no packet"),
+    }
+    got_tx.send(()).expect("signal");
+    assert!(
+        writer.join().expect("writer"),
+        "the packet was only decoded after the writer closed the FIFO"
+    );
+    assert!(matches!(source.next_packet(), Err(End::Done)));
+}
