@@ -19,6 +19,8 @@ Writes `OUT_DIR/<target>/seed-*` files in each target's input format (see the
 - mcp_decode:     each exchange as `ctl, request body, 0xff, response body (JSON, or
                   SSE data fields joined by \\n), 0xff, Mcp-Name header`.
 - json_body:      each request body, response body and SSE data field as it is.
+- pcap_file:      a window byte, then the start of each capture file (pcap and
+                  pcapng: its first 2 KiB, 9 KiB and about 6 KiB).
 
 Only the Python standard library; deterministic output (same files every run).
 """
@@ -201,6 +203,13 @@ def main():
     step = max(1, len(frames) // 300)
     for f in frames[::step]:
         w.put("link_decode", f)
+
+    # pcap_file: file heads, with different windows (the first byte).
+    for i, path in enumerate(FIXTURES + [os.path.join(ROOT, "tests", "fixtures", "cutover.pcapng")]):
+        with open(path, "rb") as f:
+            data = f.read()
+        for j, n in enumerate((2048, 9216, 6001 + 97 * i)):
+            w.put("pcap_file", bytes([(37 * i + 11 * j) % 256]) + data[:n])
 
     conns = connections()
     for (_, cli, srv), segs in conns:

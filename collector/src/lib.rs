@@ -2,8 +2,8 @@
 //! request into an OpenTelemetry SERVER span.
 //!
 //! The pure decoding lives in `mcptap-wire` (packets → HTTP) and `mcptap-mcp`
-//! (HTTP → spans). This crate adds the parts with I/O: the libpcap packet
-//! [`source`], the [`pipeline`] driver, outputs ([`otlp_json`]), the end-of-run
+//! (HTTP → spans). This crate adds the parts with I/O: the packet [`source`]
+//! (libpcap live, capture files read in blocks), the [`pipeline`] driver, outputs ([`otlp_json`]), the end-of-run
 //! [`summary`] and the [`cli`].
 
 pub mod admin;
@@ -12,7 +12,6 @@ pub mod export;
 pub mod inject;
 pub mod metrics;
 pub mod otlp_json;
-pub mod pcapfile;
 pub mod pipeline;
 pub mod run;
 pub mod schema;

@@ -1,7 +1,9 @@
 #!/usr/bin/env bash
 # Whole-process throughput, three tools on the same files in one run:
-#   1. bare libpcap iteration (collector/examples/pcap_count.rs: the limit of any
-#      libpcap-based decoder),
+#   1. bare libpcap iteration (collector/examples/pcap_count.rs: the issue's
+#      reference), and bare iteration of the collector's own file source
+#      (collector/examples/file_count.rs: 256 KiB reads + mcptap_wire::pcapfile,
+#      the limit of `--pcap` since round 7),
 #   2. mcptap-collector --pcap FILE --no-summary (spans discarded), and with
 #      --output otlp-json=/dev/null,
 #   3. tshark extracting the same fields (HTTP method, status, request line with
@@ -28,10 +30,11 @@ SLICE=$DIR/slice-${SLICE_MB}m.pcap
 [ -s "$BIG" ] || python3 scripts/bench/gen_big_pcap.py --size-mb "$BIG_MB" --output "$BIG"
 [ -s "$SLICE" ] || python3 scripts/bench/gen_big_pcap.py --size-mb "$SLICE_MB" --output "$SLICE"
 if [ -z "${SKIP_BUILD:-}" ]; then
-  cargo build --release -p mcptap-collector --bin mcptap-collector --example pcap_count
+  cargo build --release -p mcptap-collector --bin mcptap-collector --example pcap_count --example file_count
 fi
 COL=$TARGET/release/mcptap-collector
 CNT=$TARGET/release/examples/pcap_count
+FCNT=$TARGET/release/examples/file_count
 command -v hyperfine >/dev/null || { echo "needs hyperfine (apt-get install hyperfine)" >&2; exit 1; }
 TSHARK_FIELDS="-e http.request.method -e http.request.uri -e http.response.code -e http.content_type -e http.request.line -e json.member_with_value"
 
@@ -41,6 +44,7 @@ for f in "$SLICE" "$BIG"; do
   # One run with the summary, for the packet / span / request counts.
   "$COL" --pcap "$f" 2>"$DIR/$tag.summary" >/dev/null
   cmds=(-n pcap_count "$CNT $f"
+        -n file_count "$FCNT $f"
         -n collector "$COL --pcap $f --no-summary"
         -n collector+otlp-json "$COL --pcap $f --no-summary --output otlp-json=/dev/null")
   hyperfine -N --style basic --warmup 1 --runs "$RUNS" --export-json "$DIR/$tag.json" "${cmds[@]}" >&2

@@ -19,6 +19,7 @@
 pub mod conn;
 pub mod http;
 pub mod link;
+pub mod pcapfile;
 pub mod sse;
 pub mod stats;
 pub mod tcp;
@@ -32,6 +33,19 @@ pub mod fuzzing {
     /// `bytes` as a request or response head and httparse reads it differently.
     pub fn head_parsers_agree(bytes: &[u8]) {
         crate::http::fuzz_agree(bytes);
+    }
+
+    /// Reads `data[1..]` as a capture file twice, whole and in windows of
+    /// `data[0] * 7 + 1` bytes (`pcapfile.rs`, the way a file source refills its
+    /// buffer), and panics if the two readings differ or an answer makes no
+    /// progress.
+    pub fn pcap_file_reads_agree(data: &[u8]) {
+        let Some((&w, file)) = data.split_first() else {
+            return;
+        };
+        let whole = crate::pcapfile::read_windowed(file, file.len().max(1));
+        let windowed = crate::pcapfile::read_windowed(file, usize::from(w) * 7 + 1);
+        assert_eq!(whole, windowed);
     }
 }
 
