@@ -225,6 +225,8 @@ pub struct ExportArgs {
 #[derive(Debug, Args, Clone)]
 pub struct RunArgs {
     /// Read packets from this pcap or pcapng file (replayed as fast as it reads).
+    /// `-` reads standard input, e.g. `tcpdump -w - | mcptap-collector --pcap -`;
+    /// a FIFO or pipe is decoded as it arrives.
     #[arg(
         long,
         env = "MCPTAP_PCAP",

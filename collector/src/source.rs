@@ -74,7 +74,8 @@ struct FileReader {
 /// A file read in blocks: `buf[start..end]` holds the bytes from file offset
 /// `offset` on that no record has consumed yet.
 struct ReadBuf {
-    file: File,
+    /// The file, or standard input for `-`.
+    file: Box<dyn Read + Send>,
     buf: Vec<u8>,
     start: usize,
     end: usize,
@@ -122,13 +123,18 @@ pub struct Source {
 }
 
 impl Source {
-    /// Opens a capture file (pcap or pcapng, see [`mcptap_wire::pcapfile`]) and
+    /// Opens a capture file (pcap or pcapng, see [`mcptap_wire::pcapfile`]; `-`
+    /// is standard input) and
     /// reads up to its first interface description (pcapng) to learn the link
     /// type. Errors name the file and the byte offset of what is wrong (0: the
     /// header).
     pub fn open_file(path: &Path) -> Result<Source> {
         let name = path.display();
-        let file = File::open(path).with_context(|| format!("{name}: cannot read"))?;
+        let file: Box<dyn Read + Send> = if path == Path::new("-") {
+            Box::new(std::io::stdin())
+        } else {
+            Box::new(File::open(path).with_context(|| format!("{name}: cannot read"))?)
+        };
         let mut input = ReadBuf {
             file,
             buf: vec![0; READ_BLOCK],

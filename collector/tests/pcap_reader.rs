@@ -214,3 +214,35 @@ fn fifo_records_are_decoded_as_they_arrive() {
     );
     assert!(matches!(source.next_packet(), Err(End::Done)));
 }
+
+/// `--pcap -` reads the capture from standard input and gives the same spans.
+#[test]
+fn pcap_dash_reads_standard_input() {
+    use std::io::Write;
+    use std::process::{Command, Stdio};
+    let bin = env!("CARGO_BIN_EXE_mcptap-collector");
+    let capture = fixture("cutover.pcap");
+    let from_file = Command::new(bin)
+        .args(["--no-summary", "--output", "otlp-json", "--pcap"])
+        .arg(&capture)
+        .output()
+        .expect("run on file");
+    let mut child = Command::new(bin)
+        .args(["--no-summary", "--output", "otlp-json", "--pcap", "-"])
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .spawn()
+        .expect("run on stdin");
+    let bytes = std::fs::read(&capture).expect("fixture");
+    child
+        .stdin
+        .take()
+        .expect("stdin")
+        .write_all(&bytes)
+        .expect("feed stdin");
+    let from_stdin = child.wait_with_output().expect("wait");
+    assert!(from_file.status.success() && from_stdin.status.success());
+    let spans = String::from_utf8_lossy(&from_file.stdout);
+    assert_eq!(spans.matches("\"spanId\"").count(), 67, "{spans}");
+    assert_eq!(from_file.stdout, from_stdin.stdout);
+}
