@@ -7,6 +7,8 @@
 //!
 //! | bench | input | throughput counted |
 //! |---|---|---|
+//! | `pcap_records` | the fixture's file bytes, record by record (`mcptap_wire::pcapfile`) | file bytes |
+//! | `pcapng_records` | the same packets as pcapng (`tests/fixtures/cutover.pcapng`) | file bytes |
 //! | `link_decode` | every frame | frame bytes |
 //! | `tcp_reassembly` | every decoded segment, fresh `FlowTable` | frame bytes |
 //! | `http_conn` | every reassembled `TcpEvent`, fresh `HttpConnection`s (HTTP framing + SSE + pairing) | TCP payload bytes |
@@ -29,6 +31,7 @@ use mcptap_collector::pipeline::{Pipeline, PipelineConfig, SpanSink};
 use mcptap_mcp::{Decoder, DecoderConfig, Span};
 use mcptap_wire::conn::{HttpConfig, HttpConnection};
 use mcptap_wire::link::{LinkType, decode_packet};
+use mcptap_wire::pcapfile::{CaptureFile, Record};
 use mcptap_wire::sse::SseParser;
 use mcptap_wire::stats::WireStats;
 use mcptap_wire::tcp::{FlowTable, TcpConfig, TcpEvent, TcpSink};
@@ -36,21 +39,42 @@ use mcptap_wire::{ConnMeta, Dir, FlowId, HttpEvent, TimestampNs};
 use std::collections::HashMap;
 use std::hint::black_box;
 
-/// Frames of a little-endian nanosecond pcap (the fixture's format), read by hand.
-fn frames(pcap: &[u8]) -> Vec<(TimestampNs, Vec<u8>)> {
+/// Every record of an in-memory capture file through `mcptap_wire::pcapfile`:
+/// (packets, captured bytes).
+fn read_records(file: &[u8]) -> (usize, u64) {
+    let Ok(Some((mut capture, mut off))) = CaptureFile::open(file) else {
+        return (0, 0);
+    };
+    let (mut packets, mut bytes) = (0, 0);
+    while let Some(rest) = file.get(off..) {
+        match capture.next(rest) {
+            Ok(Record::Packet { data, len, .. }) => {
+                packets += 1;
+                bytes += data.len() as u64;
+                off += len;
+            }
+            Ok(Record::Skip { len }) => off += len,
+            Ok(Record::NeedMore { .. }) | Err(_) => break,
+        }
+    }
+    (packets, bytes)
+}
+
+/// The frames of a capture file held in memory, with their timestamps.
+fn frames(file: &[u8]) -> Vec<(TimestampNs, Vec<u8>)> {
     let mut out = Vec::new();
-    let mut off = 24;
-    while let Some(h) = pcap.get(off..off + 16) {
-        let word = |i: usize| u32::from_le_bytes([h[i], h[i + 1], h[i + 2], h[i + 3]]);
-        let (sec, nsec, caplen) = (word(0), word(4), word(8) as usize);
-        let Some(data) = pcap.get(off + 16..off + 16 + caplen) else {
-            break;
-        };
-        out.push((
-            u64::from(sec) * 1_000_000_000 + u64::from(nsec),
-            data.to_vec(),
-        ));
-        off += 16 + caplen;
+    let Ok(Some((mut capture, mut off))) = CaptureFile::open(file) else {
+        return out;
+    };
+    while let Some(rest) = file.get(off..) {
+        match capture.next(rest) {
+            Ok(Record::Packet { ts, data, len }) => {
+                out.push((ts, rest[data].to_vec()));
+                off += len;
+            }
+            Ok(Record::Skip { len }) => off += len,
+            Ok(Record::NeedMore { .. }) | Err(_) => break,
+        }
     }
     out
 }
@@ -231,6 +255,21 @@ fn benches(c: &mut Criterion) {
     }
 
     let mut g = c.benchmark_group("stages");
+    let pcapng = std::fs::read(concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/../tests/fixtures/cutover.pcapng"
+    ))
+    .expect("tests/fixtures/cutover.pcapng");
+    for (name, file) in [("pcap_records", pcap), ("pcapng_records", &pcapng[..])] {
+        g.throughput(Throughput::Bytes(file.len() as u64));
+        g.bench_function(name, |b| {
+            b.iter(|| {
+                let (packets, bytes) = read_records(black_box(file));
+                assert_eq!(packets, frames.len());
+                bytes
+            })
+        });
+    }
     g.throughput(Throughput::Bytes(frame_bytes));
     g.bench_function("link_decode", |b| {
         b.iter(|| {
