@@ -8,7 +8,7 @@
 
 use anyhow::Result;
 use mcptap_mcp::{Decoder, DecoderConfig, McpStats, Span};
-use mcptap_wire::conn::{HttpConfig, HttpConnection};
+use mcptap_wire::conn::{EventSink, HttpConfig, HttpConnection};
 use mcptap_wire::link::{DropReason, LinkType, decode_fast, decode_packet};
 use mcptap_wire::stats::WireStats;
 use mcptap_wire::tcp::{FlowOpened, FlowSink, FlowTable, TcpConfig, TcpEvent};
@@ -38,16 +38,21 @@ const SPANS_FLUSH_AT: usize = 1024;
 struct HttpStage {
     cfg: HttpConfig,
     stats: WireStats,
-    events: Vec<HttpEvent>,
     decoder: Decoder,
     spans: Vec<Span>,
 }
 
-impl HttpStage {
-    fn decode_events(&mut self) {
-        for ev in self.events.drain(..) {
-            self.decoder.on_event(ev, &mut self.spans);
-        }
+/// The [`EventSink`] of one connection call: each event goes straight to
+/// the decoder (not through a vector: an event is about 200 bytes).
+struct Decode<'a> {
+    decoder: &'a mut Decoder,
+    spans: &'a mut Vec<Span>,
+}
+
+impl EventSink for Decode<'_> {
+    #[inline]
+    fn event(&mut self, ev: HttpEvent) {
+        self.decoder.on_event(ev, self.spans);
     }
 }
 
@@ -98,20 +103,16 @@ impl FlowSink<HttpConnection> for Feed<'_> {
 
     fn on_flow_event(&mut self, conn: &mut HttpConnection, ev: TcpEvent<'_>) {
         let stage = &mut *self.stage;
+        let stats = &mut stage.stats;
+        let out = &mut Decode {
+            decoder: &mut stage.decoder,
+            spans: &mut stage.spans,
+        };
         match ev {
             TcpEvent::Opened { .. } => {}
-            TcpEvent::Data { dir, ts, data, .. } => {
-                conn.on_data(dir, ts, data, &mut stage.stats, &mut stage.events);
-            }
-            TcpEvent::Gap { dir, ts, len, .. } => {
-                conn.on_gap(dir, ts, len, &mut stage.stats, &mut stage.events);
-            }
-            TcpEvent::Closed { ts, .. } => {
-                conn.on_close(ts, &mut stage.stats, &mut stage.events);
-            }
-        }
-        if !stage.events.is_empty() {
-            stage.decode_events();
+            TcpEvent::Data { dir, ts, data, .. } => conn.on_data(dir, ts, data, stats, out),
+            TcpEvent::Gap { dir, ts, len, .. } => conn.on_gap(dir, ts, len, stats, out),
+            TcpEvent::Closed { ts, .. } => conn.on_close(ts, stats, out),
         }
         if stage.spans.len() >= SPANS_FLUSH_AT {
             self.flush();
@@ -168,7 +169,6 @@ impl Pipeline {
             http: HttpStage {
                 cfg: cfg.http,
                 stats: WireStats::default(),
-                events: Vec::new(),
                 decoder: Decoder::new(cfg.mcp),
                 spans: Vec::new(),
             },

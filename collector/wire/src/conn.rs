@@ -51,6 +51,22 @@ impl Default for HttpConfig {
     }
 }
 
+/// Where a connection's [`HttpEvent`]s go, one at a time, in the order they
+/// are produced (see the module docs). A `Vec<HttpEvent>` collects them; the
+/// collector's pipeline hands each straight to the MCP decoder, so an event
+/// (about 200 bytes) is not moved through a vector first.
+pub trait EventSink {
+    /// Takes the next event.
+    fn event(&mut self, ev: HttpEvent);
+}
+
+impl EventSink for Vec<HttpEvent> {
+    #[inline]
+    fn event(&mut self, ev: HttpEvent) {
+        self.push(ev);
+    }
+}
+
 /// A request waiting for its response.
 #[derive(Debug, Clone, Copy)]
 struct Outstanding {
@@ -332,7 +348,7 @@ impl HttpConnection {
         ts: TimestampNs,
         data: &[u8],
         stats: &mut WireStats,
-        out: &mut Vec<HttpEvent>,
+        out: &mut impl EventSink,
     ) {
         if self.closed {
             return;
@@ -351,7 +367,7 @@ impl HttpConnection {
         ts: TimestampNs,
         len: u64,
         stats: &mut WireStats,
-        out: &mut Vec<HttpEvent>,
+        out: &mut impl EventSink,
     ) {
         let _ = ts;
         if self.closed || len == 0 {
@@ -373,7 +389,7 @@ impl HttpConnection {
 
     /// The connection is gone: flushes cut messages (flagged `incomplete`) and
     /// reports [`HttpEvent::Closed`] last.
-    pub fn on_close(&mut self, ts: TimestampNs, stats: &mut WireStats, out: &mut Vec<HttpEvent>) {
+    pub fn on_close(&mut self, ts: TimestampNs, stats: &mut WireStats, out: &mut impl EventSink) {
         if self.closed {
             return;
         }
@@ -389,7 +405,7 @@ impl HttpConnection {
             self.msgs[s] = None;
         }
         self.closed = true;
-        out.push(HttpEvent::Closed {
+        out.event(HttpEvent::Closed {
             flow: self.flow(),
             ts,
         });
@@ -416,7 +432,7 @@ impl HttpConnection {
         ev: Event<'_>,
         ts: TimestampNs,
         stats: &mut WireStats,
-        out: &mut Vec<HttpEvent>,
+        out: &mut impl EventSink,
     ) {
         match ev {
             Event::Head {
@@ -460,7 +476,7 @@ impl HttpConnection {
                         }
                         self.emit_early_request(s, o.index, stats, out);
                         let sse = r.event_stream;
-                        out.push(HttpEvent::ResponseHead {
+                        out.event(HttpEvent::ResponseHead {
                             flow: self.flow(),
                             index: o.index,
                             ts,
@@ -498,7 +514,7 @@ impl HttpConnection {
                                 sse.events.clear();
                                 sse.parser.feed(bytes, stats, &mut sse.events);
                                 for event in sse.events.drain(..) {
-                                    out.push(HttpEvent::SseEvent {
+                                    out.event(HttpEvent::SseEvent {
                                         flow,
                                         index: r.index,
                                         ts,
@@ -524,7 +540,7 @@ impl HttpConnection {
         resp_slot: usize,
         index: u64,
         stats: &mut WireStats,
-        out: &mut Vec<HttpEvent>,
+        out: &mut impl EventSink,
     ) {
         let meta = self.meta();
         let other = 1 - resp_slot.min(1);
@@ -534,7 +550,7 @@ impl HttpConnection {
         {
             req.flags.incomplete = true;
             stats.http_incomplete_messages += 1;
-            out.push(HttpEvent::Request { conn: meta, req });
+            out.event(HttpEvent::Request { conn: meta, req });
         }
     }
 
@@ -547,7 +563,7 @@ impl HttpConnection {
         flags: MsgFlags,
         ts: Option<TimestampNs>,
         stats: &mut WireStats,
-        out: &mut Vec<HttpEvent>,
+        out: &mut impl EventSink,
     ) {
         match self.msgs[s].take().map(|m| *m) {
             Some(Msg::Request(mut req)) => {
@@ -555,7 +571,7 @@ impl HttpConnection {
                     req.ts_last = ts;
                 }
                 req.flags.merge(flags);
-                out.push(HttpEvent::Request {
+                out.event(HttpEvent::Request {
                     conn: self.meta(),
                     req,
                 });
@@ -568,7 +584,7 @@ impl HttpConnection {
                     sse.parser.finish(stats);
                 }
                 r.flags.merge(flags);
-                out.push(HttpEvent::ResponseEnd {
+                out.event(HttpEvent::ResponseEnd {
                     flow: self.flow(),
                     index: r.index,
                     ts: r.last_ts,
