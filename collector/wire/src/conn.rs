@@ -23,7 +23,7 @@ use std::collections::VecDeque;
 use std::net::SocketAddr;
 
 use crate::http::{Event, GapOutcome, Head, Kind, MessageParser};
-use crate::sse::SseParser;
+use crate::sse::{SseParser, SseSink};
 use crate::stats::WireStats;
 use crate::{ConnMeta, Dir, FlowId, HttpEvent, HttpRequest, MsgFlags, SseEvent, TimestampNs};
 
@@ -131,19 +131,34 @@ impl OutstandingQueue {
     }
 }
 
-/// The event-stream state of an SSE response: the parser and a scratch list
-/// for its events (boxed in [`RespBuild`]: most responses are not streams).
-#[derive(Debug)]
-struct SseStream {
-    parser: SseParser,
-    events: Vec<SseEvent>,
+/// The [`SseSink`] of one piece of an SSE body: each event goes out at once
+/// as an [`HttpEvent::SseEvent`] of request `index` at `ts`.
+struct SseOut<'o, O> {
+    out: &'o mut O,
+    flow: FlowId,
+    index: u64,
+    ts: TimestampNs,
+}
+
+impl<O: EventSink> SseSink for SseOut<'_, O> {
+    #[inline]
+    fn event(&mut self, event: SseEvent) {
+        self.out.event(HttpEvent::SseEvent {
+            flow: self.flow,
+            index: self.index,
+            ts: self.ts,
+            event,
+        });
+    }
 }
 
 /// A response being received.
 #[derive(Debug)]
 struct RespBuild {
     index: u64,
-    sse: Option<Box<SseStream>>,
+    /// The event-stream parser of an SSE response (boxed: most responses
+    /// are not streams).
+    sse: Option<Box<SseParser>>,
     body: Vec<u8>,
     flags: MsgFlags,
     last_ts: TimestampNs,
@@ -328,9 +343,7 @@ impl HttpConnection {
         for m in self.msgs.iter().flatten() {
             n += match &**m {
                 Msg::Request(r) => r.body.len(),
-                Msg::Response(r) => {
-                    r.body.len() + r.sse.as_ref().map_or(0, |s| s.parser.buffered_bytes())
-                }
+                Msg::Response(r) => r.body.len() + r.sse.as_ref().map_or(0, |s| s.buffered_bytes()),
                 Msg::Unpaired | Msg::Emitted => 0,
             };
         }
@@ -380,7 +393,7 @@ impl HttpConnection {
                 if let Some(Msg::Response(r)) = self.msgs[s].as_deref_mut()
                     && let Some(sse) = &mut r.sse
                 {
-                    sse.parser.on_gap(stats);
+                    sse.on_gap(stats);
                 }
             }
             GapOutcome::Ended(flags) => self.end_message(s, flags, None, stats, out),
@@ -486,12 +499,7 @@ impl HttpConnection {
                         });
                         self.msgs[s] = Some(Box::new(Msg::Response(RespBuild {
                             index: o.index,
-                            sse: sse.then(|| {
-                                Box::new(SseStream {
-                                    parser: SseParser::new(self.max_body_bytes),
-                                    events: Vec::new(),
-                                })
-                            }),
+                            sse: sse.then(|| Box::new(SseParser::new(self.max_body_bytes))),
                             body: Vec::new(),
                             flags,
                             last_ts: ts,
@@ -511,16 +519,13 @@ impl HttpConnection {
                         r.last_ts = ts;
                         match &mut r.sse {
                             Some(sse) => {
-                                sse.events.clear();
-                                sse.parser.feed(bytes, stats, &mut sse.events);
-                                for event in sse.events.drain(..) {
-                                    out.event(HttpEvent::SseEvent {
-                                        flow,
-                                        index: r.index,
-                                        ts,
-                                        event,
-                                    });
-                                }
+                                let mut sse_out = SseOut {
+                                    out,
+                                    flow,
+                                    index: r.index,
+                                    ts,
+                                };
+                                sse.feed(bytes, stats, &mut sse_out);
                             }
                             None => append_capped(&mut r.body, bytes, cap, &mut r.flags, stats),
                         }
@@ -581,7 +586,7 @@ impl HttpConnection {
                     r.last_ts = ts;
                 }
                 if let Some(sse) = &mut r.sse {
-                    sse.parser.finish(stats);
+                    sse.finish(stats);
                 }
                 r.flags.merge(flags);
                 out.event(HttpEvent::ResponseEnd {
