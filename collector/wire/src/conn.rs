@@ -275,7 +275,14 @@ fn append_capped(
 ) {
     let room = cap.saturating_sub(body.len());
     let take = room.min(bytes.len());
-    body.extend_from_slice(bytes.get(..take).unwrap_or_default());
+    let piece = bytes.get(..take).unwrap_or_default();
+    if body.capacity() == 0 {
+        // The first piece (often the whole body): allocated at its size
+        // directly, not through `Vec`'s amortised growth path.
+        *body = piece.to_vec();
+    } else {
+        body.extend_from_slice(piece);
+    }
     if take < bytes.len() && !flags.body_truncated {
         flags.body_truncated = true;
         stats.http_bodies_truncated += 1;

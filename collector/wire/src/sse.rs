@@ -292,8 +292,14 @@ impl SseParser {
         match field {
             b"data" => {
                 // Room for the value and its `\n` at once: the push never
-                // reallocates (and copies) the data of a one-line event.
-                self.data.reserve(value.len() + 1);
+                // reallocates (and copies) the data of a one-line event. The
+                // first line's buffer is allocated at its size directly (not
+                // through `Vec`'s amortised growth path).
+                if self.data.capacity() == 0 {
+                    self.data = Vec::with_capacity(value.len() + 1);
+                } else {
+                    self.data.reserve(value.len() + 1);
+                }
                 self.data.extend_from_slice(value);
                 self.data.push(b'\n');
                 self.has_data = true;
