@@ -554,10 +554,13 @@ impl HttpConnection {
         stats: &mut WireStats,
         out: &mut impl EventSink,
     ) {
-        let meta = self.meta();
         let other = 1 - resp_slot.min(1);
+        // Usually the request is complete and gone: no `meta` to build.
+        if !matches!(self.msgs[other].as_deref(), Some(Msg::Request(req)) if req.index == index) {
+            return;
+        }
+        let meta = self.meta();
         if let Some(m) = self.msgs[other].as_deref_mut()
-            && matches!(m, Msg::Request(req) if req.index == index)
             && let Msg::Request(mut req) = std::mem::replace(m, Msg::Emitted)
         {
             req.flags.incomplete = true;
