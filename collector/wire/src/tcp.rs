@@ -353,6 +353,7 @@ struct Out<'x, S, T> {
 }
 
 impl<S: FlowSink<T>, T> Out<'_, S, T> {
+    #[inline(always)]
     fn data(&mut self, data: &[u8]) {
         if data.is_empty() {
             return;
