@@ -1061,8 +1061,11 @@ fn parse_head_fast(buf: &[u8], kind: Kind) -> Option<ParsedHead> {
             return None;
         }
         let mut end = stop;
-        while end > v && matches!(buf.get(end - 1), Some(b' ' | b'\t')) {
-            end -= 1;
+        // Usually no trailing whitespace: one test of the byte before the CR.
+        if matches!(buf.get(stop.wrapping_sub(1)), Some(b' ' | b'\t')) {
+            while end > v && matches!(buf.get(end - 1), Some(b' ' | b'\t')) {
+                end -= 1;
+            }
         }
         match n {
             12 if status.is_some() && content_type.is_none() => {
