@@ -260,15 +260,25 @@ impl<'h> FramingScan<'h> {
     #[inline]
     fn add(&mut self, name: &[u8], value: &'h [u8]) {
         if TRANSFER_ENCODING.matches(name) {
-            for coding in value.split(|&b| b == b',') {
-                let coding = trim_ows(coding);
-                if !coding.is_empty() {
-                    self.last_coding = Some(coding);
-                }
+            self.add_codings(value);
+        } else if CONTENT_LENGTH.matches(name) {
+            self.add_length(value);
+        }
+    }
+
+    /// The value of a `Transfer-Encoding` header.
+    fn add_codings(&mut self, value: &'h [u8]) {
+        for coding in value.split(|&b| b == b',') {
+            let coding = trim_ows(coding);
+            if !coding.is_empty() {
+                self.last_coding = Some(coding);
             }
-        } else if CONTENT_LENGTH.matches(name)
-            && let Ok(prev) = self.length
-        {
+        }
+    }
+
+    /// The value of a `Content-Length` header.
+    fn add_length(&mut self, value: &[u8]) {
+        if let Ok(prev) = self.length {
             // Usually one plain number: the list below in one step.
             if let Some(n) = parse_decimal(value) {
                 self.length = match prev {
@@ -1075,9 +1085,19 @@ fn parse_head_fast(buf: &[u8], kind: Kind) -> Option<ParsedHead> {
                     content_type = Some(value);
                 }
             }
-            14 | 17 => {
-                if let (Some(name), Some(value)) = (rest.get(..n), buf.get(v..end)) {
-                    scan.add(name, value);
+            // (The name is tested here: `mcp-session-id` is 14 bytes too.)
+            14 => {
+                if let (Some(name), Some(value)) = (rest.get(..n), buf.get(v..end))
+                    && CONTENT_LENGTH.matches(name)
+                {
+                    scan.add_length(value);
+                }
+            }
+            17 => {
+                if let (Some(name), Some(value)) = (rest.get(..n), buf.get(v..end))
+                    && TRANSFER_ENCODING.matches(name)
+                {
+                    scan.add_codings(value);
                 }
             }
             _ => {}
