@@ -8,7 +8,7 @@
 
 use anyhow::Result;
 use mcptap_mcp::{Decoder, DecoderConfig, McpStats, Span};
-use mcptap_wire::conn::{HttpConfig, HttpConnection};
+use mcptap_wire::conn::{EventSink, HttpConfig, HttpConnection};
 use mcptap_wire::link::{DropReason, LinkType, decode_fast, decode_packet};
 use mcptap_wire::stats::WireStats;
 use mcptap_wire::tcp::{FlowOpened, FlowSink, FlowTable, TcpConfig, TcpEvent};
@@ -38,16 +38,27 @@ const SPANS_FLUSH_AT: usize = 1024;
 struct HttpStage {
     cfg: HttpConfig,
     stats: WireStats,
-    events: Vec<HttpEvent>,
     decoder: Decoder,
     spans: Vec<Span>,
+    /// Spans handed to the sink so far.
+    spans_out: u64,
+    /// First error of the span sink in the current call; returned (and
+    /// cleared) when the call is over. Kept here, not in [`Feed`], so
+    /// that the per-packet `Feed` is two pointers.
+    err: Option<anyhow::Error>,
 }
 
-impl HttpStage {
-    fn decode_events(&mut self) {
-        for ev in self.events.drain(..) {
-            self.decoder.on_event(ev, &mut self.spans);
-        }
+/// The [`EventSink`] of one connection call: each event goes straight to
+/// the decoder (not through a vector: an event is about 200 bytes).
+struct Decode<'a> {
+    decoder: &'a mut Decoder,
+    spans: &'a mut Vec<Span>,
+}
+
+impl EventSink for Decode<'_> {
+    #[inline]
+    fn event(&mut self, ev: HttpEvent) {
+        self.decoder.on_event(ev, self.spans);
     }
 }
 
@@ -57,31 +68,28 @@ impl HttpStage {
 struct Feed<'a> {
     stage: &'a mut HttpStage,
     out: &'a mut dyn SpanSink,
-    spans_out: &'a mut u64,
-    /// First error of the span sink; returned once the call is over.
-    err: Option<anyhow::Error>,
 }
 
 impl Feed<'_> {
     fn flush(&mut self) {
-        if self.stage.spans.is_empty() || self.err.is_some() {
+        if self.stage.spans.is_empty() || self.stage.err.is_some() {
             return;
         }
-        *self.spans_out += self.stage.spans.len() as u64;
+        self.stage.spans_out += self.stage.spans.len() as u64;
         let res = self.out.export(&mut self.stage.spans);
         self.stage.spans.clear();
         if let Err(e) = res {
-            self.err = Some(e);
+            self.stage.err = Some(e);
         }
     }
 
     fn done(mut self) -> Result<()> {
         // (Most packets complete no span: one test for the common case.)
-        if self.stage.spans.is_empty() && self.err.is_none() {
+        if self.stage.spans.is_empty() && self.stage.err.is_none() {
             return Ok(());
         }
         self.flush();
-        self.err.map_or(Ok(()), Err)
+        self.stage.err.take().map_or(Ok(()), Err)
     }
 }
 
@@ -98,20 +106,16 @@ impl FlowSink<HttpConnection> for Feed<'_> {
 
     fn on_flow_event(&mut self, conn: &mut HttpConnection, ev: TcpEvent<'_>) {
         let stage = &mut *self.stage;
+        let stats = &mut stage.stats;
+        let out = &mut Decode {
+            decoder: &mut stage.decoder,
+            spans: &mut stage.spans,
+        };
         match ev {
             TcpEvent::Opened { .. } => {}
-            TcpEvent::Data { dir, ts, data, .. } => {
-                conn.on_data(dir, ts, data, &mut stage.stats, &mut stage.events);
-            }
-            TcpEvent::Gap { dir, ts, len, .. } => {
-                conn.on_gap(dir, ts, len, &mut stage.stats, &mut stage.events);
-            }
-            TcpEvent::Closed { ts, .. } => {
-                conn.on_close(ts, &mut stage.stats, &mut stage.events);
-            }
-        }
-        if !stage.events.is_empty() {
-            stage.decode_events();
+            TcpEvent::Data { dir, ts, data, .. } => conn.on_data(dir, ts, data, stats, out),
+            TcpEvent::Gap { dir, ts, len, .. } => conn.on_gap(dir, ts, len, stats, out),
+            TcpEvent::Closed { ts, .. } => conn.on_close(ts, stats, out),
         }
         if stage.spans.len() >= SPANS_FLUSH_AT {
             self.flush();
@@ -150,7 +154,6 @@ pub struct Pipeline {
     flows: FlowTable<HttpConnection>,
     http: HttpStage,
     stats: WireStats,
-    spans_out: u64,
     last_expire: TimestampNs,
     /// `last_expire + EXPIRE_EVERY_NS` (saturating): a capture time below it
     /// cannot be due for expiry (one compare per packet; the exact test
@@ -168,12 +171,12 @@ impl Pipeline {
             http: HttpStage {
                 cfg: cfg.http,
                 stats: WireStats::default(),
-                events: Vec::new(),
                 decoder: Decoder::new(cfg.mcp),
                 spans: Vec::new(),
+                spans_out: 0,
+                err: None,
             },
             stats: WireStats::default(),
-            spans_out: 0,
             last_expire: 0,
             expire_at: EXPIRE_EVERY_NS,
             last_ts: 0,
@@ -188,8 +191,6 @@ impl Pipeline {
         let mut feed = Feed {
             stage: &mut self.http,
             out: sink,
-            spans_out: &mut self.spans_out,
-            err: None,
         };
         // The common frame (Ethernet/SLL → IPv4 → TCP) on its own call site,
         // every other frame out of line: with one call site for both, the
@@ -234,8 +235,6 @@ impl Pipeline {
         let mut feed = Feed {
             stage: &mut self.http,
             out: sink,
-            spans_out: &mut self.spans_out,
-            err: None,
         };
         self.flows.expire(now, &mut self.stats, &mut feed);
         feed.done()
@@ -246,8 +245,6 @@ impl Pipeline {
         let mut feed = Feed {
             stage: &mut self.http,
             out: sink,
-            spans_out: &mut self.spans_out,
-            err: None,
         };
         self.flows.finish(self.last_ts, &mut self.stats, &mut feed);
         feed.stage.decoder.finish(&mut feed.stage.spans);
@@ -261,7 +258,7 @@ impl Pipeline {
             link_tcp: &self.stats,
             http: &self.http.stats,
             mcp: self.http.decoder.stats(),
-            spans: self.spans_out,
+            spans: self.http.spans_out,
             open_flows: self.flows.len(),
         }
     }

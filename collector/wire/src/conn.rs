@@ -23,7 +23,7 @@ use std::collections::VecDeque;
 use std::net::SocketAddr;
 
 use crate::http::{Event, GapOutcome, Head, Kind, MessageParser};
-use crate::sse::SseParser;
+use crate::sse::{SseParser, SseSink};
 use crate::stats::WireStats;
 use crate::{ConnMeta, Dir, FlowId, HttpEvent, HttpRequest, MsgFlags, SseEvent, TimestampNs};
 
@@ -48,6 +48,22 @@ impl Default for HttpConfig {
             max_body_bytes: 1024 * 1024,
             max_head_bytes: 64 * 1024,
         }
+    }
+}
+
+/// Where a connection's [`HttpEvent`]s go, one at a time, in the order they
+/// are produced (see the module docs). A `Vec<HttpEvent>` collects them; the
+/// collector's pipeline hands each straight to the MCP decoder, so an event
+/// (about 200 bytes) is not moved through a vector first.
+pub trait EventSink {
+    /// Takes the next event.
+    fn event(&mut self, ev: HttpEvent);
+}
+
+impl EventSink for Vec<HttpEvent> {
+    #[inline]
+    fn event(&mut self, ev: HttpEvent) {
+        self.push(ev);
     }
 }
 
@@ -115,19 +131,34 @@ impl OutstandingQueue {
     }
 }
 
-/// The event-stream state of an SSE response: the parser and a scratch list
-/// for its events (boxed in [`RespBuild`]: most responses are not streams).
-#[derive(Debug)]
-struct SseStream {
-    parser: SseParser,
-    events: Vec<SseEvent>,
+/// The [`SseSink`] of one piece of an SSE body: each event goes out at once
+/// as an [`HttpEvent::SseEvent`] of request `index` at `ts`.
+struct SseOut<'o, O> {
+    out: &'o mut O,
+    flow: FlowId,
+    index: u64,
+    ts: TimestampNs,
+}
+
+impl<O: EventSink> SseSink for SseOut<'_, O> {
+    #[inline]
+    fn event(&mut self, event: SseEvent) {
+        self.out.event(HttpEvent::SseEvent {
+            flow: self.flow,
+            index: self.index,
+            ts: self.ts,
+            event,
+        });
+    }
 }
 
 /// A response being received.
 #[derive(Debug)]
 struct RespBuild {
     index: u64,
-    sse: Option<Box<SseStream>>,
+    /// The event-stream parser of an SSE response (boxed: most responses
+    /// are not streams).
+    sse: Option<Box<SseParser>>,
     body: Vec<u8>,
     flags: MsgFlags,
     last_ts: TimestampNs,
@@ -244,7 +275,14 @@ fn append_capped(
 ) {
     let room = cap.saturating_sub(body.len());
     let take = room.min(bytes.len());
-    body.extend_from_slice(bytes.get(..take).unwrap_or_default());
+    let piece = bytes.get(..take).unwrap_or_default();
+    if body.capacity() == 0 {
+        // The first piece (often the whole body): allocated at its size
+        // directly, not through `Vec`'s amortised growth path.
+        *body = piece.to_vec();
+    } else {
+        body.extend_from_slice(piece);
+    }
     if take < bytes.len() && !flags.body_truncated {
         flags.body_truncated = true;
         stats.http_bodies_truncated += 1;
@@ -312,9 +350,7 @@ impl HttpConnection {
         for m in self.msgs.iter().flatten() {
             n += match &**m {
                 Msg::Request(r) => r.body.len(),
-                Msg::Response(r) => {
-                    r.body.len() + r.sse.as_ref().map_or(0, |s| s.parser.buffered_bytes())
-                }
+                Msg::Response(r) => r.body.len() + r.sse.as_ref().map_or(0, |s| s.buffered_bytes()),
                 Msg::Unpaired | Msg::Emitted => 0,
             };
         }
@@ -332,7 +368,7 @@ impl HttpConnection {
         ts: TimestampNs,
         data: &[u8],
         stats: &mut WireStats,
-        out: &mut Vec<HttpEvent>,
+        out: &mut impl EventSink,
     ) {
         if self.closed {
             return;
@@ -351,7 +387,7 @@ impl HttpConnection {
         ts: TimestampNs,
         len: u64,
         stats: &mut WireStats,
-        out: &mut Vec<HttpEvent>,
+        out: &mut impl EventSink,
     ) {
         let _ = ts;
         if self.closed || len == 0 {
@@ -364,7 +400,7 @@ impl HttpConnection {
                 if let Some(Msg::Response(r)) = self.msgs[s].as_deref_mut()
                     && let Some(sse) = &mut r.sse
                 {
-                    sse.parser.on_gap(stats);
+                    sse.on_gap(stats);
                 }
             }
             GapOutcome::Ended(flags) => self.end_message(s, flags, None, stats, out),
@@ -373,7 +409,7 @@ impl HttpConnection {
 
     /// The connection is gone: flushes cut messages (flagged `incomplete`) and
     /// reports [`HttpEvent::Closed`] last.
-    pub fn on_close(&mut self, ts: TimestampNs, stats: &mut WireStats, out: &mut Vec<HttpEvent>) {
+    pub fn on_close(&mut self, ts: TimestampNs, stats: &mut WireStats, out: &mut impl EventSink) {
         if self.closed {
             return;
         }
@@ -389,7 +425,7 @@ impl HttpConnection {
             self.msgs[s] = None;
         }
         self.closed = true;
-        out.push(HttpEvent::Closed {
+        out.event(HttpEvent::Closed {
             flow: self.flow(),
             ts,
         });
@@ -416,7 +452,7 @@ impl HttpConnection {
         ev: Event<'_>,
         ts: TimestampNs,
         stats: &mut WireStats,
-        out: &mut Vec<HttpEvent>,
+        out: &mut impl EventSink,
     ) {
         match ev {
             Event::Head {
@@ -460,7 +496,7 @@ impl HttpConnection {
                         }
                         self.emit_early_request(s, o.index, stats, out);
                         let sse = r.event_stream;
-                        out.push(HttpEvent::ResponseHead {
+                        out.event(HttpEvent::ResponseHead {
                             flow: self.flow(),
                             index: o.index,
                             ts,
@@ -470,12 +506,7 @@ impl HttpConnection {
                         });
                         self.msgs[s] = Some(Box::new(Msg::Response(RespBuild {
                             index: o.index,
-                            sse: sse.then(|| {
-                                Box::new(SseStream {
-                                    parser: SseParser::new(self.max_body_bytes),
-                                    events: Vec::new(),
-                                })
-                            }),
+                            sse: sse.then(|| Box::new(SseParser::new(self.max_body_bytes))),
                             body: Vec::new(),
                             flags,
                             last_ts: ts,
@@ -495,16 +526,13 @@ impl HttpConnection {
                         r.last_ts = ts;
                         match &mut r.sse {
                             Some(sse) => {
-                                sse.events.clear();
-                                sse.parser.feed(bytes, stats, &mut sse.events);
-                                for event in sse.events.drain(..) {
-                                    out.push(HttpEvent::SseEvent {
-                                        flow,
-                                        index: r.index,
-                                        ts,
-                                        event,
-                                    });
-                                }
+                                let mut sse_out = SseOut {
+                                    out,
+                                    flow,
+                                    index: r.index,
+                                    ts,
+                                };
+                                sse.feed(bytes, stats, &mut sse_out);
                             }
                             None => append_capped(&mut r.body, bytes, cap, &mut r.flags, stats),
                         }
@@ -524,17 +552,20 @@ impl HttpConnection {
         resp_slot: usize,
         index: u64,
         stats: &mut WireStats,
-        out: &mut Vec<HttpEvent>,
+        out: &mut impl EventSink,
     ) {
-        let meta = self.meta();
         let other = 1 - resp_slot.min(1);
+        // Usually the request is complete and gone: no `meta` to build.
+        if !matches!(self.msgs[other].as_deref(), Some(Msg::Request(req)) if req.index == index) {
+            return;
+        }
+        let meta = self.meta();
         if let Some(m) = self.msgs[other].as_deref_mut()
-            && matches!(m, Msg::Request(req) if req.index == index)
             && let Msg::Request(mut req) = std::mem::replace(m, Msg::Emitted)
         {
             req.flags.incomplete = true;
             stats.http_incomplete_messages += 1;
-            out.push(HttpEvent::Request { conn: meta, req });
+            out.event(HttpEvent::Request { conn: meta, req });
         }
     }
 
@@ -547,7 +578,7 @@ impl HttpConnection {
         flags: MsgFlags,
         ts: Option<TimestampNs>,
         stats: &mut WireStats,
-        out: &mut Vec<HttpEvent>,
+        out: &mut impl EventSink,
     ) {
         match self.msgs[s].take().map(|m| *m) {
             Some(Msg::Request(mut req)) => {
@@ -555,7 +586,7 @@ impl HttpConnection {
                     req.ts_last = ts;
                 }
                 req.flags.merge(flags);
-                out.push(HttpEvent::Request {
+                out.event(HttpEvent::Request {
                     conn: self.meta(),
                     req,
                 });
@@ -565,10 +596,10 @@ impl HttpConnection {
                     r.last_ts = ts;
                 }
                 if let Some(sse) = &mut r.sse {
-                    sse.parser.finish(stats);
+                    sse.finish(stats);
                 }
                 r.flags.merge(flags);
-                out.push(HttpEvent::ResponseEnd {
+                out.event(HttpEvent::ResponseEnd {
                     flow: self.flow(),
                     index: r.index,
                     ts: r.last_ts,

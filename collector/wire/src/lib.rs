@@ -346,6 +346,55 @@ impl<'a> Iterator for RawIter<'a> {
     }
 }
 
+/// Iterator over the packed headers as `(name, value)` byte slices (what
+/// [`Headers::iter_bytes`] returns): one offset-table entry per step,
+/// without the name ranges of [`RawIter`].
+#[derive(Clone)]
+pub(crate) struct BytePairs<'a> {
+    /// Offset-table entries (4 bytes each, 8 when wide).
+    entries: std::slice::ChunksExact<'a, u8>,
+    wide: bool,
+    /// All names, concatenated.
+    names: &'a [u8],
+    /// All values, concatenated.
+    values: &'a [u8],
+    /// End of the previous name in `names`.
+    prev_name: usize,
+    /// End of the previous value in `values`.
+    prev_value: usize,
+}
+
+impl<'a> Iterator for BytePairs<'a> {
+    type Item = (&'a [u8], &'a [u8]);
+
+    #[inline]
+    fn next(&mut self) -> Option<(&'a [u8], &'a [u8])> {
+        let e = self.entries.next()?;
+        let (name_end, value_end) = if self.wide {
+            let w = e.first_chunk::<8>()?;
+            let [n0, n1, n2, n3, v0, v1, v2, v3] = *w;
+            (
+                u32::from_le_bytes([n0, n1, n2, n3]) as usize,
+                u32::from_le_bytes([v0, v1, v2, v3]) as usize,
+            )
+        } else {
+            let &[n0, n1, v0, v1] = e.first_chunk::<4>()?;
+            (
+                usize::from(u16::from_le_bytes([n0, n1])),
+                usize::from(u16::from_le_bytes([v0, v1])),
+            )
+        };
+        let name = self.names.get(self.prev_name..name_end).unwrap_or_default();
+        let value = self
+            .values
+            .get(self.prev_value..value_end)
+            .unwrap_or_default();
+        self.prev_name = name_end;
+        self.prev_value = value_end;
+        Some((name, value))
+    }
+}
+
 impl Headers {
     /// No headers; allocates nothing.
     pub fn new() -> Headers {
@@ -563,10 +612,16 @@ impl Headers {
 
     /// The headers as `(name, value)` byte slices, in wire order (no UTF-8
     /// check of the names).
-    pub(crate) fn byte_pairs(&self) -> impl Iterator<Item = (&[u8], &[u8])> + '_ {
+    pub(crate) fn byte_pairs(&self) -> BytePairs<'_> {
         let raw = self.raw();
-        let names = raw.names;
-        raw.map(move |(r, value)| (names.get(r).unwrap_or_default(), value))
+        BytePairs {
+            entries: raw.table.chunks_exact(if raw.wide { 8 } else { 4 }),
+            wide: raw.wide,
+            names: raw.names,
+            values: raw.values,
+            prev_name: 0,
+            prev_value: 0,
+        }
     }
 
     /// The headers as `(name, value)` slices, in wire order.

@@ -35,6 +35,21 @@ use crate::stats::WireStats;
 /// The UTF-8 encoding of U+FEFF.
 const BOM: [u8; 3] = [0xEF, 0xBB, 0xBF];
 
+/// Where a parser's dispatched events go, one at a time, in order. A
+/// `Vec<SseEvent>` collects them; the HTTP connection wraps each in an
+/// [`crate::HttpEvent::SseEvent`] as it comes (no list in between).
+pub trait SseSink {
+    /// Takes the next event.
+    fn event(&mut self, ev: SseEvent);
+}
+
+impl SseSink for Vec<SseEvent> {
+    #[inline]
+    fn event(&mut self, ev: SseEvent) {
+        self.push(ev);
+    }
+}
+
 /// Incremental SSE parser for one response body (one event stream).
 #[derive(Debug, Clone)]
 pub struct SseParser {
@@ -87,7 +102,7 @@ impl SseParser {
     /// Feeds the next piece of the stream; dispatched events are appended to
     /// `out` in order. Counts [`WireStats::sse_events`], `sse_comments` and
     /// `sse_events_dropped`.
-    pub fn feed(&mut self, data: &[u8], stats: &mut WireStats, out: &mut Vec<SseEvent>) {
+    pub fn feed(&mut self, data: &[u8], stats: &mut WireStats, out: &mut impl SseSink) {
         let mut rest = data;
         if let Some(matched) = self.bom_matched {
             let mut m = matched;
@@ -221,7 +236,7 @@ impl SseParser {
     }
 
     /// A line ended; `tail` is its content after what is buffered in `self.line`.
-    fn end_line(&mut self, tail: &[u8], stats: &mut WireStats, out: &mut Vec<SseEvent>) {
+    fn end_line(&mut self, tail: &[u8], stats: &mut WireStats, out: &mut impl SseSink) {
         if self.discarding {
             let blank = tail.is_empty() && !self.discard_line_nonempty;
             self.discard_line_nonempty = false;
@@ -253,7 +268,7 @@ impl SseParser {
         }
     }
 
-    fn process_line(&mut self, line: &[u8], stats: &mut WireStats, out: &mut Vec<SseEvent>) {
+    fn process_line(&mut self, line: &[u8], stats: &mut WireStats, out: &mut impl SseSink) {
         if line.is_empty() {
             self.dispatch(stats, out);
             return;
@@ -277,8 +292,14 @@ impl SseParser {
         match field {
             b"data" => {
                 // Room for the value and its `\n` at once: the push never
-                // reallocates (and copies) the data of a one-line event.
-                self.data.reserve(value.len() + 1);
+                // reallocates (and copies) the data of a one-line event. The
+                // first line's buffer is allocated at its size directly (not
+                // through `Vec`'s amortised growth path).
+                if self.data.capacity() == 0 {
+                    self.data = Vec::with_capacity(value.len() + 1);
+                } else {
+                    self.data.reserve(value.len() + 1);
+                }
                 self.data.extend_from_slice(value);
                 self.data.push(b'\n');
                 self.has_data = true;
@@ -306,7 +327,7 @@ impl SseParser {
         }
     }
 
-    fn dispatch(&mut self, stats: &mut WireStats, out: &mut Vec<SseEvent>) {
+    fn dispatch(&mut self, stats: &mut WireStats, out: &mut impl SseSink) {
         if !self.has_data {
             // WHATWG: an empty data buffer means no event (fields are reset).
             self.reset_event();
@@ -316,7 +337,7 @@ impl SseParser {
             self.data.pop();
         }
         let data = crate::lossy_owned(std::mem::take(&mut self.data));
-        out.push(SseEvent {
+        out.event(SseEvent {
             event: self.event.take().map(crate::lossy_owned),
             data,
             id: self.id.take().map(crate::lossy_owned),

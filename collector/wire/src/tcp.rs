@@ -353,6 +353,7 @@ struct Out<'x, S, T> {
 }
 
 impl<S: FlowSink<T>, T> Out<'_, S, T> {
+    #[inline(always)]
     fn data(&mut self, data: &[u8]) {
         if data.is_empty() {
             return;
@@ -838,11 +839,46 @@ impl<T> FlowTable<T> {
     }
 
     /// [`FlowTable::ingest`] with the segment's key and whether its source
-    /// is the key's first endpoint.
+    /// is the key's first endpoint. A pure ACK (no payload, SYN, FIN or
+    /// RST) on the flow of the previous segment with nothing buffered is
+    /// handled here, inline at the caller: it only refreshes the activity
+    /// time, as [`FlowTable::ingest_general`] would (same tests, in the same
+    /// order); every other segment goes there (one call, out of line).
+    #[inline(always)]
+    fn ingest_keyed(
+        &mut self,
+        ts: TimestampNs,
+        key: &FlowKey,
+        src_first: bool,
+        pkt: &TcpPacket<'_>,
+        stats: &mut WireStats,
+        sink: &mut impl FlowSink<T>,
+    ) {
+        let flags = pkt.flags;
+        if pkt.payload.is_empty()
+            && !(flags.syn || flags.fin || flags.rst)
+            && !self.general_only()
+            && let Some(flow) = self.slots.get_mut(self.last).and_then(Option::as_deref_mut)
+            && flow.key == *key
+            && !flow.halves.iter().any(|h| h.ooo.is_some())
+        {
+            flow.last_ts = flow.last_ts.max(ts);
+            if flow.last_ts.saturating_sub(flow.lru_ts) >= LRU_GRANULARITY_NS {
+                flow.lru_ts = flow.last_ts;
+                let pos = flow.heap_pos as usize;
+                self.sift_down(pos);
+            }
+            self.enforce_total(ts, stats, sink);
+            return;
+        }
+        self.ingest_general(ts, key, src_first, pkt, stats, sink);
+    }
+
+    /// [`FlowTable::ingest_keyed`] for any segment.
     // (The pure-ACK test reads in the order of the checks: clippy's
     // "simplified" form of it made the release build slower.)
     #[allow(clippy::nonminimal_bool)]
-    fn ingest_keyed(
+    fn ingest_general(
         &mut self,
         ts: TimestampNs,
         key: &FlowKey,
