@@ -1189,7 +1189,7 @@ impl Decoder {
                 }
             };
             let ps = match (hdr_pv, meta_pv) {
-                (Some(h), Some(mv)) if h.trim() == mv => Check::Match,
+                (Some(h), Some(mv)) if crate::routing::trim(h) == mv => Check::Match,
                 (Some(_), Some(_)) => Check::Mismatch,
                 (_, None) => Check::Missing,
                 (None, Some(_)) => Check::Missing,
