@@ -7,6 +7,7 @@
 //! entries are kept (oldest evicted and counted); span events are capped per span;
 //! bodies are as large as the HTTP layer's cap allows.
 
+mod id_hash;
 mod pending;
 mod session_cache;
 mod texts;
@@ -28,6 +29,7 @@ use crate::response::{self, RespBody, RespMsg, RpcError};
 use crate::routing::{Check, Era, decode_header_value, name_param, param_header_names};
 use crate::span::{Attr, AttrValue, Span, SpanEvent, SpanStatus, Text};
 use crate::stats::McpStats;
+use id_hash::IdHashState;
 use pending::{Order, Pending};
 use session_cache::SessionCache;
 use texts::{
@@ -147,7 +149,8 @@ pub struct Decoder {
     next_seq: u64,
     /// Shared so that an exchange looks its session up once
     /// ([`ExCtx::session_info`]).
-    sessions: HashMap<String, Arc<SessionInfo>>,
+    /// Keyed by session id under a cheap keyed hash ([`IdHashState`]).
+    sessions: HashMap<String, Arc<SessionInfo>, IdHashState>,
     session_order: BTreeMap<u64, String>,
     next_session_seq: u64,
     /// Recent answers of `sessions` (cleared whenever it changes).
@@ -176,7 +179,7 @@ impl Decoder {
             pending: Pending::default(),
             order: Order::default(),
             next_seq: 0,
-            sessions: HashMap::new(),
+            sessions: HashMap::with_hasher(IdHashState::new()),
             session_order: BTreeMap::new(),
             next_session_seq: 0,
             session_cache: SessionCache::new(),
