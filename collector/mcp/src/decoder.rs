@@ -33,8 +33,8 @@ use id_hash::IdHashState;
 use pending::{Order, Pending};
 use session_cache::SessionCache;
 use texts::{
-    AddrTexts, LastText, id_string, known_cache_scope, known_error_code, known_method,
-    known_method_bytes, known_or_owned, known_path, known_result_type, known_version,
+    AddrTexts, LastText, SessionTexts, id_string, known_cache_scope, known_error_code,
+    known_method, known_method_bytes, known_or_owned, known_path, known_result_type, known_version,
     known_version_bytes, number_text, take_id_string, url_path,
 };
 
@@ -160,6 +160,8 @@ pub struct Decoder {
     texts: AddrTexts,
     /// Text of the last `User-Agent` value.
     user_agent: LastText,
+    /// Texts of recent `Mcp-Session-Id` values.
+    session_texts: SessionTexts,
     /// `cfg.instance_id`, shared by every span.
     instance_id: Option<Arc<str>>,
     /// Boxes of finished exchanges kept for the next requests (at most
@@ -185,6 +187,7 @@ impl Decoder {
             session_cache: SessionCache::new(),
             texts: AddrTexts::new(),
             user_agent: LastText::default(),
+            session_texts: SessionTexts::new(),
             instance_id: cfg.instance_id.as_deref().map(Arc::from),
             spare: Vec::new(),
             cfg,
@@ -393,7 +396,7 @@ impl Decoder {
             Era::Legacy => self.stats.era_legacy += 1,
             Era::Modern => self.stats.era_modern += 1,
         }
-        let session_hdr = hdrs.session_id.map(owned_text);
+        let session_hdr = hdrs.session_id.map(|v| self.session_texts.text(v));
         if session_hdr.is_some() {
             self.stats.legacy_session_requests += 1;
         }
@@ -563,11 +566,11 @@ impl Decoder {
         );
         push_str(attrs, a::NETWORK_TRANSPORT, "tcp");
         push_str(attrs, a::ERA, ctx.era.as_str());
-        if let Some(s) = &mut ctx.session {
+        if let Some(s) = &ctx.session {
             push(
                 attrs,
                 a::MCP_SESSION_ID,
-                AttrValue::Str(share(s, last).into()),
+                AttrValue::Str(Text::Shared(Arc::clone(s))),
             );
         }
         if let Some(s) = &mut ctx.minted {
@@ -1227,9 +1230,9 @@ struct ExCtx<'h> {
     era: Era,
     end_ts: u64,
     reason: EndReason,
-    /// The request's `Mcp-Session-Id` (read only by `base_attrs`: the last
-    /// span takes it).
-    session: Option<String>,
+    /// The request's `Mcp-Session-Id` (lossy UTF-8), shared with
+    /// [`SessionTexts`].
+    session: Option<Arc<str>>,
     minted: Option<String>,
     /// `service.instance.id`, shared with [`AddrTexts`] or the configuration.
     instance_id: Arc<str>,

@@ -7,7 +7,7 @@
 //! always the table's (see the proptest); a crafted id can only make it miss.
 
 /// Slots (a power of two).
-const SLOTS: usize = 16;
+pub(super) const SLOTS: usize = 16;
 
 /// Recently looked-up session ids and what the table answered for them.
 #[derive(Debug)]
@@ -53,7 +53,7 @@ impl<V: Clone> SessionCache<V> {
 
 /// Slot of a key: Fibonacci hash of its length and its first and last eight
 /// bytes (ids of one client usually differ everywhere, UUIDs at both ends).
-fn slot_of(key: &[u8]) -> usize {
+pub(super) fn slot_of(key: &[u8]) -> usize {
     let word = |b: Option<&[u8]>| -> u64 {
         b.and_then(|b| <[u8; 8]>::try_from(b).ok())
             .map_or(0, u64::from_le_bytes)
