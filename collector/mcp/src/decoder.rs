@@ -1284,11 +1284,14 @@ impl<'h> ReqHeaders<'h> {
             param_headers: false,
         };
         for (n, value) in headers.iter_bytes() {
+            // Names of ten bytes are told apart by their first letter
+            // first (`connection`, on most requests, is none of them).
+            let first = n.first().map_or(0, |c| c | 0x20);
             let slot = match n.len() {
                 8 if name_is(n, b"mcp-name") => &mut r.mcp_name,
-                10 if name_is(n, b"user-agent") => &mut r.user_agent,
-                10 if name_is(n, b"mcp-method") => &mut r.mcp_method,
-                10 if name_is(n, b"tracestate") => &mut r.tracestate,
+                10 if first == b'u' && name_is(n, b"user-agent") => &mut r.user_agent,
+                10 if first == b'm' && name_is(n, b"mcp-method") => &mut r.mcp_method,
+                10 if first == b't' && name_is(n, b"tracestate") => &mut r.tracestate,
                 11 if name_is(n, b"traceparent") => &mut r.traceparent,
                 14 if name_is(n, b"mcp-session-id") => &mut r.session_id,
                 20 if name_is(n, b"mcp-protocol-version") => &mut r.protocol_version,

@@ -329,19 +329,27 @@ impl AddrTexts {
         (h >> 32) as usize & (slots - 1)
     }
 
-    /// [`ip_text`] of `ip`.
+    /// [`ip_text`] of `ip` (inlined: two look-ups per exchange, nearly
+    /// always hits).
+    #[inline]
     pub(super) fn ip(&mut self, ip: IpAddr) -> Arc<str> {
-        let Some(slot) = self.ips.get_mut(Self::slot(ip, 0, ADDR_SLOTS)) else {
-            return Arc::from(ip_text(ip));
-        };
-        match slot {
-            Some((k, t)) if *k == ip => Arc::clone(t),
-            _ => {
-                let t: Arc<str> = Arc::from(ip_text(ip));
-                *slot = Some((ip, Arc::clone(&t)));
-                t
-            }
+        if let Some(Some((k, t))) = self.ips.get(Self::slot(ip, 0, ADDR_SLOTS))
+            && *k == ip
+        {
+            return Arc::clone(t);
         }
+        self.ip_miss(ip)
+    }
+
+    /// [`AddrTexts::ip`] when `ip`'s slot holds another address (or none).
+    #[cold]
+    #[inline(never)]
+    fn ip_miss(&mut self, ip: IpAddr) -> Arc<str> {
+        let t: Arc<str> = Arc::from(ip_text(ip));
+        if let Some(slot) = self.ips.get_mut(Self::slot(ip, 0, ADDR_SLOTS)) {
+            *slot = Some((ip, Arc::clone(&t)));
+        }
+        t
     }
 
     /// [`socket_text_with`] of `addr` (`ip` is the text of its address).
