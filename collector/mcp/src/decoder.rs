@@ -32,9 +32,10 @@ use crate::stats::McpStats;
 use id_hash::IdHashState;
 use pending::{Order, Pending};
 use session_cache::SessionCache;
+pub(crate) use texts::known_method;
 use texts::{
     AddrTexts, LastText, SessionTexts, id_string, known_cache_scope, known_error_code,
-    known_method, known_method_bytes, known_or_owned, known_path, known_result_type, known_version,
+    known_method_bytes, known_or_owned, known_path, known_result_type, known_version,
     known_version_bytes, number_text, take_id_string, url_path,
 };
 
@@ -85,7 +86,8 @@ struct Outcome {
 /// One JSON-RPC request or notification from a request body.
 #[derive(Debug)]
 struct Msg {
-    method: String,
+    /// Uncut; a known method is its `'static` text.
+    method: Text,
     /// `Some` when the message has an `id` member (a request), even `null`.
     id: Option<Value>,
     /// `jsonrpc` when a string other than `2.0` (cut).
@@ -801,11 +803,12 @@ impl Decoder {
                 "notification"
             },
         );
-        push(
-            &mut attrs,
-            a::MCP_METHOD_NAME,
-            AttrValue::Str(known_or_owned(method, known_method)),
-        );
+        let method_text = match &m.method {
+            // Known when read: no second look-up.
+            Text::Static(k) => Text::Static(k),
+            _ => known_or_owned(method, known_method),
+        };
+        push(&mut attrs, a::MCP_METHOD_NAME, AttrValue::Str(method_text));
         if let Some(id) = m.id.as_mut().and_then(take_id_string) {
             push(&mut attrs, a::JSONRPC_REQUEST_ID, AttrValue::Str(id));
         }
@@ -1107,7 +1110,7 @@ impl Decoder {
         let end = resp.map(|r| r.ts).unwrap_or(ctx.end_ts).max(ex.ts_first);
         let name = name.unwrap_or_else(|| {
             if cap(&m.method).len() == m.method.len() {
-                std::mem::take(&mut m.method)
+                std::mem::take(&mut m.method).into_string()
             } else {
                 cap(&m.method).to_string()
             }

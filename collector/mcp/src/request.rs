@@ -25,7 +25,9 @@ use serde::de::{DeserializeSeed, Deserializer, MapAccess, SeqAccess, Visitor};
 use serde_json::Value;
 
 use crate::config::HandleRule;
+use crate::decoder::known_method;
 use crate::handles::{Found, WalkSeed};
+use crate::span::Text;
 
 pub(crate) mod fast;
 
@@ -75,8 +77,9 @@ pub(crate) enum Body<M = ReqMsg> {
 /// The members of one JSON-RPC message object that the decoder reads.
 #[derive(Debug, Default, PartialEq)]
 pub(crate) struct ReqMsg {
-    /// `method`, when a string (uncut).
-    pub method: Option<String>,
+    /// `method`, when a string (uncut): a known MCP method as its
+    /// `'static` text (nothing allocated), else owned.
+    pub method: Option<Text>,
     /// `id`, whatever its type (`null` included), when present.
     pub id: Option<Value>,
     /// `jsonrpc`, when a string other than `2.0` (cut to [`MAX_NAME_BYTES`]).
@@ -236,6 +239,10 @@ pub(crate) struct StrSeed(pub(crate) bool);
 /// `None` (nothing is allocated for `2.0`).
 struct VersionSeed;
 
+/// `method`: a string (uncut), as the `'static` text of a known MCP method
+/// when it is one, else `None`.
+struct MethodSeed;
+
 /// A body of messages read with the message seed `.0`: [`Body::Single`] for
 /// an object or a scalar, [`Body::Batch`] for an array.
 pub(crate) struct BodySeed<S>(pub(crate) S);
@@ -393,6 +400,29 @@ impl<'de> Visitor<'de> for VersionSeed {
     }
 }
 
+any_seed!(MethodSeed, Option<Text>);
+impl<'de> Visitor<'de> for MethodSeed {
+    type Value = Option<Text>;
+    fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("any JSON value")
+    }
+    scalars_give!(None);
+    seq_gives!(None);
+    map_gives!(None);
+    fn visit_str<E>(self, s: &str) -> Result<Option<Text>, E> {
+        Ok(Some(match known_method(s) {
+            Some(k) => Text::Static(k),
+            None => Text::from(s.to_owned()),
+        }))
+    }
+    fn visit_string<E>(self, s: String) -> Result<Option<Text>, E> {
+        Ok(Some(match known_method(&s) {
+            Some(k) => Text::Static(k),
+            None => Text::from(s),
+        }))
+    }
+}
+
 impl<'de, M, S> DeserializeSeed<'de> for BodySeed<S>
 where
     S: Copy + DeserializeSeed<'de, Value = Option<M>> + Visitor<'de, Value = Option<M>>,
@@ -444,7 +474,7 @@ impl<'de> Visitor<'de> for MsgSeed<'_> {
         let mut params = None;
         while let Some(key) = map.next_key_seed(Key)? {
             match &*key {
-                "method" => method = map.next_value_seed(StrSeed(false))?,
+                "method" => method = map.next_value_seed(MethodSeed)?,
                 "id" => id = Some(map.next_value::<Value>()?),
                 "jsonrpc" => jsonrpc = map.next_value_seed(VersionSeed)?,
                 "params" => params = Some(map.next_value_seed(ParamsSeed(self.0))?),

@@ -141,7 +141,7 @@ pub(super) fn known_method_bytes(m: &[u8]) -> Option<&'static str> {
 }
 
 /// [`known_method_bytes`] of a string.
-pub(super) fn known_method(m: &str) -> Option<&'static str> {
+pub(crate) fn known_method(m: &str) -> Option<&'static str> {
     known_method_bytes(m.as_bytes())
 }
 
