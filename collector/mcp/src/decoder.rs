@@ -32,12 +32,12 @@ use crate::stats::McpStats;
 use id_hash::IdHashState;
 use pending::{Order, Pending};
 use session_cache::SessionCache;
-pub(crate) use texts::known_method;
 use texts::{
     AddrTexts, LastText, SessionTexts, id_string, known_cache_scope, known_error_code,
-    known_method_bytes, known_or_owned, known_path, known_result_type, known_version,
-    known_version_bytes, number_text, take_id_string, url_path,
+    known_method_bytes, known_or_owned, known_path, known_result_type, known_version_bytes,
+    number_text, take_id_string, url_path,
 };
+pub(crate) use texts::{known_method, known_version};
 
 /// JSON-RPC error codes that are the caller's fault and do not make a server span
 /// an error (OTel MCP semconv server rules, common.yaml citing v1.43.0).

@@ -25,7 +25,7 @@ use serde::de::{DeserializeSeed, Deserializer, MapAccess, SeqAccess, Visitor};
 use serde_json::Value;
 
 use crate::config::HandleRule;
-use crate::decoder::known_method;
+use crate::decoder::{known_method, known_version};
 use crate::handles::{Found, WalkSeed};
 use crate::span::Text;
 
@@ -119,8 +119,9 @@ pub(crate) struct Params {
 /// `params._meta` members read by the decoder.
 #[derive(Debug, Default, PartialEq)]
 pub(crate) struct Meta {
-    /// `io.modelcontextprotocol/protocolVersion`, when a string (cut).
-    pub protocol_version: Option<String>,
+    /// `io.modelcontextprotocol/protocolVersion`, when a string (cut): a
+    /// known version as its `'static` text (nothing allocated), else owned.
+    pub protocol_version: Option<Text>,
     /// `io.modelcontextprotocol/clientInfo`, when an object.
     pub client_info: Option<ClientInfo>,
     /// Keys of `io.modelcontextprotocol/clientCapabilities`, when an object
@@ -242,6 +243,10 @@ struct VersionSeed;
 /// `method`: a string (uncut), as the `'static` text of a known MCP method
 /// when it is one, else `None`.
 struct MethodSeed;
+
+/// A protocol version: a string (cut to [`MAX_NAME_BYTES`]), as the
+/// `'static` text of a known version when it is one, else `None`.
+struct VersionTextSeed;
 
 /// A body of messages read with the message seed `.0`: [`Body::Single`] for
 /// an object or a scalar, [`Body::Batch`] for an array.
@@ -423,6 +428,23 @@ impl<'de> Visitor<'de> for MethodSeed {
     }
 }
 
+any_seed!(VersionTextSeed, Option<Text>);
+impl<'de> Visitor<'de> for VersionTextSeed {
+    type Value = Option<Text>;
+    fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("any JSON value")
+    }
+    scalars_give!(None);
+    seq_gives!(None);
+    map_gives!(None);
+    fn visit_str<E>(self, s: &str) -> Result<Option<Text>, E> {
+        Ok(Some(match known_version(s) {
+            Some(k) => Text::Static(k),
+            None => Text::from(cap(s).to_owned()),
+        }))
+    }
+}
+
 impl<'de, M, S> DeserializeSeed<'de> for BodySeed<S>
 where
     S: Copy + DeserializeSeed<'de, Value = Option<M>> + Visitor<'de, Value = Option<M>>,
@@ -569,7 +591,9 @@ impl<'de> Visitor<'de> for MetaSeed<'_> {
         let m = self.0;
         while let Some(key) = map.next_key_seed(Key)? {
             match &*key {
-                META_PROTOCOL_VERSION => m.protocol_version = map.next_value_seed(StrSeed(true))?,
+                META_PROTOCOL_VERSION => {
+                    m.protocol_version = map.next_value_seed(VersionTextSeed)?
+                }
                 META_CLIENT_INFO => m.client_info = map.next_value_seed(ClientInfoSeed)?,
                 META_CLIENT_CAPS => m.client_caps = map.next_value_seed(CapsSeed)?,
                 "traceparent" => m.traceparent = map.next_value_seed(StrSeed(false))?,

@@ -160,7 +160,7 @@ pub(super) fn known_version_bytes(v: &[u8]) -> Option<&'static str> {
 }
 
 /// [`known_version_bytes`] of a string.
-pub(super) fn known_version(v: &str) -> Option<&'static str> {
+pub(crate) fn known_version(v: &str) -> Option<&'static str> {
     known_version_bytes(v.as_bytes())
 }
 
