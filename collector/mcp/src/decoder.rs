@@ -336,38 +336,88 @@ impl Decoder {
                 self.finalize(old, end, EndReason::Evicted, out);
             }
         }
-        let fresh = Exchange {
-            seq: self.next_seq,
-            index: req.index,
-            conn,
-            method: req.method,
-            target: req.target,
-            version_minor: req.version_minor,
-            headers: req.headers,
-            ts_first: req.ts_first,
-            flags: req.flags,
-            msgs: Vec::new(),
-            batch: false,
-            posted_responses: 0,
-            request_invalid: false,
-            request_json: None,
-            status: None,
-            resp_headers: Headers::new(),
-            sse: false,
-            sse_events: 0,
-            response_invalid: false,
-            response_json: None,
-            null_error: None,
-            http_attached: Attached::default(),
-            last_ts: req.ts_last.max(req.ts_first),
-        };
-        // A finished exchange's box, if one is kept, saves an allocation.
+        let last_ts = req.ts_last.max(req.ts_first);
+        // A finished exchange's box, if one is kept, saves an allocation; it
+        // is refilled field by field (every field is named below, so none
+        // can keep an old value), without a whole new exchange built on the
+        // stack and copied in.
         let mut ex = match self.spare.pop() {
             Some(mut b) => {
-                *b = fresh;
+                let Exchange {
+                    seq,
+                    conn: b_conn,
+                    index,
+                    method,
+                    target,
+                    version_minor,
+                    headers,
+                    ts_first,
+                    flags,
+                    msgs,
+                    batch,
+                    posted_responses,
+                    request_invalid,
+                    request_json,
+                    status,
+                    resp_headers,
+                    sse,
+                    sse_events,
+                    response_invalid,
+                    response_json,
+                    null_error,
+                    http_attached,
+                    last_ts: b_last_ts,
+                } = &mut *b;
+                *seq = self.next_seq;
+                *b_conn = conn;
+                *index = req.index;
+                *method = req.method;
+                *target = req.target;
+                *version_minor = req.version_minor;
+                *headers = req.headers;
+                *ts_first = req.ts_first;
+                *flags = req.flags;
+                msgs.clear();
+                *batch = false;
+                *posted_responses = 0;
+                *request_invalid = false;
+                *request_json = None;
+                *status = None;
+                *resp_headers = Headers::new();
+                *sse = false;
+                *sse_events = 0;
+                *response_invalid = false;
+                *response_json = None;
+                *null_error = None;
+                *http_attached = Attached::default();
+                *b_last_ts = last_ts;
                 b
             }
-            None => Box::new(fresh),
+            None => Box::new(Exchange {
+                seq: self.next_seq,
+                index: req.index,
+                conn,
+                method: req.method,
+                target: req.target,
+                version_minor: req.version_minor,
+                headers: req.headers,
+                ts_first: req.ts_first,
+                flags: req.flags,
+                msgs: Vec::new(),
+                batch: false,
+                posted_responses: 0,
+                request_invalid: false,
+                request_json: None,
+                status: None,
+                resp_headers: Headers::new(),
+                sse: false,
+                sse_events: 0,
+                response_invalid: false,
+                response_json: None,
+                null_error: None,
+                http_attached: Attached::default(),
+                last_ts,
+            }),
         };
         self.next_seq += 1;
         parse_request_body(&mut ex, &req.body, &self.cfg, &mut self.stats);
