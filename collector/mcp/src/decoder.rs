@@ -489,7 +489,7 @@ impl Decoder {
             hdr_method,
             session_info,
         };
-        let msgs = std::mem::take(&mut ex.msgs);
+        let mut msgs = std::mem::take(&mut ex.msgs);
         if msgs.is_empty() {
             self.stats.http_only_exchanges += 1;
             let span = self.http_span(&mut ex, &mut ctx);
@@ -497,7 +497,9 @@ impl Decoder {
             out.push(span);
         } else {
             let n = msgs.len();
-            for (i, m) in msgs.into_iter().enumerate() {
+            // Each message is read in place (not moved out of the vector);
+            // the vector drops them all at the end.
+            for (i, m) in msgs.iter_mut().enumerate() {
                 let span = self.msg_span(&ex, m, n, &mut ctx, i + 1 == n);
                 self.stats.spans += 1;
                 out.push(span);
@@ -834,7 +836,7 @@ impl Decoder {
     fn msg_span(
         &mut self,
         ex: &Exchange,
-        mut m: Msg,
+        m: &mut Msg,
         batch_size: usize,
         ctx: &mut ExCtx,
         last: bool,
