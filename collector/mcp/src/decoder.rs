@@ -33,9 +33,9 @@ use id_hash::IdHashState;
 use pending::{Order, Pending};
 use session_cache::SessionCache;
 use texts::{
-    AddrTexts, LastText, SessionTexts, id_string, known_cache_scope, known_error_code,
-    known_method_bytes, known_or_owned, known_path, known_result_type, known_version_bytes,
-    number_text, take_id_string, url_path,
+    AddrTexts, LastText, id_string, known_cache_scope, known_error_code, known_method_bytes,
+    known_or_owned, known_path, known_result_type, known_version_bytes, number_text,
+    take_id_string, url_path,
 };
 pub(crate) use texts::{known_method, known_version};
 
@@ -155,15 +155,15 @@ pub struct Decoder {
     sessions: HashMap<String, Arc<SessionInfo>, IdHashState>,
     session_order: BTreeMap<u64, String>,
     next_session_seq: u64,
-    /// Recent answers of `sessions` (cleared whenever it changes).
+    /// Texts of recent session ids and recent answers of `sessions` (the
+    /// answers cleared whenever it changes).
     session_cache: SessionCache<Arc<SessionInfo>>,
     /// Address texts formatted once and shared by the spans of every
     /// connection with the same endpoints.
     texts: AddrTexts,
     /// Text of the last `User-Agent` value.
     user_agent: LastText,
-    /// Texts of recent `Mcp-Session-Id` values.
-    session_texts: SessionTexts,
+
     /// `cfg.instance_id`, shared by every span.
     instance_id: Option<Arc<str>>,
     /// Boxes of finished exchanges kept for the next requests (at most
@@ -189,7 +189,6 @@ impl Decoder {
             session_cache: SessionCache::new(),
             texts: AddrTexts::new(),
             user_agent: LastText::default(),
-            session_texts: SessionTexts::new(),
             instance_id: cfg.instance_id.as_deref().map(Arc::from),
             spare: Vec::new(),
             cfg,
@@ -448,7 +447,8 @@ impl Decoder {
             Era::Legacy => self.stats.era_legacy += 1,
             Era::Modern => self.stats.era_modern += 1,
         }
-        let session_hdr = hdrs.session_id.map(|v| self.session_texts.text(v));
+        // The text of the session id and its slot in the cache.
+        let session_hdr = hdrs.session_id.map(|v| self.session_cache.text(v));
         if session_hdr.is_some() {
             self.stats.legacy_session_requests += 1;
         }
@@ -459,15 +459,21 @@ impl Decoder {
         let minted = header(&ex.resp_headers, "mcp-session-id")
             .filter(|m| hdrs.session_id != Some(*m))
             .map(owned_text)
-            .filter(|m| session_hdr.as_deref() != Some(m.as_str()));
+            .filter(|m| session_hdr.as_ref().map(|(t, _)| &**t) != Some(m.as_str()));
         if minted.is_some() {
             self.stats.sessions_minted += 1;
         }
-        self.update_sessions(&ex, minted.as_deref(), session_hdr.as_deref());
+        self.update_sessions(
+            &ex,
+            minted.as_deref(),
+            session_hdr.as_ref().map(|(t, _)| &**t),
+        );
         let sessions = &self.sessions;
-        let session_info = session_hdr
-            .as_deref()
-            .and_then(|s| self.session_cache.get_or(s, |k| sessions.get(k).cloned()));
+        let session_info = session_hdr.as_ref().and_then(|(t, slot)| {
+            self.session_cache
+                .answer(*slot, t, |k| sessions.get(k).cloned())
+        });
+        let session_hdr = session_hdr.map(|(t, _)| t);
 
         let server_ip = self.texts.ip(ex.conn.server.ip());
         let instance_id = match &self.instance_id {
@@ -544,7 +550,7 @@ impl Decoder {
                 .and_then(|r| r.protocol_version.clone())
                 .or_else(|| params.protocol_version.clone()),
         };
-        self.session_cache.clear();
+        self.session_cache.clear_answers();
         if let Some(old) = self.sessions.remove(id) {
             self.session_order.remove(&old.seq);
         }
@@ -1286,7 +1292,7 @@ struct ExCtx<'h> {
     end_ts: u64,
     reason: EndReason,
     /// The request's `Mcp-Session-Id` (lossy UTF-8), shared with
-    /// [`SessionTexts`].
+    /// [`SessionCache`].
     session: Option<Arc<str>>,
     minted: Option<String>,
     /// `service.instance.id`, shared with [`AddrTexts`] or the configuration.

@@ -263,35 +263,6 @@ impl LastText {
     }
 }
 
-/// Texts of recent `Mcp-Session-Id` values: the requests of a session come
-/// close together, so a value is usually one of the last few seen and its
-/// spans share one text, without a UTF-8 check, a copy or an allocation per
-/// exchange. Direct-mapped: one [`LastText`] per slot, the slot chosen by a
-/// hash of the bytes; a miss converts afresh, so a text never depends on
-/// what the slots held (see the proptest).
-#[derive(Debug)]
-pub(super) struct SessionTexts {
-    slots: Vec<LastText>,
-}
-
-impl SessionTexts {
-    pub(super) fn new() -> Self {
-        SessionTexts {
-            slots: (0..super::session_cache::SLOTS)
-                .map(|_| LastText::default())
-                .collect(),
-        }
-    }
-
-    /// `String::from_utf8_lossy(v)`, shared.
-    pub(super) fn text(&mut self, v: &[u8]) -> Arc<str> {
-        match self.slots.get_mut(super::session_cache::slot_of(v)) {
-            Some(slot) => slot.text(v),
-            None => Arc::from(String::from_utf8_lossy(v)),
-        }
-    }
-}
-
 /// Slots of [`AddrTexts`]' address table (a power of two).
 pub(super) const ADDR_SLOTS: usize = 64;
 /// Slots of [`AddrTexts`]' socket table (a power of two).
@@ -478,10 +449,8 @@ mod text_tests {
             ], 0..20)
         ) {
             let mut last = super::LastText::default();
-            let mut sessions = super::SessionTexts::new();
             for v in vs {
                 prop_assert_eq!(last.text(&v).to_string(), String::from_utf8_lossy(&v).into_owned());
-                prop_assert_eq!(sessions.text(&v).to_string(), String::from_utf8_lossy(&v).into_owned());
             }
         }
     }
