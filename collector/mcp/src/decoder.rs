@@ -34,8 +34,8 @@ use pending::{Order, Pending};
 use session_cache::SessionCache;
 use texts::{
     AddrTexts, LastText, id_string, known_cache_scope, known_error_code, known_method_bytes,
-    known_or_owned, known_path, known_result_type, known_version_bytes, number_text,
-    take_id_string, url_path,
+    known_or_owned, known_path, known_result_type, known_version_bytes, number_attr_text,
+    number_text, take_id_string, url_path,
 };
 pub(crate) use texts::{known_method, known_version};
 
@@ -1640,14 +1640,14 @@ fn make_event(method: &str, msg: &RespMsg, ts: u64, cfg: &DecoderConfig) -> Span
                 push(
                     &mut attrs,
                     a::MCP_PROGRESS,
-                    AttrValue::Str(p.to_string().into()),
+                    AttrValue::Str(number_attr_text(p)),
                 );
             }
             if let Some(p) = params.and_then(|p| p.total.as_ref()) {
                 push(
                     &mut attrs,
                     a::MCP_PROGRESS_TOTAL,
-                    AttrValue::Str(p.to_string().into()),
+                    AttrValue::Str(number_attr_text(p)),
                 );
             }
         }

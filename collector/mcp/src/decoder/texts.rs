@@ -40,6 +40,18 @@ pub(super) fn take_id_string(id: &mut Value) -> Option<Text> {
     }
 }
 
+/// `n.to_string()` as a text: small non-negative integers (progress counts)
+/// as fixed strings, other numbers by [`number_text`].
+pub(super) fn number_attr_text(n: &serde_json::Number) -> Text {
+    match n
+        .as_u64()
+        .and_then(|u| SMALL_INTS.get(usize::try_from(u).ok()?))
+    {
+        Some(t) => Text::Static(t),
+        None => Text::from(number_text(n)),
+    }
+}
+
 /// `0` … `127` in decimal.
 pub(super) const SMALL_INTS: [&str; 128] = [
     "0", "1", "2", "3", "4", "5", "6", "7", "8", "9", "10", "11", "12", "13", "14", "15", "16",
@@ -458,13 +470,17 @@ mod text_tests {
     proptest! {
         /// Integer ids and error codes in decimal as `Number`'s `Display` writes them.
         #[test]
-        fn number_text_matches_display(u in any::<u64>(), i in any::<i64>(), f in any::<f64>()) {
+        fn number_text_matches_display(u in any::<u64>(), i in any::<i64>(), f in any::<f64>(), small in 0u64..200) {
+            let n = serde_json::Number::from(small);
+            prop_assert_eq!(super::number_attr_text(&n).into_string(), n.to_string());
             let n = serde_json::Number::from(u);
             prop_assert_eq!(super::number_text(&n), n.to_string());
+            prop_assert_eq!(super::number_attr_text(&n).into_string(), n.to_string());
             let n = serde_json::Number::from(i);
             prop_assert_eq!(super::number_text(&n), n.to_string());
             if let Some(n) = serde_json::Number::from_f64(f) {
                 prop_assert_eq!(super::number_text(&n), n.to_string());
+                prop_assert_eq!(super::number_attr_text(&n).into_string(), n.to_string());
             }
         }
 
