@@ -7,6 +7,7 @@
 //! entries are kept (oldest evicted and counted); span events are capped per span;
 //! bodies are as large as the HTTP layer's cap allows.
 
+mod id_hash;
 mod pending;
 mod session_cache;
 mod texts;
@@ -28,13 +29,15 @@ use crate::response::{self, RespBody, RespMsg, RpcError};
 use crate::routing::{Check, Era, decode_header_value, name_param, param_header_names};
 use crate::span::{Attr, AttrValue, Span, SpanEvent, SpanStatus, Text};
 use crate::stats::McpStats;
+use id_hash::IdHashState;
 use pending::{Order, Pending};
 use session_cache::SessionCache;
 use texts::{
-    AddrTexts, LastText, id_string, known_cache_scope, known_error_code, known_method,
-    known_method_bytes, known_or_owned, known_path, known_result_type, known_version,
-    known_version_bytes, number_text, take_id_string, url_path,
+    AddrTexts, LastText, id_string, known_cache_scope, known_error_code, known_method_bytes,
+    known_or_owned, known_path, known_result_type, known_version_bytes, number_attr_text,
+    number_text, take_id_string, url_path,
 };
+pub(crate) use texts::{known_method, known_version};
 
 /// JSON-RPC error codes that are the caller's fault and do not make a server span
 /// an error (OTel MCP semconv server rules, common.yaml citing v1.43.0).
@@ -83,7 +86,8 @@ struct Outcome {
 /// One JSON-RPC request or notification from a request body.
 #[derive(Debug)]
 struct Msg {
-    method: String,
+    /// Uncut; a known method is its `'static` text.
+    method: Text,
     /// `Some` when the message has an `id` member (a request), even `null`.
     id: Option<Value>,
     /// `jsonrpc` when a string other than `2.0` (cut).
@@ -147,16 +151,19 @@ pub struct Decoder {
     next_seq: u64,
     /// Shared so that an exchange looks its session up once
     /// ([`ExCtx::session_info`]).
-    sessions: HashMap<String, Arc<SessionInfo>>,
+    /// Keyed by session id under a cheap keyed hash ([`IdHashState`]).
+    sessions: HashMap<String, Arc<SessionInfo>, IdHashState>,
     session_order: BTreeMap<u64, String>,
     next_session_seq: u64,
-    /// Recent answers of `sessions` (cleared whenever it changes).
+    /// Texts of recent session ids and recent answers of `sessions` (the
+    /// answers cleared whenever it changes).
     session_cache: SessionCache<Arc<SessionInfo>>,
     /// Address texts formatted once and shared by the spans of every
     /// connection with the same endpoints.
     texts: AddrTexts,
     /// Text of the last `User-Agent` value.
     user_agent: LastText,
+
     /// `cfg.instance_id`, shared by every span.
     instance_id: Option<Arc<str>>,
     /// Boxes of finished exchanges kept for the next requests (at most
@@ -176,7 +183,7 @@ impl Decoder {
             pending: Pending::default(),
             order: Order::default(),
             next_seq: 0,
-            sessions: HashMap::new(),
+            sessions: HashMap::with_hasher(IdHashState::new()),
             session_order: BTreeMap::new(),
             next_session_seq: 0,
             session_cache: SessionCache::new(),
@@ -328,38 +335,88 @@ impl Decoder {
                 self.finalize(old, end, EndReason::Evicted, out);
             }
         }
-        let fresh = Exchange {
-            seq: self.next_seq,
-            index: req.index,
-            conn,
-            method: req.method,
-            target: req.target,
-            version_minor: req.version_minor,
-            headers: req.headers,
-            ts_first: req.ts_first,
-            flags: req.flags,
-            msgs: Vec::new(),
-            batch: false,
-            posted_responses: 0,
-            request_invalid: false,
-            request_json: None,
-            status: None,
-            resp_headers: Headers::new(),
-            sse: false,
-            sse_events: 0,
-            response_invalid: false,
-            response_json: None,
-            null_error: None,
-            http_attached: Attached::default(),
-            last_ts: req.ts_last.max(req.ts_first),
-        };
-        // A finished exchange's box, if one is kept, saves an allocation.
+        let last_ts = req.ts_last.max(req.ts_first);
+        // A finished exchange's box, if one is kept, saves an allocation; it
+        // is refilled field by field (every field is named below, so none
+        // can keep an old value), without a whole new exchange built on the
+        // stack and copied in.
         let mut ex = match self.spare.pop() {
             Some(mut b) => {
-                *b = fresh;
+                let Exchange {
+                    seq,
+                    conn: b_conn,
+                    index,
+                    method,
+                    target,
+                    version_minor,
+                    headers,
+                    ts_first,
+                    flags,
+                    msgs,
+                    batch,
+                    posted_responses,
+                    request_invalid,
+                    request_json,
+                    status,
+                    resp_headers,
+                    sse,
+                    sse_events,
+                    response_invalid,
+                    response_json,
+                    null_error,
+                    http_attached,
+                    last_ts: b_last_ts,
+                } = &mut *b;
+                *seq = self.next_seq;
+                *b_conn = conn;
+                *index = req.index;
+                *method = req.method;
+                *target = req.target;
+                *version_minor = req.version_minor;
+                *headers = req.headers;
+                *ts_first = req.ts_first;
+                *flags = req.flags;
+                msgs.clear();
+                *batch = false;
+                *posted_responses = 0;
+                *request_invalid = false;
+                *request_json = None;
+                *status = None;
+                *resp_headers = Headers::new();
+                *sse = false;
+                *sse_events = 0;
+                *response_invalid = false;
+                *response_json = None;
+                *null_error = None;
+                *http_attached = Attached::default();
+                *b_last_ts = last_ts;
                 b
             }
-            None => Box::new(fresh),
+            None => Box::new(Exchange {
+                seq: self.next_seq,
+                index: req.index,
+                conn,
+                method: req.method,
+                target: req.target,
+                version_minor: req.version_minor,
+                headers: req.headers,
+                ts_first: req.ts_first,
+                flags: req.flags,
+                msgs: Vec::new(),
+                batch: false,
+                posted_responses: 0,
+                request_invalid: false,
+                request_json: None,
+                status: None,
+                resp_headers: Headers::new(),
+                sse: false,
+                sse_events: 0,
+                response_invalid: false,
+                response_json: None,
+                null_error: None,
+                http_attached: Attached::default(),
+                last_ts,
+            }),
         };
         self.next_seq += 1;
         parse_request_body(&mut ex, &req.body, &self.cfg, &mut self.stats);
@@ -390,7 +447,8 @@ impl Decoder {
             Era::Legacy => self.stats.era_legacy += 1,
             Era::Modern => self.stats.era_modern += 1,
         }
-        let session_hdr = hdrs.session_id.map(owned_text);
+        // The text of the session id and its slot in the cache.
+        let session_hdr = hdrs.session_id.map(|v| self.session_cache.text(v));
         if session_hdr.is_some() {
             self.stats.legacy_session_requests += 1;
         }
@@ -401,15 +459,21 @@ impl Decoder {
         let minted = header(&ex.resp_headers, "mcp-session-id")
             .filter(|m| hdrs.session_id != Some(*m))
             .map(owned_text)
-            .filter(|m| session_hdr.as_deref() != Some(m.as_str()));
+            .filter(|m| session_hdr.as_ref().map(|(t, _)| &**t) != Some(m.as_str()));
         if minted.is_some() {
             self.stats.sessions_minted += 1;
         }
-        self.update_sessions(&ex, minted.as_deref(), session_hdr.as_deref());
+        self.update_sessions(
+            &ex,
+            minted.as_deref(),
+            session_hdr.as_ref().map(|(t, _)| &**t),
+        );
         let sessions = &self.sessions;
-        let session_info = session_hdr
-            .as_deref()
-            .and_then(|s| self.session_cache.get_or(s, |k| sessions.get(k).cloned()));
+        let session_info = session_hdr.as_ref().and_then(|(t, slot)| {
+            self.session_cache
+                .answer(*slot, t, |k| sessions.get(k).cloned())
+        });
+        let session_hdr = session_hdr.map(|(t, _)| t);
 
         let server_ip = self.texts.ip(ex.conn.server.ip());
         let instance_id = match &self.instance_id {
@@ -431,7 +495,7 @@ impl Decoder {
             hdr_method,
             session_info,
         };
-        let msgs = std::mem::take(&mut ex.msgs);
+        let mut msgs = std::mem::take(&mut ex.msgs);
         if msgs.is_empty() {
             self.stats.http_only_exchanges += 1;
             let span = self.http_span(&mut ex, &mut ctx);
@@ -439,7 +503,9 @@ impl Decoder {
             out.push(span);
         } else {
             let n = msgs.len();
-            for (i, m) in msgs.into_iter().enumerate() {
+            // Each message is read in place (not moved out of the vector);
+            // the vector drops them all at the end.
+            for (i, m) in msgs.iter_mut().enumerate() {
                 let span = self.msg_span(&ex, m, n, &mut ctx, i + 1 == n);
                 self.stats.spans += 1;
                 out.push(span);
@@ -484,7 +550,7 @@ impl Decoder {
                 .and_then(|r| r.protocol_version.clone())
                 .or_else(|| params.protocol_version.clone()),
         };
-        self.session_cache.clear();
+        self.session_cache.clear_answers();
         if let Some(old) = self.sessions.remove(id) {
             self.session_order.remove(&old.seq);
         }
@@ -560,11 +626,11 @@ impl Decoder {
         );
         push_str(attrs, a::NETWORK_TRANSPORT, "tcp");
         push_str(attrs, a::ERA, ctx.era.as_str());
-        if let Some(s) = &mut ctx.session {
+        if let Some(s) = &ctx.session {
             push(
                 attrs,
                 a::MCP_SESSION_ID,
-                AttrValue::Str(share(s, last).into()),
+                AttrValue::Str(Text::Shared(Arc::clone(s))),
             );
         }
         if let Some(s) = &mut ctx.minted {
@@ -776,7 +842,7 @@ impl Decoder {
     fn msg_span(
         &mut self,
         ex: &Exchange,
-        mut m: Msg,
+        m: &mut Msg,
         batch_size: usize,
         ctx: &mut ExCtx,
         last: bool,
@@ -795,11 +861,12 @@ impl Decoder {
                 "notification"
             },
         );
-        push(
-            &mut attrs,
-            a::MCP_METHOD_NAME,
-            AttrValue::Str(known_or_owned(method, known_method)),
-        );
+        let method_text = match &m.method {
+            // Known when read: no second look-up.
+            Text::Static(k) => Text::Static(k),
+            _ => known_or_owned(method, known_method),
+        };
+        push(&mut attrs, a::MCP_METHOD_NAME, AttrValue::Str(method_text));
         if let Some(id) = m.id.as_mut().and_then(take_id_string) {
             push(&mut attrs, a::JSONRPC_REQUEST_ID, AttrValue::Str(id));
         }
@@ -1101,7 +1168,7 @@ impl Decoder {
         let end = resp.map(|r| r.ts).unwrap_or(ctx.end_ts).max(ex.ts_first);
         let name = name.unwrap_or_else(|| {
             if cap(&m.method).len() == m.method.len() {
-                std::mem::take(&mut m.method)
+                std::mem::take(&mut m.method).into_string()
             } else {
                 cap(&m.method).to_string()
             }
@@ -1189,7 +1256,7 @@ impl Decoder {
                 }
             };
             let ps = match (hdr_pv, meta_pv) {
-                (Some(h), Some(mv)) if h.trim() == mv => Check::Match,
+                (Some(h), Some(mv)) if crate::routing::trim(h) == mv => Check::Match,
                 (Some(_), Some(_)) => Check::Mismatch,
                 (_, None) => Check::Missing,
                 (None, Some(_)) => Check::Missing,
@@ -1224,9 +1291,9 @@ struct ExCtx<'h> {
     era: Era,
     end_ts: u64,
     reason: EndReason,
-    /// The request's `Mcp-Session-Id` (read only by `base_attrs`: the last
-    /// span takes it).
-    session: Option<String>,
+    /// The request's `Mcp-Session-Id` (lossy UTF-8), shared with
+    /// [`SessionCache`].
+    session: Option<Arc<str>>,
     minted: Option<String>,
     /// `service.instance.id`, shared with [`AddrTexts`] or the configuration.
     instance_id: Arc<str>,
@@ -1278,11 +1345,14 @@ impl<'h> ReqHeaders<'h> {
             param_headers: false,
         };
         for (n, value) in headers.iter_bytes() {
+            // Names of ten bytes are told apart by their first letter
+            // first (`connection`, on most requests, is none of them).
+            let first = n.first().map_or(0, |c| c | 0x20);
             let slot = match n.len() {
                 8 if name_is(n, b"mcp-name") => &mut r.mcp_name,
-                10 if name_is(n, b"user-agent") => &mut r.user_agent,
-                10 if name_is(n, b"mcp-method") => &mut r.mcp_method,
-                10 if name_is(n, b"tracestate") => &mut r.tracestate,
+                10 if first == b'u' && name_is(n, b"user-agent") => &mut r.user_agent,
+                10 if first == b'm' && name_is(n, b"mcp-method") => &mut r.mcp_method,
+                10 if first == b't' && name_is(n, b"tracestate") => &mut r.tracestate,
                 11 if name_is(n, b"traceparent") => &mut r.traceparent,
                 14 if name_is(n, b"mcp-session-id") => &mut r.session_id,
                 20 if name_is(n, b"mcp-protocol-version") => &mut r.protocol_version,
@@ -1450,8 +1520,11 @@ fn push_msg(
             stats.jsonrpc_notifications += 1;
         }
         stats.count_method(&method);
-        if batch_index.is_none() {
-            // A single message: one slot, not the four (1.5 KiB) `push` reserves.
+        if batch_index.is_none() && ex.msgs.capacity() == 0 {
+            // A single message: one slot, not the four (1.5 KiB) `push`
+            // reserves, allocated directly (no growth step).
+            ex.msgs = Vec::with_capacity(1);
+        } else if batch_index.is_none() {
             ex.msgs.reserve_exact(1);
         }
         ex.msgs.push(Msg {
@@ -1567,14 +1640,14 @@ fn make_event(method: &str, msg: &RespMsg, ts: u64, cfg: &DecoderConfig) -> Span
                 push(
                     &mut attrs,
                     a::MCP_PROGRESS,
-                    AttrValue::Str(p.to_string().into()),
+                    AttrValue::Str(number_attr_text(p)),
                 );
             }
             if let Some(p) = params.and_then(|p| p.total.as_ref()) {
                 push(
                     &mut attrs,
                     a::MCP_PROGRESS_TOTAL,
-                    AttrValue::Str(p.to_string().into()),
+                    AttrValue::Str(number_attr_text(p)),
                 );
             }
         }

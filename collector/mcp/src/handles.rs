@@ -150,6 +150,16 @@ impl Found {
         self.items.is_empty()
     }
 
+    /// Records one candidate; the first allocates the list at its usual
+    /// first capacity directly (no growth step).
+    #[inline]
+    fn push(&mut self, item: Item) {
+        if self.items.capacity() == 0 {
+            self.items = Vec::with_capacity(4);
+        }
+        self.items.push(item);
+    }
+
     /// Appends the candidates of `other` after these.
     pub fn append(&mut self, other: &mut Found) {
         self.items.append(&mut other.items);
@@ -221,7 +231,7 @@ impl<'de> Visitor<'de> for WalkSeed<'_> {
     }
     fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<(), A::Error> {
         if self.depth > MAX_DEPTH {
-            self.out.items.push(Item::TooDeep);
+            self.out.push(Item::TooDeep);
             while seq.next_element_seed(Skip)?.is_some() {}
             return Ok(());
         }
@@ -238,7 +248,7 @@ impl<'de> Visitor<'de> for WalkSeed<'_> {
     }
     fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<(), A::Error> {
         if self.depth > MAX_DEPTH {
-            self.out.items.push(Item::TooDeep);
+            self.out.push(Item::TooDeep);
             while map.next_key_seed(Skip)?.is_some() {
                 map.next_value_seed(Skip)?;
             }
@@ -320,7 +330,6 @@ impl<'de> Visitor<'de> for MemberSeed<'_, '_> {
         if self.matches {
             self.walk
                 .out
-                .items
                 .push(Item::Handle(format!("{}={n}", self.key)));
         }
         Ok(())
@@ -329,7 +338,6 @@ impl<'de> Visitor<'de> for MemberSeed<'_, '_> {
         if self.matches {
             self.walk
                 .out
-                .items
                 .push(Item::Handle(format!("{}={n}", self.key)));
         }
         Ok(())
@@ -345,10 +353,7 @@ impl<'de> Visitor<'de> for MemberSeed<'_, '_> {
     }
     fn visit_str<E>(self, s: &str) -> Result<(), E> {
         if self.matches {
-            self.walk
-                .out
-                .items
-                .push(Item::Handle(str_entry(self.key, s)));
+            self.walk.out.push(Item::Handle(str_entry(self.key, s)));
         }
         Ok(())
     }

@@ -178,6 +178,23 @@ pub struct TraceParent {
     pub flags: u8,
 }
 
+/// Value of each lowercase hex digit (`0-9`, `a-f`); `0xFF` for every other byte.
+const HEX: [u8; 256] = {
+    let mut t = [0xFFu8; 256];
+    let mut c = 0;
+    while c < 10 {
+        t[b'0' as usize + c] = c as u8;
+        c += 1;
+    }
+    let mut c = 0;
+    while c < 6 {
+        t[b'a' as usize + c] = 10 + c as u8;
+        c += 1;
+    }
+    t
+};
+
+#[cfg(test)]
 fn hex_val(c: u8) -> Option<u8> {
     match c {
         b'0'..=b'9' => Some(c - b'0'),
@@ -186,17 +203,23 @@ fn hex_val(c: u8) -> Option<u8> {
     }
 }
 
+/// `N` bytes from `2N` lowercase hex digits; `None` for any other length or
+/// byte. Each digit is one table look-up; a bad digit anywhere sets a high
+/// bit that is tested once at the end.
 fn parse_hex<const N: usize>(s: &[u8]) -> Option<[u8; N]> {
     if s.len() != N * 2 {
         return None;
     }
     let mut out = [0u8; N];
-    for (i, pair) in s.chunks_exact(2).enumerate() {
-        let hi = hex_val(*pair.first()?)?;
-        let lo = hex_val(*pair.get(1)?)?;
-        *out.get_mut(i)? = (hi << 4) | lo;
+    let mut bad = 0u8;
+    for (o, pair) in out.iter_mut().zip(s.chunks_exact(2)) {
+        if let [h, l] = *pair {
+            let (hi, lo) = (HEX[usize::from(h)], HEX[usize::from(l)]);
+            bad |= hi | lo;
+            *o = (hi << 4) | (lo & 0x0F);
+        }
     }
-    Some(out)
+    (bad & 0xF0 == 0).then_some(out)
 }
 
 /// Parses a `traceparent` value: `version-traceid-parentid-flags` with lowercase
@@ -289,6 +312,32 @@ mod tests {
                 derive_ids(&c, &s, isn, index, batch),
                 derive_ids_model(&c, &s, isn, index, batch)
             );
+        }
+
+        /// The table-driven hex reader is the digit-by-digit model.
+        #[test]
+        fn parse_hex_matches_digit_model(
+            s in proptest::collection::vec(
+                prop_oneof![Just(b'0'), Just(b'9'), Just(b'a'), Just(b'f'), Just(b'g'), Just(b'A'), any::<u8>()],
+                0..34,
+            ),
+        ) {
+            fn model<const N: usize>(s: &[u8]) -> Option<[u8; N]> {
+                if s.len() != N * 2 {
+                    return None;
+                }
+                let mut out = [0u8; N];
+                for (i, pair) in s.chunks_exact(2).enumerate() {
+                    out[i] = (hex_val(pair[0])? << 4) | hex_val(pair[1])?;
+                }
+                Some(out)
+            }
+            prop_assert_eq!(parse_hex::<1>(&s), model::<1>(&s));
+            prop_assert_eq!(parse_hex::<8>(&s), model::<8>(&s));
+            prop_assert_eq!(parse_hex::<16>(&s), model::<16>(&s));
+            let digits: Vec<u8> = s.iter().map(|b| b"0123456789abcdef"[usize::from(b % 16)]).collect();
+            prop_assert_eq!(parse_hex::<16>(&digits), model::<16>(&digits));
+            prop_assert_eq!(parse_hex::<8>(&digits), model::<8>(&digits));
         }
 
         #[test]

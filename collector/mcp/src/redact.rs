@@ -51,11 +51,9 @@ pub fn is_secret_key(key: &str) -> bool {
 /// against that below).
 pub fn looks_like_credential(s: &str) -> bool {
     let bytes = s.as_bytes();
-    let mut p = 0;
-    while let Some(&c) = bytes.get(p) {
+    for (p, &c) in bytes.iter().enumerate() {
         // Most bytes start nothing: one table look-up each.
         if !CANDIDATE_START[usize::from(c)] {
-            p += 1;
             continue;
         }
         // Every pattern below needs this second byte: most candidates end
@@ -69,7 +67,6 @@ pub fn looks_like_credential(s: &str) -> bool {
             _ => d == b'y',
         };
         if !second {
-            p += 1;
             continue;
         }
         let rest = bytes.get(p..).unwrap_or_default();
@@ -106,7 +103,6 @@ pub fn looks_like_credential(s: &str) -> bool {
                 return true;
             }
         }
-        p += 1;
     }
     false
 }

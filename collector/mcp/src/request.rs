@@ -25,7 +25,9 @@ use serde::de::{DeserializeSeed, Deserializer, MapAccess, SeqAccess, Visitor};
 use serde_json::Value;
 
 use crate::config::HandleRule;
+use crate::decoder::{known_method, known_version};
 use crate::handles::{Found, WalkSeed};
+use crate::span::Text;
 
 pub(crate) mod fast;
 
@@ -75,8 +77,9 @@ pub(crate) enum Body<M = ReqMsg> {
 /// The members of one JSON-RPC message object that the decoder reads.
 #[derive(Debug, Default, PartialEq)]
 pub(crate) struct ReqMsg {
-    /// `method`, when a string (uncut).
-    pub method: Option<String>,
+    /// `method`, when a string (uncut): a known MCP method as its
+    /// `'static` text (nothing allocated), else owned.
+    pub method: Option<Text>,
     /// `id`, whatever its type (`null` included), when present.
     pub id: Option<Value>,
     /// `jsonrpc`, when a string other than `2.0` (cut to [`MAX_NAME_BYTES`]).
@@ -116,8 +119,9 @@ pub(crate) struct Params {
 /// `params._meta` members read by the decoder.
 #[derive(Debug, Default, PartialEq)]
 pub(crate) struct Meta {
-    /// `io.modelcontextprotocol/protocolVersion`, when a string (cut).
-    pub protocol_version: Option<String>,
+    /// `io.modelcontextprotocol/protocolVersion`, when a string (cut): a
+    /// known version as its `'static` text (nothing allocated), else owned.
+    pub protocol_version: Option<Text>,
     /// `io.modelcontextprotocol/clientInfo`, when an object.
     pub client_info: Option<ClientInfo>,
     /// Keys of `io.modelcontextprotocol/clientCapabilities`, when an object
@@ -235,6 +239,14 @@ pub(crate) struct StrSeed(pub(crate) bool);
 /// `jsonrpc`: a string other than `2.0` (cut to [`MAX_NAME_BYTES`]), else
 /// `None` (nothing is allocated for `2.0`).
 struct VersionSeed;
+
+/// `method`: a string (uncut), as the `'static` text of a known MCP method
+/// when it is one, else `None`.
+struct MethodSeed;
+
+/// A protocol version: a string (cut to [`MAX_NAME_BYTES`]), as the
+/// `'static` text of a known version when it is one, else `None`.
+struct VersionTextSeed;
 
 /// A body of messages read with the message seed `.0`: [`Body::Single`] for
 /// an object or a scalar, [`Body::Batch`] for an array.
@@ -393,6 +405,46 @@ impl<'de> Visitor<'de> for VersionSeed {
     }
 }
 
+any_seed!(MethodSeed, Option<Text>);
+impl<'de> Visitor<'de> for MethodSeed {
+    type Value = Option<Text>;
+    fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("any JSON value")
+    }
+    scalars_give!(None);
+    seq_gives!(None);
+    map_gives!(None);
+    fn visit_str<E>(self, s: &str) -> Result<Option<Text>, E> {
+        Ok(Some(match known_method(s) {
+            Some(k) => Text::Static(k),
+            None => Text::from(s.to_owned()),
+        }))
+    }
+    fn visit_string<E>(self, s: String) -> Result<Option<Text>, E> {
+        Ok(Some(match known_method(&s) {
+            Some(k) => Text::Static(k),
+            None => Text::from(s),
+        }))
+    }
+}
+
+any_seed!(VersionTextSeed, Option<Text>);
+impl<'de> Visitor<'de> for VersionTextSeed {
+    type Value = Option<Text>;
+    fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("any JSON value")
+    }
+    scalars_give!(None);
+    seq_gives!(None);
+    map_gives!(None);
+    fn visit_str<E>(self, s: &str) -> Result<Option<Text>, E> {
+        Ok(Some(match known_version(s) {
+            Some(k) => Text::Static(k),
+            None => Text::from(cap(s).to_owned()),
+        }))
+    }
+}
+
 impl<'de, M, S> DeserializeSeed<'de> for BodySeed<S>
 where
     S: Copy + DeserializeSeed<'de, Value = Option<M>> + Visitor<'de, Value = Option<M>>,
@@ -444,7 +496,7 @@ impl<'de> Visitor<'de> for MsgSeed<'_> {
         let mut params = None;
         while let Some(key) = map.next_key_seed(Key)? {
             match &*key {
-                "method" => method = map.next_value_seed(StrSeed(false))?,
+                "method" => method = map.next_value_seed(MethodSeed)?,
                 "id" => id = Some(map.next_value::<Value>()?),
                 "jsonrpc" => jsonrpc = map.next_value_seed(VersionSeed)?,
                 "params" => params = Some(map.next_value_seed(ParamsSeed(self.0))?),
@@ -539,7 +591,9 @@ impl<'de> Visitor<'de> for MetaSeed<'_> {
         let m = self.0;
         while let Some(key) = map.next_key_seed(Key)? {
             match &*key {
-                META_PROTOCOL_VERSION => m.protocol_version = map.next_value_seed(StrSeed(true))?,
+                META_PROTOCOL_VERSION => {
+                    m.protocol_version = map.next_value_seed(VersionTextSeed)?
+                }
                 META_CLIENT_INFO => m.client_info = map.next_value_seed(ClientInfoSeed)?,
                 META_CLIENT_CAPS => m.client_caps = map.next_value_seed(CapsSeed)?,
                 "traceparent" => m.traceparent = map.next_value_seed(StrSeed(false))?,

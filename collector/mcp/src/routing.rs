@@ -27,7 +27,7 @@ impl Era {
     pub fn classify(header: Option<&str>) -> Era {
         match header {
             None => Era::Legacy,
-            Some(v) if LEGACY_VERSIONS.contains(&v.trim()) => Era::Legacy,
+            Some(v) if LEGACY_VERSIONS.contains(&trim(v)) => Era::Legacy,
             Some(_) => Era::Modern,
         }
     }
@@ -38,6 +38,18 @@ impl Era {
             Era::Legacy => "legacy",
             Era::Modern => "modern",
         }
+    }
+}
+
+/// `s.trim()`, without the Unicode whitespace walk when `s` starts and ends
+/// with visible ASCII (every Unicode whitespace is either ASCII at most
+/// `' '` or starts with a byte of `0x80` or more), as header values do.
+pub(crate) fn trim(s: &str) -> &str {
+    let visible = |b: Option<&u8>| b.is_some_and(|&b| b > b' ' && b < 0x80);
+    if visible(s.as_bytes().first()) && visible(s.as_bytes().last()) {
+        s
+    } else {
+        s.trim()
     }
 }
 
@@ -147,6 +159,16 @@ mod tests {
         assert_eq!(Era::classify(Some("2025-06-18")), Era::Legacy);
         assert_eq!(Era::classify(Some("2026-07-28")), Era::Modern);
         assert_eq!(Era::classify(Some("DRAFT-2026-v1")), Era::Modern);
+    }
+
+    proptest::proptest! {
+        /// The ASCII shortcut trims exactly as `str::trim`.
+        #[test]
+        fn trim_is_str_trim(
+            s in "[ \t\u{a0}\u{3000}\u{85}]{0,2}[a-z0-9.\u{e9} -]{0,6}[ \t\u{a0}\u{2028}]{0,2}",
+        ) {
+            proptest::prop_assert_eq!(trim(&s), s.trim());
+        }
     }
 
     #[test]

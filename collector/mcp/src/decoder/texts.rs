@@ -40,6 +40,18 @@ pub(super) fn take_id_string(id: &mut Value) -> Option<Text> {
     }
 }
 
+/// `n.to_string()` as a text: small non-negative integers (progress counts)
+/// as fixed strings, other numbers by [`number_text`].
+pub(super) fn number_attr_text(n: &serde_json::Number) -> Text {
+    match n
+        .as_u64()
+        .and_then(|u| SMALL_INTS.get(usize::try_from(u).ok()?))
+    {
+        Some(t) => Text::Static(t),
+        None => Text::from(number_text(n)),
+    }
+}
+
 /// `0` … `127` in decimal.
 pub(super) const SMALL_INTS: [&str; 128] = [
     "0", "1", "2", "3", "4", "5", "6", "7", "8", "9", "10", "11", "12", "13", "14", "15", "16",
@@ -141,7 +153,7 @@ pub(super) fn known_method_bytes(m: &[u8]) -> Option<&'static str> {
 }
 
 /// [`known_method_bytes`] of a string.
-pub(super) fn known_method(m: &str) -> Option<&'static str> {
+pub(crate) fn known_method(m: &str) -> Option<&'static str> {
     known_method_bytes(m.as_bytes())
 }
 
@@ -160,7 +172,7 @@ pub(super) fn known_version_bytes(v: &[u8]) -> Option<&'static str> {
 }
 
 /// [`known_version_bytes`] of a string.
-pub(super) fn known_version(v: &str) -> Option<&'static str> {
+pub(crate) fn known_version(v: &str) -> Option<&'static str> {
     known_version_bytes(v.as_bytes())
 }
 
@@ -300,19 +312,27 @@ impl AddrTexts {
         (h >> 32) as usize & (slots - 1)
     }
 
-    /// [`ip_text`] of `ip`.
+    /// [`ip_text`] of `ip` (inlined: two look-ups per exchange, nearly
+    /// always hits).
+    #[inline]
     pub(super) fn ip(&mut self, ip: IpAddr) -> Arc<str> {
-        let Some(slot) = self.ips.get_mut(Self::slot(ip, 0, ADDR_SLOTS)) else {
-            return Arc::from(ip_text(ip));
-        };
-        match slot {
-            Some((k, t)) if *k == ip => Arc::clone(t),
-            _ => {
-                let t: Arc<str> = Arc::from(ip_text(ip));
-                *slot = Some((ip, Arc::clone(&t)));
-                t
-            }
+        if let Some(Some((k, t))) = self.ips.get(Self::slot(ip, 0, ADDR_SLOTS))
+            && *k == ip
+        {
+            return Arc::clone(t);
         }
+        self.ip_miss(ip)
+    }
+
+    /// [`AddrTexts::ip`] when `ip`'s slot holds another address (or none).
+    #[cold]
+    #[inline(never)]
+    fn ip_miss(&mut self, ip: IpAddr) -> Arc<str> {
+        let t: Arc<str> = Arc::from(ip_text(ip));
+        if let Some(slot) = self.ips.get_mut(Self::slot(ip, 0, ADDR_SLOTS)) {
+            *slot = Some((ip, Arc::clone(&t)));
+        }
+        t
     }
 
     /// [`socket_text_with`] of `addr` (`ip` is the text of its address).
@@ -434,6 +454,8 @@ mod text_tests {
             vs in proptest::collection::vec(prop_oneof![
                 Just(b"python-httpx/0.28".to_vec()),
                 Just(b"ua\xff".to_vec()),
+                Just(b"d7db4a5d90ff46159f61c7f4d3fe0660".to_vec()),
+                Just(b"d7db4a5d90ff46159f61c7f4d3fe0661".to_vec()),
                 Just(Vec::new()),
                 proptest::collection::vec(any::<u8>(), 0..6),
             ], 0..20)
@@ -448,13 +470,17 @@ mod text_tests {
     proptest! {
         /// Integer ids and error codes in decimal as `Number`'s `Display` writes them.
         #[test]
-        fn number_text_matches_display(u in any::<u64>(), i in any::<i64>(), f in any::<f64>()) {
+        fn number_text_matches_display(u in any::<u64>(), i in any::<i64>(), f in any::<f64>(), small in 0u64..200) {
+            let n = serde_json::Number::from(small);
+            prop_assert_eq!(super::number_attr_text(&n).into_string(), n.to_string());
             let n = serde_json::Number::from(u);
             prop_assert_eq!(super::number_text(&n), n.to_string());
+            prop_assert_eq!(super::number_attr_text(&n).into_string(), n.to_string());
             let n = serde_json::Number::from(i);
             prop_assert_eq!(super::number_text(&n), n.to_string());
             if let Some(n) = serde_json::Number::from_f64(f) {
                 prop_assert_eq!(super::number_text(&n), n.to_string());
+                prop_assert_eq!(super::number_attr_text(&n).into_string(), n.to_string());
             }
         }
 

@@ -344,6 +344,38 @@ impl<'de> Fast<'de> {
 
     /// A number value at the position, `Value`-strict.
     fn number<V: Visitor<'de>>(&mut self, visitor: V) -> Result<V::Value, Error> {
+        // Integers written plainly (nearly every id, count and code): the
+        // digits are read in the one walk that finds the token's end. The
+        // token is exactly `-`? then the digits when no number byte follows
+        // them; that is the `simple` case below, which gives the same values.
+        let bytes = self.bytes();
+        let start = self.pos;
+        let neg = bytes.get(start) == Some(&b'-');
+        let first = start + usize::from(neg);
+        let mut i = first;
+        let mut n = 0u64;
+        while let Some(&d) = bytes.get(i) {
+            if !d.is_ascii_digit() {
+                break;
+            }
+            // Wraps past 19 digits; only runs of at most 18 are used.
+            n = n.wrapping_mul(10).wrapping_add(u64::from(d - b'0'));
+            i += 1;
+        }
+        let len = i - first;
+        if (1..=18).contains(&len)
+            && (len == 1 || bytes.get(first) != Some(&b'0'))
+            && !bytes.get(i).is_some_and(|&b| is_number_byte(b))
+            && (!neg || n != 0)
+        {
+            self.pos = i;
+            return if neg {
+                // n < 10^18 < 2^63.
+                visitor.visit_i64(-(n as i64))
+            } else {
+                visitor.visit_u64(n)
+            };
+        }
         let token = self.number_token()?;
         let (neg, digits) = match token.strip_prefix('-') {
             Some(d) => (true, d),
@@ -853,6 +885,9 @@ pub(crate) mod tests {
             "[1,]",
             "{\"a\":1,}",
             "\"a\u{1}\"",
+            "[999999999999999999,-999999999999999999,1000000000000000000,-1000000000000000000]",
+            "[0,-0,00,-00,0.5,-5e1,7-,--7,-,1E2,12345678901234567890123]",
+            "[0, 1 ,-1]",
         ] {
             assert_eq!(
                 fast_value(text),
