@@ -112,6 +112,51 @@ impl ReadBuf {
         }
         Ok(())
     }
+
+    /// Marks the first `len` unread bytes as consumed.
+    #[inline]
+    fn consume(&mut self, len: usize) {
+        self.start += len;
+        self.offset += len as u64;
+    }
+
+    /// The unread bytes.
+    #[inline]
+    fn unread(&self) -> &[u8] {
+        &self.buf[self.start..self.end]
+    }
+}
+
+impl FileReader {
+    /// The next whole record at the start of the unread bytes (a packet or a
+    /// record to skip), reading more of the file as the decoder asks; not
+    /// consumed yet. `Ok(None)` at a clean end of the file; `Err(message)` when
+    /// the record at `input.offset` is cut, damaged or cannot be read.
+    // Inlined into `next_packet`: out of line it cost 1.2% of the instructions
+    // of a replay (callgrind, c20.pcap).
+    #[inline(always)]
+    fn record(&mut self) -> std::result::Result<Option<Record>, String> {
+        loop {
+            match self.decoder.next(self.input.unread()) {
+                Ok(Record::NeedMore { at_least }) => {
+                    let have = self.input.end - self.input.start;
+                    if self.input.eof {
+                        return match have {
+                            0 => Ok(None),
+                            _ => Err(format!(
+                                "truncated record: {have} bytes left, it needs at least {at_least}"
+                            )),
+                        };
+                    }
+                    self.input
+                        .want(at_least)
+                        .map_err(|e| format!("read error: {e}"))?;
+                }
+                Ok(record) => return Ok(Some(record)),
+                Err(e) => return Err(e.to_string()),
+            }
+        }
+    }
 }
 
 /// A capture file or a libpcap handle, plus what the pipeline needs to know about it.
@@ -119,7 +164,6 @@ pub struct Source {
     handle: Handle,
     link: LinkType,
     packets: u64,
-    bytes: u64,
 }
 
 impl Source {
@@ -159,26 +203,15 @@ impl Source {
         input.start = header;
         input.offset = header as u64;
         let mut r = FileReader { input, decoder };
-        // pcapng: consume the blocks before the first interface description.
+        // pcapng: consume the blocks before the first interface description
+        // (the decoder rejects a packet block that comes before it).
         while r.decoder.link_type().is_none() {
-            let input = &mut r.input;
-            let at = input.offset;
-            match r.decoder.next(&input.buf[input.start..input.end]) {
-                Ok(Record::Skip { len }) => {
-                    input.start += len;
-                    input.offset += len as u64;
-                }
-                Ok(Record::NeedMore { at_least }) if !input.eof => input
-                    .want(at_least)
-                    .with_context(|| format!("{name}: cannot read"))?,
-                Ok(Record::NeedMore { .. }) => {
+            let at = r.input.offset;
+            match r.record() {
+                Ok(Some(Record::Skip { len })) => r.input.consume(len),
+                Ok(Some(_) | None) => {
                     return Err(anyhow!(
-                        "{name}: capture ends before any interface description (at byte offset {at})"
-                    ));
-                }
-                Ok(Record::Packet { .. }) => {
-                    return Err(anyhow!(
-                        "{name}: packet before any interface description (at byte offset {at})"
+                        "{name}: no interface description before the packets (at byte offset {at})"
                     ));
                 }
                 Err(e) => return Err(anyhow!("{name}: {e} (at byte offset {at})")),
@@ -188,7 +221,6 @@ impl Source {
         let link = LinkType::from_linktype(dlt)
             .ok_or_else(|| anyhow!("{name}: unsupported link type {dlt} (at byte offset 0)"))?;
         Ok(Source {
-            bytes: r.input.offset,
             handle: Handle::File(r),
             link,
             packets: 0,
@@ -237,7 +269,6 @@ impl Source {
             handle: Handle::Live(cap),
             link,
             packets: 0,
-            bytes: 0,
         })
     }
 
@@ -251,22 +282,25 @@ impl Source {
         matches!(self.handle, Handle::Live(_))
     }
 
-    /// Bytes of the file consumed so far (pcap record headers included), for progress.
+    /// Bytes of the file consumed so far (headers included), for progress; 0
+    /// for a live capture.
     pub fn bytes_read(&self) -> u64 {
-        self.bytes
+        match &self.handle {
+            Handle::File(f) => f.input.offset,
+            Handle::Live(_) => 0,
+        }
     }
 
     /// Reads the next packet. `Ok(None)` when a live capture has nothing ready
     /// (the caller waits a little and polls again);
     /// `Err(end)` when the source is over.
     pub fn next_packet(&mut self) -> std::result::Result<Option<Packet<'_>>, End> {
-        let (decoder, r) = match &mut self.handle {
-            Handle::File(f) => (&mut f.decoder, &mut f.input),
+        let f = match &mut self.handle {
+            Handle::File(f) => f,
             Handle::Live(cap) => {
                 return match cap.next_packet() {
                     Ok(p) => {
                         self.packets += 1;
-                        self.bytes += 16 + u64::from(p.header.caplen);
                         let sec = u64::try_from(p.header.ts.tv_sec).unwrap_or(0);
                         let nsec = u64::try_from(p.header.ts.tv_usec).unwrap_or(0);
                         Ok(Some(Packet {
@@ -285,45 +319,30 @@ impl Source {
             }
         };
         loop {
-            let (packets, offset) = (self.packets, r.offset);
-            let truncated = |message: String| End::Truncated {
-                packets,
-                offset,
-                message,
-            };
-            match decoder.next(&r.buf[r.start..r.end]) {
-                Ok(Record::Packet { ts, data, len }) => {
-                    let at = r.start;
-                    r.start += len;
-                    r.offset += len as u64;
+            match f.record() {
+                Ok(Some(Record::Packet { ts, data, len })) => {
+                    let at = f.input.start;
+                    f.input.consume(len);
                     self.packets += 1;
-                    self.bytes = r.offset;
                     return Ok(Some(Packet {
                         ts,
-                        data: r.buf.get(at + data.start..at + data.end).unwrap_or(&[]),
+                        data: f
+                            .input
+                            .buf
+                            .get(at + data.start..at + data.end)
+                            .unwrap_or(&[]),
                     }));
                 }
-                Ok(Record::Skip { len }) => {
-                    r.start += len;
-                    r.offset += len as u64;
-                    self.bytes = r.offset;
+                Ok(Some(Record::Skip { len })) => f.input.consume(len),
+                Ok(Some(Record::NeedMore { .. })) => {} // `record` never answers this
+                Ok(None) => return Err(End::Done),
+                Err(message) => {
+                    return Err(End::Truncated {
+                        packets: self.packets,
+                        offset: f.input.offset,
+                        message,
+                    });
                 }
-                Ok(Record::NeedMore { at_least }) => {
-                    let have = r.end - r.start;
-                    if r.eof {
-                        return Err(if have == 0 {
-                            End::Done
-                        } else {
-                            truncated(format!(
-                                "truncated record: {have} bytes left, it needs at least {at_least}"
-                            ))
-                        });
-                    }
-                    if let Err(e) = r.want(at_least) {
-                        return Err(truncated(format!("read error: {e}")));
-                    }
-                }
-                Err(e) => return Err(truncated(e.to_string())),
             }
         }
     }
