@@ -44,6 +44,10 @@ pub const MAX_BLOCK_LEN: usize = 16 * 1024 * 1024;
 /// Size of a pcap record header, in bytes (the "modified" format's is 24).
 const RECORD_HEADER: usize = 16;
 
+/// First bytes of a pcapng Section Header Block (its block type, the same in
+/// both byte orders).
+const SHB_TYPE: [u8; 4] = [0x0a, 0x0d, 0x0d, 0x0a];
+
 /// pcapng block type of the obsolete Packet Block.
 const OBSOLETE_PACKET_BLOCK: u32 = 2;
 
@@ -184,7 +188,7 @@ impl CaptureFile {
         let Some(magic) = buf.get(..4) else {
             return Ok(None);
         };
-        if magic == [0x0a, 0x0d, 0x0d, 0x0a] {
+        if magic == SHB_TYPE {
             let file = CaptureFile {
                 format: Format::PcapNg { big_endian: false },
                 link: None,
@@ -215,11 +219,6 @@ impl CaptureFile {
     /// for pcap, after the first Interface Description Block for pcapng.
     pub fn link_type(&self) -> Option<i32> {
         self.link
-    }
-
-    /// Whether this is a pcapng file.
-    pub fn is_pcapng(&self) -> bool {
-        matches!(self.format, Format::PcapNg { .. })
     }
 
     /// Decodes the record at the start of `buf` (the bytes after the last
@@ -408,7 +407,7 @@ fn block_len(buf: &[u8], big_endian: bool) -> Result<Option<usize>, FileError> {
         return Ok(None);
     };
     let len = <[u8; 4]>::try_from(len).unwrap_or_default();
-    let big_endian = if ty == [0x0a, 0x0d, 0x0d, 0x0a] {
+    let big_endian = if ty == SHB_TYPE {
         match bom {
             [0x4d, 0x3c, 0x2b, 0x1a] => false,
             [0x1a, 0x2b, 0x3c, 0x4d] => true,
@@ -707,10 +706,7 @@ mod tests {
                 let (file, len) = CaptureFile::open(&bytes)
                     .expect("header")
                     .expect("whole header");
-                assert_eq!(
-                    (file.link_type(), len, file.is_pcapng()),
-                    (Some(1), 24, false)
-                );
+                assert_eq!((file.link_type(), len), (Some(1), 24));
             }
         }
     }
