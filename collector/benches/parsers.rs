@@ -39,43 +39,39 @@ use mcptap_wire::{ConnMeta, Dir, FlowId, HttpEvent, TimestampNs};
 use std::collections::HashMap;
 use std::hint::black_box;
 
-/// Every record of an in-memory capture file through `mcptap_wire::pcapfile`:
-/// (packets, captured bytes).
-fn read_records(file: &[u8]) -> (usize, u64) {
+/// Calls `f` with every packet (timestamp, captured bytes) of a capture file
+/// held in memory, decoded by `mcptap_wire::pcapfile`; stops at the first
+/// damaged record.
+fn each_packet(file: &[u8], mut f: impl FnMut(TimestampNs, &[u8])) {
     let Ok(Some((mut capture, mut off))) = CaptureFile::open(file) else {
-        return (0, 0);
+        return;
     };
-    let (mut packets, mut bytes) = (0, 0);
     while let Some(rest) = file.get(off..) {
         match capture.next(rest) {
-            Ok(Record::Packet { data, len, .. }) => {
-                packets += 1;
-                bytes += data.len() as u64;
+            Ok(Record::Packet { ts, data, len }) => {
+                f(ts, &rest[data]);
                 off += len;
             }
             Ok(Record::Skip { len }) => off += len,
             Ok(Record::NeedMore { .. }) | Err(_) => break,
         }
     }
+}
+
+/// Packets and captured bytes of a capture file held in memory.
+fn read_records(file: &[u8]) -> (usize, u64) {
+    let (mut packets, mut bytes) = (0, 0);
+    each_packet(file, |_, data| {
+        packets += 1;
+        bytes += data.len() as u64;
+    });
     (packets, bytes)
 }
 
 /// The frames of a capture file held in memory, with their timestamps.
 fn frames(file: &[u8]) -> Vec<(TimestampNs, Vec<u8>)> {
     let mut out = Vec::new();
-    let Ok(Some((mut capture, mut off))) = CaptureFile::open(file) else {
-        return out;
-    };
-    while let Some(rest) = file.get(off..) {
-        match capture.next(rest) {
-            Ok(Record::Packet { ts, data, len }) => {
-                out.push((ts, rest[data].to_vec()));
-                off += len;
-            }
-            Ok(Record::Skip { len }) => off += len,
-            Ok(Record::NeedMore { .. }) | Err(_) => break,
-        }
-    }
+    each_packet(file, |ts, data| out.push((ts, data.to_vec())));
     out
 }
 
