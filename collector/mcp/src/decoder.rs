@@ -151,7 +151,7 @@ pub struct Decoder {
     /// ([`ExCtx::session_info`]).
     /// Keyed by session id. Ids come off the wire, so the hash is foldhash with a
     /// random per-process seed (like the wire crate's flow table): crafted ids
-    /// cannot be made to collide; ~6× cheaper than std's SipHash on a 32-byte id.
+    /// cannot be made to collide; cheaper than std's SipHash.
     sessions: HashMap<String, Arc<SessionInfo>, foldhash::fast::RandomState>,
     session_order: BTreeMap<u64, String>,
     next_session_seq: u64,
