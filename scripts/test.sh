@@ -1,5 +1,6 @@
 #!/usr/bin/env bash
 # The test suite, in the order CI runs it:
+#   0. `cargo fmt --check` and `cargo clippy --workspace --all-targets -- -D warnings`;
 #   1. Rust: unit, property, golden (real SDK captures vs ground truth), ClickHouse
 #      (local chDB front), OTLP (real receivers), admin, outage, analyzer tests;
 #      as root also the live-capture test on a veth in network namespaces;
@@ -27,6 +28,8 @@ step() {
 }
 export MCPTAP_BROWSER_TESTS=1   # the analyzer page in headless Chromium (installed by setup.sh)
 mkdir -p target
+step fmt cargo fmt --all -- --check
+step clippy cargo clippy --quiet --workspace --all-targets -- -D warnings
 step build cargo build --quiet --workspace --all-targets
 step rust-tests cargo test --workspace --no-fail-fast
 step chfront-tests bash -c 'tools/chfront/start.sh --install-only && .venv/bin/python -m unittest discover -s tools/chfront/tests'
