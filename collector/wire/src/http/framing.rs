@@ -101,7 +101,7 @@ pub enum FramingError {
 }
 
 /// The body framing of `head`, per RFC 9112 §6.3, for a response to anything
-/// but `HEAD` (the caller handles `HEAD`, see [`MessageParser::set_no_body`]):
+/// but `HEAD` (the caller handles `HEAD`, see [`MessageParser::set_no_body`](super::MessageParser::set_no_body)):
 ///
 /// - responses 1xx, 204, 304: [`BodyFraming::None`];
 /// - `Transfer-Encoding` whose last coding is `chunked`: [`BodyFraming::Chunked`]

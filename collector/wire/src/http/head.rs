@@ -1,4 +1,4 @@
-//! Head parsing: a complete head to a [`Head`] and its [`body_framing`],
+//! Head parsing: a complete head to a [`Head`] and its [`body_framing`](super::body_framing),
 //! by our own walk when the head is written the plain way
 //! ([`parse_head_fast`]), else by `httparse` (RFC 9112 §2–§5), which the
 //! walk follows exactly; and the blank-line search that finds a head's end.
@@ -65,13 +65,13 @@ pub(super) fn find_blank_line_end(state: &mut LineState, data: &[u8]) -> Option<
 
 /// Packs httparse's headers and computes from the same slots, in the same
 /// walk, the body framing (`status`: `None` for a request; see
-/// [`framing_of`]) and, for a response, whether its first `Content-Type`
+/// `framing_of`) and, for a response, whether its first `Content-Type`
 /// is `text/event-stream` (see [`is_event_stream`]).
 ///
 /// The values are stored as `httparse` gives them: it already strips the
 /// spaces and tabs around a value (those after the colon, and trailing
 /// SP/HTAB/CR/LF; obsolete line folding is not enabled), so they are
-/// trimmed as [`trim_ows`] would (the property test
+/// trimmed as [`trim_ows`](super::framing::trim_ows) would (the property test
 /// `stored_headers_match_httparse_slots` checks it on odd whitespace).
 fn convert_headers(headers: &[httparse::Header<'_>], status: Option<u16>) -> ParsedHeaders {
     let mut content_type: Option<&[u8]> = None;
@@ -115,7 +115,7 @@ struct ParsedHeaders {
 }
 
 /// Parses a complete head (ending with its blank line) of the given kind;
-/// returns it with its [`body_framing`].
+/// returns it with its [`body_framing`](super::body_framing).
 pub(super) fn parse_head(
     buf: &[u8],
     kind: Kind,
@@ -146,7 +146,7 @@ pub(super) fn parse_head(
 }
 
 /// A head parsed at the start of a buffer: its length in bytes (blank line
-/// included), the head and its [`body_framing`].
+/// included), the head and its [`body_framing`](super::body_framing).
 type ParsedHead = (usize, Head, Result<BodyFraming, FramingError>);
 
 /// The head at the start of `buf` when `buf` holds all of it and it is
