@@ -387,60 +387,119 @@ pub(crate) fn fuzz_agree(buf: &[u8]) {
 /// by the proptest `fast_head_is_httparse`). It needs no header slots and
 /// computes the framing and the event-stream flag while it walks.
 fn parse_head_fast(buf: &[u8], kind: Kind) -> Option<ParsedHead> {
-    // Start line: request (RFC 9112 §3) or status line (§4).
-    let mut i;
-    let mut request = None;
-    let mut status = None;
-    let version_minor;
-    match kind {
+    let (i, request, status, version_minor) = match kind {
         Kind::Request => {
-            let m = tchar_run(buf)?;
-            if m == 0 || buf.get(m) != Some(&b' ') {
-                return None;
-            }
-            let t0 = m + 1;
-            let t = buf
-                .get(t0..)?
-                .iter()
-                .position(|&b| !(0x21..=0x7e).contains(&b))?;
-            if t == 0 || buf.get(t0 + t) != Some(&b' ') {
-                return None;
-            }
-            let v0 = t0 + t + 1;
-            version_minor = version_crlf(buf.get(v0..).and_then(|r| r.first_chunk::<10>()))?;
-            request = Some((buf.get(..m)?, buf.get(t0..t0 + t)?));
-            i = v0 + 10;
+            let (i, method, target, version_minor) = fast_request_line(buf)?;
+            (i, Some((method, target)), None, version_minor)
         }
         Kind::Response => {
-            let line = buf.first_chunk::<13>()?;
-            let (version, rest) = line.split_at(8);
-            version_minor = match version {
-                b"HTTP/1.1" => 1,
-                b"HTTP/1.0" => 0,
-                _ => return None,
-            };
-            let &[b' ', h, t, o, after] = rest else {
-                return None;
-            };
-            if !(h.is_ascii_digit() && t.is_ascii_digit() && o.is_ascii_digit()) {
+            let (i, status, version_minor) = fast_status_line(buf)?;
+            (i, None, Some(status), version_minor)
+        }
+    };
+    let FastFields {
+        end: i,
+        headers,
+        scan,
+        content_type,
+    } = fast_header_lines(buf, i, status.is_some())?;
+    let framing = scan.finish(status);
+    let head = match (request, status) {
+        (Some((method, target)), _) => Head::Request(RequestHead {
+            method: match method {
+                // The usual methods from constants (no byte loop).
+                b"POST" => String::from("POST"),
+                b"GET" => String::from("GET"),
+                b"DELETE" => String::from("DELETE"),
+                _ => ascii_string(method),
+            },
+            target: ascii_string(target),
+            version_minor,
+            headers,
+        }),
+        (None, Some(status)) => Head::Response(ResponseHead {
+            status,
+            version_minor,
+            headers,
+            event_stream: content_type.is_some_and(is_event_stream),
+        }),
+        (None, None) => return None,
+    };
+    Some((i, head, framing))
+}
+
+/// The request line (RFC 9112 §3) at the start of `buf`, written the plain
+/// way (see [`parse_head_fast`]): the index after its CRLF, the method, the
+/// target and the minor version.
+#[inline(always)]
+fn fast_request_line(buf: &[u8]) -> Option<(usize, &[u8], &[u8], u8)> {
+    let m = tchar_run(buf)?;
+    if m == 0 || buf.get(m) != Some(&b' ') {
+        return None;
+    }
+    let t0 = m + 1;
+    let t = buf
+        .get(t0..)?
+        .iter()
+        .position(|&b| !(0x21..=0x7e).contains(&b))?;
+    if t == 0 || buf.get(t0 + t) != Some(&b' ') {
+        return None;
+    }
+    let v0 = t0 + t + 1;
+    let version_minor = version_crlf(buf.get(v0..).and_then(|r| r.first_chunk::<10>()))?;
+    Some((v0 + 10, buf.get(..m)?, buf.get(t0..t0 + t)?, version_minor))
+}
+
+/// The status line (RFC 9112 §4) at the start of `buf`, written the plain
+/// way (see [`parse_head_fast`]): the index after its CRLF, the status code
+/// and the minor version.
+#[inline(always)]
+fn fast_status_line(buf: &[u8]) -> Option<(usize, u16, u8)> {
+    let line = buf.first_chunk::<13>()?;
+    let (version, rest) = line.split_at(8);
+    let version_minor = match version {
+        b"HTTP/1.1" => 1,
+        b"HTTP/1.0" => 0,
+        _ => return None,
+    };
+    let &[b' ', h, t, o, after] = rest else {
+        return None;
+    };
+    if !(h.is_ascii_digit() && t.is_ascii_digit() && o.is_ascii_digit()) {
+        return None;
+    }
+    let status = u16::from(h - b'0') * 100 + u16::from(t - b'0') * 10 + u16::from(o - b'0');
+    let i = match after {
+        b' ' => {
+            let e = value_stop(buf, 13);
+            if buf.get(e..e + 2) != Some(b"\r\n") {
                 return None;
             }
-            status =
-                Some(u16::from(h - b'0') * 100 + u16::from(t - b'0') * 10 + u16::from(o - b'0'));
-            i = match after {
-                b' ' => {
-                    let e = value_stop(buf, 13);
-                    if buf.get(e..e + 2) != Some(b"\r\n") {
-                        return None;
-                    }
-                    e + 2
-                }
-                b'\r' if buf.get(13) == Some(&b'\n') => 14,
-                _ => return None,
-            };
+            e + 2
         }
-    }
-    // Header lines (RFC 9112 §5), then the empty line.
+        b'\r' if buf.get(13) == Some(&b'\n') => 14,
+        _ => return None,
+    };
+    Some((i, status, version_minor))
+}
+
+/// The header section [`fast_header_lines`] read.
+struct FastFields<'b> {
+    /// Index just past the empty line that ends the head.
+    end: usize,
+    /// The headers, packed.
+    headers: Headers,
+    /// The framing headers seen.
+    scan: FramingScan<'b>,
+    /// The first `Content-Type` value (responses only).
+    content_type: Option<&'b [u8]>,
+}
+
+/// The header lines (RFC 9112 §5) from `i` to the empty line, each written
+/// the plain way (see [`parse_head_fast`]), at most [`FAST_HEADERS`], in a
+/// head of at most 65 535 bytes; `response`: look for `Content-Type`.
+#[inline(always)]
+fn fast_header_lines(buf: &[u8], mut i: usize, response: bool) -> Option<FastFields<'_>> {
     let mut spans = [[0u16; 4]; FAST_HEADERS];
     let mut count = 0;
     let (mut names_len, mut values_len) = (0usize, 0usize);
@@ -455,36 +514,9 @@ fn parse_head_fast(buf: &[u8], kind: Kind) -> Option<ParsedHead> {
             i += 2;
             break;
         }
-        let colon = tchar_end(buf, i);
-        let n = colon - i;
-        if n == 0 || buf.get(colon) != Some(&b':') {
-            return None;
-        }
-        let mut v = colon + 1;
-        // Usually one space, then the value.
-        if let Some(&[b' ', b]) = buf.get(v..).and_then(|r| r.first_chunk::<2>())
-            && b != b' '
-            && b != b'\t'
-        {
-            v += 1;
-        } else {
-            while let Some(b' ' | b'\t') = buf.get(v) {
-                v += 1;
-            }
-        }
-        let stop = value_stop(buf, v);
-        if buf.get(stop..stop + 2) != Some(b"\r\n") {
-            return None;
-        }
-        let mut end = stop;
-        // Usually no trailing whitespace: one test of the byte before the CR.
-        if matches!(buf.get(stop.wrapping_sub(1)), Some(b' ' | b'\t')) {
-            while end > v && matches!(buf.get(end - 1), Some(b' ' | b'\t')) {
-                end -= 1;
-            }
-        }
+        let (n, v, end, stop) = fast_header_line(buf, i)?;
         match n {
-            12 if status.is_some() && content_type.is_none() => {
+            12 if response && content_type.is_none() => {
                 if let (Some(name), Some(value)) = (rest.get(..n), buf.get(v..end))
                     && CONTENT_TYPE.matches(name)
                 {
@@ -519,29 +551,48 @@ fn parse_head_fast(buf: &[u8], kind: Kind) -> Option<ParsedHead> {
         return None;
     }
     let headers = Headers::pack_spans(buf, spans.get(..count)?, names_len, values_len);
-    let framing = scan.finish(status);
-    let head = match (request, status) {
-        (Some((method, target)), _) => Head::Request(RequestHead {
-            method: match method {
-                // The usual methods from constants (no byte loop).
-                b"POST" => String::from("POST"),
-                b"GET" => String::from("GET"),
-                b"DELETE" => String::from("DELETE"),
-                _ => ascii_string(method),
-            },
-            target: ascii_string(target),
-            version_minor,
-            headers,
-        }),
-        (None, Some(status)) => Head::Response(ResponseHead {
-            status,
-            version_minor,
-            headers,
-            event_stream: content_type.is_some_and(is_event_stream),
-        }),
-        (None, None) => return None,
-    };
-    Some((i, head, framing))
+    Some(FastFields {
+        end: i,
+        headers,
+        scan,
+        content_type,
+    })
+}
+
+/// The header line at `i` (not the empty line), written the plain way:
+/// the name's length, the value's start and end (SP/HTAB around it left
+/// out, as `httparse` trims them), and the index of the line's CR.
+#[inline(always)]
+fn fast_header_line(buf: &[u8], i: usize) -> Option<(usize, usize, usize, usize)> {
+    let colon = tchar_end(buf, i);
+    let n = colon - i;
+    if n == 0 || buf.get(colon) != Some(&b':') {
+        return None;
+    }
+    let mut v = colon + 1;
+    // Usually one space, then the value.
+    if let Some(&[b' ', b]) = buf.get(v..).and_then(|r| r.first_chunk::<2>())
+        && b != b' '
+        && b != b'\t'
+    {
+        v += 1;
+    } else {
+        while let Some(b' ' | b'\t') = buf.get(v) {
+            v += 1;
+        }
+    }
+    let stop = value_stop(buf, v);
+    if buf.get(stop..stop + 2) != Some(b"\r\n") {
+        return None;
+    }
+    let mut end = stop;
+    // Usually no trailing whitespace: one test of the byte before the CR.
+    if matches!(buf.get(stop.wrapping_sub(1)), Some(b' ' | b'\t')) {
+        while end > v && matches!(buf.get(end - 1), Some(b' ' | b'\t')) {
+            end -= 1;
+        }
+    }
+    Some((n, v, end, stop))
 }
 
 /// Checks a partial head (no blank line yet) for early errors; `false` when

@@ -574,34 +574,45 @@ impl MessageParser {
     /// One resync step over non-empty `data`: skips, buffers a candidate, or
     /// switches to reading a head.
     fn resync_step(&mut self, data: &mut &[u8], ts: TimestampNs, stats: &mut WireStats) {
-        let d: &[u8] = data;
         if self.pending.is_empty() {
-            match scan_for_start(d, self.expect) {
-                Scan::Found(p) => {
-                    stats.http_resync_skipped_bytes += p as u64;
-                    *data = d.get(p..).unwrap_or_default();
-                    self.msg_ts = ts;
-                    self.state = State::Head {
-                        started: true,
-                        line: LineState::Mid,
-                        checked: false,
-                    };
-                }
-                Scan::Partial(p) => {
-                    stats.http_resync_skipped_bytes += p as u64;
-                    self.pending
-                        .extend_from_slice(d.get(p..).unwrap_or_default());
-                    self.pending_ts = ts;
-                    *data = &[];
-                }
-                Scan::Nothing => {
-                    stats.http_resync_skipped_bytes += d.len() as u64;
-                    *data = &[];
-                }
-            }
-            return;
+            self.resync_scan(data, ts, stats);
+        } else {
+            self.resync_candidate(data, stats);
         }
-        // A candidate is in `pending`: extend it up to the end of its line.
+    }
+
+    /// Resync with no candidate buffered: scans `data` for a start line.
+    fn resync_scan(&mut self, data: &mut &[u8], ts: TimestampNs, stats: &mut WireStats) {
+        let d: &[u8] = data;
+        match scan_for_start(d, self.expect) {
+            Scan::Found(p) => {
+                stats.http_resync_skipped_bytes += p as u64;
+                *data = d.get(p..).unwrap_or_default();
+                self.msg_ts = ts;
+                self.state = State::Head {
+                    started: true,
+                    line: LineState::Mid,
+                    checked: false,
+                };
+            }
+            Scan::Partial(p) => {
+                stats.http_resync_skipped_bytes += p as u64;
+                self.pending
+                    .extend_from_slice(d.get(p..).unwrap_or_default());
+                self.pending_ts = ts;
+                *data = &[];
+            }
+            Scan::Nothing => {
+                stats.http_resync_skipped_bytes += d.len() as u64;
+                *data = &[];
+            }
+        }
+    }
+
+    /// Resync with a candidate in `pending`: extends it up to the end of its
+    /// line, then accepts it, waits, or looks for another candidate in it.
+    fn resync_candidate(&mut self, data: &mut &[u8], stats: &mut WireStats) {
+        let d: &[u8] = data;
         let take = memchr::memchr(b'\n', d).map_or(d.len(), |i| i + 1);
         let room = RESYNC_LINE_MAX.saturating_sub(self.pending.len()).max(1);
         let take = take.min(room);
@@ -609,19 +620,7 @@ impl MessageParser {
             .extend_from_slice(d.get(..take).unwrap_or_default());
         *data = d.get(take..).unwrap_or_default();
         match classify(&self.pending, self.expect) {
-            Class::Yes => {
-                self.msg_ts = self.pending_ts;
-                let line = if self.pending.last() == Some(&b'\n') {
-                    LineState::Start
-                } else {
-                    LineState::Mid
-                };
-                self.state = State::Head {
-                    started: true,
-                    line,
-                    checked: false,
-                };
-            }
+            Class::Yes => self.head_from_candidate(),
             Class::NeedMore => {}
             Class::No => {
                 // Look for another candidate inside what was buffered.
@@ -634,17 +633,7 @@ impl MessageParser {
                             .extend_from_slice(tail.get(p..).unwrap_or_default());
                         // `pending_ts` is kept: the candidate began no earlier.
                         if let Class::Yes = classify(&self.pending, self.expect) {
-                            self.msg_ts = self.pending_ts;
-                            let line = if self.pending.last() == Some(&b'\n') {
-                                LineState::Start
-                            } else {
-                                LineState::Mid
-                            };
-                            self.state = State::Head {
-                                started: true,
-                                line,
-                                checked: false,
-                            };
+                            self.head_from_candidate();
                         }
                     }
                     Scan::Nothing => {
@@ -659,6 +648,21 @@ impl MessageParser {
                 }
             }
         }
+    }
+
+    /// The candidate in `pending` is a start line: it begins a head.
+    fn head_from_candidate(&mut self) {
+        self.msg_ts = self.pending_ts;
+        let line = if self.pending.last() == Some(&b'\n') {
+            LineState::Start
+        } else {
+            LineState::Mid
+        };
+        self.state = State::Head {
+            started: true,
+            line,
+            checked: false,
+        };
     }
 
     /// `len` bytes of this direction are missing. See [`GapOutcome`]; counts
