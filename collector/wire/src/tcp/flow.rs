@@ -126,7 +126,7 @@ pub(super) fn dir_of(i: usize) -> Dir {
 
 /// Server side by ports when the handshake was not seen: `true` when `dst`
 /// (the first segment's receiver) is the server.
-pub(super) fn dst_is_server(src: u16, dst: u16) -> bool {
+fn dst_is_server(src: u16, dst: u16) -> bool {
     let common = |p: u16| COMMON_SERVER_PORTS.contains(&p);
     let low = |p: u16| p < 32768;
     if common(src) != common(dst) {
@@ -136,6 +136,23 @@ pub(super) fn dst_is_server(src: u16, dst: u16) -> bool {
         return low(dst);
     }
     dst <= src
+}
+
+/// The client guess for the first segment `pkt` of a connection (see the
+/// module docs, "Client guess" and "`client_isn`"): whether its source is
+/// the client, the client's ISN, and whether the handshake was seen.
+pub(super) fn client_guess(pkt: &TcpPacket<'_>) -> (bool, u32, bool) {
+    let flags = pkt.flags;
+    if flags.syn && !flags.ack {
+        (true, pkt.seq, true)
+    } else if flags.syn {
+        (false, pkt.ack.wrapping_sub(1), true)
+    } else if dst_is_server(pkt.src.port(), pkt.dst.port()) {
+        (true, pkt.seq, false)
+    } else {
+        let isn = if flags.ack { pkt.ack } else { 0 };
+        (false, isn, false)
+    }
 }
 
 /// Applies one segment to its flow; returns why the flow must close now, if so.

@@ -2,7 +2,7 @@
 //! opening and closing, eviction and idle timeout through the indexed LRU,
 //! and the total cap on out-of-order bytes.
 
-use super::flow::{Flow, FlowKey, dir_of, dst_is_server, process};
+use super::flow::{Flow, FlowKey, client_guess, dir_of, process};
 use super::half::{Half, Out};
 use super::lru::Lru;
 use super::{CloseReason, FlowOpened, FlowSink, LRU_GRANULARITY_NS, TcpConfig, TcpEvent};
@@ -159,35 +159,8 @@ impl<T> FlowTable<T> {
         sink: &mut impl FlowSink<T>,
     ) {
         let flags = pkt.flags;
-        let mut slot = self.find(key);
-        if let Some(s) = slot
-            && flags.syn
-            && !flags.ack
-            && !flags.rst
-            && let Some(f) = self.flow(s)
-        {
-            let h = &f.halves[f.dir_index(src_first)];
-            let retransmitted_syn = h.syn_seq() == Some(pkt.seq) && !f.any_fin();
-            if !retransmitted_syn {
-                let reason = if f.any_fin() {
-                    CloseReason::Fin
-                } else {
-                    CloseReason::Rst
-                };
-                self.close(s, ts, reason, stats, sink);
-                slot = None;
-            }
-        }
-        let slot = match slot {
-            Some(s) => s,
-            None => {
-                if flags.rst || (pkt.payload.is_empty() && !flags.syn) {
-                    stats.tcp_segments_without_flow =
-                        stats.tcp_segments_without_flow.saturating_add(1);
-                    return;
-                }
-                self.open(ts, (*key, src_first), pkt, stats, sink)
-            }
+        let Some(slot) = self.flow_of_segment(ts, key, src_first, pkt, stats, sink) else {
+            return;
         };
         self.last = slot;
         let general_only = self.general_only();
@@ -253,6 +226,52 @@ impl<T> FlowTable<T> {
             self.close(slot, ts, reason, stats, sink);
         }
         self.enforce_total(ts, stats, sink);
+    }
+
+    /// The slot of the segment's flow: the one with `key`, unless a new SYN
+    /// (not a retransmission of the opening one) replaces it; else a new flow
+    /// when the segment may open one (payload or SYN, no RST); else `None`
+    /// (counted in `tcp_segments_without_flow`).
+    fn flow_of_segment(
+        &mut self,
+        ts: TimestampNs,
+        key: &FlowKey,
+        src_first: bool,
+        pkt: &TcpPacket<'_>,
+        stats: &mut WireStats,
+        sink: &mut impl FlowSink<T>,
+    ) -> Option<usize> {
+        let flags = pkt.flags;
+        let mut slot = self.find(key);
+        if let Some(s) = slot
+            && flags.syn
+            && !flags.ack
+            && !flags.rst
+            && let Some(f) = self.flow(s)
+        {
+            let h = &f.halves[f.dir_index(src_first)];
+            let retransmitted_syn = h.syn_seq() == Some(pkt.seq) && !f.any_fin();
+            if !retransmitted_syn {
+                let reason = if f.any_fin() {
+                    CloseReason::Fin
+                } else {
+                    CloseReason::Rst
+                };
+                self.close(s, ts, reason, stats, sink);
+                slot = None;
+            }
+        }
+        match slot {
+            Some(s) => Some(s),
+            None => {
+                if flags.rst || (pkt.payload.is_empty() && !flags.syn) {
+                    stats.tcp_segments_without_flow =
+                        stats.tcp_segments_without_flow.saturating_add(1);
+                    return None;
+                }
+                Some(self.open(ts, (*key, src_first), pkt, stats, sink))
+            }
+        }
     }
 
     /// Closes connections idle since before `now - idle_timeout_ns` (no
@@ -446,17 +465,7 @@ impl<T> FlowTable<T> {
             }
             self.close(slot, ts, CloseReason::Evicted, stats, sink);
         }
-        let flags = pkt.flags;
-        let (client_is_src, client_isn, saw_syn) = if flags.syn && !flags.ack {
-            (true, pkt.seq, true)
-        } else if flags.syn {
-            (false, pkt.ack.wrapping_sub(1), true)
-        } else if dst_is_server(pkt.src.port(), pkt.dst.port()) {
-            (true, pkt.seq, false)
-        } else {
-            let isn = if flags.ack { pkt.ack } else { 0 };
-            (false, isn, false)
-        };
+        let (client_is_src, client_isn, saw_syn) = client_guess(pkt);
         let (client, server) = if client_is_src {
             (pkt.src, pkt.dst)
         } else {
@@ -485,6 +494,13 @@ impl<T> FlowTable<T> {
             halves: [Half::default(), Half::default()],
             conn,
         };
+        self.store(flow)
+    }
+
+    /// Puts `flow` in a free slot (or a new one) and indexes it by key and
+    /// in the LRU; returns the slot.
+    fn store(&mut self, flow: Flow<T>) -> usize {
+        let key = flow.key;
         let slot = match self.free.pop() {
             Some(s) if s < self.slots.len() => {
                 self.slots[s] = Some(Box::new(flow));
@@ -498,7 +514,7 @@ impl<T> FlowTable<T> {
         let (slots, hasher) = (&self.slots, &self.hasher);
         self.by_key.insert_unique(
             key.hash(hasher),
-            // `slots.len() <= max <= u32::MAX` (see above).
+            // `slots.len() <= max <= u32::MAX` (see `open`).
             slot as u32,
             |&s| {
                 slots
@@ -507,7 +523,7 @@ impl<T> FlowTable<T> {
                     .map_or(0, |f| f.key.hash(hasher))
             },
         );
-        // `slot < slots.len() <= max <= u32::MAX` (see above).
+        // `slot < slots.len() <= max <= u32::MAX` (see `open`).
         self.lru.push(&mut self.slots, slot as u32);
         slot
     }
