@@ -71,6 +71,9 @@ pub struct WireStats {
     pub http_unpaired_responses: u64,
     /// Messages cut before their end (connection closed or timed out).
     pub http_incomplete_messages: u64,
+    /// Responses that began before their request's body was complete (their
+    /// events were held until the request was; `conn.rs`).
+    pub http_early_responses: u64,
     /// SSE events parsed.
     pub sse_events: u64,
     /// SSE comment lines (keep-alives such as `: ping`).
