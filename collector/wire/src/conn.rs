@@ -16,6 +16,11 @@
 //! `text/event-stream` body, then [`HttpEvent::ResponseEnd`]; and
 //! [`HttpEvent::Closed`] last.
 //!
+//! A connection whose first bytes are a TLS record (a mesh's mTLS leg, a
+//! server terminating TLS itself; [`crate::tls`]) is never fed to the HTTP
+//! parsers: its bytes are counted ([`WireStats::tls_bytes`]) and one
+//! [`HttpEvent::Tls`] reports what the ClientHello said (SNI, ALPN, version).
+//!
 //! A server may answer before it has read the whole request (nginx and
 //! Starlette answer 404 or 413 from the head alone while the client is still
 //! sending the body). Such an early response's events are held until the
@@ -33,6 +38,7 @@ use std::net::SocketAddr;
 use crate::http::{Event, GapOutcome, Head, Kind, MessageParser};
 use crate::sse::{SseParser, SseSink};
 use crate::stats::WireStats;
+use crate::tls::{self, HelloParse, Sniff};
 use crate::{ConnMeta, Dir, FlowId, HttpEvent, HttpRequest, MsgFlags, SseEvent, TimestampNs};
 
 /// Requests awaiting a response kept per connection; older ones are forgotten
@@ -194,6 +200,15 @@ enum Msg {
     Response(RespBuild),
     /// A response nobody asked for: framed, not reported.
     Unpaired,
+    /// A TLS connection: nothing is parsed as HTTP. The client's direction
+    /// keeps its first bytes (at most [`tls::MAX_HELLO_BYTES`]) until the
+    /// ClientHello is read and [`HttpEvent::Tls`] reported.
+    Tls {
+        /// The client's first bytes, while the hello is incomplete.
+        hello: Vec<u8>,
+        /// `true` once [`HttpEvent::Tls`] went out (always, on the server's side).
+        reported: bool,
+    },
 }
 
 /// The two endpoints of a connection, compact: 16 bytes for IPv4 (the
@@ -264,6 +279,9 @@ pub struct HttpConnection {
     msgs: [Option<Box<Msg>>; 2],
     next_index: u64,
     outstanding: OutstandingQueue,
+    /// Some byte has arrived in either direction (TLS is recognised on the
+    /// connection's first bytes only).
+    seen_data: bool,
     closed: bool,
 }
 
@@ -326,6 +344,7 @@ impl HttpConnection {
             msgs: [None, None],
             next_index: 0,
             outstanding: OutstandingQueue::default(),
+            seen_data: false,
             closed: false,
         }
     }
@@ -370,6 +389,7 @@ impl HttpConnection {
             n += match &**m {
                 Msg::Request(r, held) => r.body.len() + held.as_ref().map_or(0, |h| h.bytes),
                 Msg::Response(r) => r.body.len() + r.sse.as_ref().map_or(0, |s| s.buffered_bytes()),
+                Msg::Tls { hello, .. } => hello.len(),
                 Msg::Unpaired | Msg::Emitted => 0,
             };
         }
@@ -389,10 +409,14 @@ impl HttpConnection {
         stats: &mut WireStats,
         out: &mut impl EventSink,
     ) {
-        if self.closed {
+        if self.closed || data.is_empty() {
             return;
         }
         let s = slot(dir);
+        if self.tls_data(s, ts, data, stats, out) {
+            return;
+        }
+        self.seen_data = true;
         let mut d = data;
         while let Some(ev) = self.parsers[s].next(&mut d, ts, stats) {
             self.handle(s, ev, ts, stats, out);
@@ -413,6 +437,9 @@ impl HttpConnection {
             return;
         }
         let s = slot(dir);
+        if matches!(self.msgs[s].as_deref(), Some(Msg::Tls { .. })) {
+            return;
+        }
         match self.parsers[s].on_gap(len, stats) {
             GapOutcome::Resync => {}
             GapOutcome::Skipped => {
@@ -437,6 +464,18 @@ impl HttpConnection {
             None => [0, 1],
         };
         for s in order {
+            if let Some(Msg::Tls {
+                reported: false, ..
+            }) = self.msgs[s].as_deref()
+            {
+                // Closed before the ClientHello was complete.
+                stats.tls_hellos_unread += 1;
+                out.event(HttpEvent::Tls {
+                    conn: self.meta(),
+                    ts,
+                    hello: None,
+                });
+            }
             if let Some(flags) = self.parsers[s].finish(stats) {
                 self.end_message(s, flags, None, stats, out);
             }
@@ -590,7 +629,7 @@ impl HttpConnection {
                             }
                         }
                     }
-                    Some(Msg::Unpaired | Msg::Emitted) | None => {}
+                    Some(Msg::Unpaired | Msg::Emitted | Msg::Tls { .. }) | None => {}
                 }
                 if check_held {
                     self.check_held(s, stats, out);
@@ -682,8 +721,62 @@ impl HttpConnection {
                 };
                 self.send(s, end, bytes, stats, out);
             }
-            Some(Msg::Unpaired | Msg::Emitted) | None => {}
+            Some(Msg::Unpaired | Msg::Emitted | Msg::Tls { .. }) | None => {}
         }
+    }
+
+    /// TLS handling of `data` arriving in slot `s`: recognises a TLS
+    /// connection on its first bytes, counts its bytes and reads the
+    /// ClientHello. `false`: not TLS, parse `data` as HTTP.
+    fn tls_data(
+        &mut self,
+        s: usize,
+        ts: TimestampNs,
+        data: &[u8],
+        stats: &mut WireStats,
+        out: &mut impl EventSink,
+    ) -> bool {
+        if !matches!(self.msgs[s].as_deref(), Some(Msg::Tls { .. })) {
+            if self.seen_data || tls::sniff(data) != Sniff::Tls {
+                return false;
+            }
+            stats.tls_connections += 1;
+            self.seen_data = true;
+            self.msgs[s] = Some(Box::new(Msg::Tls {
+                hello: Vec::new(),
+                reported: false,
+            }));
+            self.msgs[1 - s.min(1)] = Some(Box::new(Msg::Tls {
+                hello: Vec::new(),
+                reported: true,
+            }));
+        }
+        stats.tls_bytes += data.len() as u64;
+        let Some(Msg::Tls {
+            hello,
+            reported: reported @ false,
+        }) = self.msgs[s].as_deref_mut()
+        else {
+            return true;
+        };
+        let room = tls::MAX_HELLO_BYTES.saturating_sub(hello.len());
+        hello.extend_from_slice(data.get(..room.min(data.len())).unwrap_or_default());
+        let parsed = match tls::parse_client_hello(hello) {
+            HelloParse::NeedMore => return true,
+            HelloParse::Hello(h) => Some(h),
+            HelloParse::NotAHello => {
+                stats.tls_hellos_unread += 1;
+                None
+            }
+        };
+        *reported = true;
+        *hello = Vec::new();
+        out.event(HttpEvent::Tls {
+            conn: self.meta(),
+            ts,
+            hello: parsed,
+        });
+        true
     }
 }
 

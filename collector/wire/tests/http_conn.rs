@@ -550,7 +550,8 @@ fn body_over_cap_truncated_next_message_parsed() {
 #[test]
 fn garbage_then_valid_request_resyncs() {
     let mut r = Run::new(true);
-    let garbage = b"\x16\x03\x01\x02\x00\x01\x00\x01\xfc\x03\x03 random tls hello\r\n\r\n";
+    // (Not a TLS record: a connection that starts with one is TLS, `tls_conn.rs`.)
+    let garbage = b"\x00\x02\x01\x02\x00\x01\x00\x01\xfc\x03\x03 random bytes\r\n\r\n";
     r.data(C2S, 1, garbage);
     r.data(C2S, 2, &post_mcp(1));
     r.data(S2C, 3, &json_response(1));
