@@ -39,6 +39,7 @@ struct HttpStage {
     cfg: HttpConfig,
     stats: WireStats,
     decoder: Decoder,
+    tls: TlsFlows,
     spans: Vec<Span>,
     /// Spans handed to the sink so far.
     spans_out: u64,
@@ -53,12 +54,46 @@ struct HttpStage {
 struct Decode<'a> {
     decoder: &'a mut Decoder,
     spans: &'a mut Vec<Span>,
+    tls: &'a mut TlsFlows,
 }
 
 impl EventSink for Decode<'_> {
     #[inline]
     fn event(&mut self, ev: HttpEvent) {
+        if let HttpEvent::Tls { hello, .. } = &ev {
+            self.tls.record(hello.as_ref());
+        }
         self.decoder.on_event(ev, self.spans);
+    }
+}
+
+/// TLS connections seen (not decrypted), by what their ClientHello offered:
+/// at most [`TlsFlows::MAX_KEYS`] distinct (SNI, ALPN) pairs, the rest counted
+/// under `other`.
+#[derive(Debug, Default, Clone)]
+pub struct TlsFlows {
+    /// Connections per `(sni, alpn joined with ',')`; `sni` empty when absent
+    /// or the hello was unread.
+    pub by_server: std::collections::BTreeMap<(String, String), u64>,
+    /// Connections past the key bound.
+    pub other: u64,
+}
+
+impl TlsFlows {
+    /// Distinct (SNI, ALPN) pairs kept.
+    pub const MAX_KEYS: usize = 64;
+
+    fn record(&mut self, hello: Option<&mcptap_wire::tls::ClientHello>) {
+        let key = hello.map_or_else(Default::default, |h| {
+            (h.sni.clone().unwrap_or_default(), h.alpn.join(","))
+        });
+        if let Some(n) = self.by_server.get_mut(&key) {
+            *n += 1;
+        } else if self.by_server.len() < Self::MAX_KEYS {
+            self.by_server.insert(key, 1);
+        } else {
+            self.other += 1;
+        }
     }
 }
 
@@ -110,6 +145,7 @@ impl FlowSink<HttpConnection> for Feed<'_> {
         let out = &mut Decode {
             decoder: &mut stage.decoder,
             spans: &mut stage.spans,
+            tls: &mut stage.tls,
         };
         match ev {
             TcpEvent::Opened { .. } => {}
@@ -146,6 +182,8 @@ pub struct PipelineStats<'a> {
     pub spans: u64,
     /// Connections currently tracked.
     pub open_flows: usize,
+    /// TLS connections by server name and ALPN.
+    pub tls: &'a TlsFlows,
 }
 
 /// Packets in, spans out.
@@ -172,6 +210,7 @@ impl Pipeline {
                 cfg: cfg.http,
                 stats: WireStats::default(),
                 decoder: Decoder::new(cfg.mcp),
+                tls: TlsFlows::default(),
                 spans: Vec::new(),
                 spans_out: 0,
                 err: None,
@@ -260,6 +299,7 @@ impl Pipeline {
             mcp: self.http.decoder.stats(),
             spans: self.http.spans_out,
             open_flows: self.flows.len(),
+            tls: &self.http.tls,
         }
     }
 }

@@ -105,6 +105,37 @@ pub fn render(s: &PipelineStats<'_>, kernel: Option<KernelStats>, elapsed: Durat
         h.http_unpaired_responses,
         h.sse_events
     );
+    if h.http_early_responses > 0 {
+        let _ = writeln!(
+            o,
+            "http: early responses {} (answered before the request body was complete; held until it was)",
+            h.http_early_responses
+        );
+    }
+    if h.tls_connections > 0 {
+        let servers: Vec<String> = s
+            .tls
+            .by_server
+            .iter()
+            .map(|((sni, alpn), n)| {
+                let sni = if sni.is_empty() { "(no sni)" } else { sni };
+                if alpn.is_empty() {
+                    format!("{sni} {n}")
+                } else {
+                    format!("{sni} [{alpn}] {n}")
+                }
+            })
+            .chain((s.tls.other > 0).then(|| format!("other {}", s.tls.other)))
+            .collect();
+        let _ = writeln!(
+            o,
+            "tls (not decrypted, not parsed as http): connections {}  bytes {}  hellos unread {}  servers: {}",
+            h.tls_connections,
+            h.tls_bytes,
+            h.tls_hellos_unread,
+            servers.join(", ")
+        );
+    }
     if let Some(k) = kernel {
         let _ = writeln!(
             o,

@@ -283,6 +283,8 @@ impl Decoder {
                 }
                 self.finalize(ex, ts, EndReason::Response, out);
             }
+            // A TLS connection (not decrypted): the pipeline records it.
+            HttpEvent::Tls { .. } => {}
             HttpEvent::Closed { flow, ts } => {
                 // The flow's exchanges, in request-index order.
                 for ex in self.pending.take_flow(flow) {

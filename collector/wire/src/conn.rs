@@ -14,10 +14,23 @@
 //! is complete; for its final response [`HttpEvent::ResponseHead`] as soon as the
 //! head is parsed, then one [`HttpEvent::SseEvent`] per event of a
 //! `text/event-stream` body, then [`HttpEvent::ResponseEnd`]; and
-//! [`HttpEvent::Closed`] last. If a response head arrives while its request's
-//! body is still being received, the request is reported at once, flagged
-//! `incomplete` (the rest of its body is framed and dropped), so that a
-//! request always comes before its response events.
+//! [`HttpEvent::Closed`] last.
+//!
+//! A connection whose first bytes are a TLS record (a mesh's mTLS leg, a
+//! server terminating TLS itself; [`crate::tls`]) is never fed to the HTTP
+//! parsers: its bytes are counted ([`WireStats::tls_bytes`]) and one
+//! [`HttpEvent::Tls`] reports what the ClientHello said (SNI, ALPN, version).
+//!
+//! A server may answer before it has read the whole request (nginx and
+//! Starlette answer 404 or 413 from the head alone while the client is still
+//! sending the body). Such an early response's events are held until the
+//! request is complete, so the request is reported whole and still before its
+//! response events, whatever the order of the two directions' segments on the
+//! wire ([`WireStats::http_early_responses`]). A request body that never
+//! completes (the connection closes, or a gap cuts it) is reported flagged
+//! `incomplete` before the held events; so is one whose held response events
+//! pass `HttpConfig::max_body_bytes` (the rest of its body is then framed and
+//! dropped).
 
 use std::collections::VecDeque;
 use std::net::SocketAddr;
@@ -25,6 +38,7 @@ use std::net::SocketAddr;
 use crate::http::{Event, GapOutcome, Head, Kind, MessageParser};
 use crate::sse::{SseParser, SseSink};
 use crate::stats::WireStats;
+use crate::tls::{self, HelloParse, Sniff};
 use crate::{ConnMeta, Dir, FlowId, HttpEvent, HttpRequest, MsgFlags, SseEvent, TimestampNs};
 
 /// Requests awaiting a response kept per connection; older ones are forgotten
@@ -152,6 +166,16 @@ impl<O: EventSink> SseSink for SseOut<'_, O> {
     }
 }
 
+/// The events of a response that began while its request was still being
+/// received, held until that request is reported (see the module docs).
+#[derive(Debug)]
+struct HeldResponse {
+    /// The response's events so far, in order.
+    events: Vec<HttpEvent>,
+    /// Body and event bytes in `events`; bounded by `max_body_bytes`.
+    bytes: usize,
+}
+
 /// A response being received.
 #[derive(Debug)]
 struct RespBuild {
@@ -167,14 +191,24 @@ struct RespBuild {
 /// The message in progress in one direction. 128 bytes (the request), boxed.
 #[derive(Debug)]
 enum Msg {
-    /// A request being received.
-    Request(HttpRequest),
+    /// A request being received, and the events of its response if that
+    /// began early (held until the request is complete; see the module docs).
+    Request(HttpRequest, Option<Box<HeldResponse>>),
     /// A request already reported (early, because its response started); the
     /// rest of its body is framed and dropped.
     Emitted,
     Response(RespBuild),
     /// A response nobody asked for: framed, not reported.
     Unpaired,
+    /// A TLS connection: nothing is parsed as HTTP. The client's direction
+    /// keeps its first bytes (at most [`tls::MAX_HELLO_BYTES`]) until the
+    /// ClientHello is read and [`HttpEvent::Tls`] reported.
+    Tls {
+        /// The client's first bytes, while the hello is incomplete.
+        hello: Vec<u8>,
+        /// `true` once [`HttpEvent::Tls`] went out (always, on the server's side).
+        reported: bool,
+    },
 }
 
 /// The two endpoints of a connection, compact: 16 bytes for IPv4 (the
@@ -245,6 +279,9 @@ pub struct HttpConnection {
     msgs: [Option<Box<Msg>>; 2],
     next_index: u64,
     outstanding: OutstandingQueue,
+    /// Some byte has arrived in either direction (TLS is recognised on the
+    /// connection's first bytes only).
+    seen_data: bool,
     closed: bool,
 }
 
@@ -307,6 +344,7 @@ impl HttpConnection {
             msgs: [None, None],
             next_index: 0,
             outstanding: OutstandingQueue::default(),
+            seen_data: false,
             closed: false,
         }
     }
@@ -346,11 +384,12 @@ impl HttpConnection {
     /// Bytes held by this connection: parser buffers plus bodies and SSE events
     /// being assembled. Bounded by about `2 × (max_head_bytes + 2 × max_body_bytes)`.
     pub fn buffered_bytes(&self) -> usize {
-        let mut n = self.parsers.iter().map(MessageParser::buffered_bytes).sum();
+        let mut n: usize = self.parsers.iter().map(MessageParser::buffered_bytes).sum();
         for m in self.msgs.iter().flatten() {
             n += match &**m {
-                Msg::Request(r) => r.body.len(),
+                Msg::Request(r, held) => r.body.len() + held.as_ref().map_or(0, |h| h.bytes),
                 Msg::Response(r) => r.body.len() + r.sse.as_ref().map_or(0, |s| s.buffered_bytes()),
+                Msg::Tls { hello, .. } => hello.len(),
                 Msg::Unpaired | Msg::Emitted => 0,
             };
         }
@@ -370,10 +409,14 @@ impl HttpConnection {
         stats: &mut WireStats,
         out: &mut impl EventSink,
     ) {
-        if self.closed {
+        if self.closed || data.is_empty() {
             return;
         }
         let s = slot(dir);
+        if self.tls_data(s, ts, data, stats, out) {
+            return;
+        }
+        self.seen_data = true;
         let mut d = data;
         while let Some(ev) = self.parsers[s].next(&mut d, ts, stats) {
             self.handle(s, ev, ts, stats, out);
@@ -394,6 +437,9 @@ impl HttpConnection {
             return;
         }
         let s = slot(dir);
+        if matches!(self.msgs[s].as_deref(), Some(Msg::Tls { .. })) {
+            return;
+        }
         match self.parsers[s].on_gap(len, stats) {
             GapOutcome::Resync => {}
             GapOutcome::Skipped => {
@@ -418,6 +464,18 @@ impl HttpConnection {
             None => [0, 1],
         };
         for s in order {
+            if let Some(Msg::Tls {
+                reported: false, ..
+            }) = self.msgs[s].as_deref()
+            {
+                // Closed before the ClientHello was complete.
+                stats.tls_hellos_unread += 1;
+                out.event(HttpEvent::Tls {
+                    conn: self.meta(),
+                    ts,
+                    hello: None,
+                });
+            }
             if let Some(flags) = self.parsers[s].finish(stats) {
                 self.end_message(s, flags, None, stats, out);
             }
@@ -473,17 +531,20 @@ impl HttpConnection {
                             index,
                             is_head: r.method == "HEAD",
                         });
-                        self.msgs[s] = Some(Box::new(Msg::Request(HttpRequest {
-                            index,
-                            ts_first,
-                            ts_last: ts,
-                            method: r.method,
-                            target: r.target,
-                            version_minor: r.version_minor,
-                            headers: r.headers,
-                            body: Vec::new(),
-                            flags,
-                        })));
+                        self.msgs[s] = Some(Box::new(Msg::Request(
+                            HttpRequest {
+                                index,
+                                ts_first,
+                                ts_last: ts,
+                                method: r.method,
+                                target: r.target,
+                                version_minor: r.version_minor,
+                                headers: r.headers,
+                                body: Vec::new(),
+                                flags,
+                            },
+                            None,
+                        )));
                     }
                     Head::Response(r) => {
                         let Some(o) = self.outstanding.pop_front() else {
@@ -494,16 +555,26 @@ impl HttpConnection {
                         if o.is_head {
                             self.parsers[s].set_no_body();
                         }
-                        self.emit_early_request(s, o.index, stats, out);
+                        if let Some(Msg::Request(req, held)) =
+                            self.msgs[1 - s.min(1)].as_deref_mut()
+                            && req.index == o.index
+                        {
+                            stats.http_early_responses += 1;
+                            *held = Some(Box::new(HeldResponse {
+                                events: Vec::new(),
+                                bytes: 0,
+                            }));
+                        }
                         let sse = r.event_stream;
-                        out.event(HttpEvent::ResponseHead {
+                        let head = HttpEvent::ResponseHead {
                             flow: self.flow(),
                             index: o.index,
                             ts,
                             status: r.status,
                             headers: r.headers,
                             sse,
-                        });
+                        };
+                        self.send(s, head, 0, stats, out);
                         self.msgs[s] = Some(Box::new(Msg::Response(RespBuild {
                             index: o.index,
                             sse: sse.then(|| Box::new(SseParser::new(self.max_body_bytes))),
@@ -515,17 +586,23 @@ impl HttpConnection {
                 }
             }
             Event::Body(bytes) => {
+                let mut check_held = false;
                 let cap = self.max_body_bytes;
                 let flow = self.flow();
-                match self.msgs[s].as_deref_mut() {
-                    Some(Msg::Request(req)) => {
+                let (this, other) = two_slots(&mut self.msgs, s);
+                match this.as_deref_mut() {
+                    Some(Msg::Request(req, _)) => {
                         req.ts_last = ts;
                         append_capped(&mut req.body, bytes, cap, &mut req.flags, stats);
                     }
                     Some(Msg::Response(r)) => {
                         r.last_ts = ts;
-                        match &mut r.sse {
-                            Some(sse) => {
+                        let held = match other.as_deref_mut() {
+                            Some(Msg::Request(_, Some(held))) => Some(held),
+                            _ => None,
+                        };
+                        match (&mut r.sse, held) {
+                            (Some(sse), None) => {
                                 let mut sse_out = SseOut {
                                     out,
                                     flow,
@@ -534,38 +611,72 @@ impl HttpConnection {
                                 };
                                 sse.feed(bytes, stats, &mut sse_out);
                             }
-                            None => append_capped(&mut r.body, bytes, cap, &mut r.flags, stats),
+                            (Some(sse), Some(held)) => {
+                                let before = held.events.len();
+                                let mut sse_out = SseOut {
+                                    out: &mut held.events,
+                                    flow,
+                                    index: r.index,
+                                    ts,
+                                };
+                                sse.feed(bytes, stats, &mut sse_out);
+                                held.bytes +=
+                                    held.events[before..].iter().map(event_bytes).sum::<usize>();
+                                check_held = true;
+                            }
+                            (None, _) => {
+                                append_capped(&mut r.body, bytes, cap, &mut r.flags, stats);
+                            }
                         }
                     }
-                    Some(Msg::Unpaired | Msg::Emitted) | None => {}
+                    Some(Msg::Unpaired | Msg::Emitted | Msg::Tls { .. }) | None => {}
+                }
+                if check_held {
+                    self.check_held(s, stats, out);
                 }
             }
             Event::End { flags } => self.end_message(s, flags, Some(ts), stats, out),
         }
     }
 
-    /// The response to request `index` started while that request is still
-    /// being received in the other direction: report the request now, flagged
-    /// `incomplete`.
-    fn emit_early_request(
+    /// Sends a response event (of `bytes` body or event bytes) from slot
+    /// `resp_slot`: held while its request is still arriving, else at once.
+    fn send(
         &mut self,
         resp_slot: usize,
-        index: u64,
+        ev: HttpEvent,
+        bytes: usize,
         stats: &mut WireStats,
         out: &mut impl EventSink,
     ) {
+        match self.msgs[1 - resp_slot.min(1)].as_deref_mut() {
+            Some(Msg::Request(_, Some(held))) => {
+                held.bytes += bytes;
+                held.events.push(ev);
+                self.check_held(resp_slot, stats, out);
+            }
+            _ => out.event(ev),
+        }
+    }
+
+    /// Held events past `max_body_bytes`: stop waiting for the request. It is
+    /// reported now, flagged `incomplete` (the rest of its body is framed and
+    /// dropped), then the held events.
+    fn check_held(&mut self, resp_slot: usize, stats: &mut WireStats, out: &mut impl EventSink) {
         let other = 1 - resp_slot.min(1);
-        // Usually the request is complete and gone: no `meta` to build.
-        if !matches!(self.msgs[other].as_deref(), Some(Msg::Request(req)) if req.index == index) {
+        let over = matches!(self.msgs[other].as_deref(),
+            Some(Msg::Request(_, Some(h))) if h.bytes > self.max_body_bytes);
+        if !over {
             return;
         }
         let meta = self.meta();
         if let Some(m) = self.msgs[other].as_deref_mut()
-            && let Msg::Request(mut req) = std::mem::replace(m, Msg::Emitted)
+            && let Msg::Request(mut req, held) = std::mem::replace(m, Msg::Emitted)
         {
             req.flags.incomplete = true;
             stats.http_incomplete_messages += 1;
             out.event(HttpEvent::Request { conn: meta, req });
+            release(held, out);
         }
     }
 
@@ -581,7 +692,7 @@ impl HttpConnection {
         out: &mut impl EventSink,
     ) {
         match self.msgs[s].take().map(|m| *m) {
-            Some(Msg::Request(mut req)) => {
+            Some(Msg::Request(mut req, held)) => {
                 if let Some(ts) = ts {
                     req.ts_last = ts;
                 }
@@ -590,6 +701,7 @@ impl HttpConnection {
                     conn: self.meta(),
                     req,
                 });
+                release(held, out);
             }
             Some(Msg::Response(mut r)) => {
                 if let Some(ts) = ts {
@@ -599,16 +711,100 @@ impl HttpConnection {
                     sse.finish(stats);
                 }
                 r.flags.merge(flags);
-                out.event(HttpEvent::ResponseEnd {
+                let bytes = r.body.len();
+                let end = HttpEvent::ResponseEnd {
                     flow: self.flow(),
                     index: r.index,
                     ts: r.last_ts,
                     body: r.body,
                     flags: r.flags,
-                });
+                };
+                self.send(s, end, bytes, stats, out);
             }
-            Some(Msg::Unpaired | Msg::Emitted) | None => {}
+            Some(Msg::Unpaired | Msg::Emitted | Msg::Tls { .. }) | None => {}
         }
+    }
+
+    /// TLS handling of `data` arriving in slot `s`: recognises a TLS
+    /// connection on its first bytes, counts its bytes and reads the
+    /// ClientHello. `false`: not TLS, parse `data` as HTTP.
+    fn tls_data(
+        &mut self,
+        s: usize,
+        ts: TimestampNs,
+        data: &[u8],
+        stats: &mut WireStats,
+        out: &mut impl EventSink,
+    ) -> bool {
+        if !matches!(self.msgs[s].as_deref(), Some(Msg::Tls { .. })) {
+            if self.seen_data || tls::sniff(data) != Sniff::Tls {
+                return false;
+            }
+            stats.tls_connections += 1;
+            self.seen_data = true;
+            self.msgs[s] = Some(Box::new(Msg::Tls {
+                hello: Vec::new(),
+                reported: false,
+            }));
+            self.msgs[1 - s.min(1)] = Some(Box::new(Msg::Tls {
+                hello: Vec::new(),
+                reported: true,
+            }));
+        }
+        stats.tls_bytes += data.len() as u64;
+        let Some(Msg::Tls {
+            hello,
+            reported: reported @ false,
+        }) = self.msgs[s].as_deref_mut()
+        else {
+            return true;
+        };
+        let room = tls::MAX_HELLO_BYTES.saturating_sub(hello.len());
+        hello.extend_from_slice(data.get(..room.min(data.len())).unwrap_or_default());
+        let parsed = match tls::parse_client_hello(hello) {
+            HelloParse::NeedMore => return true,
+            HelloParse::Hello(h) => Some(h),
+            HelloParse::NotAHello => {
+                stats.tls_hellos_unread += 1;
+                None
+            }
+        };
+        *reported = true;
+        *hello = Vec::new();
+        out.event(HttpEvent::Tls {
+            conn: self.meta(),
+            ts,
+            hello: parsed,
+        });
+        true
+    }
+}
+
+/// The two message slots as (`s`, the other one).
+fn two_slots(
+    msgs: &mut [Option<Box<Msg>>; 2],
+    s: usize,
+) -> (&mut Option<Box<Msg>>, &mut Option<Box<Msg>>) {
+    let [a, b] = msgs;
+    if s == 0 { (a, b) } else { (b, a) }
+}
+
+/// Sends the held events of an early response, if any, in order.
+fn release(held: Option<Box<HeldResponse>>, out: &mut impl EventSink) {
+    for ev in held.into_iter().flat_map(|h| h.events) {
+        out.event(ev);
+    }
+}
+
+/// Bytes an SSE event holds (its data and fields), for the held-response bound.
+fn event_bytes(ev: &HttpEvent) -> usize {
+    match ev {
+        HttpEvent::SseEvent { event, .. } => {
+            event.data.len()
+                + event.event.as_ref().map_or(0, String::len)
+                + event.id.as_ref().map_or(0, String::len)
+        }
+        _ => 0,
     }
 }
 

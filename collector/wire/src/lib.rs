@@ -24,6 +24,7 @@ pub mod pcapfile;
 pub mod sse;
 pub mod stats;
 pub mod tcp;
+pub mod tls;
 
 /// Differential checks for the fuzz targets, compiled only under `cargo fuzz`
 /// (which builds every crate with `--cfg fuzzing`); see `fuzz/fuzz_targets/http_head.rs`.
@@ -223,6 +224,18 @@ pub enum HttpEvent {
         body: Vec<u8>,
         /// Framing irregularities (e.g. a stream cut before its terminating chunk).
         flags: MsgFlags,
+    },
+    /// The connection carries TLS, not HTTP (a mesh's mTLS leg, or a server
+    /// that terminates TLS itself): reported once, when the client's first
+    /// record has been read (or the connection ended before), and never
+    /// followed by HTTP events; see [`tls`]. Nothing is decrypted.
+    Tls {
+        /// Connection endpoints.
+        conn: ConnMeta,
+        /// Timestamp of the data that completed the ClientHello (or of the close).
+        ts: TimestampNs,
+        /// What the ClientHello said; `None` when it could not be read.
+        hello: Option<tls::ClientHello>,
     },
     /// The connection is gone (FIN/RST, idle timeout or eviction); nothing more
     /// will be reported for `flow`. Requests still waiting for a response never get one.

@@ -71,6 +71,17 @@ pub struct WireStats {
     pub http_unpaired_responses: u64,
     /// Messages cut before their end (connection closed or timed out).
     pub http_incomplete_messages: u64,
+    /// Responses that began before their request's body was complete (their
+    /// events were held until the request was; `conn.rs`).
+    pub http_early_responses: u64,
+    /// Connections recognised as TLS by their first bytes (`tls.rs`): never
+    /// parsed as HTTP.
+    pub tls_connections: u64,
+    /// Bytes of TLS connections (not decrypted).
+    pub tls_bytes: u64,
+    /// TLS connections whose ClientHello could not be read (malformed,
+    /// fragmented over several records, or cut by the end of the connection).
+    pub tls_hellos_unread: u64,
     /// SSE events parsed.
     pub sse_events: u64,
     /// SSE comment lines (keep-alives such as `: ping`).

@@ -550,7 +550,8 @@ fn body_over_cap_truncated_next_message_parsed() {
 #[test]
 fn garbage_then_valid_request_resyncs() {
     let mut r = Run::new(true);
-    let garbage = b"\x16\x03\x01\x02\x00\x01\x00\x01\xfc\x03\x03 random tls hello\r\n\r\n";
+    // (Not a TLS record: a connection that starts with one is TLS, `tls_conn.rs`.)
+    let garbage = b"\x00\x02\x01\x02\x00\x01\x00\x01\xfc\x03\x03 random bytes\r\n\r\n";
     r.data(C2S, 1, garbage);
     r.data(C2S, 2, &post_mcp(1));
     r.data(S2C, 3, &json_response(1));
@@ -744,7 +745,35 @@ fn head_response_has_no_body() {
 }
 
 #[test]
-fn early_response_reports_request_first() {
+fn early_response_waits_for_the_request_body() {
+    // nginx answers 413 from the head alone while the client still sends.
+    let mut r = Run::new(true);
+    r.data(
+        C2S,
+        1,
+        b"POST /mcp HTTP/1.1\r\nHost: h\r\nContent-Length: 17\r\n\r\n{\"jsonrpc\"",
+    );
+    r.data(
+        S2C,
+        2,
+        b"HTTP/1.1 413 Payload Too Large\r\ncontent-length: 0\r\n\r\n",
+    );
+    assert!(r.out.is_empty(), "held until the request is complete");
+    assert_eq!(r.stats.http_early_responses, 1);
+    r.data(C2S, 3, b":\"2.0\"}");
+    assert!(matches!(r.out.first(), Some(HttpEvent::Request { req, .. })
+            if !req.flags.incomplete && req.body == b"{\"jsonrpc\":\"2.0\"}" && req.ts_last == 3));
+    assert_eq!(r.heads(), vec![(0, 413, false)]);
+    assert!(matches!(
+        r.out.get(1),
+        Some(HttpEvent::ResponseHead { ts: 2, .. })
+    ));
+    r.close(4);
+    assert_eq!(r.requests().len(), 1, "not reported twice");
+}
+
+#[test]
+fn early_response_to_a_body_that_never_arrives_is_flagged() {
     let mut r = Run::new(true);
     r.data(
         C2S,
@@ -756,11 +785,48 @@ fn early_response_reports_request_first() {
         2,
         b"HTTP/1.1 413 Payload Too Large\r\ncontent-length: 0\r\n\r\n",
     );
-    assert!(
-        matches!(r.out.first(), Some(HttpEvent::Request { req, .. }) if req.flags.incomplete && req.body == b"{\"jsonrpc\"")
-    );
-    assert_eq!(r.heads(), vec![(0, 413, false)]);
+    assert!(r.out.is_empty());
     r.close(3);
+    assert!(matches!(r.out.first(), Some(HttpEvent::Request { req, .. })
+            if req.flags.incomplete && req.body == b"{\"jsonrpc\""));
+    assert_eq!(r.heads(), vec![(0, 413, false)]);
+    assert_eq!(r.requests().len(), 1, "not reported twice");
+    assert!(matches!(r.out.last(), Some(HttpEvent::Closed { .. })));
+}
+
+#[test]
+fn early_response_past_the_hold_bound_releases_the_request() {
+    let cfg = HttpConfig {
+        max_body_bytes: 64,
+        ..HttpConfig::default()
+    };
+    let mut r = Run::with_cfg(true, cfg);
+    r.data(
+        C2S,
+        1,
+        b"POST /mcp HTTP/1.1\r\nHost: h\r\nContent-Length: 100000\r\n\r\n{",
+    );
+    r.data(
+        S2C,
+        2,
+        b"HTTP/1.1 200 OK\r\ncontent-type: text/event-stream\r\n\r\n",
+    );
+    assert!(r.out.is_empty());
+    for i in 0..4 {
+        r.data(S2C, 3 + i, b"data: 0123456789abcdef0123456789\n\n");
+    }
+    assert!(
+        matches!(r.out.first(), Some(HttpEvent::Request { req, .. }) if req.flags.incomplete),
+        "bounded: the request is released, flagged, before the held events"
+    );
+    let sse = r
+        .out
+        .iter()
+        .filter(|e| matches!(e, HttpEvent::SseEvent { .. }))
+        .count();
+    assert_eq!(sse, 4, "no event lost");
+    r.data(C2S, 9, b"more body");
+    r.close(10);
     assert_eq!(r.requests().len(), 1, "not reported twice");
 }
 
