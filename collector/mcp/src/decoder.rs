@@ -22,24 +22,23 @@ use crate::attrs as a;
 use crate::config::DecoderConfig;
 use crate::handles::Handles;
 use crate::ids::{derive_ids, parse_traceparent};
+use crate::json::{Body, cap};
+use crate::protocol::{
+    Era, Method, NameParam, error_code, is_tasks_method, known_cache_scope, known_method,
+    known_method_bytes, known_result_type, known_version, known_version_bytes, trim,
+};
 use crate::redact::capture;
-use crate::request::{self, Body, Caps, Params, ReqMsg, cap};
+use crate::request::{self, Caps, Params, ReqMsg};
 use crate::response::{self, RespBody, RespMsg, RpcError};
-use crate::routing::{Check, Era, decode_header_value, name_param, param_header_names};
+use crate::routing::{Check, decode_header_value, param_header_names};
 use crate::span::{Attr, AttrValue, Span, SpanEvent, SpanStatus, Text};
 use crate::stats::McpStats;
 use pending::{Order, Pending};
 use session_cache::SessionCache;
 use texts::{
-    AddrTexts, LastText, id_string, known_cache_scope, known_error_code, known_method_bytes,
-    known_or_owned, known_path, known_result_type, known_version_bytes, number_attr_text,
-    number_text, take_id_string, url_path,
+    AddrTexts, LastText, id_string, known_or_owned, known_path, number_attr_text, number_text,
+    take_id_string, url_path,
 };
-pub(crate) use texts::{known_method, known_version};
-
-/// JSON-RPC error codes that are the caller's fault and do not make a server span
-/// an error (OTel MCP semconv server rules, common.yaml citing v1.43.0).
-const CALLER_FAULT_CODES: &[i64] = &[-32700, -32600, -32601, -32602, -32002];
 
 /// Why an exchange ended without a response head.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -86,6 +85,8 @@ struct Outcome {
 struct Msg {
     /// Uncut; a known method is its `'static` text.
     method: Text,
+    /// `method` as a known [`Method`], when it is one.
+    kind: Option<Method>,
     /// `Some` when the message has an `id` member (a request), even `null`.
     id: Option<Value>,
     /// `jsonrpc` when a string other than `2.0` (cut).
@@ -529,7 +530,7 @@ impl Decoder {
         let (Some(id), true) = (minted, ok) else {
             return;
         };
-        let Some(init) = ex.msgs.iter().find(|m| m.method == "initialize") else {
+        let Some(init) = ex.msgs.iter().find(|m| m.kind == Some(Method::Initialize)) else {
             return;
         };
         let params = &init.params;
@@ -890,12 +891,12 @@ impl Decoder {
 
         // Span name and target attributes.
         let pname = m.params.name.as_deref();
-        let target_attr = match m.method.as_str() {
-            "tools/call" => {
+        let target_attr = match m.kind {
+            Some(Method::ToolsCall) => {
                 push_str(&mut attrs, a::GEN_AI_OPERATION_NAME, "execute_tool");
                 Some(a::GEN_AI_TOOL_NAME)
             }
-            "prompts/get" => Some(a::GEN_AI_PROMPT_NAME),
+            Some(Method::PromptsGet) => Some(a::GEN_AI_PROMPT_NAME),
             _ => None,
         };
         // `None`: the method name alone, moved into the span at the end.
@@ -921,7 +922,7 @@ impl Decoder {
         });
 
         // Protocol version.
-        let is_init = m.method == "initialize";
+        let is_init = m.kind == Some(Method::Initialize);
         let hdr_pv = ctx.hdr_pv.as_deref();
         let session_info = ctx.session_info.as_deref();
         let pv = hdr_pv
@@ -983,6 +984,7 @@ impl Decoder {
             ex,
             ctx,
             &m.method,
+            m.kind,
             m.is_request(),
             params,
             meta.protocol_version.as_deref(),
@@ -1002,7 +1004,7 @@ impl Decoder {
         let meta = &params.meta;
 
         // Long-lived streams.
-        let long_lived = m.method == "subscriptions/listen";
+        let long_lived = m.kind == Some(Method::SubscriptionsListen);
         if long_lived {
             push(&mut attrs, a::STREAM_LONG_LIVED, AttrValue::Bool(true));
         }
@@ -1011,7 +1013,7 @@ impl Decoder {
         if params.task_is_object {
             push(&mut attrs, a::TASK_LEGACY_REQUESTED, AttrValue::Bool(true));
         }
-        let mut task_id = if m.method.starts_with("tasks/") {
+        let mut task_id = if is_tasks_method(&m.method) {
             params.task_id.as_ref().and_then(as_string)
         } else {
             None
@@ -1071,7 +1073,7 @@ impl Decoder {
             } else if let Some(t) = wrapped.and_then(|w| w.task_id.as_ref()).and_then(as_string) {
                 task_id = Some(t);
                 task_status = wrapped.and_then(|w| w.status.clone());
-            } else if m.method.starts_with("tasks/") {
+            } else if is_tasks_method(&m.method) {
                 task_status = r.status.clone();
             }
             minted.extend(&r.structured_content);
@@ -1220,6 +1222,7 @@ impl Decoder {
         ex: &Exchange,
         ctx: &ExCtx,
         method: &str,
+        kind: Option<Method>,
         is_request: bool,
         params: &Params,
         meta_pv: Option<&str>,
@@ -1239,14 +1242,15 @@ impl Decoder {
                 None if is_request => Check::Missing,
                 None => Check::NotRequired,
             };
-            let ns = match name_param(method) {
+            let ns = match kind.and_then(Method::name_param) {
                 None => Check::NotRequired,
                 Some(field) => {
                     let body = match field {
-                        "name" => params.name.as_deref(),
-                        "uri" => params.uri.as_deref(),
-                        "taskId" => params.task_id.as_ref().and_then(Value::as_str).map(cap),
-                        _ => None,
+                        NameParam::Name => params.name.as_deref(),
+                        NameParam::Uri => params.uri.as_deref(),
+                        NameParam::TaskId => {
+                            params.task_id.as_ref().and_then(Value::as_str).map(cap)
+                        }
                     };
                     match (&name_hdr, body) {
                         (None, _) => Check::Missing,
@@ -1256,7 +1260,7 @@ impl Decoder {
                 }
             };
             let ps = match (hdr_pv, meta_pv) {
-                (Some(h), Some(mv)) if crate::routing::trim(h) == mv => Check::Match,
+                (Some(h), Some(mv)) if trim(h) == mv => Check::Match,
                 (Some(_), Some(_)) => Check::Mismatch,
                 (_, None) => Check::Missing,
                 (None, Some(_)) => Check::Missing,
@@ -1529,6 +1533,7 @@ fn push_msg(
         }
         ex.msgs.push(Msg {
             method,
+            kind: msg.kind,
             id: msg.id,
             jsonrpc: msg.jsonrpc,
             params: msg.params,
@@ -1634,8 +1639,8 @@ fn absorb_one(
 fn make_event(method: &str, msg: &RespMsg, ts: u64, cfg: &DecoderConfig) -> SpanEvent {
     let mut attrs: Vec<Attr> = Vec::new();
     let params = msg.params.as_ref();
-    match method {
-        "notifications/progress" => {
+    match Method::parse(method) {
+        Some(Method::NotificationsProgress) => {
             if let Some(p) = params.and_then(|p| p.progress.as_ref()) {
                 push(
                     &mut attrs,
@@ -1651,7 +1656,7 @@ fn make_event(method: &str, msg: &RespMsg, ts: u64, cfg: &DecoderConfig) -> Span
                 );
             }
         }
-        "notifications/message" => {
+        Some(Method::NotificationsMessage) => {
             if let Some(l) = params.and_then(|p| p.level.as_deref()) {
                 push(
                     &mut attrs,
@@ -1715,7 +1720,7 @@ fn as_string(v: &Value) -> Option<String> {
 fn rpc_error_attrs(err: &RpcError, attrs: &mut Vec<Attr>) -> SpanStatus {
     let code = err.code.as_ref();
     let code_str: Cow<'static, str> = match code {
-        Some(Value::Number(n)) => match n.as_i64().and_then(known_error_code) {
+        Some(Value::Number(n)) => match n.as_i64().and_then(error_code::known_text) {
             Some(k) => Cow::Borrowed(k),
             None => Cow::Owned(number_text(n)),
         },
@@ -1734,7 +1739,7 @@ fn rpc_error_attrs(err: &RpcError, attrs: &mut Vec<Attr>) -> SpanStatus {
     );
     let caller_fault = code
         .and_then(Value::as_i64)
-        .is_some_and(|c| CALLER_FAULT_CODES.contains(&c));
+        .is_some_and(|c| error_code::CALLER_FAULT.contains(&c));
     if caller_fault {
         SpanStatus::Unset
     } else {
