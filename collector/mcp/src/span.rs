@@ -188,7 +188,8 @@ pub enum AttrValue {
 pub type Attr = (&'static str, AttrValue);
 
 /// Reads a serialised attribute list (the spool's files): each name becomes
-/// its constant in [`crate::attrs`]; a name that is not one of them (a file
+/// its constant in [`crate::attrs`] (a renamed one its new constant,
+/// [`crate::attrs::RENAMED`]); a name that is not one of them (a file
 /// written by another version) is interned once per process, up to
 /// [`MAX_UNKNOWN_KEYS`] names of at most [`MAX_UNKNOWN_KEY_BYTES`] bytes
 /// (their text kept for the life of the process); past that the list is
@@ -198,7 +199,7 @@ fn de_attrs<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Vec<Attr>, D::Erro
     use serde::Deserialize;
     let raw: Vec<(Cow<'de, str>, AttrValue)> = Vec::deserialize(d)?;
     raw.into_iter()
-        .map(|(k, v)| match crate::attrs::known(&k) {
+        .map(|(k, v)| match crate::attrs::read_back(&k) {
             Some(k) => Ok((k, v)),
             None => intern_unknown(&k)
                 .map(|k| (k, v))

@@ -232,16 +232,12 @@ fn make_event(method: &str, msg: &RespMsg, ts: u64, cfg: &DecoderConfig) -> Span
     match Method::parse(method) {
         Some(Method::NotificationsProgress) => {
             if let Some(p) = params.and_then(|p| p.progress.as_ref()) {
-                push(
-                    &mut attrs,
-                    a::MCP_PROGRESS,
-                    AttrValue::Str(number_attr_text(p)),
-                );
+                push(&mut attrs, a::PROGRESS, AttrValue::Str(number_attr_text(p)));
             }
             if let Some(p) = params.and_then(|p| p.total.as_ref()) {
                 push(
                     &mut attrs,
-                    a::MCP_PROGRESS_TOTAL,
+                    a::PROGRESS_TOTAL,
                     AttrValue::Str(number_attr_text(p)),
                 );
             }
@@ -250,14 +246,14 @@ fn make_event(method: &str, msg: &RespMsg, ts: u64, cfg: &DecoderConfig) -> Span
             if let Some(l) = params.and_then(|p| p.level.as_deref()) {
                 push(
                     &mut attrs,
-                    a::MCP_LOG_LEVEL,
+                    a::LOG_LEVEL,
                     AttrValue::Str(cap(l).to_string().into()),
                 );
             }
             if let Some(l) = params.and_then(|p| p.logger.as_deref()) {
                 push(
                     &mut attrs,
-                    a::MCP_LOG_LOGGER,
+                    a::LOG_LOGGER,
                     AttrValue::Str(cap(l).to_string().into()),
                 );
             }
