@@ -295,7 +295,7 @@ impl<'de> Visitor<'de> for ParamsSeed<'_> {
             match &*key {
                 "_meta" => {
                     // Last member wins, as in a `Value` (reset only for a
-                    // duplicate: dropping the empty default costs a call).
+                    // duplicate).
                     if meta_seen {
                         p.meta = Meta::default();
                     }

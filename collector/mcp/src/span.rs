@@ -5,7 +5,7 @@ use std::borrow::Cow;
 use std::sync::Arc;
 
 /// A string attribute value or span text, held in whichever of three ways
-/// costs least for where it came from. Reads as a `str` (`Deref`); equality,
+/// fits where it came from. Reads as a `str` (`Deref`); equality,
 /// ordering, hashing, `Debug` and `Display` are those of the text, whatever
 /// the form. Serialised as a plain JSON string (read back as [`Text::Owned`]).
 #[derive(Clone)]
@@ -15,7 +15,7 @@ pub enum Text {
     Static(&'static str),
     /// A text of this span alone (ids, names taken from the message).
     /// (`Box<str>`, not `String`: the three forms are then all a pointer and
-    /// a length, told apart by a plain tag that is cheap to test on drop.)
+    /// a length, told apart by a plain tag.)
     Owned(Box<str>),
     /// A text many spans carry (addresses, `User-Agent`, instance id, a
     /// session's client name): one allocation, counted references.
@@ -294,10 +294,8 @@ pub struct Span {
 
 impl Drop for Span {
     /// Drops the attributes one by one with each value's variant known where
-    /// it is dropped: most values are fixed texts, integers or booleans with
-    /// nothing to free, and the generic drop code of [`AttrValue`] (a call
-    /// per attribute, with the register saves the string-array loop needs)
-    /// cost more than the frees themselves.
+    /// it is dropped (most values are fixed texts, integers or booleans with
+    /// nothing to free); frees what the generic drop of [`AttrValue`] frees.
     fn drop(&mut self) {
         for (_, value) in self.attributes.drain(..) {
             match value {

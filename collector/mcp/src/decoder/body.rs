@@ -104,8 +104,8 @@ fn push_msg(
         }
         stats.count_method(&method);
         if batch_index.is_none() && ex.msgs.capacity() == 0 {
-            // A single message: one slot, not the four (1.5 KiB) `push`
-            // reserves, allocated directly (no growth step).
+            // A single message: one slot, not the four `push` reserves,
+            // allocated directly (no growth step).
             ex.msgs = Vec::with_capacity(1);
         } else if batch_index.is_none() {
             ex.msgs.reserve_exact(1);

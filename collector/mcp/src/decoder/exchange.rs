@@ -107,7 +107,7 @@ pub(super) struct Exchange {
 /// evicts the oldest first, [`Exchanges::pop_oldest`]).
 #[derive(Debug, Default)]
 pub(super) struct Exchanges {
-    /// Boxed: the table then moves pointers, not ~600-byte exchanges.
+    /// Boxed: the table moves pointers, not whole exchanges.
     pending: Pending<Box<Exchange>>,
     /// Arrival order of the pending exchanges (eviction, `finish`).
     order: Order,

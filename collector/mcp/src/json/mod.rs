@@ -113,8 +113,8 @@ pub(crate) enum Body<M> {
 ///
 /// Valid UTF-8 (nearly every body) goes through [`fast::Fast`], which accepts
 /// exactly what serde_json's deserializer accepts for the calls the seeds make
-/// and skips the UTF-8 check of each string (one check of the whole text
-/// costs less than one call per string). Any other input takes serde_json's
+/// and skips the UTF-8 check of each string (the whole text is checked
+/// once). Any other input takes serde_json's
 /// slice reader ([`read_all_serde`]), as before. Both give the same result on
 /// the same text (property-tested below and in `response.rs`).
 ///
