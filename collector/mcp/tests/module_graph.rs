@@ -201,6 +201,29 @@ fn top_level_modules_form_no_cycle() {
     }
 }
 
+/// The layering: each of these modules uses only modules of lower
+/// rank among them (json → protocol → handles → request/response → decoder).
+#[test]
+fn layers_point_one_way() {
+    let rank = |m: &str| match m {
+        "json" => Some(0),
+        "protocol" => Some(1),
+        "handles" => Some(2),
+        "request" | "response" => Some(3),
+        "decoder" => Some(4),
+        _ => None,
+    };
+    let src = Path::new(env!("CARGO_MANIFEST_DIR")).join("src");
+    for (m, deps) in &graph(&src) {
+        let Some(rm) = rank(m) else { continue };
+        for d in deps {
+            if let Some(rd) = rank(d) {
+                assert!(rd < rm, "{m} uses {d}, against the layering");
+            }
+        }
+    }
+}
+
 #[test]
 fn reference_extraction() {
     let code = code_only(

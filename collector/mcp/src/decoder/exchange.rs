@@ -24,7 +24,7 @@ pub(super) enum EndReason {
     Response,
     /// The connection closed.
     Closed,
-    /// End of input ([`Decoder::finish`]).
+    /// End of input ([`Decoder::finish`](super::Decoder::finish)).
     CaptureEnd,
     /// Evicted from the pending table.
     Evicted,
