@@ -179,14 +179,17 @@ pub const TRACE_INVALID: &str = "mcptap.trace.invalid";
 
 // ---- span event attributes -----------------------------------------------------------------
 
-/// `params.progress` of `notifications/progress` (Str: the JSON number as written).
-pub const MCP_PROGRESS: &str = "mcp.progress";
-/// `params.total` of `notifications/progress` (Str: the JSON number as written).
-pub const MCP_PROGRESS_TOTAL: &str = "mcp.progress.total";
-/// `params.level` of `notifications/message` (Str).
-pub const MCP_LOG_LEVEL: &str = "mcp.log.level";
-/// `params.logger` of `notifications/message` (Str).
-pub const MCP_LOG_LOGGER: &str = "mcp.log.logger";
+/// `params.progress` of `notifications/progress` (Str: the JSON number as
+/// written). Not an OTel semconv name, hence under `mcptap.` (was
+/// `mcp.progress`, see [`RENAMED`]).
+pub const PROGRESS: &str = "mcptap.progress";
+/// `params.total` of `notifications/progress` (Str: the JSON number as
+/// written; was `mcp.progress.total`).
+pub const PROGRESS_TOTAL: &str = "mcptap.progress.total";
+/// `params.level` of `notifications/message` (Str; was `mcp.log.level`).
+pub const LOG_LEVEL: &str = "mcptap.log.level";
+/// `params.logger` of `notifications/message` (Str; was `mcp.log.logger`).
+pub const LOG_LOGGER: &str = "mcptap.log.logger";
 /// Redacted notification params (Str; only with `capture_bodies`).
 pub const NOTIFICATION_BODY: &str = "mcptap.notification.body";
 
@@ -265,16 +268,36 @@ pub const ALL: &[&str] = &[
     HTTP_RESYNCED,
     TRACE_SOURCE,
     TRACE_INVALID,
-    MCP_PROGRESS,
-    MCP_PROGRESS_TOTAL,
-    MCP_LOG_LEVEL,
-    MCP_LOG_LOGGER,
+    PROGRESS,
+    PROGRESS_TOTAL,
+    LOG_LEVEL,
+    LOG_LOGGER,
     NOTIFICATION_BODY,
+];
+
+/// Names earlier versions wrote, and the constant each is now (old, new):
+/// spans read back from an older spool file carry the new names.
+pub const RENAMED: &[(&str, &str)] = &[
+    ("mcp.progress", PROGRESS),
+    ("mcp.progress.total", PROGRESS_TOTAL),
+    ("mcp.log.level", LOG_LEVEL),
+    ("mcp.log.logger", LOG_LOGGER),
 ];
 
 /// `name` as the `'static` constant above with the same text, if there is one.
 pub fn known(name: &str) -> Option<&'static str> {
     ALL.iter().copied().find(|k| *k == name)
+}
+
+/// The constant `name` reads back as: [`known`], else the new name of a
+/// [`RENAMED`] one.
+pub fn read_back(name: &str) -> Option<&'static str> {
+    known(name).or_else(|| {
+        RENAMED
+            .iter()
+            .find(|(old, _)| *old == name)
+            .map(|&(_, new)| new)
+    })
 }
 
 #[cfg(test)]
@@ -297,5 +320,17 @@ mod tests {
         }
         assert_eq!(seen, super::ALL.len());
         assert_eq!(super::known("no.such.attribute"), None);
+    }
+
+    /// Old names read back as their new constants; current names as themselves.
+    #[test]
+    fn renamed_names_read_back_as_new() {
+        for &(old, new) in super::RENAMED {
+            assert_eq!(super::known(old), None, "{old} is still a current name");
+            assert_eq!(super::read_back(old), Some(new));
+            assert!(super::ALL.contains(&new));
+        }
+        assert_eq!(super::read_back(super::PROGRESS), Some(super::PROGRESS));
+        assert_eq!(super::read_back("no.such.attribute"), None);
     }
 }

@@ -19,8 +19,8 @@ use serde::de::{DeserializeSeed, Deserializer, MapAccess, SeqAccess, Visitor};
 use serde_json::Value;
 
 use crate::config::HandleRule;
+use crate::json::{Key, Skip};
 use crate::redact::{REDACTED, looks_like_credential};
-use crate::request::{Key, Skip};
 
 /// Deepest level walked (the root object is level 1).
 pub const MAX_DEPTH: usize = 8;
@@ -126,7 +126,7 @@ fn str_entry(key: &str, s: &str) -> String {
     let text = if looks_like_credential(s) {
         REDACTED
     } else {
-        crate::request::cut(s, MAX_VALUE_BYTES)
+        crate::json::cut(s, MAX_VALUE_BYTES)
     };
     let mut entry = String::with_capacity(key.len() + 1 + text.len());
     entry.push_str(key);

@@ -29,11 +29,13 @@
 
 pub mod attrs;
 mod config;
+#[macro_use]
+mod json;
 mod decoder;
 pub mod handles;
 pub mod ids;
+pub mod protocol;
 pub mod redact;
-#[macro_use]
 mod request;
 mod response;
 pub mod routing;
@@ -47,7 +49,7 @@ mod testutil;
 #[cfg(fuzzing)]
 #[doc(hidden)]
 pub mod fuzzing {
-    /// Panics when the fast JSON deserializer (`request/fast.rs`) and
+    /// Panics when the fast JSON deserializer (`json/fast.rs`) and
     /// serde_json's own reader disagree on `bytes`, read as a request body and
     /// as a response body: which texts are rejected, and what is read.
     pub fn json_readers_agree(bytes: &[u8]) {

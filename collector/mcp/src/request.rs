@@ -25,54 +25,19 @@ use serde::de::{DeserializeSeed, Deserializer, MapAccess, SeqAccess, Visitor};
 use serde_json::Value;
 
 use crate::config::HandleRule;
-use crate::decoder::{known_method, known_version};
 use crate::handles::{Found, WalkSeed};
+use crate::json::{Body, BodySeed, IsObject, Key, Skip, StrSeed, cap, read_all};
+use crate::protocol::{
+    META_CLIENT_CAPS, META_CLIENT_INFO, META_PROGRESS_TOKEN, META_PROTOCOL_VERSION,
+    META_TRACEPARENT, META_TRACESTATE, Method, known_version,
+};
 use crate::span::Text;
-
-pub(crate) mod fast;
-
-/// `_meta` key carrying the protocol version (2026-07-28).
-const META_PROTOCOL_VERSION: &str = "io.modelcontextprotocol/protocolVersion";
-/// `_meta` key carrying the client implementation (2026-07-28).
-const META_CLIENT_INFO: &str = "io.modelcontextprotocol/clientInfo";
-/// `_meta` key carrying client capabilities (2026-07-28).
-const META_CLIENT_CAPS: &str = "io.modelcontextprotocol/clientCapabilities";
 
 /// Most top-level capability keys kept, and most `extensions` ids kept.
 const MAX_CAPABILITY_KEYS: usize = 32;
 
-/// Longest string kept for a value taken from the body, in bytes (the
-/// decoder's `MAX_NAME_BYTES`).
-pub(crate) const MAX_NAME_BYTES: usize = 512;
-
-/// `s` cut to [`MAX_NAME_BYTES`] on a char boundary.
-pub(crate) fn cap(s: &str) -> &str {
-    cut(s, MAX_NAME_BYTES)
-}
-
-/// `s` cut to at most `max` bytes on a char boundary.
-pub(crate) fn cut(s: &str, max: usize) -> &str {
-    if s.len() <= max {
-        return s;
-    }
-    let mut end = max;
-    while !s.is_char_boundary(end) {
-        end -= 1;
-    }
-    s.get(..end).unwrap_or("")
-}
-
-/// A JSON-RPC body (request or response side): one message or a batch (JSON
-/// array), `M` being the decoder's view of one message. `None` items are
-/// elements that are not JSON objects.
-#[derive(Debug, PartialEq)]
-#[allow(clippy::large_enum_variant)] // moved once, straight into the exchange
-pub(crate) enum Body<M = ReqMsg> {
-    /// The body is not an array.
-    Single(Option<M>),
-    /// The body is an array; one item per element.
-    Batch(Vec<Option<M>>),
-}
+/// A request body: one message or a batch.
+pub(crate) type ReqBody = Body<ReqMsg>;
 
 /// The members of one JSON-RPC message object that the decoder reads.
 #[derive(Debug, Default, PartialEq)]
@@ -80,9 +45,11 @@ pub(crate) struct ReqMsg {
     /// `method`, when a string (uncut): a known MCP method as its
     /// `'static` text (nothing allocated), else owned.
     pub method: Option<Text>,
+    /// `method` as a known [`Method`], when it is one.
+    pub kind: Option<Method>,
     /// `id`, whatever its type (`null` included), when present.
     pub id: Option<Value>,
-    /// `jsonrpc`, when a string other than `2.0` (cut to [`MAX_NAME_BYTES`]).
+    /// `jsonrpc`, when a string other than `2.0` (cut to [`MAX_NAME_BYTES`](crate::json::MAX_NAME_BYTES)).
     pub jsonrpc: Option<String>,
     /// A `result` or `error` member is present (any value).
     pub has_result_or_error: bool,
@@ -92,7 +59,7 @@ pub(crate) struct ReqMsg {
 }
 
 /// `params` members read by the decoder. String values are cut to
-/// [`MAX_NAME_BYTES`] unless noted.
+/// [`MAX_NAME_BYTES`](crate::json::MAX_NAME_BYTES) unless noted.
 #[derive(Debug, Default, PartialEq)]
 pub(crate) struct Params {
     /// `_meta`; all empty when absent or not an object.
@@ -162,60 +129,8 @@ pub(crate) enum Caps {
 ///
 /// # Errors
 /// Exactly when `serde_json::from_slice::<Value>(bytes)` fails.
-pub(crate) fn parse(bytes: &[u8], rule: &HandleRule) -> serde_json::Result<Body> {
+pub(crate) fn parse(bytes: &[u8], rule: &HandleRule) -> serde_json::Result<ReqBody> {
     read_all(bytes, BodySeed(MsgSeed(rule)))
-}
-
-/// Runs `seed` over all of `bytes` (one JSON value, then only whitespace),
-/// with `serde_json::from_slice` strictness.
-///
-/// Valid UTF-8 (nearly every body) goes through [`fast::Fast`], which accepts
-/// exactly what serde_json's deserializer accepts for the calls the seeds make
-/// and skips the UTF-8 check of each string (one check of the whole text
-/// costs less than one call per string). Any other input takes serde_json's
-/// slice reader ([`read_all_serde`]), as before. Both give the same result on
-/// the same text (property-tested below and in `response.rs`).
-///
-/// # Errors
-/// The deserializer's error when `bytes` is not one JSON value or `seed`
-/// rejects it.
-pub(crate) fn read_all<'de, S: DeserializeSeed<'de>>(
-    bytes: &'de [u8],
-    seed: S,
-) -> serde_json::Result<S::Value> {
-    if let Ok(text) = std::str::from_utf8(bytes) {
-        return read_str(text, seed);
-    }
-    read_all_serde(bytes, seed)
-}
-
-/// [`read_all`] on text already known to be UTF-8.
-///
-/// # Errors
-/// As [`read_all`].
-pub(crate) fn read_str<'de, S: DeserializeSeed<'de>>(
-    text: &'de str,
-    seed: S,
-) -> serde_json::Result<S::Value> {
-    let mut de = fast::Fast::new(text);
-    let v = seed.deserialize(&mut de)?;
-    de.end()?;
-    Ok(v)
-}
-
-/// [`read_all`] through serde_json's slice reader only (the reference the
-/// fast path is tested against, and the path for bytes that are not UTF-8).
-///
-/// # Errors
-/// As [`read_all`].
-pub(crate) fn read_all_serde<'de, S: DeserializeSeed<'de>>(
-    bytes: &'de [u8],
-    seed: S,
-) -> serde_json::Result<S::Value> {
-    let mut de = serde_json::Deserializer::from_slice(bytes);
-    let v = seed.deserialize(&mut de)?;
-    de.end()?;
-    Ok(v)
 }
 
 /// Reads one message from an already parsed `Value` (never fails in practice:
@@ -227,30 +142,17 @@ pub(crate) fn msg_from_value(v: &Value, rule: &HandleRule) -> Option<ReqMsg> {
 
 // ---- seeds --------------------------------------------------------------------------
 
-/// Visits any JSON value and builds nothing.
-pub(crate) struct Skip;
-
-/// An object key, borrowed from the input unless it contains escapes.
-pub(crate) struct Key;
-
-/// A string value (cut to [`MAX_NAME_BYTES`] when `.0`), else `None`.
-pub(crate) struct StrSeed(pub(crate) bool);
-
-/// `jsonrpc`: a string other than `2.0` (cut to [`MAX_NAME_BYTES`]), else
+/// `jsonrpc`: a string other than `2.0` (cut to [`MAX_NAME_BYTES`](crate::json::MAX_NAME_BYTES)), else
 /// `None` (nothing is allocated for `2.0`).
 struct VersionSeed;
 
-/// `method`: a string (uncut), as the `'static` text of a known MCP method
-/// when it is one, else `None`.
+/// `method`: a string (uncut), as the `'static` text and the [`Method`] of a
+/// known MCP method when it is one, else `None`.
 struct MethodSeed;
 
-/// A protocol version: a string (cut to [`MAX_NAME_BYTES`]), as the
+/// A protocol version: a string (cut to [`MAX_NAME_BYTES`](crate::json::MAX_NAME_BYTES)), as the
 /// `'static` text of a known version when it is one, else `None`.
 struct VersionTextSeed;
-
-/// A body of messages read with the message seed `.0`: [`Body::Single`] for
-/// an object or a scalar, [`Body::Batch`] for an array.
-pub(crate) struct BodySeed<S>(pub(crate) S);
 
 /// One message: an object, else `None`; `arguments` walked with the rule.
 #[derive(Clone, Copy)]
@@ -272,125 +174,6 @@ struct CapsSeed;
 /// The sorted, de-duplicated keys of an object (at most 32, cut), else `None`.
 struct KeysSeed;
 
-/// `true` when the value is an object.
-pub(crate) struct IsObject;
-
-/// Visitor methods for JSON types other than the ones a seed handles: the
-/// value is consumed (containers through [`Skip`]) and `$ret` returned.
-macro_rules! scalars_give {
-    ($ret:expr) => {
-        fn visit_bool<E>(self, _: bool) -> Result<Self::Value, E> {
-            Ok($ret)
-        }
-        fn visit_i64<E>(self, _: i64) -> Result<Self::Value, E> {
-            Ok($ret)
-        }
-        fn visit_u64<E>(self, _: u64) -> Result<Self::Value, E> {
-            Ok($ret)
-        }
-        fn visit_f64<E>(self, _: f64) -> Result<Self::Value, E> {
-            Ok($ret)
-        }
-        fn visit_unit<E>(self) -> Result<Self::Value, E> {
-            Ok($ret)
-        }
-        fn visit_none<E>(self) -> Result<Self::Value, E> {
-            Ok($ret)
-        }
-    };
-}
-macro_rules! str_gives {
-    ($ret:expr) => {
-        fn visit_str<E>(self, _: &str) -> Result<Self::Value, E> {
-            Ok($ret)
-        }
-    };
-}
-macro_rules! seq_gives {
-    ($ret:expr) => {
-        fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<Self::Value, A::Error> {
-            while seq.next_element_seed(Skip)?.is_some() {}
-            Ok($ret)
-        }
-    };
-}
-macro_rules! map_gives {
-    ($ret:expr) => {
-        fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<Self::Value, A::Error> {
-            while map.next_key_seed(Skip)?.is_some() {
-                map.next_value_seed(Skip)?;
-            }
-            Ok($ret)
-        }
-    };
-}
-macro_rules! any_seed {
-    ($t:ty, $v:ty) => {
-        impl<'de> DeserializeSeed<'de> for $t {
-            type Value = $v;
-            fn deserialize<D: Deserializer<'de>>(self, d: D) -> Result<$v, D::Error> {
-                d.deserialize_any(self)
-            }
-        }
-    };
-}
-
-any_seed!(Skip, ());
-impl<'de> Visitor<'de> for Skip {
-    type Value = ();
-    fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str("any JSON value")
-    }
-    scalars_give!(());
-    str_gives!(());
-    seq_gives!(());
-    map_gives!(());
-}
-
-impl<'de> DeserializeSeed<'de> for Key {
-    type Value = Cow<'de, str>;
-    #[inline(always)]
-    fn deserialize<D: Deserializer<'de>>(self, d: D) -> Result<Cow<'de, str>, D::Error> {
-        d.deserialize_str(self)
-    }
-}
-impl<'de> Visitor<'de> for Key {
-    type Value = Cow<'de, str>;
-    fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str("an object key")
-    }
-    fn visit_borrowed_str<E>(self, s: &'de str) -> Result<Cow<'de, str>, E> {
-        Ok(Cow::Borrowed(s))
-    }
-    fn visit_str<E>(self, s: &str) -> Result<Cow<'de, str>, E> {
-        Ok(Cow::Owned(s.to_owned()))
-    }
-    fn visit_string<E>(self, s: String) -> Result<Cow<'de, str>, E> {
-        Ok(Cow::Owned(s))
-    }
-}
-
-any_seed!(StrSeed, Option<String>);
-impl<'de> Visitor<'de> for StrSeed {
-    type Value = Option<String>;
-    fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str("any JSON value")
-    }
-    scalars_give!(None);
-    seq_gives!(None);
-    map_gives!(None);
-    fn visit_str<E>(self, s: &str) -> Result<Option<String>, E> {
-        Ok(Some(if self.0 { cap(s) } else { s }.to_owned()))
-    }
-    fn visit_string<E>(self, mut s: String) -> Result<Option<String>, E> {
-        if self.0 && s.len() > MAX_NAME_BYTES {
-            let n = cap(&s).len();
-            s.truncate(n);
-        }
-        Ok(Some(s))
-    }
-}
-
 any_seed!(VersionSeed, Option<String>);
 impl<'de> Visitor<'de> for VersionSeed {
     type Value = Option<String>;
@@ -405,25 +188,25 @@ impl<'de> Visitor<'de> for VersionSeed {
     }
 }
 
-any_seed!(MethodSeed, Option<Text>);
+any_seed!(MethodSeed, Option<(Text, Option<Method>)>);
 impl<'de> Visitor<'de> for MethodSeed {
-    type Value = Option<Text>;
+    type Value = Option<(Text, Option<Method>)>;
     fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.write_str("any JSON value")
     }
     scalars_give!(None);
     seq_gives!(None);
     map_gives!(None);
-    fn visit_str<E>(self, s: &str) -> Result<Option<Text>, E> {
-        Ok(Some(match known_method(s) {
-            Some(k) => Text::Static(k),
-            None => Text::from(s.to_owned()),
+    fn visit_str<E>(self, s: &str) -> Result<Self::Value, E> {
+        Ok(Some(match Method::parse(s) {
+            Some(k) => (Text::Static(k.as_str()), Some(k)),
+            None => (Text::from(s.to_owned()), None),
         }))
     }
-    fn visit_string<E>(self, s: String) -> Result<Option<Text>, E> {
-        Ok(Some(match known_method(&s) {
-            Some(k) => Text::Static(k),
-            None => Text::from(s),
+    fn visit_string<E>(self, s: String) -> Result<Self::Value, E> {
+        Ok(Some(match Method::parse(&s) {
+            Some(k) => (Text::Static(k.as_str()), Some(k)),
+            None => (Text::from(s), None),
         }))
     }
 }
@@ -442,37 +225,6 @@ impl<'de> Visitor<'de> for VersionTextSeed {
             Some(k) => Text::Static(k),
             None => Text::from(cap(s).to_owned()),
         }))
-    }
-}
-
-impl<'de, M, S> DeserializeSeed<'de> for BodySeed<S>
-where
-    S: Copy + DeserializeSeed<'de, Value = Option<M>> + Visitor<'de, Value = Option<M>>,
-{
-    type Value = Body<M>;
-    fn deserialize<D: Deserializer<'de>>(self, d: D) -> Result<Body<M>, D::Error> {
-        d.deserialize_any(self)
-    }
-}
-impl<'de, M, S> Visitor<'de> for BodySeed<S>
-where
-    S: Copy + DeserializeSeed<'de, Value = Option<M>> + Visitor<'de, Value = Option<M>>,
-{
-    type Value = Body<M>;
-    fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str("a JSON value")
-    }
-    scalars_give!(Body::Single(None));
-    str_gives!(Body::Single(None));
-    fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<Body<M>, A::Error> {
-        let mut items = Vec::with_capacity(seq.size_hint().unwrap_or(0).min(64));
-        while let Some(m) = seq.next_element_seed(self.0)? {
-            items.push(m);
-        }
-        Ok(Body::Batch(items))
-    }
-    fn visit_map<A: MapAccess<'de>>(self, map: A) -> Result<Body<M>, A::Error> {
-        self.0.visit_map(map).map(Body::Single)
     }
 }
 
@@ -507,8 +259,13 @@ impl<'de> Visitor<'de> for MsgSeed<'_> {
                 _ => map.next_value_seed(Skip)?,
             }
         }
+        let (method, kind) = match method {
+            Some((text, kind)) => (Some(text), kind),
+            None => (None, None),
+        };
         Ok(Some(ReqMsg {
             method,
+            kind,
             id,
             jsonrpc,
             has_result_or_error,
@@ -538,7 +295,7 @@ impl<'de> Visitor<'de> for ParamsSeed<'_> {
             match &*key {
                 "_meta" => {
                     // Last member wins, as in a `Value` (reset only for a
-                    // duplicate: dropping the empty default costs a call).
+                    // duplicate).
                     if meta_seen {
                         p.meta = Meta::default();
                     }
@@ -596,9 +353,9 @@ impl<'de> Visitor<'de> for MetaSeed<'_> {
                 }
                 META_CLIENT_INFO => m.client_info = map.next_value_seed(ClientInfoSeed)?,
                 META_CLIENT_CAPS => m.client_caps = map.next_value_seed(CapsSeed)?,
-                "traceparent" => m.traceparent = map.next_value_seed(StrSeed(false))?,
-                "tracestate" => m.tracestate = map.next_value_seed(StrSeed(false))?,
-                "progressToken" => m.progress_token = Some(map.next_value::<Value>()?),
+                META_TRACEPARENT => m.traceparent = map.next_value_seed(StrSeed(false))?,
+                META_TRACESTATE => m.tracestate = map.next_value_seed(StrSeed(false))?,
+                META_PROGRESS_TOKEN => m.progress_token = Some(map.next_value::<Value>()?),
                 _ => map.next_value_seed(Skip)?,
             }
         }
@@ -674,7 +431,7 @@ impl<'de> Visitor<'de> for KeysSeed {
 }
 
 /// The first [`MAX_CAPABILITY_KEYS`] distinct keys in key order (as a
-/// `serde_json::Map` iterates them), each cut to [`MAX_NAME_BYTES`].
+/// `serde_json::Map` iterates them), each cut to [`MAX_NAME_BYTES`](crate::json::MAX_NAME_BYTES).
 fn sorted_keys(mut keys: Vec<Cow<'_, str>>) -> Vec<String> {
     keys.sort_unstable();
     keys.dedup();
@@ -684,27 +441,15 @@ fn sorted_keys(mut keys: Vec<Cow<'_, str>>) -> Vec<String> {
         .collect()
 }
 
-any_seed!(IsObject, bool);
-impl<'de> Visitor<'de> for IsObject {
-    type Value = bool;
-    fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str("any JSON value")
-    }
-    scalars_give!(false);
-    str_gives!(false);
-    seq_gives!(false);
-    map_gives!(true);
-}
-
 /// Fuzzing only (`cargo fuzz` builds with `--cfg fuzzing`): panics when the
 /// fast deserializer ([`read_all`] on UTF-8 text) and serde_json's reader
-/// ([`read_all_serde`]) disagree on `bytes` as a request body (accepted or
+/// ([`read_all_serde`](crate::json::read_all_serde)) disagree on `bytes` as a request body (accepted or
 /// rejected, and the typed result).
 #[cfg(fuzzing)]
 pub(crate) fn fuzz_agree(bytes: &[u8]) {
     let rule = HandleRule::default();
     let fast = read_all(bytes, BodySeed(MsgSeed(&rule)));
-    let serde = read_all_serde(bytes, BodySeed(MsgSeed(&rule)));
+    let serde = crate::json::read_all_serde(bytes, BodySeed(MsgSeed(&rule)));
     assert_eq!(
         fast.is_ok(),
         serde.is_ok(),
@@ -717,9 +462,10 @@ pub(crate) fn fuzz_agree(bytes: &[u8]) {
 mod tests {
     use super::*;
     use crate::handles::Handles;
+    use crate::json::read_all_serde;
     use proptest::prelude::*;
 
-    fn parse(bytes: &[u8]) -> serde_json::Result<Body> {
+    fn parse(bytes: &[u8]) -> serde_json::Result<ReqBody> {
         super::parse(bytes, &HandleRule::default())
     }
 
@@ -727,7 +473,7 @@ mod tests {
         super::msg_from_value(v, &HandleRule::default())
     }
 
-    fn via_value(bytes: &[u8]) -> Option<Body> {
+    fn via_value(bytes: &[u8]) -> Option<ReqBody> {
         let v: Value = serde_json::from_slice(bytes).ok()?;
         Some(match &v {
             Value::Array(items) => Body::Batch(items.iter().map(msg_from_value).collect()),
@@ -920,7 +666,7 @@ mod tests {
         }
 
         #[test]
-        fn fast_and_serde_agree(text in prop_oneof![token_text(), fast::tests::soup()]) {
+        fn fast_and_serde_agree(text in prop_oneof![token_text(), crate::json::fast::tests::soup()]) {
             let rule = HandleRule::default();
             let bytes = text.as_bytes();
             let fast = read_all(bytes, BodySeed(MsgSeed(&rule)));

@@ -28,13 +28,8 @@ use serde_json::Value;
 
 use crate::config::HandleRule;
 use crate::handles::{Found, MAX_TEXT_JSON_BYTES, WalkSeed};
-use crate::request::{Body, BodySeed, Key, Skip, StrSeed, cap, read_all, read_str};
-
-/// `result.resultType` values of 2026-07-28 (MCP `basic/index.mdx`).
-pub(crate) const RESULT_TYPES: &[&str] = &["complete", "input_required", "task"];
-
-/// `result.cacheScope` values of 2026-07-28 (MCP `server/resources.mdx`).
-pub(crate) const CACHE_SCOPES: &[&str] = &["private", "shared", "public"];
+use crate::json::{Body, BodySeed, Key, Skip, StrSeed, cap, read_all, read_str};
+use crate::protocol::{CACHE_SCOPES, RESULT_TYPES};
 
 /// Most `content` items looked at for JSON texts.
 const MAX_CONTENT_ITEMS: usize = 64;
@@ -567,7 +562,7 @@ impl<'de> Visitor<'de> for JsonTextSeed<'_> {
 /// response body, or when [`parse_text`] and [`parse`] disagree on UTF-8 text.
 #[cfg(fuzzing)]
 pub(crate) fn fuzz_agree(bytes: &[u8]) {
-    use crate::request::read_all_serde;
+    use crate::json::read_all_serde;
     let rule = HandleRule::default();
     let fast = read_all(bytes, BodySeed(MsgSeed(&rule)));
     let serde = read_all_serde(bytes, BodySeed(MsgSeed(&rule)));
@@ -798,12 +793,12 @@ mod tests {
 
         #[test]
         fn fast_and_serde_agree(
-            text in prop_oneof![response_soup(), crate::request::fast::tests::soup()]
+            text in prop_oneof![response_soup(), crate::json::fast::tests::soup()]
         ) {
             let rule = HandleRule::default();
             let bytes = text.as_bytes();
             let fast = read_all(bytes, BodySeed(MsgSeed(&rule)));
-            let serde = crate::request::read_all_serde(bytes, BodySeed(MsgSeed(&rule)));
+            let serde = crate::json::read_all_serde(bytes, BodySeed(MsgSeed(&rule)));
             prop_assert_eq!(fast.is_err(), serde.is_err(), "{}", text);
             prop_assert_eq!(fast.ok(), serde.ok());
         }

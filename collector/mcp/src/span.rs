@@ -5,7 +5,7 @@ use std::borrow::Cow;
 use std::sync::Arc;
 
 /// A string attribute value or span text, held in whichever of three ways
-/// costs least for where it came from. Reads as a `str` (`Deref`); equality,
+/// fits where it came from. Reads as a `str` (`Deref`); equality,
 /// ordering, hashing, `Debug` and `Display` are those of the text, whatever
 /// the form. Serialised as a plain JSON string (read back as [`Text::Owned`]).
 #[derive(Clone)]
@@ -15,7 +15,7 @@ pub enum Text {
     Static(&'static str),
     /// A text of this span alone (ids, names taken from the message).
     /// (`Box<str>`, not `String`: the three forms are then all a pointer and
-    /// a length, told apart by a plain tag that is cheap to test on drop.)
+    /// a length, told apart by a plain tag.)
     Owned(Box<str>),
     /// A text many spans carry (addresses, `User-Agent`, instance id, a
     /// session's client name): one allocation, counted references.
@@ -188,7 +188,8 @@ pub enum AttrValue {
 pub type Attr = (&'static str, AttrValue);
 
 /// Reads a serialised attribute list (the spool's files): each name becomes
-/// its constant in [`crate::attrs`]; a name that is not one of them (a file
+/// its constant in [`crate::attrs`] (a renamed one its new constant,
+/// [`crate::attrs::RENAMED`]); a name that is not one of them (a file
 /// written by another version) is interned once per process, up to
 /// [`MAX_UNKNOWN_KEYS`] names of at most [`MAX_UNKNOWN_KEY_BYTES`] bytes
 /// (their text kept for the life of the process); past that the list is
@@ -198,7 +199,7 @@ fn de_attrs<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Vec<Attr>, D::Erro
     use serde::Deserialize;
     let raw: Vec<(Cow<'de, str>, AttrValue)> = Vec::deserialize(d)?;
     raw.into_iter()
-        .map(|(k, v)| match crate::attrs::known(&k) {
+        .map(|(k, v)| match crate::attrs::read_back(&k) {
             Some(k) => Ok((k, v)),
             None => intern_unknown(&k)
                 .map(|k| (k, v))
@@ -293,10 +294,8 @@ pub struct Span {
 
 impl Drop for Span {
     /// Drops the attributes one by one with each value's variant known where
-    /// it is dropped: most values are fixed texts, integers or booleans with
-    /// nothing to free, and the generic drop code of [`AttrValue`] (a call
-    /// per attribute, with the register saves the string-array loop needs)
-    /// cost more than the frees themselves.
+    /// it is dropped (most values are fixed texts, integers or booleans with
+    /// nothing to free); frees what the generic drop of [`AttrValue`] frees.
     fn drop(&mut self) {
         for (_, value) in self.attributes.drain(..) {
             match value {

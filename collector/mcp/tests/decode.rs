@@ -499,18 +499,18 @@ fn sse_progress_then_result() {
     assert!(
         sp.events[0]
             .attributes
-            .contains(&(a::MCP_PROGRESS, AttrValue::Str("1".into())))
+            .contains(&(a::PROGRESS, AttrValue::Str("1".into())))
     );
     assert!(
         sp.events[0]
             .attributes
-            .contains(&(a::MCP_PROGRESS_TOTAL, AttrValue::Str("2".into())))
+            .contains(&(a::PROGRESS_TOTAL, AttrValue::Str("2".into())))
     );
     assert_eq!(sp.events[1].name, "notifications/message");
     assert!(
         sp.events[1]
             .attributes
-            .contains(&(a::MCP_LOG_LEVEL, AttrValue::Str("info".into())))
+            .contains(&(a::LOG_LEVEL, AttrValue::Str("info".into())))
     );
     assert_eq!(sp.events[2].time_ns, S + 400);
     assert!(!all_attr_text(&spans).contains("SECRETMSG"));

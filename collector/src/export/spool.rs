@@ -319,6 +319,45 @@ mod tests {
         fs::remove_dir_all(&dir).unwrap();
     }
 
+    /// A spool file written before the `mcp.progress*` / `mcp.log.*` event
+    /// attributes moved under `mcptap.` reads back with the new names.
+    #[test]
+    fn old_attribute_names_read_back_as_new() {
+        use mcptap_mcp::{AttrValue, SpanEvent, attrs};
+        let dir = tmpdir("renamed");
+        let mut sp = span(4);
+        sp.events = vec![SpanEvent {
+            time_ns: 1,
+            name: "notifications/progress".into(),
+            attributes: attrs::RENAMED
+                .iter()
+                .map(|&(_, new)| (new, AttrValue::Str("1".into())))
+                .collect(),
+        }];
+        let batch = Batch::new(vec![sp]);
+        let mut s = Spool::open(&dir, 1 << 20).unwrap();
+        s.push(1, &batch).unwrap();
+        let e = s.front().unwrap().clone();
+        let path = dir.join(file_name(e.seq, e.batch_id));
+        let mut text = fs::read_to_string(&path).unwrap();
+        for &(old, new) in attrs::RENAMED {
+            text = text.replace(&format!("\"{new}\""), &format!("\"{old}\""));
+        }
+        assert!(text.contains("\"mcp.progress\"") && !text.contains("mcptap.progress"));
+        fs::write(&path, text).unwrap();
+        let back = s.read(&e).unwrap();
+        assert_eq!(back, batch);
+        let keys: Vec<&str> = back.spans[0].events[0]
+            .attributes
+            .iter()
+            .map(|(k, _)| *k)
+            .collect();
+        let new: Vec<&str> = attrs::RENAMED.iter().map(|&(_, new)| new).collect();
+        assert_eq!(keys, new);
+        drop(s);
+        fs::remove_dir_all(&dir).unwrap();
+    }
+
     #[test]
     fn corrupt_file_is_quarantined() {
         let dir = tmpdir("b");

@@ -2,6 +2,7 @@
 //! or without allocating: JSON-RPC ids, integers in decimal, `'static` strings
 //! for the known method names, protocol versions and other fixed values, the
 //! request path, and endpoint address texts cached per address ([`AddrTexts`]).
+//! The known MCP values themselves are [`crate::protocol`]'s.
 //! Each fast form equals what `Display`/`to_string` writes; proptests check that.
 
 use std::net::{IpAddr, SocketAddr};
@@ -9,7 +10,7 @@ use std::sync::Arc;
 
 use serde_json::Value;
 
-use crate::request::cap;
+use crate::json::cap;
 use crate::span::Text;
 
 /// String form of a JSON-RPC id: strings as-is, numbers as written, `null` → `None`,
@@ -110,114 +111,11 @@ pub(super) fn known_or_owned(s: &str, known: fn(&str) -> Option<&'static str>) -
     }
 }
 
-/// The MCP method names of every protocol version (schema `ClientRequest`,
-/// `ServerRequest` and notification unions, 2024-11-05 … 2026-07-28, plus the
-/// Tasks extension), as `'static` strings.
-pub(super) fn known_method_bytes(m: &[u8]) -> Option<&'static str> {
-    Some(match m {
-        b"initialize" => "initialize",
-        b"ping" => "ping",
-        b"tools/list" => "tools/list",
-        b"tools/call" => "tools/call",
-        b"prompts/list" => "prompts/list",
-        b"prompts/get" => "prompts/get",
-        b"resources/list" => "resources/list",
-        b"resources/read" => "resources/read",
-        b"resources/templates/list" => "resources/templates/list",
-        b"resources/subscribe" => "resources/subscribe",
-        b"resources/unsubscribe" => "resources/unsubscribe",
-        b"completion/complete" => "completion/complete",
-        b"logging/setLevel" => "logging/setLevel",
-        b"roots/list" => "roots/list",
-        b"sampling/createMessage" => "sampling/createMessage",
-        b"elicitation/create" => "elicitation/create",
-        b"server/discover" => "server/discover",
-        b"subscriptions/listen" => "subscriptions/listen",
-        b"tasks/get" => "tasks/get",
-        b"tasks/list" => "tasks/list",
-        b"tasks/result" => "tasks/result",
-        b"tasks/cancel" => "tasks/cancel",
-        b"tasks/update" => "tasks/update",
-        b"notifications/initialized" => "notifications/initialized",
-        b"notifications/cancelled" => "notifications/cancelled",
-        b"notifications/progress" => "notifications/progress",
-        b"notifications/message" => "notifications/message",
-        b"notifications/roots/list_changed" => "notifications/roots/list_changed",
-        b"notifications/tools/list_changed" => "notifications/tools/list_changed",
-        b"notifications/prompts/list_changed" => "notifications/prompts/list_changed",
-        b"notifications/resources/list_changed" => "notifications/resources/list_changed",
-        b"notifications/resources/updated" => "notifications/resources/updated",
-        b"notifications/tasks/status" => "notifications/tasks/status",
-        _ => return None,
-    })
-}
-
-/// [`known_method_bytes`] of a string.
-pub(crate) fn known_method(m: &str) -> Option<&'static str> {
-    known_method_bytes(m.as_bytes())
-}
-
-/// Protocol versions (`MCP-Protocol-Version`, `_meta`, `initialize`) as
-/// `'static` strings.
-pub(super) fn known_version_bytes(v: &[u8]) -> Option<&'static str> {
-    Some(match v {
-        b"2024-11-05" => "2024-11-05",
-        b"2025-03-26" => "2025-03-26",
-        b"2025-06-18" => "2025-06-18",
-        b"2025-11-25" => "2025-11-25",
-        b"2026-07-28" => "2026-07-28",
-        b"DRAFT-2026-v1" => "DRAFT-2026-v1",
-        _ => return None,
-    })
-}
-
-/// [`known_version_bytes`] of a string.
-pub(crate) fn known_version(v: &str) -> Option<&'static str> {
-    known_version_bytes(v.as_bytes())
-}
-
 /// The conventional MCP endpoint path as a `'static` string.
 pub(super) fn known_path(p: &str) -> Option<&'static str> {
     Some(match p {
         "/mcp" => "/mcp",
         "/" => "/",
-        _ => return None,
-    })
-}
-
-/// `result.resultType` values of 2026-07-28 as `'static` strings.
-pub(super) fn known_result_type(t: &str) -> Option<&'static str> {
-    Some(match t {
-        "complete" => "complete",
-        "input_required" => "input_required",
-        "task" => "task",
-        _ => return None,
-    })
-}
-
-/// `result.cacheScope` values of 2026-07-28 as `'static` strings.
-pub(super) fn known_cache_scope(t: &str) -> Option<&'static str> {
-    Some(match t {
-        "private" => "private",
-        "shared" => "shared",
-        "public" => "public",
-        _ => return None,
-    })
-}
-
-/// The JSON-RPC and MCP error codes as `'static` decimal text.
-pub(super) fn known_error_code(c: i64) -> Option<&'static str> {
-    Some(match c {
-        -32700 => "-32700",
-        -32600 => "-32600",
-        -32601 => "-32601",
-        -32602 => "-32602",
-        -32603 => "-32603",
-        -32000 => "-32000",
-        -32001 => "-32001",
-        -32002 => "-32002",
-        -32020 => "-32020",
-        -32042 => "-32042",
         _ => return None,
     })
 }
@@ -488,11 +386,11 @@ mod text_tests {
         #[test]
         fn known_or_owned_keeps_the_text(s in "[a-z/_-]{0,12}|tools/call|2025-11-25|/mcp|complete|private") {
             for known in [
-                super::known_method,
-                super::known_version,
+                crate::protocol::known_method,
+                crate::protocol::known_version,
                 super::known_path,
-                super::known_result_type,
-                super::known_cache_scope,
+                crate::protocol::known_result_type,
+                crate::protocol::known_cache_scope,
             ] {
                 let held = super::known_or_owned(&s, known);
                 prop_assert_eq!(held.as_ref(), s.as_str());
@@ -525,13 +423,6 @@ mod text_tests {
                 let mut held = v.clone();
                 let got = super::take_id_string(&mut held);
                 prop_assert_eq!(got.as_deref(), want.as_deref());
-            }
-        }
-
-        #[test]
-        fn known_error_codes_are_their_decimal_text(c in -33000i64..-31000) {
-            if let Some(k) = super::known_error_code(c) {
-                prop_assert_eq!(k, c.to_string());
             }
         }
     }

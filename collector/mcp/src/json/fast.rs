@@ -11,7 +11,7 @@
 //!   digits, numbers are not range-checked, no depth limit), as serde_json's
 //!   `IgnoredAny` does.
 //!
-//! Where it saves: strings without escapes are scanned in place and borrowed
+//! How it reads: strings without escapes are scanned in place and borrowed
 //! (escapes are resolved as serde_json's `parse_str` does); integers of up to
 //! 18 digits are read directly; skipped values go through one iterative
 //! syntax check. Other numbers are handed to `serde_json` on just that token,
@@ -19,11 +19,9 @@
 //! valid UTF-8 (`&str`); [`super::read_all`] falls back to serde_json for
 //! other bytes. Equality with serde_json is property-tested in `request.rs`
 //! and `response.rs`, and fuzzed by the differential target
-//! `fuzz/fuzz_targets/json_body.rs` (any disagreement is a bug here).
-//!
-//! Why not serde_json alone: its reader was the largest single cost of the
-//! collector after round 4; this one cut 5% of all instructions (BENCHMARKS.md,
-//! round 5) while serde_json stays the reference it is checked against.
+//! `fuzz/fuzz_targets/json_body.rs` (any disagreement is a bug here);
+//! serde_json stays the reference it is checked against. Measurements:
+//! BENCHMARKS.md.
 
 use serde::de::{self, DeserializeSeed, MapAccess, SeqAccess, Visitor};
 use serde_json::Error;
