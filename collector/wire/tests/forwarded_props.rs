@@ -172,10 +172,25 @@ proptest! {
             prop_assert!(t.contains(peer.ip()));
             prop_assert!(pairs.iter().any(|(n, _)| n.eq_ignore_ascii_case(name.as_bytes())));
         }
-        if let Some(w) = workload_identity(peer, pairs.iter().copied(), &t) {
+        let workload = workload_identity(peer, pairs.iter().copied(), &t);
+        if let Some(w) = &workload {
             prop_assert!(t.contains(peer.ip()));
             prop_assert!(!w.id.is_empty() && w.id.bytes().all(|b| (0x21..=0x7e).contains(&b)));
         }
+        // Each name's lines joined into one line give the same answers.
+        let joined: Vec<(Vec<u8>, Vec<u8>)> = NAMES
+            .iter()
+            .filter_map(|name| {
+                let vals: Vec<&[u8]> = pairs.iter().filter(|(n, _)| n.eq_ignore_ascii_case(name.as_bytes())).map(|(_, v)| *v).collect();
+                (!vals.is_empty() && !NAMES[..NAMES.iter().position(|x| x == name).unwrap_or(0)]
+                    .iter()
+                    .any(|earlier| earlier.eq_ignore_ascii_case(name)))
+                .then(|| (name.as_bytes().to_vec(), vals.join(&b", "[..])))
+            })
+            .collect();
+        let jp = || joined.iter().map(|(n, v)| (&n[..], &v[..]));
+        prop_assert_eq!(resolve_client(peer, jp(), &t), id);
+        prop_assert_eq!(workload_identity(peer, jp(), &t), workload);
     }
 
     /// Generated chains with junk: the client is the peer or one of the

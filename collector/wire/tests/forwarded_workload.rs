@@ -124,6 +124,9 @@ fn linkerd_client_id() {
             "{bad:?}"
         );
     }
+    // Longer than a DNS name, whatever its tail.
+    let padded = format!("garbage{}a.b", " ".repeat(300));
+    assert_eq!(workload("127.0.0.1:1", &[("l5d-client-id", &padded)]), None);
     // Two lines: ambiguous, none.
     assert_eq!(
         workload(

@@ -103,7 +103,10 @@ pub fn workload_identity<'a>(
         }
     }
     if l5d.first.is_some() {
-        let (value, _) = l5d.joined_tail(MAX_DNS_NAME + 1);
+        let (value, truncated) = l5d.joined_tail(MAX_DNS_NAME + 1);
+        if truncated {
+            return None;
+        }
         let id = sub_cow(value, |v| {
             let s = trim_ows(v);
             let start = s.as_ptr() as usize - v.as_ptr() as usize;
