@@ -50,7 +50,10 @@ fuzz_target!(|data: &[u8]| {
     assert!(usize::from(id.hops) <= MAX_HOPS);
     let name = match id.source {
         ClientSource::Peer => {
-            assert_eq!((id.address, id.port, id.hops), (peer.ip(), Some(peer.port()), 0));
+            assert_eq!(
+                (id.address, id.port, id.hops),
+                (peer.ip(), Some(peer.port()), 0)
+            );
             None
         }
         ClientSource::Forwarded => Some(NAMES[0]),
@@ -70,13 +73,19 @@ fuzz_target!(|data: &[u8]| {
     let joined: Vec<(&[u8], Vec<u8>)> = NAMES
         .iter()
         .filter_map(|name| {
-            let mut values = headers.iter().filter(|(n, _)| *n == name.as_bytes()).map(|(_, v)| *v);
+            let mut values = headers
+                .iter()
+                .filter(|(n, _)| *n == name.as_bytes())
+                .map(|(_, v)| *v);
             let first = values.next()?.to_vec();
-            Some((name.as_bytes(), values.fold(first, |mut acc, v| {
-                acc.extend_from_slice(b", ");
-                acc.extend_from_slice(v);
-                acc
-            })))
+            Some((
+                name.as_bytes(),
+                values.fold(first, |mut acc, v| {
+                    acc.extend_from_slice(b", ");
+                    acc.extend_from_slice(v);
+                    acc
+                }),
+            ))
         })
         .collect();
     let pairs = || joined.iter().map(|(n, v)| (*n, &v[..]));

@@ -657,3 +657,37 @@ fn trusted_proxies_errors_name_the_item() {
         "trusted proxies item 2 \"x\": not an IP address or CIDR block"
     );
 }
+
+#[test]
+fn label_names_are_stable() {
+    let sources = [
+        ClientSource::Forwarded,
+        ClientSource::XForwardedFor,
+        ClientSource::XRealIp,
+        PEER,
+    ];
+    let names: Vec<&str> = sources.iter().map(|s| s.as_str()).collect();
+    assert_eq!(names, ["forwarded", "x-forwarded-for", "x-real-ip", "peer"]);
+    let anomalies = [
+        Anomaly::UntrustedPeer,
+        Anomaly::Malformed,
+        Anomaly::Hidden,
+        Anomaly::UnbracketedIpv6,
+        Anomaly::TooManyHops,
+        Anomaly::TooLong,
+    ];
+    let names: Vec<&str> = anomalies.iter().map(|a| a.as_str()).collect();
+    assert_eq!(
+        names,
+        [
+            "untrusted_peer",
+            "malformed",
+            "hidden",
+            "unbracketed_ipv6",
+            "too_many_hops",
+            "too_long"
+        ]
+    );
+    let t = TrustedProxies::from_nets(["10.1.2.3/8".parse().expect("net")]);
+    assert_eq!(t.to_string(), "10.0.0.0/8");
+}
