@@ -17,6 +17,7 @@
 //! the capture, never from the wall clock.
 
 pub mod conn;
+pub mod forwarded;
 mod headers;
 pub mod http;
 pub mod link;
