@@ -13,7 +13,7 @@ here="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
 secs="${1:-20}"
 shift || true
 targets=("$@")
-[ ${#targets[@]} -gt 0 ] || targets=(pcap_file link_decode tcp_reassembly http_conn http_head sse mcp_decode json_body forwarded)
+[ ${#targets[@]} -gt 0 ] || targets=(pcap_file link_decode tcp_reassembly http_conn http_head sse mcp_decode json_body forwarded tls_hello)
 export RUSTC_BOOTSTRAP=1
 export PATH="$HOME/.cargo/bin:$PATH"
 command -v cargo-fuzz >/dev/null || { echo "run.sh: cargo-fuzz missing: cargo install cargo-fuzz --version 0.13.2 --locked" >&2; exit 1; }

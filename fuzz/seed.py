@@ -269,6 +269,13 @@ def main():
                 if body:
                     w.put("json_body", bytes(body))
 
+    # tls_hello: the real ClientHellos recorded for the wire crate's tests.
+    data = os.path.join(ROOT, "collector", "wire", "tests", "data")
+    for name in sorted(os.listdir(data)):
+        if name.startswith("client_hello_"):
+            with open(os.path.join(data, name), "rb") as f:
+                w.put("tls_hello", f.read())
+
     for t in sorted(w.counts):
         print(f"{t}: {w.counts[t]} seeds in {os.path.join(out, t)}")
 

@@ -1,4 +1,4 @@
-//! Fuzz target: the collector's own JSON deserializer (`collector/mcp/src/request/fast.rs`)
+//! Fuzz target: the collector's own JSON deserializer (`collector/mcp/src/json/fast.rs`)
 //! against serde_json, differentially.
 //!
 //! Every input is read as a request body and as a response body by both
