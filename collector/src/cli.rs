@@ -290,6 +290,19 @@ pub struct RunArgs {
         value_name = "RULE"
     )]
     pub handle_rule: String,
+    /// Socket peers whose forwarding headers (`Forwarded`, `X-Forwarded-For`,
+    /// `X-Real-IP`) and mesh identity headers (`x-forwarded-client-cert`,
+    /// `l5d-client-id`) are believed: comma-separated CIDRs or addresses,
+    /// `default` (private, loopback and link-local ranges: the usual in-cluster
+    /// hops) and `none`. `client.address` is then the first untrusted address
+    /// from the right of the chain; `network.peer.address` is always the socket peer
+    #[arg(
+        long,
+        env = "MCPTAP_TRUSTED_PROXIES",
+        default_value = "default",
+        value_name = "CIDR,..."
+    )]
+    pub trusted_proxies: mcptap_mcp::TrustedProxies,
 
     /// Export request and response bodies (size-capped, credentials redacted).
     #[arg(long, env = "MCPTAP_CAPTURE_BODIES")]

@@ -67,6 +67,7 @@ pub fn pipeline_config(args: &RunArgs) -> Result<PipelineConfig> {
         mcp: DecoderConfig {
             instance_id,
             handle_rule,
+            trusted_proxies: args.trusted_proxies.clone(),
             capture_bodies: args.capture_bodies,
             capture_body_max_bytes: args.capture_body_max_bytes,
             max_pending: args.max_pending,

@@ -48,6 +48,15 @@ pub const USER_AGENT_ORIGINAL: &str = "user_agent.original";
 pub const CLIENT_ADDRESS: &str = "client.address";
 /// Client TCP port (Int).
 pub const CLIENT_PORT: &str = "client.port";
+/// Socket peer address (Str): the captured connection's client endpoint, a
+/// proxy when `client.address` came from forwarding headers (OTel HTTP server
+/// semconv).
+pub const NETWORK_PEER_ADDRESS: &str = "network.peer.address";
+/// Socket peer port (Int).
+pub const NETWORK_PEER_PORT: &str = "network.peer.port";
+/// The request's `X-Request-Id` header (StrArray, one value per header line;
+/// OTel `http.request.header.<key>`), to join legs and logs.
+pub const HTTP_REQUEST_HEADER_X_REQUEST_ID: &str = "http.request.header.x-request-id";
 /// Server IP address (Str).
 pub const SERVER_ADDRESS: &str = "server.address";
 /// Server TCP port (Int).
@@ -58,6 +67,24 @@ pub const NETWORK_PROTOCOL_NAME: &str = "network.protocol.name";
 pub const NETWORK_PROTOCOL_VERSION: &str = "network.protocol.version";
 /// Always `tcp` (Str).
 pub const NETWORK_TRANSPORT: &str = "network.transport";
+
+// ---- mcptap: the client behind proxies and meshes ----------------------------------------
+/// Which header gave `client.address` (Str): `forwarded`, `x-forwarded-for`
+/// or `x-real-ip`; absent when it is the socket peer.
+pub const CLIENT_ADDRESS_SOURCE: &str = "mcptap.client.address_source";
+/// Trusted proxies between the client and the capture point, the socket peer
+/// included (Int); with `mcptap.client.address_source`.
+pub const CLIENT_PROXY_HOPS: &str = "mcptap.client.proxy_hops";
+/// Something wrong in the forwarding headers (Str, `Anomaly::as_str`:
+/// `untrusted_peer`, `malformed`, `hidden`, ...).
+pub const CLIENT_ADDRESS_ANOMALY: &str = "mcptap.client.address_anomaly";
+/// The client's mesh workload identity (Str): the SPIFFE URI of the last
+/// `x-forwarded-client-cert` element, or Linkerd's `l5d-client-id`, sent by a
+/// trusted peer.
+pub const CLIENT_WORKLOAD: &str = "mcptap.client.workload";
+/// Which header gave `mcptap.client.workload` (Str): `x-forwarded-client-cert`
+/// or `l5d-client-id`.
+pub const CLIENT_WORKLOAD_SOURCE: &str = "mcptap.client.workload_source";
 
 // ---- mcptap: exchange shape -------------------------------------------------------------
 
@@ -221,6 +248,14 @@ pub const ALL: &[&str] = &[
     NETWORK_PROTOCOL_NAME,
     NETWORK_PROTOCOL_VERSION,
     NETWORK_TRANSPORT,
+    NETWORK_PEER_ADDRESS,
+    NETWORK_PEER_PORT,
+    HTTP_REQUEST_HEADER_X_REQUEST_ID,
+    CLIENT_ADDRESS_SOURCE,
+    CLIENT_PROXY_HOPS,
+    CLIENT_ADDRESS_ANOMALY,
+    CLIENT_WORKLOAD,
+    CLIENT_WORKLOAD_SOURCE,
     EXCHANGE_KIND,
     ERA,
     BATCH_SIZE,

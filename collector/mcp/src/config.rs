@@ -1,4 +1,7 @@
-//! Decoder configuration: instance id, the handle rule, body capture and bounds.
+//! Decoder configuration: instance id, the handle rule, body capture, bounds,
+//! and the proxies whose forwarding headers are believed.
+
+pub use mcptap_wire::forwarded::TrustedProxies;
 
 /// Which keys of tool arguments / structured results hold *handles* (server-minted
 /// state identifiers such as `basket_id`, SEP-2567). Matching is case-sensitive.
@@ -81,6 +84,11 @@ pub struct DecoderConfig {
     /// SSE notifications recorded as span events per span; the rest are counted
     /// in `mcptap.sse.events_dropped`.
     pub max_span_events: usize,
+    /// Socket peers whose forwarding headers (`Forwarded`, `X-Forwarded-For`,
+    /// `X-Real-IP`) and mesh identity headers (`x-forwarded-client-cert`,
+    /// `l5d-client-id`) are believed (`--trusted-proxies`; default: private,
+    /// loopback and link-local ranges).
+    pub trusted_proxies: TrustedProxies,
 }
 
 impl Default for DecoderConfig {
@@ -95,6 +103,7 @@ impl Default for DecoderConfig {
             max_pending: 10_000,
             max_sessions: 10_000,
             max_span_events: 64,
+            trusted_proxies: TrustedProxies::default(),
         }
     }
 }

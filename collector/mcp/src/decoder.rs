@@ -14,6 +14,7 @@
 //! texts), `pending.rs` (pending exchanges by flow, arrival order).
 
 mod body;
+mod client;
 mod exchange;
 mod headers;
 mod pending;

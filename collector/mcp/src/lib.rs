@@ -58,7 +58,7 @@ pub mod fuzzing {
     }
 }
 
-pub use config::{DecoderConfig, HandleRule};
+pub use config::{DecoderConfig, HandleRule, TrustedProxies};
 pub use decoder::Decoder;
 pub use span::{Attr, AttrValue, Span, SpanEvent, SpanStatus, Text};
 pub use stats::{MAX_METHOD_KEYS, McpStats};

@@ -102,6 +102,13 @@ pub struct McpStats {
     pub routing_missing: u64,
     /// `Mcp-Name` values with a base64 sentinel that did not decode to UTF-8.
     pub mcp_name_decode_errors: u64,
+    /// Requests whose `client.address` came from forwarding headers sent by
+    /// a trusted proxy (not the socket peer).
+    pub client_address_forwarded: u64,
+    /// Requests with something wrong in their forwarding headers (all reasons).
+    pub client_address_anomalies: u64,
+    /// The same by reason (`mcptap_wire::forwarded::Anomaly::as_str`).
+    pub client_address_anomalies_by_reason: BTreeMap<&'static str, u64>,
     /// Captured bodies cut at `capture_body_max_bytes`.
     pub bodies_capture_truncated: u64,
     /// Handle values dropped by the per-span cap or the depth limit.

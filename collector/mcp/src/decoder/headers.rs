@@ -18,8 +18,14 @@ pub(super) struct ReqHeaders<'h> {
     pub(super) mcp_name: Option<&'h [u8]>,
     pub(super) traceparent: Option<&'h [u8]>,
     pub(super) tracestate: Option<&'h [u8]>,
+    /// `X-Request-Id` (the first line).
+    pub(super) request_id: Option<&'h [u8]>,
     /// Some header name starts with `mcp-param-` (any case).
     pub(super) param_headers: bool,
+    /// Some forwarding or mesh identity header is there (`Forwarded`,
+    /// `X-Forwarded-For`, `X-Real-IP`, `x-forwarded-client-cert`,
+    /// `l5d-client-id`): the client identity needs its own pass.
+    pub(super) forwarding: bool,
 }
 
 impl<'h> ReqHeaders<'h> {
@@ -33,7 +39,9 @@ impl<'h> ReqHeaders<'h> {
             mcp_name: None,
             traceparent: None,
             tracestate: None,
+            request_id: None,
             param_headers: false,
+            forwarding: false,
         };
         for (n, value) in headers.iter_bytes() {
             // Names of ten bytes are told apart by their first letter
@@ -45,9 +53,14 @@ impl<'h> ReqHeaders<'h> {
                 10 if first == b'm' && name_is(n, b"mcp-method") => &mut r.mcp_method,
                 10 if first == b't' && name_is(n, b"tracestate") => &mut r.tracestate,
                 11 if name_is(n, b"traceparent") => &mut r.traceparent,
+                12 if first == b'x' && name_is(n, b"x-request-id") => &mut r.request_id,
                 14 if name_is(n, b"mcp-session-id") => &mut r.session_id,
                 20 if name_is(n, b"mcp-protocol-version") => &mut r.protocol_version,
                 _ => {
+                    if is_forwarding(n) {
+                        r.forwarding = true;
+                        continue;
+                    }
                     if n.len() >= 10
                         && n.first().is_some_and(|c| c.eq_ignore_ascii_case(&b'm'))
                         && n.get(..10).is_some_and(|p| name_is(p, b"mcp-param-"))
@@ -62,6 +75,17 @@ impl<'h> ReqHeaders<'h> {
             }
         }
         r
+    }
+}
+
+/// `n` is a forwarding or mesh identity header name (any case).
+fn is_forwarding(n: &[u8]) -> bool {
+    match n.len() {
+        9 => name_is(n, b"forwarded") || name_is(n, b"x-real-ip"),
+        13 => name_is(n, b"l5d-client-id"),
+        15 => name_is(n, b"x-forwarded-for"),
+        23 => name_is(n, b"x-forwarded-client-cert"),
+        _ => false,
     }
 }
 

@@ -19,6 +19,7 @@ use crate::request::Params;
 use crate::response::RpcError;
 use crate::routing::{Check, decode_header_value, param_header_names};
 use crate::span::{Attr, AttrValue, SpanEvent, SpanStatus, Text};
+use mcptap_wire::forwarded::ClientSource;
 
 impl Decoder {
     /// Attributes shared by every span of an exchange; `last` for the
@@ -211,16 +212,7 @@ fn http_attrs(ex: &Exchange, ctx: &ExCtx, attrs: &mut Vec<Attr>) {
             AttrValue::Str(Text::Shared(Arc::clone(ua))),
         );
     }
-    push(
-        attrs,
-        a::CLIENT_ADDRESS,
-        AttrValue::Str(Text::Shared(Arc::clone(&ctx.client_ip))),
-    );
-    push(
-        attrs,
-        a::CLIENT_PORT,
-        AttrValue::Int(i64::from(ex.conn.client.port())),
-    );
+    client_attrs(ex, ctx, attrs);
     push(
         attrs,
         a::SERVER_ADDRESS,
@@ -238,6 +230,57 @@ fn http_attrs(ex: &Exchange, ctx: &ExCtx, attrs: &mut Vec<Attr>) {
         if ex.version_minor == 0 { "1.0" } else { "1.1" },
     );
     push_str(attrs, a::NETWORK_TRANSPORT, "tcp");
+}
+
+/// `client.*` (the original client), `network.peer.*` (the socket peer), and
+/// how the client was found behind proxies and meshes.
+fn client_attrs(ex: &Exchange, ctx: &ExCtx, attrs: &mut Vec<Attr>) {
+    push(
+        attrs,
+        a::CLIENT_ADDRESS,
+        AttrValue::Str(Text::Shared(Arc::clone(&ctx.client_ip))),
+    );
+    if let Some(port) = ctx.client_port {
+        push(attrs, a::CLIENT_PORT, AttrValue::Int(i64::from(port)));
+    }
+    push(
+        attrs,
+        a::NETWORK_PEER_ADDRESS,
+        AttrValue::Str(Text::Shared(Arc::clone(&ctx.peer_ip))),
+    );
+    push(
+        attrs,
+        a::NETWORK_PEER_PORT,
+        AttrValue::Int(i64::from(ex.conn.client.port())),
+    );
+    if let Some(id) = &ctx.client_via {
+        if id.source != ClientSource::Peer {
+            push_str(attrs, a::CLIENT_ADDRESS_SOURCE, id.source.as_str());
+            push(
+                attrs,
+                a::CLIENT_PROXY_HOPS,
+                AttrValue::Int(i64::from(id.hops)),
+            );
+        }
+        if let Some(anomaly) = id.anomaly {
+            push_str(attrs, a::CLIENT_ADDRESS_ANOMALY, anomaly.as_str());
+        }
+    }
+    if let Some((id, source)) = &ctx.workload {
+        push(
+            attrs,
+            a::CLIENT_WORKLOAD,
+            AttrValue::Str(Text::from(id.clone())),
+        );
+        push_str(attrs, a::CLIENT_WORKLOAD_SOURCE, source);
+    }
+    if let Some(rid) = ctx.hdrs.request_id {
+        push(
+            attrs,
+            a::HTTP_REQUEST_HEADER_X_REQUEST_ID,
+            AttrValue::StrArray(vec![super::headers::owned_text(rid)]),
+        );
+    }
 }
 
 /// Appends the attribute `k` = `v`.

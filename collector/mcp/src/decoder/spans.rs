@@ -7,6 +7,7 @@
 use std::borrow::Cow;
 use std::sync::Arc;
 
+use mcptap_wire::forwarded::ClientIdentity;
 use mcptap_wire::{Headers, header};
 
 use super::Decoder;
@@ -42,8 +43,17 @@ pub(super) struct ExCtx<'h> {
     pub(super) minted: Option<String>,
     /// `service.instance.id`, shared with the address texts or the configuration.
     pub(super) instance_id: Arc<str>,
-    /// `client.address` (`ip_text` of the client), shared with the address texts.
+    /// `client.address`: the original client (from forwarding headers sent by
+    /// a trusted peer, else the socket peer), shared with the address texts.
     pub(super) client_ip: Arc<str>,
+    /// `client.port`, when known.
+    pub(super) client_port: Option<u16>,
+    /// `network.peer.address`: the socket peer, shared with the address texts.
+    pub(super) peer_ip: Arc<str>,
+    /// Where `client.address` came from, hops, anomaly (`None`: the peer, no anomaly).
+    pub(super) client_via: Option<ClientIdentity>,
+    /// `mcptap.client.workload` and its source header.
+    pub(super) workload: Option<(String, &'static str)>,
     /// `server.address`, likewise.
     pub(super) server_ip: Arc<str>,
     /// `user_agent.original` (lossy UTF-8), shared with the last `User-Agent` text.
@@ -124,6 +134,8 @@ impl Decoder {
             .and_then(|(t, slot)| self.sessions.get(*slot, t));
         let session_hdr = session_hdr.map(|(t, _)| t);
 
+        let (client_ip, client_port, peer_ip, client_via, workload) =
+            self.client_identity(ex, &hdrs);
         let server_ip = self.texts.ip(ex.conn.server.ip());
         let instance_id = match &self.instance_id {
             Some(id) => Arc::clone(id),
@@ -136,7 +148,11 @@ impl Decoder {
             session: session_hdr,
             minted,
             instance_id,
-            client_ip: self.texts.ip(ex.conn.client.ip()),
+            client_ip,
+            client_port,
+            peer_ip,
+            client_via,
+            workload,
             user_agent: hdrs.user_agent.map(|v| self.user_agent.text(v)),
             server_ip,
             hdrs,

@@ -1,0 +1,55 @@
+//! The client behind proxies and meshes (OTel HTTP server semconv:
+//! `client.address` is the original client, `network.peer.address` the socket
+//! peer): read from the request's forwarding and mesh identity headers when the
+//! socket peer is a trusted proxy ([`mcptap_wire::forwarded`]).
+
+use std::sync::Arc;
+
+use mcptap_wire::forwarded::{ClientIdentity, ClientSource, resolve_client, workload_identity};
+
+use super::Decoder;
+use super::exchange::Exchange;
+use super::headers::ReqHeaders;
+
+/// What [`Decoder::client_identity`] finds: `client.address`, `client.port`,
+/// `network.peer.address`, where the client came from (`None`: the peer, no
+/// anomaly), and the mesh workload identity with its header's name.
+pub(super) type Client = (
+    Arc<str>,
+    Option<u16>,
+    Arc<str>,
+    Option<ClientIdentity>,
+    Option<(String, &'static str)>,
+);
+
+impl Decoder {
+    /// The exchange's client identity. Without a forwarding or mesh header
+    /// (found by the one header scan) the socket peer is the client and no
+    /// second pass over the headers is made.
+    pub(super) fn client_identity(&mut self, ex: &Exchange, hdrs: &ReqHeaders<'_>) -> Client {
+        let peer = ex.conn.client;
+        let peer_ip = self.texts.ip(peer.ip());
+        if !hdrs.forwarding {
+            return (Arc::clone(&peer_ip), Some(peer.port()), peer_ip, None, None);
+        }
+        let trusted = &self.cfg.trusted_proxies;
+        let id = resolve_client(peer, hdrs.headers.iter_bytes(), trusted);
+        let workload = workload_identity(peer, hdrs.headers.iter_bytes(), trusted)
+            .map(|w| (w.id.into_owned(), w.source.as_str()));
+        if let Some(anomaly) = id.anomaly {
+            self.stats.client_address_anomalies += 1;
+            let by = &mut self.stats.client_address_anomalies_by_reason;
+            *by.entry(anomaly.as_str()).or_insert(0) += 1;
+        }
+        if id.source != ClientSource::Peer {
+            self.stats.client_address_forwarded += 1;
+        }
+        let client_ip = if id.source == ClientSource::Peer {
+            Arc::clone(&peer_ip)
+        } else {
+            self.texts.ip(id.address)
+        };
+        let via = (id.source != ClientSource::Peer || id.anomaly.is_some()).then_some(id);
+        (client_ip, id.port, peer_ip, via, workload)
+    }
+}
