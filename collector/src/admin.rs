@@ -1,7 +1,8 @@
 //! The admin HTTP server (`--admin-addr`): `/metrics`, `/healthz`, `/readyz`,
 //! and [`shutdown_signal`] for graceful shutdown.
 //!
-//! - `GET /metrics`: Prometheus text format 0.0.4 ([`crate::metrics`]).
+//! - `GET /metrics`: Prometheus text format 0.0.4 ([`crate::metrics`], rendered by
+//!   the `prometheus-client` crate).
 //! - `GET /healthz`: `200 ok` while the process runs (liveness).
 //! - `GET /readyz`: `200 ready` once [`AdminState::set_ready`] was called (capture
 //!   open, exporters built) and until [`AdminState::set_shutting_down`];
@@ -16,28 +17,40 @@
 //! capture thread: a slow scraper cannot stall packet processing.
 
 use crate::export::ExportCounters;
-use crate::metrics::{self, CaptureSnapshot};
+use crate::metrics::{self, CaptureSnapshot, MetricsSource};
 use anyhow::{Context, Result};
 use axum::Router;
 use axum::extract::State;
 use axum::http::{StatusCode, header};
 use axum::response::IntoResponse;
 use axum::routing::get;
+use prometheus_client::registry::Registry;
 use std::net::SocketAddr;
+use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::{Arc, RwLock};
-use std::time::Instant;
 use tokio::sync::oneshot;
 use tokio::task::JoinHandle;
 
 /// What the admin endpoints report. Shared (`Arc`) between the capture thread,
 /// the export queues and the server.
-#[derive(Debug, Default)]
+#[derive(Debug)]
 pub struct AdminState {
-    capture: RwLock<Option<(CaptureSnapshot, Instant)>>,
-    exports: RwLock<Vec<Arc<ExportCounters>>>,
+    source: Arc<MetricsSource>,
+    registry: Registry,
     ready: AtomicBool,
     shutting_down: AtomicBool,
+}
+
+impl Default for AdminState {
+    fn default() -> Self {
+        let source = Arc::new(MetricsSource::default());
+        AdminState {
+            registry: metrics::registry(Arc::clone(&source)),
+            source,
+            ready: AtomicBool::new(false),
+            shutting_down: AtomicBool::new(false),
+        }
+    }
 }
 
 impl AdminState {
@@ -49,16 +62,12 @@ impl AdminState {
     /// Replaces the capture counters (call from the capture thread about once a
     /// second, and once at the end of input).
     pub fn publish_capture(&self, snapshot: CaptureSnapshot) {
-        if let Ok(mut g) = self.capture.write() {
-            *g = Some((snapshot, Instant::now()));
-        }
+        self.source.publish_capture(snapshot);
     }
 
     /// Adds an exporter's counters to `/metrics` (once per exporter).
     pub fn add_exporter(&self, counters: Arc<ExportCounters>) {
-        if let Ok(mut g) = self.exports.write() {
-            g.push(counters);
-        }
+        self.source.add_exporter(counters);
     }
 
     /// Marks the collector ready: capture open and exporters constructed.
@@ -83,26 +92,26 @@ impl AdminState {
         }
     }
 
-    /// The `/metrics` body.
-    pub fn render_metrics(&self) -> String {
-        let mut out = String::with_capacity(16 * 1024);
-        let capture = self.capture.read().ok();
-        let exports = self.exports.read().ok();
-        let cap = capture
-            .as_ref()
-            .and_then(|g| g.as_ref())
-            .map(|(s, at)| (s, at.elapsed()));
-        let exp: &[Arc<ExportCounters>] = exports.as_ref().map_or(&[], |g| g.as_slice());
-        metrics::render(cap, exp, &mut out);
-        out
+    /// The `/metrics` body (Prometheus text format 0.0.4, rendered by
+    /// prometheus-client from the published counters). Errors: only if
+    /// encoding fails, which a `String` writer does not.
+    pub fn render_metrics(&self) -> Result<String, std::fmt::Error> {
+        metrics::encode(&self.registry)
     }
 }
 
-async fn metrics_handler(State(st): State<Arc<AdminState>>) -> impl IntoResponse {
-    (
-        [(header::CONTENT_TYPE, metrics::CONTENT_TYPE)],
-        st.render_metrics(),
-    )
+async fn metrics_handler(State(st): State<Arc<AdminState>>) -> axum::response::Response {
+    match st.render_metrics() {
+        Ok(body) => ([(header::CONTENT_TYPE, metrics::CONTENT_TYPE)], body).into_response(),
+        Err(_) => {
+            tracing::warn!("/metrics: encoding failed");
+            (
+                StatusCode::INTERNAL_SERVER_ERROR,
+                "metrics encoding failed\n",
+            )
+                .into_response()
+        }
+    }
 }
 
 async fn healthz() -> &'static str {

@@ -384,3 +384,56 @@ async fn shutdown_signal_resolves_on_sigterm() {
         .expect("task");
     assert_eq!(name, "SIGTERM");
 }
+
+/// Today's `/metrics` on fixed figures ([`snapshot`] and two exporters),
+/// with the snapshot age (the only value that depends on the clock) and the
+/// crate version masked.
+/// `collector/tests/data/metrics-exposition.txt` was written by the
+/// hand-written 0.0.4 writer this crate had before prometheus-client; run with
+/// `MCPTAP_BLESS=1` to rewrite it.
+fn exposition_on_fixed_figures() -> String {
+    let state = AdminState::new();
+    state.publish_capture(snapshot());
+    let otlp = Arc::new(ExportCounters::new("otlp"));
+    otlp.queued.store(70, Ordering::Relaxed);
+    otlp.sent.store(60, Ordering::Relaxed);
+    otlp.add_dropped(DropReason::Fatal, 3);
+    otlp.up.store(0, Ordering::Relaxed);
+    state.add_exporter(otlp);
+    state.add_exporter(Arc::new(ExportCounters::new("clickhouse")));
+    let text = state.render_metrics().expect("encode");
+    let mut out = String::new();
+    for line in text.lines() {
+        match line.strip_prefix("mcptap_capture_snapshot_age_seconds ") {
+            Some(age) => {
+                let age: f64 = age.parse().expect("age is a number");
+                assert!((0.0..60.0).contains(&age), "{line}");
+                out.push_str("mcptap_capture_snapshot_age_seconds <age>\n");
+            }
+            None => {
+                let version = format!("version=\"{}\"", env!("CARGO_PKG_VERSION"));
+                out.push_str(&line.replace(&version, "version=\"<version>\""));
+                out.push('\n');
+            }
+        }
+    }
+    out
+}
+
+#[test]
+fn exposition_is_unchanged() {
+    let path =
+        std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/data/metrics-exposition.txt");
+    let text = exposition_on_fixed_figures();
+    if std::env::var_os("MCPTAP_BLESS").is_some() {
+        std::fs::create_dir_all(path.parent().expect("dir")).expect("mkdir");
+        std::fs::write(&path, &text).expect("bless");
+    }
+    let want = std::fs::read_to_string(&path).expect("tests/data/metrics-exposition.txt");
+    let (got_lines, want_lines): (Vec<_>, Vec<_>) =
+        (text.lines().collect(), want.lines().collect());
+    for (i, (g, w)) in got_lines.iter().zip(&want_lines).enumerate() {
+        assert_eq!(g, w, "line {}", i + 1);
+    }
+    assert_eq!(got_lines.len(), want_lines.len(), "line count");
+}
