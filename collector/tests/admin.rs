@@ -3,6 +3,8 @@
 //! escaping) with the values that were published; `/healthz`; `/readyz` before
 //! ready, when ready and while shutting down; `shutdown_signal` on SIGTERM.
 
+mod support;
+
 use mcptap_collector::admin::{self, AdminState};
 use mcptap_collector::export::{DropReason, ExportCounters};
 use mcptap_collector::metrics::CaptureSnapshot;
@@ -37,7 +39,7 @@ async fn get(addr: std::net::SocketAddr, path: &str) -> (u16, HashMap<String, St
         .map(|(k, v)| (k.trim().to_lowercase(), v.trim().to_string()))
         .collect();
     let body = if headers_chunked(&text) {
-        dechunk(body)
+        support::dechunk(body)
     } else {
         body.to_string()
     };
@@ -46,19 +48,6 @@ async fn get(addr: std::net::SocketAddr, path: &str) -> (u16, HashMap<String, St
 
 fn headers_chunked(text: &str) -> bool {
     text.to_lowercase().contains("transfer-encoding: chunked")
-}
-
-fn dechunk(mut body: &str) -> String {
-    let mut out = String::new();
-    loop {
-        let (size, rest) = body.split_once("\r\n").expect("chunk size");
-        let n = usize::from_str_radix(size.trim(), 16).expect("hex size");
-        if n == 0 {
-            return out;
-        }
-        out.push_str(&rest[..n]);
-        body = &rest[n + 2..];
-    }
 }
 
 /// A parsed exposition: samples keyed by `name` and sorted labels.

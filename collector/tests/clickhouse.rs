@@ -3,11 +3,11 @@
 //! including the queries Grafana's trace view runs.
 #![allow(clippy::unwrap_used, missing_docs)]
 
-mod common;
+mod support;
 
-use common::*;
 use serde_json::Value;
 use std::collections::BTreeMap;
+use support::*;
 
 fn rows(tsv: &str) -> Vec<Vec<String>> {
     tsv.lines()

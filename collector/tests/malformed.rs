@@ -2,12 +2,14 @@
 //! unreadable and non-capture files, captures cut in the middle, and garbage
 //! inside well-formed TCP.
 
+mod support;
+
 use etherparse::PacketBuilder;
 use proptest::prelude::*;
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
-const BIN: &str = env!("CARGO_BIN_EXE_mcptap-collector");
+use support::BIN;
 
 fn tmp(name: &str) -> PathBuf {
     let d = std::env::temp_dir().join(format!("mcptap-malformed-{}", std::process::id()));

@@ -4,17 +4,15 @@
 //! fixtures (pcap and pcapng) and for generated files in every byte order and
 //! precision, and stop at the same record when a file is cut.
 
+mod support;
+
 use mcptap_collector::pipeline::PipelineConfig;
 use mcptap_collector::run::decode_file;
 use mcptap_collector::source::{End, Source};
 use proptest::prelude::*;
 use std::path::{Path, PathBuf};
 
-fn fixture(name: &str) -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR"))
-        .join("../tests/fixtures")
-        .join(name)
-}
+use support::fixture;
 
 fn tmp(name: &str) -> PathBuf {
     let d = std::env::temp_dir().join(format!("mcptap-pcap-reader-{}", std::process::id()));
