@@ -426,3 +426,139 @@ fn exposition_is_unchanged() {
     }
     assert_eq!(got_lines.len(), want_lines.len(), "line count");
 }
+
+/// Connects and sends the start of a request head that never ends.
+async fn slow_client(addr: std::net::SocketAddr) -> tokio::net::TcpStream {
+    let mut s = tokio::net::TcpStream::connect(addr).await.expect("connect");
+    s.write_all(b"GET /healthz HTTP/1.1\r\nHost: x\r\n")
+        .await
+        .expect("write");
+    s
+}
+
+/// True when the server closed `s` (EOF or reset) within `limit`.
+async fn closed_within(s: &mut tokio::net::TcpStream, limit: Duration) -> bool {
+    let mut buf = [0u8; 1024];
+    loop {
+        match tokio::time::timeout(limit, s.read(&mut buf)).await {
+            Err(_) => return false,
+            Ok(Ok(0) | Err(_)) => return true,
+            Ok(Ok(_)) => continue,
+        }
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn slow_heads_time_out_and_the_cap_closes_the_oldest() {
+    let limits = admin::AdminLimits {
+        max_connections: 4,
+        header_read_timeout: Duration::from_millis(600),
+        idle_timeout: Duration::from_secs(30),
+    };
+    let server = admin::serve_with(
+        "127.0.0.1:0".parse().expect("addr"),
+        AdminState::new(),
+        limits,
+    )
+    .await
+    .expect("serve");
+    let addr = server.local_addr();
+    let mut slow = Vec::new();
+    for _ in 0..4 {
+        slow.push(slow_client(addr).await);
+    }
+    tokio::time::sleep(Duration::from_millis(50)).await;
+    // The cap is full of slow heads: a fifth connection closes the oldest one...
+    let mut fifth = slow_client(addr).await;
+    assert!(
+        closed_within(&mut slow[0], Duration::from_millis(300)).await,
+        "oldest closed at the cap"
+    );
+    assert!(
+        !closed_within(&mut slow[3], Duration::from_millis(50)).await,
+        "newer ones stay"
+    );
+    // ...and a probe still gets its answer while the slow ones hold the rest.
+    let (st, _, body) = get(addr, "/healthz").await;
+    assert_eq!((st, body.as_str()), (200, "ok\n"));
+    // The header-read timeout closes every head that never ends.
+    for s in slow.iter_mut().skip(1).chain(std::iter::once(&mut fifth)) {
+        assert!(
+            closed_within(s, Duration::from_secs(2)).await,
+            "slow head closed by the timeout"
+        );
+    }
+    // A head over the 8 KiB cap is refused, not buffered.
+    let mut big = tokio::net::TcpStream::connect(addr).await.expect("connect");
+    let head = format!(
+        "GET /healthz HTTP/1.1\r\nHost: x\r\nX-Pad: {}\r\n\r\n",
+        "a".repeat(16 * 1024)
+    );
+    let _ = big.write_all(head.as_bytes()).await;
+    let mut answer = Vec::new();
+    let _ = tokio::time::timeout(Duration::from_secs(2), big.read_to_end(&mut answer)).await;
+    let answer = String::from_utf8_lossy(&answer);
+    assert!(
+        answer.is_empty() || answer.starts_with("HTTP/1.1 431"),
+        "{answer}"
+    );
+    server.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn idle_connections_are_closed() {
+    let limits = admin::AdminLimits {
+        max_connections: 8,
+        header_read_timeout: Duration::from_secs(30),
+        idle_timeout: Duration::from_millis(400),
+    };
+    let server = admin::serve_with(
+        "127.0.0.1:0".parse().expect("addr"),
+        AdminState::new(),
+        limits,
+    )
+    .await
+    .expect("serve");
+    let addr = server.local_addr();
+    let t = std::time::Instant::now();
+    let mut silent = tokio::net::TcpStream::connect(addr).await.expect("connect");
+    assert!(
+        closed_within(&mut silent, Duration::from_secs(3)).await,
+        "silent connection closed"
+    );
+    assert!(
+        t.elapsed() >= Duration::from_millis(350),
+        "not before the idle timeout: {:?}",
+        t.elapsed()
+    );
+    // A keep-alive connection is served, then closed once idle.
+    let mut ka = tokio::net::TcpStream::connect(addr).await.expect("connect");
+    ka.write_all(b"GET /healthz HTTP/1.1\r\nHost: x\r\n\r\n")
+        .await
+        .expect("write");
+    let mut buf = vec![0u8; 4096];
+    let n = ka.read(&mut buf).await.expect("read");
+    assert!(String::from_utf8_lossy(&buf[..n]).starts_with("HTTP/1.1 200"));
+    assert!(
+        closed_within(&mut ka, Duration::from_secs(3)).await,
+        "idle keep-alive closed"
+    );
+    server.stop().await;
+}
+
+#[test]
+fn admin_limits_from_flags() {
+    let l = admin::AdminLimits::from_flags(10, 2.5, 30.0).expect("valid");
+    assert_eq!(l.max_connections, 10);
+    assert_eq!(l.header_read_timeout, Duration::from_millis(2500));
+    assert_eq!(l.idle_timeout, Duration::from_secs(30));
+    for (h, i, flag) in [
+        (0.0, 1.0, "--admin-header-read-timeout"),
+        (-1.0, 1.0, "--admin-header-read-timeout"),
+        (1.0, f64::NAN, "--admin-idle-timeout"),
+        (1.0, f64::INFINITY, "--admin-idle-timeout"),
+    ] {
+        let e = admin::AdminLimits::from_flags(10, h, i).expect_err("invalid");
+        assert!(format!("{e:#}").contains(flag), "{e:#}");
+    }
+}
