@@ -100,6 +100,11 @@ impl AdminState {
         }
     }
 
+    /// The admin server's connection counters (shown on `/metrics`).
+    pub fn admin_counters(&self) -> &metrics::AdminCounters {
+        &self.source.admin
+    }
+
     /// The `/metrics` body (Prometheus text format 0.0.4, rendered by
     /// prometheus-client from the published counters). Errors: only if
     /// encoding fails, which a `String` writer does not.
@@ -252,7 +257,7 @@ pub async fn serve_with(
         .local_addr()
         .with_context(|| format!("--admin-addr {addr}"))?;
     let (tx, rx) = oneshot::channel::<()>();
-    let task = tokio::spawn(accept_loop(listener, router(state), limits, rx));
+    let task = tokio::spawn(accept_loop(listener, state, limits, rx));
     tracing::info!(%addr, ?limits, "admin server: /metrics /healthz /readyz");
     Ok(AdminServer {
         addr,
@@ -270,10 +275,11 @@ type Open = Arc<Mutex<BTreeMap<u64, oneshot::Sender<()>>>>;
 /// (at most [`SHUTDOWN_GRACE`]).
 async fn accept_loop(
     listener: tokio::net::TcpListener,
-    app: Router,
+    state: Arc<AdminState>,
     limits: AdminLimits,
     mut stop: oneshot::Receiver<()>,
 ) {
+    let app = router(Arc::clone(&state));
     let open: Open = Arc::default();
     let graceful = hyper_util::server::graceful::GracefulShutdown::new();
     let mut http = hyper::server::conn::http1::Builder::new();
@@ -303,14 +309,28 @@ async fn accept_loop(
         let conn = graceful.watch(http.serve_connection(io, svc));
         let open = Arc::clone(&open);
         let idle = limits.idle_timeout;
+        let state = Arc::clone(&state);
+        let counters = state.admin_counters();
+        counters.accepted.fetch_add(1, Ordering::Relaxed);
+        counters.open.fetch_add(1, Ordering::Relaxed);
         tokio::spawn(async move {
-            tokio::select! {
-                r = conn => if let Err(e) = r {
-                    tracing::debug!(error = %e, "admin connection");
+            let counters = state.admin_counters();
+            let closed_by = tokio::select! {
+                r = conn => match r {
+                    Err(e) if e.is_timeout() => Some(&counters.closed_header_read_timeout),
+                    Err(e) => {
+                        tracing::debug!(error = %e, "admin connection");
+                        None
+                    }
+                    Ok(()) => None,
                 },
-                _ = closed => tracing::debug!("admin connection closed: cap reached"),
-                _ = activity.idle_for(idle) => tracing::debug!("admin connection closed: idle"),
+                _ = closed => Some(&counters.closed_max_connections),
+                _ = activity.idle_for(idle) => Some(&counters.closed_idle_timeout),
+            };
+            if let Some(c) = closed_by {
+                c.fetch_add(1, Ordering::Relaxed);
             }
+            counters.open.fetch_sub(1, Ordering::Relaxed);
             if let Ok(mut g) = open.lock() {
                 g.remove(&id);
             }

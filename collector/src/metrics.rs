@@ -30,7 +30,7 @@ use prometheus_client::metrics::counter::ConstCounter;
 use prometheus_client::metrics::gauge::ConstGauge;
 use prometheus_client::registry::Registry;
 use std::fmt;
-use std::sync::atomic::Ordering;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, RwLock};
 use std::time::Instant;
 
@@ -77,6 +77,25 @@ pub const CONTENT_TYPE: &str = prometheus_client::encoding::prometheus_text::CON
 pub struct MetricsSource {
     capture: RwLock<Option<(CaptureSnapshot, Instant)>>,
     exports: RwLock<Vec<Arc<ExportCounters>>>,
+    /// The admin server's own connections.
+    pub admin: AdminCounters,
+}
+
+/// Connections of the admin server ([`crate::admin`]), updated by its tasks on
+/// the admin runtime (never by the capture thread).
+#[derive(Debug, Default)]
+pub struct AdminCounters {
+    /// Connections accepted.
+    pub accepted: AtomicU64,
+    /// Connections open now.
+    pub open: AtomicU64,
+    /// Closed by the server because `--admin-max-connections` were open.
+    pub closed_max_connections: AtomicU64,
+    /// Closed by the server: no complete request head within
+    /// `--admin-header-read-timeout`.
+    pub closed_header_read_timeout: AtomicU64,
+    /// Closed by the server: no byte moved for `--admin-idle-timeout`.
+    pub closed_idle_timeout: AtomicU64,
 }
 
 impl MetricsSource {
@@ -136,8 +155,34 @@ impl Collector for SnapshotCollector {
         }
         drop(capture);
         let exports = self.0.exports.read().ok();
-        render_exports(&mut w, exports.as_ref().map_or(&[], |g| g.as_slice()))
+        render_exports(&mut w, exports.as_ref().map_or(&[], |g| g.as_slice()))?;
+        render_admin(&mut w, &self.0.admin)
     }
+}
+
+/// The admin server's connection families.
+fn render_admin(w: &mut Families<'_, '_>, a: &AdminCounters) -> fmt::Result {
+    let r = |a: &AtomicU64| a.load(Ordering::Relaxed);
+    w.counter(
+        "mcptap_admin_connections_total",
+        "Connections accepted by the admin server.",
+        r(&a.accepted),
+    )?;
+    w.gauge(
+        "mcptap_admin_connections_open",
+        "Connections open on the admin server now.",
+        r(&a.open),
+    )?;
+    w.counters(
+        "mcptap_admin_connections_closed_total",
+        "Admin connections closed by the server, by reason (max_connections: the cap was reached and this was the oldest; header_read_timeout; idle_timeout).",
+        "reason",
+        &[
+            ("max_connections", r(&a.closed_max_connections)),
+            ("header_read_timeout", r(&a.closed_header_read_timeout)),
+            ("idle_timeout", r(&a.closed_idle_timeout)),
+        ],
+    )
 }
 
 /// Writes metric families through a prometheus-client [`DescriptorEncoder`].
@@ -522,7 +567,7 @@ mod tests {
             let name = line.split(' ').nth(2).unwrap_or_default().to_string();
             assert!(seen.insert(name.clone()), "{name} twice");
         }
-        assert_eq!(seen.len(), 38, "{s}");
+        assert_eq!(seen.len(), 41, "{s}");
         assert!(s.contains("mcptap_mcp_requests_total{method=\"tools/call\"} 3\n"));
         // Label values escape `\`, `"` and newline.
         assert!(

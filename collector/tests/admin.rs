@@ -455,13 +455,10 @@ async fn slow_heads_time_out_and_the_cap_closes_the_oldest() {
         header_read_timeout: Duration::from_millis(600),
         idle_timeout: Duration::from_secs(30),
     };
-    let server = admin::serve_with(
-        "127.0.0.1:0".parse().expect("addr"),
-        AdminState::new(),
-        limits,
-    )
-    .await
-    .expect("serve");
+    let state = AdminState::new();
+    let server = admin::serve_with("127.0.0.1:0".parse().expect("addr"), state.clone(), limits)
+        .await
+        .expect("serve");
     let addr = server.local_addr();
     let mut slow = Vec::new();
     for _ in 0..4 {
@@ -502,6 +499,22 @@ async fn slow_heads_time_out_and_the_cap_closes_the_oldest() {
         answer.is_empty() || answer.starts_with("HTTP/1.1 431"),
         "{answer}"
     );
+    // Every close is counted by reason.
+    let m = parse_exposition(&state.render_metrics().expect("encode"));
+    let closed = |r: &str| {
+        value(
+            &m,
+            "mcptap_admin_connections_closed_total",
+            &[("reason", r)],
+        )
+    };
+    // The fifth closed the first, the probe the second (the cap was full
+    // again); the other three ran into the header-read timeout.
+    assert_eq!(closed("max_connections"), 2.0);
+    assert_eq!(closed("header_read_timeout"), 3.0);
+    assert_eq!(closed("idle_timeout"), 0.0);
+    // 5 slow, the probe, the oversized head.
+    assert_eq!(value(&m, "mcptap_admin_connections_total", &[]), 7.0);
     server.stop().await;
 }
 
@@ -512,13 +525,10 @@ async fn idle_connections_are_closed() {
         header_read_timeout: Duration::from_secs(30),
         idle_timeout: Duration::from_millis(400),
     };
-    let server = admin::serve_with(
-        "127.0.0.1:0".parse().expect("addr"),
-        AdminState::new(),
-        limits,
-    )
-    .await
-    .expect("serve");
+    let state = AdminState::new();
+    let server = admin::serve_with("127.0.0.1:0".parse().expect("addr"), state.clone(), limits)
+        .await
+        .expect("serve");
     let addr = server.local_addr();
     let t = std::time::Instant::now();
     let mut silent = tokio::net::TcpStream::connect(addr).await.expect("connect");
@@ -543,6 +553,16 @@ async fn idle_connections_are_closed() {
         closed_within(&mut ka, Duration::from_secs(3)).await,
         "idle keep-alive closed"
     );
+    let m = parse_exposition(&state.render_metrics().expect("encode"));
+    let closed = |r: &str| {
+        value(
+            &m,
+            "mcptap_admin_connections_closed_total",
+            &[("reason", r)],
+        )
+    };
+    assert_eq!(closed("idle_timeout"), 2.0);
+    assert_eq!(value(&m, "mcptap_admin_connections_open", &[]), 0.0);
     server.stop().await;
 }
 

@@ -345,6 +345,20 @@ fn twenty_thousand_slow_connections_stay_within_the_sidecar_limit() {
         http_get_with(port, "/healthz", &[]),
         Some((200, "ok\n".to_string()))
     );
+    // ...and counts each close by reason.
+    let m = http_get(port, "/metrics").expect("/metrics");
+    let closed = |r: &str| {
+        metric(
+            &m,
+            &format!("mcptap_admin_connections_closed_total{{reason=\"{r}\"}}"),
+        )
+    };
+    let (cap, timeout) = (closed("max_connections"), closed("header_read_timeout"));
+    eprintln!("closed by the cap: {cap}, by the header-read timeout: {timeout}");
+    assert!(
+        cap + timeout >= connected as f64,
+        "{connected} slow connections, {cap} + {timeout} closes counted"
+    );
 
     // End of input: the collector exits cleanly.
     drop(fifo);
