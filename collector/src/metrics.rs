@@ -451,6 +451,7 @@ fn render_mcp(w: &mut Families<'_, '_>, c: &CaptureSnapshot) -> fmt::Result {
     Ok(())
 }
 
+/// Each exporter's span and batch counters by outcome, then its gauges.
 fn render_exports(w: &mut Families<'_, '_>, exports: &[Arc<ExportCounters>]) -> fmt::Result {
     if exports.is_empty() {
         return Ok(());
@@ -492,6 +493,11 @@ fn render_exports(w: &mut Families<'_, '_>, exports: &[Arc<ExportCounters>]) -> 
                 .encode(batches.encode_family(&[("sink", c.exporter), ("outcome", outcome)])?)?;
         }
     }
+    render_export_gauges(w, exports)
+}
+
+/// The retry counter and the gauges of each exporter, one `sink` label each.
+fn render_export_gauges(w: &mut Families<'_, '_>, exports: &[Arc<ExportCounters>]) -> fmt::Result {
     type Get = fn(&ExportCounters) -> u64;
     let per_sink: [(&'static str, MetricType, &str, Get); 6] = [
         (
