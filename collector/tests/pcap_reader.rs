@@ -10,15 +10,9 @@ use mcptap_collector::pipeline::PipelineConfig;
 use mcptap_collector::run::decode_file;
 use mcptap_collector::source::{End, Source};
 use proptest::prelude::*;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 
 use support::fixture;
-
-fn tmp(name: &str) -> PathBuf {
-    let d = std::env::temp_dir().join(format!("mcptap-pcap-reader-{}", std::process::id()));
-    std::fs::create_dir_all(&d).expect("tmp dir");
-    d.join(name)
-}
 
 /// Packets (ts ns, bytes) and how the file ended: `None` at a clean end,
 /// `Some(packets before the damage)` otherwise.
@@ -126,7 +120,8 @@ proptest! {
         cut in any::<prop::sample::Index>(),
     ) {
         let bytes = pcap_file(be, nanos, &recs);
-        let path = tmp(&format!("gen-{be}-{nanos}-{}.pcap", bytes.len()));
+        let dir = support::TempDir::new("pcap-reader");
+        let path = dir.join(&format!("gen-{be}-{nanos}-{}.pcap", bytes.len()));
         std::fs::write(&path, &bytes).expect("write");
         let got = ours(&path);
         prop_assert_eq!(got.1, None);
@@ -148,7 +143,8 @@ fn oversized_record_is_an_error_at_its_offset() {
     let recs = vec![(1, 0, vec![1; 10]), (2, 0, vec![2; 300_000 - 16])];
     // The second record claims more than libpcap's 262,144-byte maximum.
     let bytes = pcap_file(false, true, &recs);
-    let path = tmp("oversized.pcap");
+    let dir = support::TempDir::new("pcap-reader");
+    let path = dir.join("oversized.pcap");
     std::fs::write(&path, &bytes).expect("write");
     let mut source = Source::open_file(&path).expect("open");
     assert!(matches!(source.next_packet(), Ok(Some(_))));
@@ -172,7 +168,8 @@ fn oversized_record_is_an_error_at_its_offset() {
 /// each record is decoded as soon as it is complete, not when a read block is full.
 #[test]
 fn fifo_records_are_decoded_as_they_arrive() {
-    let fifo = tmp("live.fifo");
+    let dir = support::TempDir::new("pcap-reader");
+    let fifo = dir.join("live.fifo");
     let _ = std::fs::remove_file(&fifo);
     let st = std::process::Command::new("mkfifo")
         .arg(&fifo)
