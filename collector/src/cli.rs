@@ -369,6 +369,30 @@ pub struct RunArgs {
     #[arg(long, env = "MCPTAP_ADMIN_ADDR", value_name = "ADDR:PORT")]
     pub admin_addr: Option<std::net::SocketAddr>,
 
+    /// Admin server: connections open at once; at the cap a new connection
+    /// closes the oldest one.
+    #[arg(long, env = "MCPTAP_ADMIN_MAX_CONNECTIONS", default_value_t = 64, value_name = "N",
+          value_parser = clap::value_parser!(u32).range(1..=65536))]
+    pub admin_max_connections: u32,
+
+    /// Admin server: seconds a client has to send a complete request head.
+    #[arg(
+        long,
+        env = "MCPTAP_ADMIN_HEADER_READ_TIMEOUT",
+        default_value_t = 5.0,
+        value_name = "SECONDS"
+    )]
+    pub admin_header_read_timeout: f64,
+
+    /// Admin server: seconds without a byte either way before a connection is closed.
+    #[arg(
+        long,
+        env = "MCPTAP_ADMIN_IDLE_TIMEOUT",
+        default_value_t = 30.0,
+        value_name = "SECONDS"
+    )]
+    pub admin_idle_timeout: f64,
+
     /// Log format on stderr.
     #[arg(long, env = "MCPTAP_LOG_FORMAT", default_value = "text", value_parser = ["text", "json"])]
     pub log_format: String,

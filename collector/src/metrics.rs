@@ -1,24 +1,38 @@
 //! Prometheus text exposition (format 0.0.4) of the collector's counters,
-//! served on `/metrics` by [`crate::admin`]. Every metric is listed in
-//! `docs/metrics.md`.
+//! served on `/metrics` by [`crate::admin`] and rendered by the
+//! `prometheus-client` crate (`encoding::prometheus_text`). Every metric is
+//! listed in `docs/metrics.md`.
 //!
 //! The pipeline's counters are plain `u64`s owned by the capture thread, so the
 //! capture thread publishes a [`CaptureSnapshot`] copy periodically (about once a
-//! second) into [`crate::admin::AdminState`]; export counters are
-//! [`ExportCounters`] atomics read at scrape time.
+//! second) into a [`MetricsSource`]; export counters are [`ExportCounters`]
+//! atomics. Neither is a prometheus-client metric: one custom [`Collector`]
+//! ([`SnapshotCollector`]) reads both at scrape time, so the capture thread
+//! touches no atomic and no registry per packet.
 //!
 //! Conventions (Prometheus "Writing exporters" / exposition format 0.0.4):
 //! counters end in `_total`, every family has `# HELP` and `# TYPE` lines,
 //! label values escape `\`, `"` and newline; HELP text escapes `\` and newline.
+//! prometheus-client appends `_total` to counter names itself, so the names in
+//! this file are written with the suffix and passed to it without.
 
 use crate::export::{DropReason, ExportCounters};
 use crate::pipeline::PipelineStats;
 use crate::source::KernelStats;
 use mcptap_mcp::McpStats;
 use mcptap_wire::stats::WireStats;
-use std::fmt::Write as _;
-use std::sync::atomic::Ordering;
-use std::time::Duration;
+use prometheus_client::collector::Collector;
+use prometheus_client::encoding::{
+    DescriptorEncoder, EncodeGaugeValue, EncodeMetric, MetricEncoder,
+};
+use prometheus_client::metrics::MetricType;
+use prometheus_client::metrics::counter::ConstCounter;
+use prometheus_client::metrics::gauge::ConstGauge;
+use prometheus_client::registry::Registry;
+use std::fmt;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, RwLock};
+use std::time::Instant;
 
 /// A copy of the pipeline's counters at one moment (cheap: a few hundred
 /// integers plus at most 256 method names).
@@ -53,125 +67,205 @@ impl CaptureSnapshot {
     }
 }
 
-/// The content type of the exposition.
-pub const CONTENT_TYPE: &str = "text/plain; version=0.0.4; charset=utf-8";
+/// The content type of the exposition (Prometheus text format 0.0.4).
+pub const CONTENT_TYPE: &str = prometheus_client::encoding::prometheus_text::CONTENT_TYPE;
 
-/// Appends metric families to a string.
-struct Writer<'a> {
-    out: &'a mut String,
+/// What `/metrics` reports: the last [`CaptureSnapshot`] the capture thread
+/// published (with when), and the counters of every exporter. Shared (`Arc`)
+/// between the capture thread, the export queues and the scrape.
+#[derive(Debug, Default)]
+pub struct MetricsSource {
+    capture: RwLock<Option<(CaptureSnapshot, Instant)>>,
+    exports: RwLock<Vec<Arc<ExportCounters>>>,
+    /// The admin server's own connections.
+    pub admin: AdminCounters,
 }
 
-impl Writer<'_> {
-    fn family(&mut self, name: &str, kind: &str, help: &str) {
-        let help = help.replace('\\', "\\\\").replace('\n', "\\n");
-        let _ = writeln!(self.out, "# HELP {name} {help}");
-        let _ = writeln!(self.out, "# TYPE {name} {kind}");
-    }
+/// Connections of the admin server ([`crate::admin`]), updated by its tasks on
+/// the admin runtime (never by the capture thread).
+#[derive(Debug, Default)]
+pub struct AdminCounters {
+    /// Connections accepted.
+    pub accepted: AtomicU64,
+    /// Connections open now.
+    pub open: AtomicU64,
+    /// Closed by the server because `--admin-max-connections` were open.
+    pub closed_max_connections: AtomicU64,
+    /// Closed by the server: no complete request head within
+    /// `--admin-header-read-timeout`.
+    pub closed_header_read_timeout: AtomicU64,
+    /// Closed by the server: no byte moved for `--admin-idle-timeout`.
+    pub closed_idle_timeout: AtomicU64,
+}
 
-    fn sample(&mut self, name: &str, labels: &[(&str, &str)], value: u64) {
-        self.out.push_str(name);
-        if !labels.is_empty() {
-            self.out.push('{');
-            for (i, (k, v)) in labels.iter().enumerate() {
-                if i > 0 {
-                    self.out.push(',');
-                }
-                let _ = write!(self.out, "{k}=\"{}\"", escape_label(v));
-            }
-            self.out.push('}');
+impl MetricsSource {
+    /// Replaces the capture counters (the capture thread, about once a second).
+    pub fn publish_capture(&self, snapshot: CaptureSnapshot) {
+        if let Ok(mut g) = self.capture.write() {
+            *g = Some((snapshot, Instant::now()));
         }
-        let _ = writeln!(self.out, " {value}");
     }
 
-    fn sample_f64(&mut self, name: &str, value: f64) {
-        let _ = writeln!(self.out, "{name} {value}");
+    /// Adds an exporter's counters (once per exporter).
+    pub fn add_exporter(&self, counters: Arc<ExportCounters>) {
+        if let Ok(mut g) = self.exports.write() {
+            g.push(counters);
+        }
     }
+}
 
-    /// One family with one unlabelled sample.
-    fn single(&mut self, name: &str, kind: &str, help: &str, value: u64) {
-        self.family(name, kind, help);
-        self.sample(name, &[], value);
+/// A registry holding one [`SnapshotCollector`] over `source`.
+pub fn registry(source: Arc<MetricsSource>) -> Registry {
+    let mut r = Registry::default();
+    r.register_collector(Box::new(SnapshotCollector(source)));
+    r
+}
+
+/// The exposition of `registry` in the Prometheus text format 0.0.4.
+/// Errors: only if a collector fails (ours do not; the `String` writer cannot).
+pub fn encode(registry: &Registry) -> Result<String, fmt::Error> {
+    let mut out = String::with_capacity(16 * 1024);
+    prometheus_client::encoding::prometheus_text::encode(&mut out, registry)?;
+    Ok(out)
+}
+
+/// The prometheus-client [`Collector`] of the collector's metrics: build
+/// info, the published capture snapshot (absent until the first publication)
+/// and each exporter's counters, read at scrape time.
+#[derive(Debug)]
+pub struct SnapshotCollector(pub Arc<MetricsSource>);
+
+impl Collector for SnapshotCollector {
+    fn encode(&self, mut enc: DescriptorEncoder) -> Result<(), fmt::Error> {
+        let mut w = Families(&mut enc);
+        w.gauge_labelled(
+            "mcptap_build_info",
+            "Always 1; the version label is the collector's version.",
+            &[&[("version", env!("CARGO_PKG_VERSION"))]],
+            1u64,
+        )?;
+        let capture = self.0.capture.read().ok();
+        if let Some((c, at)) = capture.as_ref().and_then(|g| g.as_ref()) {
+            w.gauge(
+                "mcptap_capture_snapshot_age_seconds",
+                "Seconds since the capture thread last published its counters (grows if it is stuck).",
+                at.elapsed().as_secs_f64(),
+            )?;
+            render_capture(&mut w, c)?;
+        }
+        drop(capture);
+        let exports = self.0.exports.read().ok();
+        render_exports(&mut w, exports.as_ref().map_or(&[], |g| g.as_slice()))?;
+        render_admin(&mut w, &self.0.admin)
     }
+}
 
-    /// One family with one sample per `(label value, value)`.
-    fn labelled(
+/// The admin server's connection families.
+fn render_admin(w: &mut Families<'_, '_>, a: &AdminCounters) -> fmt::Result {
+    let r = |a: &AtomicU64| a.load(Ordering::Relaxed);
+    w.counter(
+        "mcptap_admin_connections_total",
+        "Connections accepted by the admin server.",
+        r(&a.accepted),
+    )?;
+    w.gauge(
+        "mcptap_admin_connections_open",
+        "Connections open on the admin server now.",
+        r(&a.open),
+    )?;
+    w.counters(
+        "mcptap_admin_connections_closed_total",
+        "Admin connections closed by the server, by reason (max_connections: the cap was reached and this was the oldest; header_read_timeout; idle_timeout).",
+        "reason",
+        &[
+            ("max_connections", r(&a.closed_max_connections)),
+            ("header_read_timeout", r(&a.closed_header_read_timeout)),
+            ("idle_timeout", r(&a.closed_idle_timeout)),
+        ],
+    )
+}
+
+/// Writes metric families through a prometheus-client [`DescriptorEncoder`].
+struct Families<'a, 'e>(&'a mut DescriptorEncoder<'e>);
+
+impl Families<'_, '_> {
+    /// The family's HELP and TYPE lines. `name` is the full name; counters
+    /// lose their `_total`, which prometheus-client writes back.
+    fn family(
         &mut self,
-        name: &str,
-        kind: &str,
+        name: &'static str,
+        kind: MetricType,
+        help: &str,
+    ) -> Result<MetricEncoder<'_>, fmt::Error> {
+        let base = match kind {
+            MetricType::Counter => name.strip_suffix("_total").ok_or(fmt::Error)?,
+            _ => name,
+        };
+        self.0.encode_descriptor(base, help, None, kind)
+    }
+
+    /// One counter family with one unlabelled sample.
+    fn counter(&mut self, name: &'static str, help: &str, v: u64) -> fmt::Result {
+        ConstCounter::new(v).encode(self.family(name, MetricType::Counter, help)?)
+    }
+
+    /// One gauge family with one unlabelled sample.
+    fn gauge(&mut self, name: &'static str, help: &str, v: impl EncodeGaugeValue) -> fmt::Result {
+        ConstGauge::new(v).encode(self.family(name, MetricType::Gauge, help)?)
+    }
+
+    /// One gauge family with one sample per label set, all of value `v`.
+    fn gauge_labelled(
+        &mut self,
+        name: &'static str,
+        help: &str,
+        sets: &[&[(&str, &str)]],
+        v: u64,
+    ) -> fmt::Result {
+        let mut m = self.family(name, MetricType::Gauge, help)?;
+        for labels in sets {
+            ConstGauge::new(v).encode(m.encode_family(labels)?)?;
+        }
+        Ok(())
+    }
+
+    /// One counter family with one sample per `(label value, value)`.
+    fn counters(
+        &mut self,
+        name: &'static str,
         help: &str,
         label: &str,
         values: &[(&str, u64)],
-    ) {
-        self.family(name, kind, help);
+    ) -> fmt::Result {
+        let mut m = self.family(name, MetricType::Counter, help)?;
         for (l, v) in values {
-            self.sample(name, &[(label, l)], *v);
+            ConstCounter::new(*v).encode(m.encode_family(&[(label, *l)])?)?;
         }
+        Ok(())
     }
 }
-
-/// Escapes a label value: `\` → `\\`, `"` → `\"`, newline → `\n`.
-pub fn escape_label(v: &str) -> String {
-    let mut s = String::with_capacity(v.len());
-    for c in v.chars() {
-        match c {
-            '\\' => s.push_str("\\\\"),
-            '"' => s.push_str("\\\""),
-            '\n' => s.push_str("\\n"),
-            c => s.push(c),
-        }
-    }
-    s
+/// The capture families, in the order `docs/metrics.md` lists them.
+fn render_capture(w: &mut Families<'_, '_>, c: &CaptureSnapshot) -> fmt::Result {
+    render_link_tcp(w, c)?;
+    render_http(w, c)?;
+    render_mcp(w, c)
 }
 
-/// Renders everything: build info, the capture snapshot (if one was published;
-/// `age` is how old it is) and each exporter's counters.
-pub fn render(
-    capture: Option<(&CaptureSnapshot, Duration)>,
-    exports: &[std::sync::Arc<ExportCounters>],
-    out: &mut String,
-) {
-    let mut w = Writer { out };
-    w.family(
-        "mcptap_build_info",
-        "gauge",
-        "Always 1; the version label is the collector's version.",
-    );
-    w.sample(
-        "mcptap_build_info",
-        &[("version", env!("CARGO_PKG_VERSION"))],
-        1,
-    );
-    if let Some((c, age)) = capture {
-        w.family(
-            "mcptap_capture_snapshot_age_seconds",
-            "gauge",
-            "Seconds since the capture thread last published its counters (grows if it is stuck).",
-        );
-        w.sample_f64("mcptap_capture_snapshot_age_seconds", age.as_secs_f64());
-        render_capture(&mut w, c);
-    }
-    render_exports(&mut w, exports);
-}
-
-fn render_capture(w: &mut Writer<'_>, c: &CaptureSnapshot) {
+/// Frames, flows and TCP reassembly.
+fn render_link_tcp(w: &mut Families<'_, '_>, c: &CaptureSnapshot) -> fmt::Result {
     let l = &c.link_tcp;
-    let h = &c.http;
-    let m = &c.mcp;
-    w.single(
+    w.counter(
         "mcptap_packets_total",
-        "counter",
         "Frames captured and decoded (all link types).",
         l.packets,
-    );
-    w.single(
+    )?;
+    w.counter(
         "mcptap_packet_bytes_total",
-        "counter",
         "Bytes of captured frames (captured length).",
         l.packet_bytes,
-    );
-    w.labelled(
+    )?;
+    w.counters(
         "mcptap_packets_dropped_total",
-        "counter",
         "Frames dropped before TCP reassembly, by reason.",
         "reason",
         &[
@@ -180,16 +274,14 @@ fn render_capture(w: &mut Writer<'_>, c: &CaptureSnapshot) {
             ("fragmented", l.packets_fragmented),
             ("unsupported_link", l.packets_unsupported_link),
         ],
-    );
-    w.single(
+    )?;
+    w.counter(
         "mcptap_flows_opened_total",
-        "counter",
         "TCP connections tracked.",
         l.flows_opened,
-    );
-    w.labelled(
+    )?;
+    w.counters(
         "mcptap_flows_closed_total",
-        "counter",
         "TCP connections closed, by reason (fin_rst: FIN both ways or RST; idle_timeout; evicted: flow table full; end_of_input).",
         "reason",
         &[
@@ -198,76 +290,71 @@ fn render_capture(w: &mut Writer<'_>, c: &CaptureSnapshot) {
             ("evicted", l.flows_evicted),
             ("end_of_input", l.flows_end_of_input),
         ],
-    );
-    w.single(
+    )?;
+    w.gauge(
         "mcptap_flows_open",
-        "gauge",
         "TCP connections tracked now.",
         c.open_flows,
-    );
-    w.single(
+    )?;
+    w.counter(
         "mcptap_tcp_bytes_total",
-        "counter",
         "TCP payload bytes delivered in order to the HTTP layer.",
         l.tcp_bytes_delivered,
-    );
-    w.single(
+    )?;
+    w.counter(
         "mcptap_tcp_retransmitted_segments_total",
-        "counter",
         "TCP segments that were complete retransmissions.",
         l.tcp_retransmitted_segments,
-    );
-    w.single(
+    )?;
+    w.counter(
         "mcptap_tcp_out_of_order_segments_total",
-        "counter",
         "TCP segments buffered because they arrived ahead of a hole.",
         l.tcp_out_of_order_segments,
-    );
-    w.single(
+    )?;
+    w.counter(
         "mcptap_tcp_gaps_total",
-        "counter",
         "Holes in TCP streams skipped over (lost packets, capture drops, buffer caps).",
         l.tcp_gaps,
-    );
-    w.single(
+    )?;
+    w.counter(
         "mcptap_tcp_gap_bytes_total",
-        "counter",
         "Bytes skipped in TCP gaps.",
         l.tcp_gap_bytes,
-    );
-    w.single(
+    )?;
+    w.counter(
         "mcptap_tcp_buffer_overflow_bytes_total",
-        "counter",
         "Gap bytes declared because an out-of-order buffer cap was hit (subset of mcptap_tcp_gap_bytes_total).",
         l.tcp_buffer_overflow_bytes,
-    );
-    w.single(
+    )?;
+    Ok(())
+}
+
+/// HTTP and SSE framing, decode errors by stage, requests by method.
+fn render_http(w: &mut Families<'_, '_>, c: &CaptureSnapshot) -> fmt::Result {
+    let h = &c.http;
+    let m = &c.mcp;
+    w.counter(
         "mcptap_http_requests_total",
-        "counter",
         "HTTP requests parsed.",
         h.http_requests,
-    );
-    w.single(
+    )?;
+    w.counter(
         "mcptap_http_parse_errors_total",
-        "counter",
         "HTTP heads or chunk framing that could not be parsed (the stream resynchronised).",
         h.http_parse_errors,
-    );
-    w.single(
+    )?;
+    w.counter(
         "mcptap_http_bodies_truncated_total",
-        "counter",
         "HTTP bodies longer than --max-body-bytes (kept up to the cap).",
         h.http_bodies_truncated,
-    );
-    w.single(
+    )?;
+    w.counter(
         "mcptap_sse_events_total",
-        "counter",
         "SSE events parsed.",
         h.sse_events,
-    );
-    w.labelled(
+    )?;
+    w.counters(
         "mcptap_decode_errors_total",
-        "counter",
         "Input the decoder could not use, by stage.",
         "stage",
         &[
@@ -283,18 +370,23 @@ fn render_capture(w: &mut Writer<'_>, c: &CaptureSnapshot) {
             ("traceparent", m.traceparent_invalid),
             ("mcp_name", m.mcp_name_decode_errors),
         ],
-    );
-    w.family(
+    )?;
+    let mut requests = w.family(
         "mcptap_mcp_requests_total",
-        "counter",
+        MetricType::Counter,
         "JSON-RPC requests and notifications by MCP method (at most 256 names; later ones as \"(other)\").",
-    );
+    )?;
     for (method, n) in &m.methods {
-        w.sample("mcptap_mcp_requests_total", &[("method", method)], *n);
+        ConstCounter::new(*n).encode(requests.encode_family(&[("method", method.as_str())])?)?;
     }
-    w.labelled(
+    Ok(())
+}
+
+/// Responses, eras, sessions, routing, spans and the libpcap counters.
+fn render_mcp(w: &mut Families<'_, '_>, c: &CaptureSnapshot) -> fmt::Result {
+    let m = &c.mcp;
+    w.counters(
         "mcptap_http_responses_total",
-        "counter",
         "Final HTTP responses of MCP exchanges by status class (none: no response at all).",
         "class",
         &[
@@ -306,77 +398,70 @@ fn render_capture(w: &mut Writer<'_>, c: &CaptureSnapshot) {
             ("other", m.status_other),
             ("none", m.status_none),
         ],
-    );
-    w.labelled(
+    )?;
+    w.counters(
         "mcptap_mcp_exchanges_total",
-        "counter",
         "HTTP exchanges by protocol era (legacy: no or pre-2026 MCP-Protocol-Version; modern: stateless 2026-07-28).",
         "era",
         &[("legacy", m.era_legacy), ("modern", m.era_modern)],
-    );
-    w.single(
+    )?;
+    w.counter(
         "mcptap_legacy_session_requests_total",
-        "counter",
         "Requests that carried Mcp-Session-Id (legacy session use).",
         m.legacy_session_requests,
-    );
-    w.single(
+    )?;
+    w.counter(
         "mcptap_mcp_sessions_minted_total",
-        "counter",
         "Responses that set Mcp-Session-Id (sessions created).",
         m.sessions_minted,
-    );
-    w.labelled(
+    )?;
+    w.counters(
         "mcptap_mcp_routing_errors_total",
-        "counter",
         "Modern requests whose Mcp-Method/Mcp-Name headers disagreed with the body (mismatch) or were missing.",
         "kind",
         &[("mismatch", m.routing_mismatch), ("missing", m.routing_missing)],
-    );
-    w.single(
+    )?;
+    w.counter(
         "mcptap_mcp_pending_evicted_total",
-        "counter",
         "Exchanges evicted while awaiting a response (--max-pending reached).",
         m.pending_evicted,
-    );
-    w.single(
+    )?;
+    w.counter(
         "mcptap_spans_total",
-        "counter",
         "Spans produced by the decoder.",
         c.spans,
-    );
+    )?;
     if let Some(k) = c.kernel {
-        w.single(
+        w.counter(
             "mcptap_capture_kernel_received_total",
-            "counter",
             "Packets received by the capture filter (libpcap, 32-bit: wraps).",
             k.received,
-        );
-        w.single(
+        )?;
+        w.counter(
             "mcptap_capture_kernel_dropped_total",
-            "counter",
             "Packets dropped by the kernel because the capture buffer was full (libpcap, 32-bit: wraps).",
             k.dropped,
-        );
-        w.single(
+        )?;
+        w.counter(
             "mcptap_capture_interface_dropped_total",
-            "counter",
             "Packets dropped by the network interface or driver (libpcap, 32-bit: wraps).",
             k.if_dropped,
-        );
+        )?;
     }
+    Ok(())
 }
 
-fn render_exports(w: &mut Writer<'_>, exports: &[std::sync::Arc<ExportCounters>]) {
+/// Each exporter's span and batch counters by outcome, then its gauges.
+fn render_exports(w: &mut Families<'_, '_>, exports: &[Arc<ExportCounters>]) -> fmt::Result {
     if exports.is_empty() {
-        return;
+        return Ok(());
     }
     let r = |a: &std::sync::atomic::AtomicU64| a.load(Ordering::Relaxed);
-    w.family(
+    let mut spans = w.family(
         "mcptap_export_spans_total",
-        "counter",
+        MetricType::Counter,
         "Spans per exporter and outcome: queued, sent (acknowledged, including replayed), spooled (written to disk), replayed (sent from the spool), dropped_<reason>.",
-    );
+    )?;
     for c in exports {
         let sink = c.exporter;
         for (outcome, v) in [
@@ -385,108 +470,118 @@ fn render_exports(w: &mut Writer<'_>, exports: &[std::sync::Arc<ExportCounters>]
             ("spooled", r(&c.spooled)),
             ("replayed", r(&c.replayed)),
         ] {
-            w.sample(
-                "mcptap_export_spans_total",
-                &[("sink", sink), ("outcome", outcome)],
-                v,
-            );
+            ConstCounter::new(v)
+                .encode(spans.encode_family(&[("sink", sink), ("outcome", outcome)])?)?;
         }
         for reason in DropReason::ALL {
             let outcome = format!("dropped_{}", reason.as_str());
-            w.sample(
-                "mcptap_export_spans_total",
-                &[("sink", sink), ("outcome", &outcome)],
-                c.dropped(reason),
-            );
+            let labels = [("sink", sink), ("outcome", outcome.as_str())];
+            ConstCounter::new(c.dropped(reason)).encode(spans.encode_family(&labels)?)?;
         }
     }
-    w.family(
+    let mut batches = w.family(
         "mcptap_export_batches_total",
-        "counter",
+        MetricType::Counter,
         "Batches per exporter and outcome (queued, sent).",
-    );
+    )?;
     for c in exports {
         for (outcome, v) in [
             ("queued", r(&c.batches_queued)),
             ("sent", r(&c.batches_sent)),
         ] {
-            w.sample(
-                "mcptap_export_batches_total",
-                &[("sink", c.exporter), ("outcome", outcome)],
-                v,
-            );
+            ConstCounter::new(v)
+                .encode(batches.encode_family(&[("sink", c.exporter), ("outcome", outcome)])?)?;
         }
     }
+    render_export_gauges(w, exports)
+}
+
+/// The retry counter and the gauges of each exporter, one `sink` label each.
+fn render_export_gauges(w: &mut Families<'_, '_>, exports: &[Arc<ExportCounters>]) -> fmt::Result {
     type Get = fn(&ExportCounters) -> u64;
-    let per_sink: [(&str, &str, &str, Get); 6] = [
+    let per_sink: [(&'static str, MetricType, &str, Get); 6] = [
         (
             "mcptap_export_retries_total",
-            "counter",
+            MetricType::Counter,
             "Export attempts that failed with a retryable error and were retried (batches).",
             |c| c.retried.load(Ordering::Relaxed),
         ),
         (
             "mcptap_export_queue_depth",
-            "gauge",
+            MetricType::Gauge,
             "Batches waiting in the exporter's memory queue.",
             |c| c.queue_batches.load(Ordering::Relaxed),
         ),
         (
             "mcptap_export_queue_spans",
-            "gauge",
+            MetricType::Gauge,
             "Spans waiting in the exporter's memory queue.",
             |c| c.queue_spans.load(Ordering::Relaxed),
         ),
         (
             "mcptap_export_spool_bytes",
-            "gauge",
+            MetricType::Gauge,
             "Bytes of the exporter's on-disk spool.",
             |c| c.spool_bytes.load(Ordering::Relaxed),
         ),
         (
             "mcptap_export_spool_batches",
-            "gauge",
+            MetricType::Gauge,
             "Batches in the exporter's on-disk spool.",
             |c| c.spool_batches.load(Ordering::Relaxed),
         ),
         (
             "mcptap_export_up",
-            "gauge",
+            MetricType::Gauge,
             "1 while the exporter's last attempt succeeded (or none was made), 0 while it is failing.",
             |c| c.up.load(Ordering::Relaxed),
         ),
     ];
     for (name, kind, help, get) in per_sink {
-        w.family(name, kind, help);
+        let mut m = w.family(name, kind, help)?;
         for c in exports {
-            w.sample(name, &[("sink", c.exporter)], get(c));
+            let labels = [("sink", c.exporter)];
+            let sample = m.encode_family(&labels)?;
+            match kind {
+                MetricType::Counter => ConstCounter::new(get(c)).encode(sample)?,
+                _ => ConstGauge::new(get(c)).encode(sample)?,
+            }
         }
     }
+    Ok(())
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn label_escaping() {
-        assert_eq!(escape_label("a\"b\\c\nd"), "a\\\"b\\\\c\\nd");
-    }
+    use std::time::Duration;
 
     #[test]
     fn families_once_each() {
         let mut c = CaptureSnapshot::default();
         c.mcp.methods.insert("tools/call".into(), 3);
+        c.mcp.methods.insert("a\"b\\c\nd".into(), 1);
         c.kernel = Some(KernelStats::default());
-        let e = std::sync::Arc::new(ExportCounters::new("otlp"));
-        let mut s = String::new();
-        render(Some((&c, Duration::from_millis(1500))), &[e], &mut s);
+        let source = Arc::new(MetricsSource::default());
+        source.add_exporter(Arc::new(ExportCounters::new("otlp")));
+        if let Ok(mut g) = source.capture.write() {
+            *g = Some((c, Instant::now() - Duration::from_millis(1500)));
+        }
+        let s = encode(&registry(source)).expect("encode");
         let mut seen = std::collections::BTreeSet::new();
         for line in s.lines().filter(|l| l.starts_with("# TYPE ")) {
             let name = line.split(' ').nth(2).unwrap_or_default().to_string();
             assert!(seen.insert(name.clone()), "{name} twice");
         }
+        assert_eq!(seen.len(), 41, "{s}");
         assert!(s.contains("mcptap_mcp_requests_total{method=\"tools/call\"} 3\n"));
-        assert!(s.contains("mcptap_capture_snapshot_age_seconds 1.5\n"));
+        // Label values escape `\`, `"` and newline.
+        assert!(
+            s.contains("mcptap_mcp_requests_total{method=\"a\\\"b\\\\c\\nd\"} 1\n"),
+            "{s}"
+        );
+        assert!(s.contains("# TYPE mcptap_spans_total counter\nmcptap_spans_total 0\n"));
+        assert!(s.contains("mcptap_capture_snapshot_age_seconds 1.5"), "{s}");
+        assert!(!s.contains("# EOF"));
     }
 }

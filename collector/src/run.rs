@@ -418,7 +418,12 @@ pub fn run(args: &RunArgs) -> Result<ExitCode> {
             for c in outputs.counters() {
                 state.add_exporter(Arc::clone(c));
             }
-            let server = rt.block_on(crate::admin::serve(addr, Arc::clone(&state)))?;
+            let limits = crate::admin::AdminLimits::from_flags(
+                args.admin_max_connections,
+                args.admin_header_read_timeout,
+                args.admin_idle_timeout,
+            )?;
+            let server = rt.block_on(crate::admin::serve_with(addr, Arc::clone(&state), limits))?;
             state.set_ready();
             Some((state, server))
         }

@@ -3,6 +3,8 @@
 //! escaping) with the values that were published; `/healthz`; `/readyz` before
 //! ready, when ready and while shutting down; `shutdown_signal` on SIGTERM.
 
+mod support;
+
 use mcptap_collector::admin::{self, AdminState};
 use mcptap_collector::export::{DropReason, ExportCounters};
 use mcptap_collector::metrics::CaptureSnapshot;
@@ -37,7 +39,7 @@ async fn get(addr: std::net::SocketAddr, path: &str) -> (u16, HashMap<String, St
         .map(|(k, v)| (k.trim().to_lowercase(), v.trim().to_string()))
         .collect();
     let body = if headers_chunked(&text) {
-        dechunk(body)
+        support::dechunk(body)
     } else {
         body.to_string()
     };
@@ -46,19 +48,6 @@ async fn get(addr: std::net::SocketAddr, path: &str) -> (u16, HashMap<String, St
 
 fn headers_chunked(text: &str) -> bool {
     text.to_lowercase().contains("transfer-encoding: chunked")
-}
-
-fn dechunk(mut body: &str) -> String {
-    let mut out = String::new();
-    loop {
-        let (size, rest) = body.split_once("\r\n").expect("chunk size");
-        let n = usize::from_str_radix(size.trim(), 16).expect("hex size");
-        if n == 0 {
-            return out;
-        }
-        out.push_str(&rest[..n]);
-        body = &rest[n + 2..];
-    }
 }
 
 /// A parsed exposition: samples keyed by `name` and sorted labels.
@@ -383,4 +372,213 @@ async fn shutdown_signal_resolves_on_sigterm() {
         .expect("resolved")
         .expect("task");
     assert_eq!(name, "SIGTERM");
+}
+
+/// Today's `/metrics` on fixed figures ([`snapshot`] and two exporters),
+/// with the snapshot age (the only value that depends on the clock) and the
+/// crate version masked.
+/// `collector/tests/data/metrics-exposition.txt` was written by the
+/// hand-written 0.0.4 writer this crate had before prometheus-client; run with
+/// `MCPTAP_BLESS=1` to rewrite it.
+fn exposition_on_fixed_figures() -> String {
+    let state = AdminState::new();
+    state.publish_capture(snapshot());
+    let otlp = Arc::new(ExportCounters::new("otlp"));
+    otlp.queued.store(70, Ordering::Relaxed);
+    otlp.sent.store(60, Ordering::Relaxed);
+    otlp.add_dropped(DropReason::Fatal, 3);
+    otlp.up.store(0, Ordering::Relaxed);
+    state.add_exporter(otlp);
+    state.add_exporter(Arc::new(ExportCounters::new("clickhouse")));
+    let text = state.render_metrics().expect("encode");
+    let mut out = String::new();
+    for line in text.lines() {
+        match line.strip_prefix("mcptap_capture_snapshot_age_seconds ") {
+            Some(age) => {
+                let age: f64 = age.parse().expect("age is a number");
+                assert!((0.0..60.0).contains(&age), "{line}");
+                out.push_str("mcptap_capture_snapshot_age_seconds <age>\n");
+            }
+            None => {
+                let version = format!("version=\"{}\"", env!("CARGO_PKG_VERSION"));
+                out.push_str(&line.replace(&version, "version=\"<version>\""));
+                out.push('\n');
+            }
+        }
+    }
+    out
+}
+
+#[test]
+fn exposition_is_unchanged() {
+    let path =
+        std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/data/metrics-exposition.txt");
+    let text = exposition_on_fixed_figures();
+    if std::env::var_os("MCPTAP_BLESS").is_some() {
+        std::fs::create_dir_all(path.parent().expect("dir")).expect("mkdir");
+        std::fs::write(&path, &text).expect("bless");
+    }
+    let want = std::fs::read_to_string(&path).expect("tests/data/metrics-exposition.txt");
+    let (got_lines, want_lines): (Vec<_>, Vec<_>) =
+        (text.lines().collect(), want.lines().collect());
+    for (i, (g, w)) in got_lines.iter().zip(&want_lines).enumerate() {
+        assert_eq!(g, w, "line {}", i + 1);
+    }
+    assert_eq!(got_lines.len(), want_lines.len(), "line count");
+}
+
+/// Connects and sends the start of a request head that never ends.
+async fn slow_client(addr: std::net::SocketAddr) -> tokio::net::TcpStream {
+    let mut s = tokio::net::TcpStream::connect(addr).await.expect("connect");
+    s.write_all(b"GET /healthz HTTP/1.1\r\nHost: x\r\n")
+        .await
+        .expect("write");
+    s
+}
+
+/// True when the server closed `s` (EOF or reset) within `limit`.
+async fn closed_within(s: &mut tokio::net::TcpStream, limit: Duration) -> bool {
+    let mut buf = [0u8; 1024];
+    loop {
+        match tokio::time::timeout(limit, s.read(&mut buf)).await {
+            Err(_) => return false,
+            Ok(Ok(0) | Err(_)) => return true,
+            Ok(Ok(_)) => continue,
+        }
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn slow_heads_time_out_and_the_cap_closes_the_oldest() {
+    let limits = admin::AdminLimits {
+        max_connections: 4,
+        header_read_timeout: Duration::from_millis(600),
+        idle_timeout: Duration::from_secs(30),
+    };
+    let state = AdminState::new();
+    let server = admin::serve_with("127.0.0.1:0".parse().expect("addr"), state.clone(), limits)
+        .await
+        .expect("serve");
+    let addr = server.local_addr();
+    let mut slow = Vec::new();
+    for _ in 0..4 {
+        slow.push(slow_client(addr).await);
+    }
+    tokio::time::sleep(Duration::from_millis(50)).await;
+    // The cap is full of slow heads: a fifth connection closes the oldest one...
+    let mut fifth = slow_client(addr).await;
+    assert!(
+        closed_within(&mut slow[0], Duration::from_millis(300)).await,
+        "oldest closed at the cap"
+    );
+    assert!(
+        !closed_within(&mut slow[3], Duration::from_millis(50)).await,
+        "newer ones stay"
+    );
+    // ...and a probe still gets its answer while the slow ones hold the rest.
+    let (st, _, body) = get(addr, "/healthz").await;
+    assert_eq!((st, body.as_str()), (200, "ok\n"));
+    // The header-read timeout closes every head that never ends.
+    for s in slow.iter_mut().skip(1).chain(std::iter::once(&mut fifth)) {
+        assert!(
+            closed_within(s, Duration::from_secs(2)).await,
+            "slow head closed by the timeout"
+        );
+    }
+    // A head over the 8 KiB cap is refused, not buffered.
+    let mut big = tokio::net::TcpStream::connect(addr).await.expect("connect");
+    let head = format!(
+        "GET /healthz HTTP/1.1\r\nHost: x\r\nX-Pad: {}\r\n\r\n",
+        "a".repeat(16 * 1024)
+    );
+    let _ = big.write_all(head.as_bytes()).await;
+    let mut answer = Vec::new();
+    let _ = tokio::time::timeout(Duration::from_secs(2), big.read_to_end(&mut answer)).await;
+    let answer = String::from_utf8_lossy(&answer);
+    assert!(
+        answer.is_empty() || answer.starts_with("HTTP/1.1 431"),
+        "{answer}"
+    );
+    // Every close is counted by reason.
+    let m = parse_exposition(&state.render_metrics().expect("encode"));
+    let closed = |r: &str| {
+        value(
+            &m,
+            "mcptap_admin_connections_closed_total",
+            &[("reason", r)],
+        )
+    };
+    // The fifth closed the first, the probe the second (the cap was full
+    // again); the other three ran into the header-read timeout.
+    assert_eq!(closed("max_connections"), 2.0);
+    assert_eq!(closed("header_read_timeout"), 3.0);
+    assert_eq!(closed("idle_timeout"), 0.0);
+    // 5 slow, the probe, the oversized head.
+    assert_eq!(value(&m, "mcptap_admin_connections_total", &[]), 7.0);
+    server.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn idle_connections_are_closed() {
+    let limits = admin::AdminLimits {
+        max_connections: 8,
+        header_read_timeout: Duration::from_secs(30),
+        idle_timeout: Duration::from_millis(400),
+    };
+    let state = AdminState::new();
+    let server = admin::serve_with("127.0.0.1:0".parse().expect("addr"), state.clone(), limits)
+        .await
+        .expect("serve");
+    let addr = server.local_addr();
+    let t = std::time::Instant::now();
+    let mut silent = tokio::net::TcpStream::connect(addr).await.expect("connect");
+    assert!(
+        closed_within(&mut silent, Duration::from_secs(3)).await,
+        "silent connection closed"
+    );
+    assert!(
+        t.elapsed() >= Duration::from_millis(350),
+        "not before the idle timeout: {:?}",
+        t.elapsed()
+    );
+    // A keep-alive connection is served, then closed once idle.
+    let mut ka = tokio::net::TcpStream::connect(addr).await.expect("connect");
+    ka.write_all(b"GET /healthz HTTP/1.1\r\nHost: x\r\n\r\n")
+        .await
+        .expect("write");
+    let mut buf = vec![0u8; 4096];
+    let n = ka.read(&mut buf).await.expect("read");
+    assert!(String::from_utf8_lossy(&buf[..n]).starts_with("HTTP/1.1 200"));
+    assert!(
+        closed_within(&mut ka, Duration::from_secs(3)).await,
+        "idle keep-alive closed"
+    );
+    let m = parse_exposition(&state.render_metrics().expect("encode"));
+    let closed = |r: &str| {
+        value(
+            &m,
+            "mcptap_admin_connections_closed_total",
+            &[("reason", r)],
+        )
+    };
+    assert_eq!(closed("idle_timeout"), 2.0);
+    assert_eq!(value(&m, "mcptap_admin_connections_open", &[]), 0.0);
+    server.stop().await;
+}
+
+#[test]
+fn admin_limits_from_flags() {
+    let l = admin::AdminLimits::from_flags(10, 2.5, 30.0).expect("valid");
+    assert_eq!(l.max_connections, 10);
+    assert_eq!(l.header_read_timeout, Duration::from_millis(2500));
+    assert_eq!(l.idle_timeout, Duration::from_secs(30));
+    for (h, i, flag) in [
+        (0.0, 1.0, "--admin-header-read-timeout"),
+        (-1.0, 1.0, "--admin-header-read-timeout"),
+        (1.0, f64::NAN, "--admin-idle-timeout"),
+        (1.0, f64::INFINITY, "--admin-idle-timeout"),
+    ] {
+        let e = admin::AdminLimits::from_flags(10, h, i).expect_err("invalid");
+        assert!(format!("{e:#}").contains(flag), "{e:#}");
+    }
 }

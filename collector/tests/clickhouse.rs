@@ -3,11 +3,11 @@
 //! including the queries Grafana's trace view runs.
 #![allow(clippy::unwrap_used, missing_docs)]
 
-mod common;
+mod support;
 
-use common::*;
 use serde_json::Value;
 use std::collections::BTreeMap;
+use support::*;
 
 fn rows(tsv: &str) -> Vec<Vec<String>> {
     tsv.lines()
@@ -36,20 +36,12 @@ fn unescape(s: &str) -> String {
     out
 }
 
-/// Spans of an OTLP/JSON lines file, by span id: (trace id, parent, name, start, end, status code).
+/// Spans of an OTLP/JSON lines file, by span id.
 fn otlp_spans(path: &std::path::Path) -> BTreeMap<String, Value> {
-    let mut out = BTreeMap::new();
-    for line in std::fs::read_to_string(path).unwrap().lines() {
-        let v: Value = serde_json::from_str(line).unwrap();
-        for rs in v["resourceSpans"].as_array().unwrap() {
-            for ss in rs["scopeSpans"].as_array().unwrap() {
-                for s in ss["spans"].as_array().unwrap() {
-                    out.insert(s["spanId"].as_str().unwrap().to_owned(), s.clone());
-                }
-            }
-        }
-    }
-    out
+    spans(&std::fs::read_to_string(path).unwrap())
+        .into_iter()
+        .map(|s| (s["spanId"].as_str().unwrap().to_owned(), s))
+        .collect()
 }
 
 #[test]

@@ -17,14 +17,14 @@
 //! busy the machine or the ClickHouse server is.
 #![allow(clippy::unwrap_used, missing_docs)]
 
-mod common;
+mod support;
 
-use common::*;
 use mcptap_collector::export::clickhouse::{ClickHouseConfig, TraceRow, client, row};
 use mcptap_collector::otlp_json::ResourceInfo;
 use std::path::Path;
 use std::process::Command;
 use std::time::{Duration, Instant};
+use support::*;
 
 const COPIES: u8 = 150;
 

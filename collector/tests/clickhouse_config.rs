@@ -2,10 +2,10 @@
 //! an unreachable endpoint, wrong credentials, a missing table.
 #![allow(clippy::unwrap_used, missing_docs)]
 
-mod common;
+mod support;
 
-use common::*;
 use std::time::{Duration, Instant};
+use support::*;
 
 #[test]
 fn bad_url_is_rejected_before_reading() {

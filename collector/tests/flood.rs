@@ -15,9 +15,9 @@
 //! tight caps under 64 MiB peak RSS; 100k concurrent half-open flows under 512 MiB.
 #![allow(clippy::unwrap_used, clippy::expect_used, missing_docs)]
 
-mod flood_support;
+mod support;
 
-use flood_support::*;
+use support::*;
 
 const T0: u64 = 1_700_000_000 * 1_000_000_000;
 const MS: u64 = 1_000_000;
@@ -187,9 +187,9 @@ fn check_healthy(out: &str) {
 
 #[test]
 fn flood_with_tight_caps_is_bounded_counted_and_keeps_healthy_flows() {
-    let dir = Tmp::new("flood-tight");
+    let dir = TempDir::new("flood-tight");
     let f = build(100_000, 2000);
-    let out = dir.path("spans.jsonl");
+    let out = dir.join("spans.jsonl");
     let r = run_fifo(
         &dir.0,
         &f.pcap,
@@ -271,9 +271,9 @@ fn flood_with_tight_caps_is_bounded_counted_and_keeps_healthy_flows() {
 
 #[test]
 fn hundred_thousand_concurrent_flows_fit_the_documented_bound() {
-    let dir = Tmp::new("flood-wide");
+    let dir = TempDir::new("flood-wide");
     let f = build(100_000, 5000);
-    let out = dir.path("spans.jsonl");
+    let out = dir.join("spans.jsonl");
     let r = run_fifo(
         &dir.0,
         &f.pcap,

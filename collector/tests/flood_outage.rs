@@ -14,7 +14,6 @@
 //!   deduplicated by its `insert_deduplication_token`): every span exactly once.
 #![allow(clippy::unwrap_used, clippy::expect_used, missing_docs)]
 
-mod common;
 mod support;
 
 use serde_json::Value;
@@ -80,7 +79,7 @@ fn wait_received(out: &Path, n: usize, limit: Duration) -> HashMap<String, usize
 }
 
 fn collector(pcap: &Path, port: u16, spool: &Path, extra: &[&str]) -> Command {
-    let mut c = common::collector();
+    let mut c = support::collector();
     c.arg("--pcap")
         .arg(pcap)
         .args(["--otlp-endpoint", &format!("http://127.0.0.1:{port}")])
@@ -96,10 +95,10 @@ fn collector(pcap: &Path, port: u16, spool: &Path, extra: &[&str]) -> Command {
     c
 }
 
-fn setup(tag: &str) -> (common::TempDir, PathBuf) {
-    let tmp = common::TempDir::new(tag);
+fn setup(tag: &str) -> (support::TempDir, PathBuf) {
+    let tmp = support::TempDir::new(tag);
     let pcap = tmp.path().join("five.pcap");
-    common::multiply_capture(&common::fixture("cutover.pcap"), &pcap, COPIES, 8000);
+    support::multiply_capture(&support::fixture("cutover.pcap"), &pcap, COPIES, 8000);
     (tmp, pcap)
 }
 
@@ -131,7 +130,7 @@ fn assert_exactly_once(ids: &HashMap<String, usize>, n: usize) {
 #[test]
 fn otlp_endpoint_down_then_back_during_the_run() {
     let (tmp, pcap) = setup("otlp-outage-live");
-    let port = common::free_port();
+    let port = support::free_port();
     let out = tmp.path().join("received.jsonl");
     let child = collector(
         &pcap,
@@ -157,10 +156,10 @@ fn otlp_endpoint_down_then_back_during_the_run() {
 #[test]
 fn otlp_endpoint_down_for_the_whole_run_then_spool_replayed_once() {
     let (tmp, pcap) = setup("otlp-outage-spool");
-    let port = common::free_port();
+    let port = support::free_port();
     let spool = tmp.path().join("spool");
     let out = tmp.path().join("received.jsonl");
-    let (code, _, err) = common::run(&mut collector(
+    let (code, _, err) = support::run(&mut collector(
         &pcap,
         port,
         &spool,
@@ -171,8 +170,8 @@ fn otlp_endpoint_down_for_the_whole_run_then_spool_replayed_once() {
     // Back: a run on an empty capture replays the spool.
     let _sink = sink(port, &out);
     let empty = tmp.path().join("empty.pcap");
-    common::empty_capture(&empty);
-    let (code, _, err2) = common::run(&mut collector(
+    support::empty_capture(&empty);
+    let (code, _, err2) = support::run(&mut collector(
         &empty,
         port,
         &spool,
@@ -186,7 +185,7 @@ fn otlp_endpoint_down_for_the_whole_run_then_spool_replayed_once() {
     let ids = wait_received(&out, SPANS, Duration::from_secs(10));
     assert_exactly_once(&ids, SPANS);
     // A third run replays nothing more.
-    let (code, _, err3) = common::run(&mut collector(&empty, port, &spool, &[]));
+    let (code, _, err3) = support::run(&mut collector(&empty, port, &spool, &[]));
     assert_eq!(code, 0, "{err3}");
     std::thread::sleep(Duration::from_millis(500));
     assert_exactly_once(&received(&out), SPANS);
@@ -195,10 +194,10 @@ fn otlp_endpoint_down_for_the_whole_run_then_spool_replayed_once() {
 #[test]
 fn spool_overflow_is_counted_and_the_rest_arrives_once() {
     let (tmp, pcap) = setup("otlp-outage-full");
-    let port = common::free_port();
+    let port = support::free_port();
     let spool = tmp.path().join("spool");
     let out = tmp.path().join("received.jsonl");
-    let (code, _, err) = common::run(&mut collector(
+    let (code, _, err) = support::run(&mut collector(
         &pcap,
         port,
         &spool,
@@ -214,8 +213,8 @@ fn spool_overflow_is_counted_and_the_rest_arrives_once() {
     assert!(dropped > 0 && dropped < SPANS, "{err}");
     let _sink = sink(port, &out);
     let empty = tmp.path().join("empty.pcap");
-    common::empty_capture(&empty);
-    let (code, _, err2) = common::run(&mut collector(
+    support::empty_capture(&empty);
+    let (code, _, err2) = support::run(&mut collector(
         &empty,
         port,
         &spool,
@@ -304,12 +303,12 @@ fn troubled_proxy(
 /// Replays 3 copies of the fixture into ClickHouse through a troubled proxy;
 /// every span must be there exactly once.
 fn clickhouse_through(trouble: Trouble, tag: &str) {
-    let front = common::Front::start();
-    let db = common::unique_db(tag);
-    common::apply_schema(&front, &db);
-    let tmp = common::TempDir::new(tag);
+    let front = support::Front::start();
+    let db = support::unique_db(tag);
+    support::apply_schema(&front, &db);
+    let tmp = support::TempDir::new(tag);
     let pcap = tmp.path().join("three.pcap");
-    common::multiply_capture(&common::fixture("cutover.pcap"), &pcap, 3, 8000);
+    support::multiply_capture(&support::fixture("cutover.pcap"), &pcap, 3, 8000);
     let upstream: u16 = front
         .url
         .rsplit(':')
@@ -317,8 +316,8 @@ fn clickhouse_through(trouble: Trouble, tag: &str) {
         .and_then(|p| p.trim_end_matches('/').parse().ok())
         .expect("ClickHouse port");
     let (port, seen) = troubled_proxy(upstream, 3, trouble);
-    let (code, _, err) = common::run(
-        common::collector()
+    let (code, _, err) = support::run(
+        support::collector()
             .arg("--pcap")
             .arg(&pcap)
             .args(["--clickhouse-url", &format!("http://127.0.0.1:{port}")])

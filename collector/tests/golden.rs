@@ -9,17 +9,15 @@
 //! context must match where the client sent a `traceparent`; planted secrets must
 //! appear in no output.
 
+mod support;
+
 use mcptap_collector::otlp_json::{ResourceInfo, export_request};
 use mcptap_collector::pipeline::PipelineConfig;
 use mcptap_collector::run::decode_file;
 use mcptap_mcp::{AttrValue, Span};
 use serde_json::Value;
 use std::collections::BTreeMap;
-use std::path::{Path, PathBuf};
-
-fn fixtures() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join("../tests/fixtures")
-}
+use std::path::PathBuf;
 
 fn attr<'a>(s: &'a Span, key: &str) -> Option<&'a AttrValue> {
     s.attributes.iter().find(|(k, _)| *k == key).map(|(_, v)| v)
@@ -149,7 +147,7 @@ fn diff(spans: &BTreeMap<Signature, i64>, truth: &BTreeMap<Signature, i64>) -> S
 }
 
 fn truth_files() -> Vec<PathBuf> {
-    let mut v: Vec<PathBuf> = std::fs::read_dir(fixtures())
+    let mut v: Vec<PathBuf> = std::fs::read_dir(support::fixtures_dir())
         .expect("tests/fixtures")
         .filter_map(|e| e.ok().map(|e| e.path()))
         .filter(|p| p.to_string_lossy().ends_with(".truth.json"))
@@ -172,7 +170,8 @@ fn cases() -> Vec<Case> {
         .map(|p| {
             let truth: Value = serde_json::from_slice(&std::fs::read(&p).expect("read truth"))
                 .expect("truth JSON");
-            let capture = fixtures().join(truth["capture"].as_str().expect("truth.capture"));
+            let capture =
+                support::fixtures_dir().join(truth["capture"].as_str().expect("truth.capture"));
             let decoded = decode_file(&capture, PipelineConfig::default()).expect("decode fixture");
             assert!(
                 decoded.truncated.is_none(),
@@ -339,7 +338,7 @@ fn planted_secrets_never_leave() {
 #[test]
 fn replay_is_deterministic() {
     for c in cases() {
-        let capture = fixtures().join(c.truth["capture"].as_str().expect("capture"));
+        let capture = support::fixtures_dir().join(c.truth["capture"].as_str().expect("capture"));
         let again = decode_file(&capture, PipelineConfig::default()).expect("decode again");
         let ids = |v: &[Span]| {
             v.iter()

@@ -12,16 +12,14 @@
 //! (set by scripts/test.sh as root), and then fails rather than skips when a
 //! tool is missing.
 
+mod support;
+
 use serde_json::Value;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
-const BIN: &str = env!("CARGO_BIN_EXE_mcptap-collector");
-
-fn fixtures() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join("../tests/fixtures")
-}
+use support::BIN;
 
 fn sh(args: &[&str]) {
     let st = Command::new(args[0])
@@ -116,7 +114,7 @@ fn live_capture_matches_pcap_replay() {
         eprintln!("live_capture_matches_pcap_replay: skipped (set MCPTAP_LIVE_TESTS=1 as root)");
         return;
     }
-    let fixture = fixtures().join("cutover.pcap");
+    let fixture = support::fixtures_dir().join("cutover.pcap");
     let id = std::process::id() % 100_000;
     let (na, nb) = (format!("mtl{id}a"), format!("mtl{id}b"));
     let (va, vb) = (format!("mtl{id}va"), format!("mtl{id}vb"));

@@ -2,18 +2,14 @@
 //! unreadable and non-capture files, captures cut in the middle, and garbage
 //! inside well-formed TCP.
 
+mod support;
+
 use etherparse::PacketBuilder;
 use proptest::prelude::*;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::process::Command;
 
-const BIN: &str = env!("CARGO_BIN_EXE_mcptap-collector");
-
-fn tmp(name: &str) -> PathBuf {
-    let d = std::env::temp_dir().join(format!("mcptap-malformed-{}", std::process::id()));
-    std::fs::create_dir_all(&d).expect("tmp dir");
-    d.join(name)
-}
+use support::BIN;
 
 /// A little-endian, nanosecond pcap (LINKTYPE_ETHERNET) holding `frames` stamped 1 ms apart.
 fn pcap(frames: &[Vec<u8>]) -> Vec<u8> {
@@ -69,7 +65,8 @@ fn run(args: &[&str], file: &Path) -> (i32, String, String) {
 
 #[test]
 fn missing_file_is_named() {
-    let p = tmp("does-not-exist.pcap");
+    let dir = support::TempDir::new("malformed");
+    let p = dir.join("does-not-exist.pcap");
     let (code, _, err) = run(&[], &p);
     assert_eq!(code, 1);
     assert!(err.contains("does-not-exist.pcap"), "{err}");
@@ -77,7 +74,8 @@ fn missing_file_is_named() {
 
 #[test]
 fn non_capture_is_rejected_with_file_and_offset() {
-    let p = tmp("random.bin");
+    let dir = support::TempDir::new("malformed");
+    let p = dir.join("random.bin");
     std::fs::write(
         &p,
         b"GET / HTTP/1.1\r\nHost: x\r\n\r\n this is no pcap at all ........",
@@ -126,7 +124,8 @@ fn truncated_capture_yields_everything_before_the_cut() {
     let full = bytes.len();
     bytes.truncate(full - 10); // cut inside the last record
     let last_record_start = full - (16 + frames[4].len());
-    let p = tmp("cut.pcap");
+    let dir = support::TempDir::new("malformed");
+    let p = dir.join("cut.pcap");
     std::fs::write(&p, &bytes).expect("write");
     let (code, out, err) = run(&["--output", "otlp-json"], &p);
     assert_eq!(code, 3, "{err}");
@@ -163,7 +162,8 @@ proptest! {
             }
         }
         frames.extend(junk.iter().cloned());
-        let p = tmp(&format!("garbage-{}.pcap", payloads.len()));
+        let dir = support::TempDir::new("malformed");
+        let p = dir.join(&format!("garbage-{}.pcap", payloads.len()));
         std::fs::write(&p, pcap(&frames)).expect("write");
         let (code, _out, err) = run(&["--output", "otlp-json"], &p);
         prop_assert_eq!(code, 0, "{}", err);

@@ -5,11 +5,11 @@
 //! `CLICKHOUSE_URL` is set.
 #![allow(clippy::unwrap_used, missing_docs)]
 
-mod common;
+mod support;
 
-use common::*;
 use std::process::{Command, Stdio};
 use std::time::Duration;
+use support::*;
 
 const COPIES: u8 = 30; // 30 × 67 = 2010 spans
 

@@ -4,23 +4,15 @@
 //! fixtures (pcap and pcapng) and for generated files in every byte order and
 //! precision, and stop at the same record when a file is cut.
 
+mod support;
+
 use mcptap_collector::pipeline::PipelineConfig;
 use mcptap_collector::run::decode_file;
 use mcptap_collector::source::{End, Source};
 use proptest::prelude::*;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 
-fn fixture(name: &str) -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR"))
-        .join("../tests/fixtures")
-        .join(name)
-}
-
-fn tmp(name: &str) -> PathBuf {
-    let d = std::env::temp_dir().join(format!("mcptap-pcap-reader-{}", std::process::id()));
-    std::fs::create_dir_all(&d).expect("tmp dir");
-    d.join(name)
-}
+use support::fixture;
 
 /// Packets (ts ns, bytes) and how the file ended: `None` at a clean end,
 /// `Some(packets before the damage)` otherwise.
@@ -128,7 +120,8 @@ proptest! {
         cut in any::<prop::sample::Index>(),
     ) {
         let bytes = pcap_file(be, nanos, &recs);
-        let path = tmp(&format!("gen-{be}-{nanos}-{}.pcap", bytes.len()));
+        let dir = support::TempDir::new("pcap-reader");
+        let path = dir.join(&format!("gen-{be}-{nanos}-{}.pcap", bytes.len()));
         std::fs::write(&path, &bytes).expect("write");
         let got = ours(&path);
         prop_assert_eq!(got.1, None);
@@ -150,7 +143,8 @@ fn oversized_record_is_an_error_at_its_offset() {
     let recs = vec![(1, 0, vec![1; 10]), (2, 0, vec![2; 300_000 - 16])];
     // The second record claims more than libpcap's 262,144-byte maximum.
     let bytes = pcap_file(false, true, &recs);
-    let path = tmp("oversized.pcap");
+    let dir = support::TempDir::new("pcap-reader");
+    let path = dir.join("oversized.pcap");
     std::fs::write(&path, &bytes).expect("write");
     let mut source = Source::open_file(&path).expect("open");
     assert!(matches!(source.next_packet(), Ok(Some(_))));
@@ -174,7 +168,8 @@ fn oversized_record_is_an_error_at_its_offset() {
 /// each record is decoded as soon as it is complete, not when a read block is full.
 #[test]
 fn fifo_records_are_decoded_as_they_arrive() {
-    let fifo = tmp("live.fifo");
+    let dir = support::TempDir::new("pcap-reader");
+    let fifo = dir.join("live.fifo");
     let _ = std::fs::remove_file(&fifo);
     let st = std::process::Command::new("mkfifo")
         .arg(&fifo)

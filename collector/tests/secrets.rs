@@ -8,15 +8,15 @@
 //! value is there, so the check is not vacuous).
 //!
 //! The analyzer's API answers, `/metrics`, page and logs (`mcptap-analyzer serve` over
-//! the same ClickHouse rows) are checked too when its binary is in the same target dir
-//! (it is when the workspace is built); otherwise that part is skipped with a note.
+//! the same ClickHouse rows) are checked too: its binary must be in the same target dir
+//! (`cargo build -p mcptap-analyzer`, done when the workspace is built); without it
+//! the test fails (a security test that skips proves nothing).
 #![allow(clippy::unwrap_used, clippy::expect_used, missing_docs)]
 
-mod common;
-mod flood_support;
+mod support;
 
-use flood_support::*;
 use std::path::Path;
+use support::*;
 
 const T0: u64 = 1_750_000_000 * 1_000_000_000;
 
@@ -204,14 +204,14 @@ fn check_outputs(dir: &Path, pcap: &Pcap, extra: &[&str], secrets: &[&str]) -> S
 
 #[test]
 fn planted_credentials_appear_in_no_output() {
-    let dir = Tmp::new("secrets");
+    let dir = TempDir::new("secrets");
     let pcap = build();
     let spans = check_outputs(&dir.0, &pcap, &[], SECRETS);
     if std::env::var_os("SECRETS_DEBUG").is_some() {
         eprintln!("{spans}");
     }
     assert_absent("the OTLP/JSON output", &spans, &[PLAIN]);
-    let names: Vec<_> = flood_support::spans(&spans)
+    let names: Vec<_> = support::spans(&spans)
         .iter()
         .map(|s| s["name"].as_str().unwrap_or_default().to_string())
         .collect();
@@ -244,8 +244,8 @@ fn planted_credentials_appear_in_no_output() {
 
 #[test]
 fn fixture_secrets_appear_in_no_output() {
-    let dir = Tmp::new("secrets-fixture");
-    let bytes = std::fs::read(common::fixture("cutover.pcap")).expect("fixture");
+    let dir = TempDir::new("secrets-fixture");
+    let bytes = std::fs::read(support::fixture("cutover.pcap")).expect("fixture");
     // run_fifo wants a Pcap; the fixture is one already (ns, Ethernet).
     let frames = {
         let mut n = 0u64;
@@ -272,16 +272,25 @@ fn fixture_secrets_appear_in_no_output() {
 }
 
 /// `mcptap-analyzer` next to the collector binary (cargo builds both into the same
-/// target dir when the workspace is built), if there.
-fn analyzer_bin() -> Option<std::path::PathBuf> {
-    let p = Path::new(BIN).parent()?.join("mcptap-analyzer");
-    p.exists().then_some(p)
+/// target dir when the workspace is built). Panics, naming the build command, when
+/// it is not there.
+fn analyzer_bin() -> std::path::PathBuf {
+    let p = Path::new(BIN)
+        .parent()
+        .expect("the collector binary has a directory")
+        .join("mcptap-analyzer");
+    assert!(
+        p.is_file(),
+        "no mcptap-analyzer next to {BIN}: run `cargo build -p mcptap-analyzer` first \
+         (the analyzer part of this security test must not be skipped)"
+    );
+    p
 }
 
 /// Runs `mcptap-analyzer serve` on `db` (window pinned around the synthetic capture,
 /// bearer token), fetches every API answer, `/metrics` and the page, and checks that no
 /// secret is in them. Returns how many answers were checked.
-fn check_analyzer(bin: &Path, front: &common::Front, db: &str, secrets: &[&str]) -> usize {
+fn check_analyzer(bin: &Path, front: &support::Front, db: &str, secrets: &[&str]) -> usize {
     use std::io::BufRead;
     let token = "analyzer-test-token";
     let mut child = std::process::Command::new(bin)
@@ -399,16 +408,16 @@ fn check_analyzer(bin: &Path, front: &common::Front, db: &str, secrets: &[&str])
 
 #[test]
 fn planted_credentials_appear_in_no_clickhouse_row() {
-    let front = common::Front::start();
-    let dir = Tmp::new("secrets-ch");
-    let p = dir.path("secrets.pcap");
+    let front = support::Front::start();
+    let dir = TempDir::new("secrets-ch");
+    let p = dir.join("secrets.pcap");
     std::fs::write(&p, build().bytes).expect("write capture");
     for (tag, extra) in [("plain", &[][..]), ("bodies", &["--capture-bodies"][..])] {
-        let db = common::unique_db(&format!("secrets_{tag}"));
-        common::apply_schema(&front, &db);
-        let spool = dir.path(&format!("spool-{tag}"));
-        let (code, _out, err) = common::run(
-            common::collector()
+        let db = support::unique_db(&format!("secrets_{tag}"));
+        support::apply_schema(&front, &db);
+        let spool = dir.join(&format!("spool-{tag}"));
+        let (code, _out, err) = support::run(
+            support::collector()
                 .arg("--pcap")
                 .arg(&p)
                 .args(["--clickhouse-url", &front.url, "--clickhouse-database", &db])
@@ -432,14 +441,8 @@ fn planted_credentials_appear_in_no_clickhouse_row() {
                 "{rows}"
             );
         }
-        match analyzer_bin() {
-            Some(bin) => {
-                let n = check_analyzer(&bin, &front, &db, SECRETS);
-                eprintln!("analyzer ({tag}): {n} answers checked");
-            }
-            None => eprintln!(
-                "analyzer part skipped: no mcptap-analyzer next to {BIN} (cargo build -p mcptap-analyzer)"
-            ),
-        }
+        let n = check_analyzer(&analyzer_bin(), &front, &db, SECRETS);
+        assert!(n > 0, "no analyzer answer checked ({tag})");
+        eprintln!("analyzer ({tag}): {n} answers checked");
     }
 }

@@ -1,61 +1,14 @@
-//! Helpers of the ClickHouse tests: a local ClickHouse (the chDB front of
-//! `tools/chfront/`, or `CLICKHOUSE_URL` when set), a tiny HTTP client for SQL,
-//! temporary directories, the collector binary, and a synthetic capture made of
-//! shifted copies of the real fixture.
-#![allow(dead_code, clippy::unwrap_used, missing_docs)]
+//! A local ClickHouse for the tests (the chDB front of `tools/chfront/`, or
+//! `CLICKHOUSE_URL` when set), a tiny HTTP client for SQL, the schema, the
+//! spool, and synthetic captures made of shifted copies of the real fixture.
 
+use super::{COUNTER, TempDir, collector, dechunk, fixture, free_port, repo_root, run};
 use std::io::{Read, Write};
 use std::net::TcpStream;
 use std::path::{Path, PathBuf};
-use std::process::{Command, Output};
-use std::sync::atomic::{AtomicU32, Ordering};
-use std::time::{Duration, Instant};
-
-pub fn repo_root() -> PathBuf {
-    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
-        .parent()
-        .unwrap()
-        .to_owned()
-}
-
-pub fn fixture(name: &str) -> PathBuf {
-    repo_root().join("tests/fixtures").join(name)
-}
-
-/// A directory removed on drop.
-pub struct TempDir(pub PathBuf);
-
-static COUNTER: AtomicU32 = AtomicU32::new(0);
-
-impl TempDir {
-    pub fn new(tag: &str) -> TempDir {
-        let p = std::env::temp_dir().join(format!(
-            "mcptap-test-{tag}-{}-{}",
-            std::process::id(),
-            COUNTER.fetch_add(1, Ordering::Relaxed)
-        ));
-        let _ = std::fs::remove_dir_all(&p);
-        std::fs::create_dir_all(&p).unwrap();
-        TempDir(p)
-    }
-    pub fn path(&self) -> &Path {
-        &self.0
-    }
-}
-
-impl Drop for TempDir {
-    fn drop(&mut self) {
-        let _ = std::fs::remove_dir_all(&self.0);
-    }
-}
-
-pub fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
-}
+use std::process::Command;
+use std::sync::atomic::Ordering;
+use std::time::Duration;
 
 /// A database name unique to this test run (tests against `CLICKHOUSE_URL`
 /// must not see each other's rows).
@@ -213,49 +166,6 @@ pub fn http_query(url: &str, sql: &str, auth: Option<(&str, &str)>) -> (u16, Str
     (code, body)
 }
 
-fn dechunk(mut s: &str) -> String {
-    let mut out = String::new();
-    while let Some((size, rest)) = s.split_once("\r\n") {
-        let n = usize::from_str_radix(size.split(';').next().unwrap().trim(), 16).unwrap_or(0);
-        if n == 0 || rest.len() < n {
-            break;
-        }
-        out.push_str(&rest[..n]);
-        s = rest[n..].strip_prefix("\r\n").unwrap_or(&rest[n..]);
-    }
-    out
-}
-
-/// The collector binary.
-pub fn collector() -> Command {
-    let mut c = Command::new(env!("CARGO_BIN_EXE_mcptap-collector"));
-    // The tests choose every setting; nothing from the caller's environment.
-    for v in [
-        "CLICKHOUSE_URL",
-        "CLICKHOUSE_DATABASE",
-        "CLICKHOUSE_USER",
-        "CLICKHOUSE_PASSWORD",
-        "MCPTAP_SPOOL_DIR",
-        "OTEL_EXPORTER_OTLP_ENDPOINT",
-        "OTEL_EXPORTER_OTLP_TRACES_ENDPOINT",
-        "POD_NAME",
-        "POD_NAMESPACE",
-        "NODE_NAME",
-    ] {
-        c.env_remove(v);
-    }
-    c
-}
-
-pub fn run(cmd: &mut Command) -> (i32, String, String) {
-    let out: Output = cmd.output().unwrap();
-    (
-        out.status.code().unwrap_or(-1),
-        String::from_utf8_lossy(&out.stdout).into_owned(),
-        String::from_utf8_lossy(&out.stderr).into_owned(),
-    )
-}
-
 /// The collector replaying `pcap` into database `db` of the ClickHouse at `url`,
 /// spooling under `spool`; the test adds its own flags.
 pub fn replay_into(url: &str, db: &str, pcap: &Path, spool: &Path) -> Command {
@@ -300,18 +210,6 @@ pub fn apply_schema(front: &Front, db: &str) -> String {
             .args(["--clickhouse-url", &front.url, "--database", db]));
     assert_eq!(code, 0, "schema failed:\n{out}\n{err}");
     out
-}
-
-/// Polls `f` until it returns true or `limit` passes.
-pub fn wait_until(limit: Duration, mut f: impl FnMut() -> bool) -> bool {
-    let t = Instant::now();
-    while t.elapsed() < limit {
-        if f() {
-            return true;
-        }
-        std::thread::sleep(Duration::from_millis(50));
-    }
-    false
 }
 
 /// Writes a capture made of `copies` copies of `src` (a nanosecond pcap on
