@@ -353,6 +353,26 @@ fn render_http(w: &mut Families<'_, '_>, c: &CaptureSnapshot) -> fmt::Result {
         "SSE events parsed.",
         h.sse_events,
     )?;
+    w.counter(
+        "mcptap_http_early_responses_total",
+        "Responses that began before their request's body was complete (held until it was).",
+        h.http_early_responses,
+    )?;
+    w.counter(
+        "mcptap_tls_connections_total",
+        "Connections recognised as TLS by their first bytes: counted, never parsed as HTTP (not decrypted).",
+        h.tls_connections,
+    )?;
+    w.counter(
+        "mcptap_tls_bytes_total",
+        "Bytes of TLS connections (not decrypted).",
+        h.tls_bytes,
+    )?;
+    w.counter(
+        "mcptap_tls_hellos_unread_total",
+        "TLS connections whose ClientHello could not be read (malformed, fragmented, or cut).",
+        h.tls_hellos_unread,
+    )?;
     w.counters(
         "mcptap_decode_errors_total",
         "Input the decoder could not use, by stage.",
@@ -420,6 +440,26 @@ fn render_mcp(w: &mut Families<'_, '_>, c: &CaptureSnapshot) -> fmt::Result {
         "Modern requests whose Mcp-Method/Mcp-Name headers disagreed with the body (mismatch) or were missing.",
         "kind",
         &[("mismatch", m.routing_mismatch), ("missing", m.routing_missing)],
+    )?;
+    w.counter(
+        "mcptap_client_address_forwarded_total",
+        "Requests whose client.address came from forwarding headers sent by a trusted proxy.",
+        m.client_address_forwarded,
+    )?;
+    let by = &m.client_address_anomalies_by_reason;
+    let n = |r: &str| by.get(r).copied().unwrap_or(0);
+    w.counters(
+        "mcptap_client_address_anomalies_total",
+        "Requests with something wrong in their forwarding headers, by reason.",
+        "reason",
+        &[
+            ("untrusted_peer", n("untrusted_peer")),
+            ("malformed", n("malformed")),
+            ("hidden", n("hidden")),
+            ("unbracketed_ipv6", n("unbracketed_ipv6")),
+            ("too_many_hops", n("too_many_hops")),
+            ("too_long", n("too_long")),
+        ],
     )?;
     w.counter(
         "mcptap_mcp_pending_evicted_total",

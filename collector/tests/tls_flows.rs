@@ -9,7 +9,7 @@
 //! http/1.1 only) and twice in plaintext to the same handler with a
 //! `tools/list` body, captured with `tcpdump -i any`.
 
-mod common;
+mod support;
 
 use std::process::Command;
 
@@ -17,7 +17,7 @@ use std::process::Command;
 fn tls_connections_are_counted_not_parsed() {
     let out = Command::new(env!("CARGO_BIN_EXE_mcptap-collector"))
         .arg("--pcap")
-        .arg(common::fixture("tls-and-plaintext-any.pcap"))
+        .arg(support::fixture("tls-and-plaintext-any.pcap"))
         .args(["--output", "otlp-json"])
         .output()
         .expect("run collector");
