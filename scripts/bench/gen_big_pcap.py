@@ -32,7 +32,9 @@ copies are merged by timestamp).
 
 ``--head P`` first cuts the input down to the TCP connections that open (SYN)
 within its first ``P`` packets, with all of their packets, so the cut has only
-whole connections (a small file for callgrind, about ``P`` packets).
+whole connections (a small file for callgrind, about ``P`` packets). When the
+input alone is bigger than ``--size-mb`` (and neither ``--copies`` nor ``--head``
+is given), it is cut in the same way to about ``--size-mb`` and written once.
 
 IP and TCP checksums are left as captured (the fixtures were captured with
 checksum offload; no decoder here validates them).
@@ -183,6 +185,15 @@ def main():
 
     header, order, unit, link, pkts = read_pcap(args.input)
     plans = [plan(link, f, args.server_port) for _, _, f in pkts]
+    if not args.head and not args.copies:
+        # One copy is already bigger than --size-mb (a long input such as the load
+        # capture): cut it to about that size, whole connections only.
+        limit, total = args.size_mb * 1024 * 1024 - 24, 0
+        for i, (_, _, f) in enumerate(pkts):
+            total += 16 + len(f)
+            if total > limit:
+                args.head = i
+                break
     if args.head:
         pkts, plans = head(pkts, plans, args.head)
     t0 = pkts[0][0]
