@@ -14,9 +14,14 @@
 # NOT run in CI (minutes, 1 GB of temp data). Usage:
 #   scripts/bench/run.sh                      # 1 GiB big capture + 50 MiB slice
 #   BIG_MB=256 SLICE_MB=20 RUNS=3 scripts/bench/run.sh
+#   CORPORA="cutover load" scripts/bench/run.sh   # both corpora in the same run
 # Env: MCPTAP_BENCH_DIR (default /tmp/mcptap-bench; generated captures live
 # there, never in the repository), CARGO_TARGET_DIR (default target),
-# RUNS (hyperfine runs per command, default 3), SKIP_BUILD=1, SKIP_TSHARK=1.
+# RUNS (hyperfine runs per command, default 3), SKIP_BUILD=1, SKIP_TSHARK=1,
+# CORPORA (default "cutover": copies of tests/fixtures/cutover.pcap,
+# big-<BIG_MB>m.pcap and slice-<SLICE_MB>m.pcap; "load": load-<BIG_MB>m.pcap and
+# load-<SLICE_MB>m.pcap, made from LOAD_RAW, default $MCPTAP_BENCH_DIR/load-raw.pcap,
+# which tests/fixtures/gen/load.sh writes; see BENCHMARKS.md "Inputs").
 set -euo pipefail
 cd "$(dirname "$0")/../.."
 DIR=${MCPTAP_BENCH_DIR:-/tmp/mcptap-bench}
@@ -24,11 +29,26 @@ BIG_MB=${BIG_MB:-1024}
 SLICE_MB=${SLICE_MB:-50}
 RUNS=${RUNS:-3}
 TARGET=${CARGO_TARGET_DIR:-target}
+CORPORA=${CORPORA:-cutover}
+LOAD_RAW=${LOAD_RAW:-$DIR/load-raw.pcap}
 mkdir -p "$DIR"
-BIG=$DIR/big-${BIG_MB}m.pcap
-SLICE=$DIR/slice-${SLICE_MB}m.pcap
-[ -s "$BIG" ] || python3 scripts/bench/gen_big_pcap.py --size-mb "$BIG_MB" --output "$BIG"
-[ -s "$SLICE" ] || python3 scripts/bench/gen_big_pcap.py --size-mb "$SLICE_MB" --output "$SLICE"
+FILES=()   # per corpus: its slice, then its big file
+SLICES=()  # tshark runs on these only
+for corpus in $CORPORA; do
+  case $corpus in
+    cutover) BIG=$DIR/big-${BIG_MB}m.pcap; SLICE=$DIR/slice-${SLICE_MB}m.pcap; INPUT=() ;;
+    load)
+      BIG=$DIR/load-${BIG_MB}m.pcap; SLICE=$DIR/load-${SLICE_MB}m.pcap; INPUT=(--input "$LOAD_RAW")
+      if { [ ! -s "$BIG" ] || [ ! -s "$SLICE" ]; } && [ ! -s "$LOAD_RAW" ]; then
+        echo "$LOAD_RAW missing: make it with sudo tests/fixtures/gen/load.sh --output $LOAD_RAW" >&2; exit 1
+      fi ;;
+    *) echo "unknown corpus $corpus (cutover, load)" >&2; exit 1 ;;
+  esac
+  [ -s "$BIG" ] || python3 scripts/bench/gen_big_pcap.py "${INPUT[@]}" --size-mb "$BIG_MB" --output "$BIG"
+  [ -s "$SLICE" ] || python3 scripts/bench/gen_big_pcap.py "${INPUT[@]}" --size-mb "$SLICE_MB" --output "$SLICE"
+  FILES+=("$SLICE" "$BIG")
+  SLICES+=("$SLICE")
+done
 if [ -z "${SKIP_BUILD:-}" ]; then
   cargo build --release -p mcptap-collector --bin mcptap-collector --example pcap_count --example file_count
 fi
@@ -39,7 +59,7 @@ command -v hyperfine >/dev/null || { echo "needs hyperfine (apt-get install hype
 TSHARK_FIELDS="-e http.request.method -e http.request.uri -e http.response.code -e http.content_type -e http.request.line -e json.member_with_value"
 
 echo "machine: $(nproc) cores; $(uname -r); $(date -u +%FT%TZ)" >&2
-for f in "$SLICE" "$BIG"; do
+for f in "${FILES[@]}"; do
   tag=$(basename "$f" .pcap)
   # One run with the summary, for the packet / span / request counts.
   "$COL" --pcap "$f" 2>"$DIR/$tag.summary" >/dev/null
@@ -48,7 +68,7 @@ for f in "$SLICE" "$BIG"; do
         -n collector "$COL --pcap $f --no-summary"
         -n collector+otlp-json "$COL --pcap $f --no-summary --output otlp-json=/dev/null")
   hyperfine -N --style basic --warmup 1 --runs "$RUNS" --export-json "$DIR/$tag.json" "${cmds[@]}" >&2
-  if [ "$f" = "$SLICE" ] && [ -z "${SKIP_TSHARK:-}" ] && command -v tshark >/dev/null; then
+  if [[ " ${SLICES[*]} " == *" $f "* ]] && [ -z "${SKIP_TSHARK:-}" ] && command -v tshark >/dev/null; then
     # tshark prints the fields on stdout, which hyperfine discards (like the
     # collector's spans). One run: it is slow.
     hyperfine -N --style basic --runs 1 --export-json "$DIR/$tag.tshark.json" \
@@ -56,7 +76,7 @@ for f in "$SLICE" "$BIG"; do
   fi
 done
 
-python3 - "$DIR" "$SLICE" "$BIG" <<'EOF'
+python3 - "$DIR" "${FILES[@]}" <<'EOF'
 import json, os, re, sys
 d, files = sys.argv[1], sys.argv[2:]
 def counts(tag):
