@@ -85,6 +85,12 @@ pub const CLIENT_WORKLOAD: &str = "mcptap.client.workload";
 /// Which header gave `mcptap.client.workload` (Str): `x-forwarded-client-cert`
 /// or `l5d-client-id`.
 pub const CLIENT_WORKLOAD_SOURCE: &str = "mcptap.client.workload_source";
+/// Which leg of a proxied request a span is (Str): `upstream` (forwarded by a
+/// trusted proxy, its socket peer), `client` (a request to a proxy that
+/// forwarded it; its upstream leg is this span's child), `proxy` (a request
+/// to a known proxy that was not forwarded: answered by the proxy itself);
+/// absent for a direct request.
+pub const HOP: &str = "mcptap.hop";
 
 // ---- mcptap: exchange shape -------------------------------------------------------------
 
@@ -256,6 +262,7 @@ pub const ALL: &[&str] = &[
     CLIENT_ADDRESS_ANOMALY,
     CLIENT_WORKLOAD,
     CLIENT_WORKLOAD_SOURCE,
+    HOP,
     EXCHANGE_KIND,
     ERA,
     BATCH_SIZE,

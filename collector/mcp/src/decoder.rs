@@ -17,22 +17,28 @@ mod body;
 mod client;
 mod exchange;
 mod headers;
+mod hops;
 mod pending;
 mod sessions;
 mod span_attrs;
 mod spans;
 mod texts;
 
+use std::net::IpAddr;
 use std::sync::Arc;
 
+use mcptap_wire::forwarded::ClientSource;
 use mcptap_wire::{ConnMeta, FlowId, HttpEvent, HttpRequest, SseEvent};
 
+use crate::attrs as a;
 use crate::config::DecoderConfig;
+use crate::ids::derive_ids;
 use crate::protocol::Method;
 use crate::request::Caps;
-use crate::span::Span;
+use crate::span::{AttrValue, Span, Text};
 use crate::stats::McpStats;
 use exchange::{EndReason, Exchange, Exchanges};
+use hops::{Hop, Leg};
 use sessions::{SessionInfo, SessionTable};
 use texts::{AddrTexts, LastText};
 
@@ -53,6 +59,8 @@ pub struct Decoder {
     user_agent: LastText,
     /// `cfg.instance_id`, shared by every span.
     instance_id: Option<Arc<str>>,
+    /// Known proxies and the client legs they may still forward.
+    hops: hops::Hops,
 }
 
 impl Decoder {
@@ -65,6 +73,7 @@ impl Decoder {
             texts: AddrTexts::new(),
             user_agent: LastText::default(),
             instance_id: cfg.instance_id.as_deref().map(Arc::from),
+            hops: hops::Hops::default(),
             cfg,
         }
     }
@@ -179,7 +188,12 @@ impl Decoder {
             }
         }
         let (mut ex, req_body) = self.exchanges.admit(conn, req);
+        ex.digest = hops::digest(&ex.method, &ex.target, &req_body);
         body::parse_request_body(&mut ex, &req_body, &self.cfg, &mut self.stats);
+        let server = ex.conn.server.ip();
+        if self.hops.is_proxy(server) {
+            self.index_client_leg(server, ex.digest, ex.conn.flow, ex.index);
+        }
         self.exchanges.insert(ex);
     }
 
@@ -196,6 +210,10 @@ impl Decoder {
         self.stats.count_status(ex.status);
         let headers = std::mem::take(&mut ex.headers);
         let mut ctx = self.exchange_context(&ex, &headers, end_ts, reason);
+        if let Some(id) = ctx.client_via.filter(|id| id.source != ClientSource::Peer) {
+            ex.hop = self.link_upstream_leg(&ex, id.address);
+        }
+        let first_span = out.len();
         let mut msgs = std::mem::take(&mut ex.msgs);
         if msgs.is_empty() {
             self.stats.http_only_exchanges += 1;
@@ -212,7 +230,66 @@ impl Decoder {
                 out.push(span);
             }
         }
+        let to_proxy = self.hops.is_proxy(ex.conn.server.ip());
+        for span in out.iter_mut().skip(first_span) {
+            hops_attrs(ex.hop, to_proxy, span);
+        }
         self.exchanges.recycle(ex);
+    }
+
+    /// Indexes a request to proxy `proxy` as a client leg (counted when the
+    /// index had to start over).
+    fn index_client_leg(&mut self, proxy: IpAddr, digest: u64, flow: FlowId, index: u64) {
+        if !self.hops.add_client_leg(proxy, digest, flow, index) {
+            self.stats.hop_index_resets += 1;
+        }
+    }
+
+    /// `ex` was forwarded by its socket peer (a trusted proxy) for `client`:
+    /// finds its client leg among the pending requests to that proxy and
+    /// marks it; the upstream leg's parent is the client leg's span.
+    fn link_upstream_leg(&mut self, ex: &Exchange, client: IpAddr) -> Hop {
+        let proxy = ex.conn.client.ip();
+        if self.hops.learn_proxy(proxy) {
+            // Requests to it that arrived before it was known, oldest first.
+            for (f, i) in self.exchanges.keys_in_order() {
+                let Some(p) = self.exchanges.get_mut(f, i) else {
+                    continue;
+                };
+                if p.conn.server.ip() == proxy {
+                    let d = p.digest;
+                    self.index_client_leg(proxy, d, f, i);
+                }
+            }
+        }
+        let (exchanges, ts) = (&mut self.exchanges, ex.ts_first);
+        let leg =
+            self.hops
+                .take_client_leg(proxy, ex.digest, |f, i| match exchanges.get_mut(f, i) {
+                    Some(c) if c.hop != Hop::Direct => Leg::Stale,
+                    Some(c) if c.conn.client.ip() == client && c.ts_first <= ts => Leg::Take,
+                    Some(_) => Leg::Other,
+                    None => Leg::Stale,
+                });
+        let Some((f, i)) = leg else {
+            self.stats.upstream_legs_unlinked += 1;
+            return Hop::Upstream { parent: None };
+        };
+        self.stats.upstream_legs_linked += 1;
+        let Some(c) = self.exchanges.get_mut(f, i) else {
+            return Hop::Upstream { parent: None };
+        };
+        c.hop = Hop::Client;
+        let (span, trace) = derive_ids(
+            &c.conn.client,
+            &c.conn.server,
+            c.conn.client_isn,
+            c.index,
+            0,
+        );
+        Hop::Upstream {
+            parent: Some((trace, span)),
+        }
     }
 
     /// Updates the session table after exchange `ex`: a successful
@@ -253,5 +330,25 @@ impl Decoder {
                 .or_else(|| params.protocol_version.clone()),
         };
         self.stats.sessions_evicted += self.sessions.insert(id, entry, self.cfg.max_sessions);
+    }
+}
+
+/// `mcptap.hop` on a span of a proxied request's leg; an upstream leg linked
+/// to its client leg becomes that span's child, in its trace unless the
+/// request carried its own trace context (then both legs share it).
+fn hops_attrs(hop: Hop, to_proxy: bool, span: &mut Span) {
+    let Some(attr) = hop.attr(to_proxy) else {
+        return;
+    };
+    span.attributes
+        .push((a::HOP, AttrValue::Str(Text::Static(attr))));
+    if let Hop::Upstream {
+        parent: Some((trace, parent)),
+    } = hop
+    {
+        if !span.attributes.iter().any(|(k, _)| *k == a::TRACE_SOURCE) {
+            span.trace_id = trace;
+        }
+        span.parent_span_id = Some(parent);
     }
 }

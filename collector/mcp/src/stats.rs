@@ -109,6 +109,14 @@ pub struct McpStats {
     pub client_address_anomalies: u64,
     /// The same by reason (`mcptap_wire::forwarded::Anomaly::as_str`).
     pub client_address_anomalies_by_reason: BTreeMap<&'static str, u64>,
+    /// Upstream legs (requests forwarded by a trusted proxy) linked to their
+    /// client leg in the same capture.
+    pub upstream_legs_linked: u64,
+    /// Upstream legs whose client leg is not in the capture (a pod sidecar's
+    /// usual view) or was not found.
+    pub upstream_legs_unlinked: u64,
+    /// Times the client-leg index was full and started over.
+    pub hop_index_resets: u64,
     /// Captured bodies cut at `capture_body_max_bytes`.
     pub bodies_capture_truncated: u64,
     /// Handle values dropped by the per-span cap or the depth limit.

@@ -5,6 +5,7 @@
 //! is made of: its JSON-RPC messages ([`Msg`]), their responses
 //! ([`Outcome`]) and attached SSE messages ([`Attached`]).
 
+use super::hops::Hop;
 use mcptap_wire::{ConnMeta, FlowId, Headers, HttpRequest, MsgFlags};
 use serde_json::Value;
 
@@ -101,6 +102,10 @@ pub(super) struct Exchange {
     pub(super) null_error: Option<RespMsg>,
     pub(super) http_attached: Attached,
     pub(super) last_ts: u64,
+    /// [`super::hops::digest`] of the request (set by the decoder on arrival).
+    pub(super) digest: u64,
+    /// Which leg of a proxied request this is.
+    pub(super) hop: Hop,
 }
 
 /// The pending exchanges: at most the configured `max_pending` (the caller
@@ -217,6 +222,8 @@ fn refill(b: &mut Exchange, next_seq: u64, conn: ConnMeta, req: HttpRequest) -> 
         null_error,
         http_attached,
         last_ts: b_last_ts,
+        digest,
+        hop,
     } = b;
     *seq = next_seq;
     *b_conn = conn;
@@ -241,6 +248,8 @@ fn refill(b: &mut Exchange, next_seq: u64, conn: ConnMeta, req: HttpRequest) -> 
     *null_error = None;
     *http_attached = Attached::default();
     *b_last_ts = last_ts;
+    *digest = 0;
+    *hop = Hop::Direct;
     req.body
 }
 
@@ -271,6 +280,8 @@ fn fresh(seq: u64, conn: ConnMeta, req: HttpRequest) -> (Box<Exchange>, Vec<u8>)
         null_error: None,
         http_attached: Attached::default(),
         last_ts,
+        digest: 0,
+        hop: Hop::Direct,
     });
     (ex, req.body)
 }
