@@ -192,7 +192,8 @@ impl Decoder {
         body::parse_request_body(&mut ex, &req_body, &self.cfg, &mut self.stats);
         let server = ex.conn.server.ip();
         if self.hops.is_proxy(server) {
-            self.index_client_leg(server, ex.digest, ex.conn.flow, ex.index);
+            let head = hops::head_digest(&ex.method, &ex.target);
+            self.index_client_leg(server, (ex.digest, head), ex.conn.flow, ex.index);
         }
         self.exchanges.insert(ex);
     }
@@ -239,8 +240,8 @@ impl Decoder {
 
     /// Indexes a request to proxy `proxy` as a client leg (counted when the
     /// index had to start over).
-    fn index_client_leg(&mut self, proxy: IpAddr, digest: u64, flow: FlowId, index: u64) {
-        if !self.hops.add_client_leg(proxy, digest, flow, index) {
+    fn index_client_leg(&mut self, proxy: IpAddr, digests: (u64, u64), flow: FlowId, index: u64) {
+        if !self.hops.add_client_leg(proxy, digests, flow, index) {
             self.stats.hop_index_resets += 1;
         }
     }
@@ -257,15 +258,23 @@ impl Decoder {
                     continue;
                 };
                 if p.conn.server.ip() == proxy {
-                    let d = p.digest;
+                    let d = (p.digest, hops::head_digest(&p.method, &p.target));
                     self.index_client_leg(proxy, d, f, i);
                 }
             }
         }
         let (exchanges, ts) = (&mut self.exchanges, ex.ts_first);
+        // No body forwarded (the instance answered from the head alone):
+        // matched on method and target.
+        let by_head = ex.msgs.is_empty() && ex.flags.incomplete;
+        let key = if by_head {
+            hops::head_digest(&ex.method, &ex.target)
+        } else {
+            ex.digest
+        };
         let leg =
             self.hops
-                .take_client_leg(proxy, ex.digest, |f, i| match exchanges.get_mut(f, i) {
+                .take_client_leg(proxy, key, by_head, |f, i| match exchanges.get_mut(f, i) {
                     Some(c) if c.hop != Hop::Direct => Leg::Stale,
                     Some(c) if c.conn.client.ip() == client && c.ts_first <= ts => Leg::Take,
                     Some(_) => Leg::Other,

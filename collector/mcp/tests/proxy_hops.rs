@@ -168,7 +168,7 @@ fn both_legs_are_linked_and_named() {
     }
     let answered: Vec<&Span> = spans
         .iter()
-        .filter(|s| attr(s, a::HOP) == Some("proxy"))
+        .filter(|s| attr(s, a::HOP) == Some("client_only"))
         .collect();
     assert_eq!(answered.len(), 1, "the ingress's own 502");
     assert_eq!(attr(answered[0], a::CLIENT_ADDRESS), Some(CLIENT_A));

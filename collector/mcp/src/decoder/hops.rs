@@ -6,13 +6,16 @@
 //! upstream leg, and that peer a proxy. Its client leg is the pending request
 //! to that proxy from the client the forwarding headers name, with the same
 //! method, target and body ([`digest`]), received before
-//! it, oldest first. Linked, the upstream leg's spans become children of the
-//! client leg's span (same trace), and each leg says which it is
-//! (`mcptap.hop`: `client`, `upstream`); a request to a known proxy that was
-//! never forwarded was answered by the proxy itself (`proxy`: nginx's own
-//! 404/502/504). Capture order makes this work: the client leg's request is
-//! complete before the proxy forwards it, and its response ends after the
-//! upstream leg's.
+//! it, oldest first. An upstream leg without a body (the instance answered
+//! from the head alone, so the proxy never forwarded the body) is matched on
+//! method and target only. Linked, the upstream leg's spans become children of
+//! the client leg's span (same trace), and each leg says which it is
+//! (`mcptap.hop`: `client`, `upstream`); a request to a known proxy whose
+//! upstream leg is not in the capture is `client_only` (answered by the proxy
+//! itself, e.g. nginx's own 404/502/504, or forwarded where the capture does
+//! not see it, e.g. over TLS). Capture order makes this work: the client leg's
+//! request is complete before the proxy forwards it, and its response ends
+//! after the upstream leg's.
 //!
 //! Client legs are indexed only for servers already known as proxies; when a
 //! proxy is first seen, the pending requests to it are indexed once. Bounded:
@@ -49,16 +52,22 @@ pub(super) enum Hop {
 }
 
 impl Hop {
-    /// `mcptap.hop` of a leg: `None` for a direct request; `proxy` for a
-    /// request to a known proxy that was not forwarded.
+    /// `mcptap.hop` of a leg: `None` for a direct request; `client_only`
+    /// for a request to a known proxy whose upstream leg was not seen.
     pub(super) fn attr(self, to_proxy: bool) -> Option<&'static str> {
         match self {
             Hop::Client => Some("client"),
             Hop::Upstream { .. } => Some("upstream"),
-            Hop::Direct if to_proxy => Some("proxy"),
+            Hop::Direct if to_proxy => Some("client_only"),
             Hop::Direct => None,
         }
     }
+}
+
+/// The digest of a request head's method and target, for an upstream leg
+/// without its body.
+pub(super) fn head_digest(method: &str, target: &str) -> u64 {
+    digest(method, target, b"")
 }
 
 /// A digest of what a proxy forwards unchanged: the HTTP method, the
@@ -79,7 +88,12 @@ pub(super) struct Hops {
     proxies: HashSet<IpAddr, RandomState>,
     /// Pending requests to known proxies by (proxy address, digest), oldest first.
     legs: HashMap<(IpAddr, u64), VecDeque<(FlowId, u64)>, RandomState>,
+    /// The same by (proxy address, [`head_digest`]), for upstream legs without
+    /// a body (entries linked through `legs` stay until met, then dropped as stale).
+    by_head: HashMap<(IpAddr, u64), VecDeque<(FlowId, u64)>, RandomState>,
+    /// Entries in `legs`, and in `by_head`.
     indexed: usize,
+    indexed_by_head: usize,
 }
 
 impl Hops {
@@ -103,34 +117,48 @@ impl Hops {
     pub(super) fn add_client_leg(
         &mut self,
         proxy: IpAddr,
-        digest: u64,
+        (digest, head): (u64, u64),
         flow: FlowId,
         index: u64,
     ) -> bool {
         let mut kept = true;
-        if self.indexed >= MAX_LEGS {
+        if self.indexed >= MAX_LEGS || self.indexed_by_head >= MAX_LEGS {
             self.legs.clear();
-            self.indexed = 0;
+            self.by_head.clear();
+            (self.indexed, self.indexed_by_head) = (0, 0);
             kept = false;
         }
         self.legs
             .entry((proxy, digest))
             .or_default()
             .push_back((flow, index));
+        self.by_head
+            .entry((proxy, head))
+            .or_default()
+            .push_back((flow, index));
         self.indexed += 1;
+        self.indexed_by_head += 1;
         kept
     }
 
     /// The oldest indexed client leg to `proxy` with `digest` that `judge`
     /// takes; the legs it calls stale (no longer pending) are dropped, the
     /// others (another client's) kept.
+    /// With `by_head`, `digest` is a [`head_digest`] (an upstream leg
+    /// without its body).
     pub(super) fn take_client_leg(
         &mut self,
         proxy: IpAddr,
         digest: u64,
+        by_head: bool,
         mut judge: impl FnMut(FlowId, u64) -> Leg,
     ) -> Option<(FlowId, u64)> {
-        let queue = self.legs.get_mut(&(proxy, digest))?;
+        let (map, indexed) = if by_head {
+            (&mut self.by_head, &mut self.indexed_by_head)
+        } else {
+            (&mut self.legs, &mut self.indexed)
+        };
+        let queue = map.get_mut(&(proxy, digest))?;
         let mut found = None;
         let mut at = 0;
         while let Some(&(flow, index)) = queue.get(at) {
@@ -138,7 +166,7 @@ impl Hops {
                 Leg::Other => at += 1,
                 verdict => {
                     queue.remove(at);
-                    self.indexed = self.indexed.saturating_sub(1);
+                    *indexed = indexed.saturating_sub(1);
                     if verdict == Leg::Take {
                         found = Some((flow, index));
                         break;
@@ -147,7 +175,7 @@ impl Hops {
             }
         }
         if queue.is_empty() {
-            self.legs.remove(&(proxy, digest));
+            map.remove(&(proxy, digest));
         }
         found
     }
@@ -191,20 +219,33 @@ mod tests {
         assert!(!h.learn_proxy(p));
         assert!(h.is_proxy(p));
         for i in 0..3 {
-            h.add_client_leg(p, 7, FlowId(1), i);
+            h.add_client_leg(p, (7, 70), FlowId(1), i);
         }
-        h.add_client_leg(p, 8, FlowId(2), 0);
+        h.add_client_leg(p, (8, 70), FlowId(2), 0);
         let take = |_, _| Leg::Take;
-        assert_eq!(h.take_client_leg(p, 7, take), Some((FlowId(1), 0)));
+        assert_eq!(h.take_client_leg(p, 7, false, take), Some((FlowId(1), 0)));
         // Index 1 is another client's: kept; 2 taken.
         let not_1 = |_, i| if i == 1 { Leg::Other } else { Leg::Take };
-        assert_eq!(h.take_client_leg(p, 7, not_1), Some((FlowId(1), 2)));
+        assert_eq!(h.take_client_leg(p, 7, false, not_1), Some((FlowId(1), 2)));
         // Now stale: dropped.
-        assert_eq!(h.take_client_leg(p, 7, |_, _| Leg::Stale), None);
-        assert_eq!(h.take_client_leg(p, 7, take), None);
-        assert_eq!(h.take_client_leg(ip("10.0.0.11"), 8, take), None);
-        assert_eq!(h.take_client_leg(p, 8, take), Some((FlowId(2), 0)));
+        assert_eq!(h.take_client_leg(p, 7, false, |_, _| Leg::Stale), None);
+        assert_eq!(h.take_client_leg(p, 7, false, take), None);
+        assert_eq!(h.take_client_leg(ip("10.0.0.11"), 8, false, take), None);
+        assert_eq!(h.take_client_leg(p, 8, false, take), Some((FlowId(2), 0)));
         assert_eq!(h.indexed, 0);
+        // By head: every leg was indexed there too; stale ones are dropped.
+        let pending_2 = |f: FlowId, _| {
+            if f == FlowId(2) {
+                Leg::Take
+            } else {
+                Leg::Stale
+            }
+        };
+        assert_eq!(
+            h.take_client_leg(p, 70, true, pending_2),
+            Some((FlowId(2), 0))
+        );
+        assert_eq!(h.indexed_by_head, 0);
     }
 
     #[test]
@@ -212,9 +253,12 @@ mod tests {
         let mut h = Hops::default();
         let p = ip("10.0.0.10");
         for i in 0..MAX_LEGS as u64 {
-            assert!(h.add_client_leg(p, i, FlowId(1), i));
+            assert!(h.add_client_leg(p, (i, 0), FlowId(1), i));
         }
-        assert!(!h.add_client_leg(p, 0, FlowId(1), 0), "full: starts over");
+        assert!(
+            !h.add_client_leg(p, (0, 0), FlowId(1), 0),
+            "full: starts over"
+        );
         assert_eq!(h.indexed, 1);
         for i in 0..MAX_PROXIES as u32 {
             h.learn_proxy(IpAddr::from(i.to_be_bytes()));
