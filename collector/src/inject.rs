@@ -9,8 +9,8 @@
 //!   downward-API variables `POD_NAME`, `POD_NAMESPACE`, `NODE_NAME` and the
 //!   instance id `MCPTAP_INSTANCE_ID`, ClickHouse from a URL or a Secret,
 //!   `/readyz` and `/healthz` probes on the admin port, resources, and a
-//!   locked-down security context (capabilities `NET_RAW` + `NET_ADMIN` only,
-//!   read-only root filesystem);
+//!   locked-down security context (every capability dropped but `NET_RAW`,
+//!   read-only root filesystem, seccomp `RuntimeDefault`);
 //! - an `emptyDir` volume `mcptap-spool` for the export spool;
 //! - the annotation `mcptap.io/injected: <version>` (and, with
 //!   `--scrape-annotations`, `prometheus.io/scrape|port|path`).
@@ -24,14 +24,19 @@
 //! scalars are read as Kubernetes reads them where it matters: `0644` is the
 //! YAML 1.1 octal 420 (written back as `420`).
 //!
-//! Security trade-off (see deploy/README.md): the default `--security nonroot`
-//! runs as UID 65532 and relies on the file capabilities the image sets on the
-//! binary (`setcap cap_net_raw,cap_net_admin+eip`). Linux documents that
-//! `no_new_privs` (which `allowPrivilegeEscalation: false` sets) stops file
-//! capabilities from being granted at exec, so this mode keeps
-//! `allowPrivilegeEscalation: true`; the bounding set still holds only
-//! `NET_RAW` and `NET_ADMIN`. `--security root` runs as UID 0 with those two
-//! capabilities and `allowPrivilegeEscalation: false` instead.
+//! Security trade-off (see deploy/README.md): capture needs `CAP_NET_RAW` only
+//! (the packet socket; the BPF filter and the TPACKET_V3 ring need nothing
+//! more). The default `--security nonroot` runs as UID 65532 and gets
+//! `NET_RAW` from the file capability the image sets on the binary
+//! (`setcap cap_net_raw+ep`). Linux documents that `no_new_privs` (which
+//! `allowPrivilegeEscalation: false` sets) stops file capabilities from being
+//! granted at exec, so this mode keeps `allowPrivilegeEscalation: true`; the
+//! bounding set holds only `NET_RAW` and the image has no setuid or setgid
+//! file, so there is nothing else to escalate to. `--security root` runs as
+//! UID 0 with `NET_RAW` only and `allowPrivilegeEscalation: false`: no exec can
+//! gain anything, but code running in it is UID 0 (root-owned files on
+//! volumes, host root after a container escape without user namespaces).
+//! `collector/tests/live_privileges.rs` captures under exactly both.
 
 use anyhow::{Context, Result, bail};
 use clap::{Args, ValueEnum};
@@ -59,10 +64,10 @@ pub const ADMIN_PORT_NAME: &str = "mcptap-admin";
 /// How the sidecar gets its capture privileges.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
 pub enum SecurityMode {
-    /// UID 65532, `runAsNonRoot`; capabilities from the binary's file
-    /// capabilities, so `allowPrivilegeEscalation: true` (bounding set: NET_RAW, NET_ADMIN).
+    /// UID 65532, `runAsNonRoot`; `NET_RAW` from the binary's file capability,
+    /// so `allowPrivilegeEscalation: true` (bounding set: `NET_RAW` only).
     Nonroot,
-    /// UID 0 with NET_RAW and NET_ADMIN only, `allowPrivilegeEscalation: false`.
+    /// UID 0 with `NET_RAW` only, `allowPrivilegeEscalation: false`.
     Root,
 }
 
@@ -480,7 +485,7 @@ fn sidecar(args: &InjectArgs, service: &str, filter: &str) -> Yaml {
     }
     let caps = map(vec![
         ("drop", Yaml::Array(vec![key("ALL")])),
-        ("add", Yaml::Array(vec![key("NET_RAW"), key("NET_ADMIN")])),
+        ("add", Yaml::Array(vec![key("NET_RAW")])),
     ]);
     let sc = match args.security {
         SecurityMode::Nonroot => map(vec![

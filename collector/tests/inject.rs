@@ -3,6 +3,7 @@
 
 use std::io::Write;
 use std::process::{Command, Stdio};
+use yaml_rust2::{Yaml, YamlLoader};
 
 fn inject(input: &str, args: &[&str]) -> (String, String) {
     let mut c = Command::new(env!("CARGO_BIN_EXE_mcptap-collector"))
@@ -24,6 +25,53 @@ fn inject(input: &str, args: &[&str]) -> (String, String) {
         String::from_utf8(o.stdout).expect("utf8"),
         String::from_utf8(o.stderr).expect("utf8"),
     )
+}
+
+/// Every `mcptap-collector` container (containers and initContainers) of every pod template
+/// in the YAML stream `out`.
+fn sidecars(out: &str) -> Vec<Yaml> {
+    fn walk(y: &Yaml, acc: &mut Vec<Yaml>) {
+        match y {
+            Yaml::Hash(h) => {
+                if h.get(&Yaml::from_str("name")).and_then(Yaml::as_str) == Some("mcptap-collector")
+                    && h.contains_key(&Yaml::from_str("image"))
+                {
+                    acc.push(y.clone());
+                }
+                h.values().for_each(|v| walk(v, acc));
+            }
+            Yaml::Array(a) => a.iter().for_each(|v| walk(v, acc)),
+            _ => {}
+        }
+    }
+    let mut acc = Vec::new();
+    for d in YamlLoader::load_from_str(out).expect("inject output is YAML") {
+        walk(&d, &mut acc);
+    }
+    acc
+}
+
+/// The documented default: UID 65532, `NET_RAW` from the file capability (so privilege
+/// escalation allowed), every other capability dropped, read-only root, RuntimeDefault.
+fn assert_nonroot_net_raw_only(c: &Yaml) {
+    let sc = &c["securityContext"];
+    assert_eq!(sc["runAsNonRoot"].as_bool(), Some(true), "{sc:?}");
+    assert_eq!(sc["runAsUser"].as_i64(), Some(65532));
+    assert_eq!(sc["runAsGroup"].as_i64(), Some(65532));
+    assert_eq!(sc["allowPrivilegeEscalation"].as_bool(), Some(true));
+    assert_eq!(sc["readOnlyRootFilesystem"].as_bool(), Some(true));
+    assert_eq!(
+        sc["seccompProfile"]["type"].as_str(),
+        Some("RuntimeDefault")
+    );
+    assert_eq!(
+        sc["capabilities"]["drop"],
+        Yaml::Array(vec![Yaml::from_str("ALL")])
+    );
+    assert_eq!(
+        sc["capabilities"]["add"],
+        Yaml::Array(vec![Yaml::from_str("NET_RAW")])
+    );
 }
 
 const MANIFESTS: &str = r#"# a comment
@@ -102,9 +150,14 @@ fn injects_each_kind_and_is_idempotent() {
     assert!(once.contains("value: pone"));
     assert!(notes.contains("mcptap.io/inject: disabled"), "{notes}");
     assert_eq!(once.matches("- name: mcptap-collector").count(), 2);
+    // CAP_NET_RAW is the only capability added, in both sidecars, non-root.
+    let scs = sidecars(&once);
+    assert_eq!(scs.len(), 2);
+    for c in &scs {
+        assert_nonroot_net_raw_only(c);
+    }
+    assert!(!once.contains("NET_ADMIN"), "{once}");
     for needle in [
-        "- NET_RAW",
-        "- NET_ADMIN",
         "- ALL",
         "readOnlyRootFilesystem: true",
         "runAsNonRoot: true",
@@ -143,7 +196,25 @@ fn options_and_reinjection_update_in_place() {
     assert!(b.contains("value: tcp port 8080"));
     assert!(!b.contains("tcp port 8000"));
     assert!(b.contains("image: \"reg/mc:2\"") || b.contains("image: reg/mc:2"));
-    assert!(b.contains("runAsUser: 0") && b.contains("allowPrivilegeEscalation: false"));
+    for c in sidecars(&b) {
+        let sc = &c["securityContext"];
+        assert_eq!(sc["runAsUser"].as_i64(), Some(0), "{sc:?}");
+        assert_eq!(sc["runAsNonRoot"].as_bool(), Some(false));
+        assert_eq!(sc["allowPrivilegeEscalation"].as_bool(), Some(false));
+        assert_eq!(sc["readOnlyRootFilesystem"].as_bool(), Some(true));
+        assert_eq!(
+            sc["seccompProfile"]["type"].as_str(),
+            Some("RuntimeDefault")
+        );
+        assert_eq!(
+            sc["capabilities"]["add"],
+            Yaml::Array(vec![Yaml::from_str("NET_RAW")])
+        );
+        assert_eq!(
+            sc["capabilities"]["drop"],
+            Yaml::Array(vec![Yaml::from_str("ALL")])
+        );
+    }
     assert!(b.contains("value: \"http://ch:8123\""));
     assert!(b.contains("initContainers:") && b.contains("restartPolicy: Always"));
     assert!(b.contains("prometheus.io/scrape: \"true\""));

@@ -36,6 +36,23 @@ def validate(name, text):
     return docs
 
 
+def privileges_ok(where, sc, mode):
+    """The documented capture privileges (deploy/README.md): NET_RAW only, every other capability
+    dropped, read-only root, RuntimeDefault; nonroot: UID/GID 65532 with privilege escalation
+    allowed (file capability); root: UID 0 with no_new_privs."""
+    caps = sc.get("capabilities", {})
+    check(caps.get("drop") == ["ALL"] and caps.get("add") == ["NET_RAW"], f"{where}: capabilities {caps}")
+    check(sc.get("readOnlyRootFilesystem") is True, f"{where}: readOnlyRootFilesystem")
+    check(sc.get("seccompProfile") == {"type": "RuntimeDefault"}, f"{where}: seccompProfile {sc.get('seccompProfile')}")
+    check("privileged" not in sc, f"{where}: privileged set")
+    if mode == "nonroot":
+        check(sc.get("runAsNonRoot") is True and sc.get("runAsUser") == 65532 and sc.get("runAsGroup") == 65532
+              and sc.get("allowPrivilegeEscalation") is True, f"{where}: nonroot mode {sc}")
+    else:
+        check(sc.get("runAsNonRoot") is False and sc.get("runAsUser") == 0
+              and sc.get("allowPrivilegeEscalation") is False, f"{where}: root mode {sc}")
+
+
 def sidecar_ok(where, pod_spec):
     cs = [c for c in pod_spec.get("containers", []) + pod_spec.get("initContainers", [])
           if c["name"] == "mcptap-collector"]
@@ -44,9 +61,7 @@ def sidecar_ok(where, pod_spec):
     c = cs[0]
     sc = c.get("securityContext", {})
     caps = sc.get("capabilities", {})
-    check(caps.get("drop") == ["ALL"] and sorted(caps.get("add", [])) == ["NET_ADMIN", "NET_RAW"], f"{where}: capabilities {caps}")
-    check(sc.get("readOnlyRootFilesystem") is True, f"{where}: readOnlyRootFilesystem")
-    check(sc.get("runAsNonRoot") is True and sc.get("runAsUser") == 65532, f"{where}: non-root")
+    privileges_ok(where, sc, "nonroot")
     env = {e["name"]: e for e in c.get("env", [])}
     for var, path in [("POD_NAME", "metadata.name"), ("POD_NAMESPACE", "metadata.namespace"),
                       ("NODE_NAME", "spec.nodeName"), ("MCPTAP_INSTANCE_ID", "metadata.name")]:
@@ -103,8 +118,7 @@ for vals in [None, {"monitoring": {"serviceMonitor": {"enabled": True}, "podMoni
         if check(ex, "helm: example server"):
             spec = ex[0]["spec"]["template"]["spec"]
             if vals.get("collector", {}).get("securityMode") == "root":
-                sc = spec["containers"][1]["securityContext"]
-                check(sc["runAsUser"] == 0 and sc["allowPrivilegeEscalation"] is False, f"helm root mode {sc}")
+                privileges_ok("helm root mode", spec["containers"][1]["securityContext"], "root")
             else:
                 sidecar_ok("helm example-mcp", spec)
         if vals.get("monitoring"):
@@ -120,6 +134,20 @@ for vals in [None, {"monitoring": {"serviceMonitor": {"enabled": True}, "podMoni
             check(secret_refs == {"ch"} and not by_kind(docs, "Secret"), f"helm existingSecret {secret_refs}")
     else:
         check(not ex and len(by_kind(docs, "Job")) == 1 and by_kind(docs, "Secret"), "helm defaults")
+
+# --- image: NET_RAW only, as a file capability, no setuid/setgid file left ---------------
+df = (ROOT / "deploy/docker/collector.Dockerfile").read_text()
+setcaps = [l.strip() for l in df.splitlines() if "setcap " in l and not l.lstrip().startswith("#")]
+check(setcaps == ["RUN setcap cap_net_raw+ep /usr/local/bin/mcptap-collector \\"], f"Dockerfile setcap: {setcaps}")
+check("find / -xdev -type f -perm /6000 -exec chmod ug-s {} +" in df, "Dockerfile: setuid/setgid bits not stripped")
+check("USER 65532:65532" in df and "net_admin" not in df.lower(), "Dockerfile: user or NET_ADMIN")
+# Helm refuses an unknown securityMode (fail closed) instead of rendering something else.
+try:
+    Chart.load(H).render({"exampleServer": {"enabled": True}, "collector": {"securityMode": "privileged"}},
+                         name="mcptap", namespace="x")
+    check(False, "helm: securityMode=privileged rendered")
+except Exception as e:  # HelmRenderError
+    check("securityMode must be nonroot or root" in str(e), f"helm bad securityMode: {e}")
 
 # --- generated files in sync --------------------------------------------------
 rules = yaml.safe_load((ROOT / "deploy/prometheus/mcptap-rules.yml").read_text())

@@ -34,6 +34,9 @@ helm.sh/chart: {{ printf "%s-%s" .Chart.Name .Chart.Version }}
      Args: dict "root" $ "ports" (list 8000) "service" "name". */}}
 {{- define "mcptap.sidecar" -}}
 {{- $v := .root.Values.collector -}}
+{{- if not (has $v.securityMode (list "nonroot" "root")) -}}
+{{- fail (printf "collector.securityMode must be nonroot or root, not %q" $v.securityMode) -}}
+{{- end -}}
 {{- $filter := list -}}
 {{- range .ports }}{{ $filter = append $filter (printf "tcp port %v" .) }}{{ end -}}
 - name: mcptap-collector
@@ -86,13 +89,14 @@ helm.sh/chart: {{ printf "%s-%s" .Chart.Name .Chart.Version }}
     runAsNonRoot: true
     runAsUser: 65532
     runAsGroup: 65532
-    # file capabilities on the binary need exec without no_new_privs (deploy/README.md)
+    # NET_RAW comes from the binary's file capability, which exec grants only
+    # without no_new_privs (deploy/README.md, "Capture privileges")
     allowPrivilegeEscalation: true
     {{- end }}
     readOnlyRootFilesystem: true
     capabilities:
       drop: [ALL]
-      add: [NET_RAW, NET_ADMIN]
+      add: [NET_RAW]
     seccompProfile: {type: RuntimeDefault}
   volumeMounts:
     - name: mcptap-spool
