@@ -1,0 +1,408 @@
+//! Live capture under exactly the privileges the sidecar is given (deploy/README.md,
+//! "Capture privileges"; SECURITY.md): `CAP_NET_RAW` and nothing else.
+//!
+//! In a pair of network namespaces joined by a veth, a small MCP-ish HTTP server runs on the
+//! capture side; the debug collector captures live (`--duration 3`, the default buffered mode:
+//! a TPACKET_V3 ring and a BPF filter) while curl sends `tools/list` requests, and the spans and
+//! the summary must count every request:
+//! - `nonroot` (the default): UID/GID 65532, no supplementary groups, bounding set `NET_RAW`
+//!   only, no inheritable or ambient capability, `no_new_privs` off, a copy of the binary with
+//!   the file capability `cap_net_raw+ep`. The collector is started through `sh -c 'exec …'`, so
+//!   the process that execs it holds no capability at all (as a container entrypoint run as
+//!   non-root): the file capability is the only source of `NET_RAW`.
+//! - `root`: UID 0, bounding set `NET_RAW` only, `no_new_privs` on, the plain binary.
+//!
+//! The running collector's `/proc/<pid>/status` is read: its effective, permitted and bounding
+//! sets are exactly `CAP_NET_RAW`, with the expected UID and `NoNewPrivs`. Negative checks: the
+//! same without `NET_RAW` (no file capability; `no_new_privs` on in non-root mode, which is what
+//! `allowPrivilegeEscalation: false` does; a bounding set without it as root) fails at start
+//! with an error that names the interface and `CAP_NET_RAW`.
+//!
+//! Needs root, iproute2, util-linux `setpriv`, libcap2-bin `setcap`, curl and python3; runs when
+//! `MCPTAP_LIVE_TESTS=1` (set by scripts/test.sh as root), and then fails rather than skips when
+//! a tool is missing. Namespaces `mtp<pid><n>{a,b}`, subnet 10.81.0.0/24.
+
+use serde_json::Value;
+use std::os::unix::fs::PermissionsExt;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Output, Stdio};
+use std::time::Duration;
+
+const BIN: &str = env!("CARGO_BIN_EXE_mcptap-collector");
+/// `CAP_NET_RAW` (bit 13) as `/proc/<pid>/status` prints a capability set.
+const NET_RAW_ONLY: &str = "0000000000002000";
+const SERVER_PY: &str = r#"
+import http.server, json, sys
+class H(http.server.BaseHTTPRequestHandler):
+    protocol_version = "HTTP/1.1"
+    def do_POST(self):
+        req = json.loads(self.rfile.read(int(self.headers.get("content-length", 0))))
+        body = json.dumps({"jsonrpc": "2.0", "id": req.get("id"), "result": {"tools": []}}).encode()
+        self.send_response(200)
+        self.send_header("content-type", "application/json")
+        self.send_header("content-length", str(len(body)))
+        self.end_headers()
+        self.wfile.write(body)
+    def log_message(self, *a):
+        pass
+http.server.ThreadingHTTPServer(("0.0.0.0", int(sys.argv[1])), H).serve_forever()
+"#;
+
+/// Two namespaces (`a`: the client, `b`: the pod) joined by a veth, a server in `b` on port
+/// 8000, and a scratch directory; everything removed on drop.
+pub struct Pod {
+    a: String,
+    b: String,
+    /// The pod side of the veth (in `b`).
+    pub veth: String,
+    dir: PathBuf,
+    server: Option<Child>,
+}
+
+fn sh(args: &[&str]) {
+    let st = Command::new(args[0])
+        .args(&args[1..])
+        .status()
+        .unwrap_or_else(|e| panic!("{args:?}: {e}"));
+    assert!(st.success(), "{args:?} failed: {st}");
+}
+
+impl Pod {
+    /// Sets up the namespaces, the veth (10.81.0.1 in `a`, 10.81.0.2 in `b`) and the server.
+    pub fn new(n: u32) -> Pod {
+        let id = format!("mtp{}{n}", std::process::id() % 100_000);
+        let dir = std::env::temp_dir().join(format!("{id}-priv"));
+        std::fs::create_dir_all(&dir).expect("scratch dir");
+        // The collector runs as UID 65532: it must reach its binary and write its output here.
+        std::fs::set_permissions(&dir, std::fs::Permissions::from_mode(0o777)).expect("chmod");
+        let mut pod = Pod {
+            a: format!("{id}a"),
+            b: format!("{id}b"),
+            veth: format!("{id}vb"),
+            dir,
+            server: None,
+        };
+        let va = format!("{id}va");
+        sh(&["ip", "netns", "add", &pod.a]);
+        sh(&["ip", "netns", "add", &pod.b]);
+        sh(&[
+            "ip", "link", "add", &va, "netns", &pod.a, "type", "veth", "peer", "name", &pod.veth,
+            "netns", &pod.b,
+        ]);
+        sh(&[
+            "ip",
+            "-n",
+            &pod.a,
+            "addr",
+            "add",
+            "10.81.0.1/24",
+            "dev",
+            &va,
+        ]);
+        sh(&[
+            "ip",
+            "-n",
+            &pod.b,
+            "addr",
+            "add",
+            "10.81.0.2/24",
+            "dev",
+            &pod.veth,
+        ]);
+        for (ns, dev) in [(&pod.a, va.as_str()), (&pod.b, pod.veth.as_str())] {
+            sh(&["ip", "-n", ns, "link", "set", dev, "up"]);
+            sh(&["ip", "-n", ns, "link", "set", "lo", "up"]);
+        }
+        let py = pod.dir.join("server.py");
+        std::fs::write(&py, SERVER_PY).expect("server.py");
+        pod.server = Some(
+            Command::new("ip")
+                .args(["netns", "exec", &pod.b, "python3"])
+                .arg(&py)
+                .arg("8000")
+                .spawn()
+                .expect("start python3 server"),
+        );
+        pod.wait_server();
+        pod
+    }
+
+    fn wait_server(&self) {
+        for _ in 0..100 {
+            if self.post("a", "10.81.0.2:8000", 0) {
+                return;
+            }
+            std::thread::sleep(Duration::from_millis(100));
+        }
+        panic!("the test server did not start");
+    }
+
+    /// The scratch directory (mode 0777).
+    pub fn dir(&self) -> &Path {
+        &self.dir
+    }
+
+    /// The name of namespace `a` (client) or `b` (pod).
+    pub fn ns(&self, which: &str) -> &str {
+        if which == "a" { &self.a } else { &self.b }
+    }
+
+    /// Sends one `tools/list` request with JSON-RPC id `id` from namespace `from` to `addr`;
+    /// true when it got a 200.
+    pub fn post(&self, from: &str, addr: &str, id: u32) -> bool {
+        let o = Command::new("ip")
+            .args([
+                "netns",
+                "exec",
+                self.ns(from),
+                "curl",
+                "-s",
+                "-o",
+                "/dev/null",
+            ])
+            .args(["-w", "%{http_code}", "--max-time", "5"])
+            .args(["-H", "content-type: application/json", "-d"])
+            .arg(format!(
+                r#"{{"jsonrpc":"2.0","id":{id},"method":"tools/list"}}"#
+            ))
+            .arg(format!("http://{addr}/mcp"))
+            .output()
+            .expect("curl");
+        o.stdout == b"200"
+    }
+}
+
+impl Drop for Pod {
+    fn drop(&mut self) {
+        if let Some(mut s) = self.server.take() {
+            let _ = s.kill();
+            let _ = s.wait();
+        }
+        for n in [&self.a, &self.b] {
+            let _ = Command::new("ip").args(["netns", "del", n]).status();
+        }
+        let _ = std::fs::remove_dir_all(&self.dir);
+    }
+}
+
+/// The privileges a run gets (deploy/README.md names the two modes).
+#[derive(Clone, Copy, Debug)]
+pub enum Privs {
+    /// UID/GID 65532, bounding set `NET_RAW`, no_new_privs off; binary with `cap_net_raw+ep`.
+    Nonroot,
+    /// As `Nonroot` but with no_new_privs (`allowPrivilegeEscalation: false`): must fail.
+    NonrootNoNewPrivs,
+    /// As `Nonroot` but the binary has no file capability: must fail.
+    NonrootNoFileCap,
+    /// UID 0, bounding set `NET_RAW`, no_new_privs on.
+    Root,
+    /// UID 0, bounding set without `NET_RAW` (only `NET_ADMIN`), no_new_privs on: must fail.
+    RootWithoutNetRaw,
+}
+
+/// A copy of the collector in `dir`, with the file capability `cap_net_raw+ep` when `fcap`.
+pub fn binary_copy(dir: &Path, fcap: bool) -> PathBuf {
+    let p = dir.join(if fcap { "mc-fcap" } else { "mc-plain" });
+    if !p.exists() {
+        std::fs::copy(BIN, &p).expect("copy the collector");
+        std::fs::set_permissions(&p, std::fs::Permissions::from_mode(0o755)).expect("chmod");
+        if fcap {
+            sh(&["setcap", "cap_net_raw+ep", p.to_str().expect("utf8 path")]);
+        }
+    }
+    p
+}
+
+/// `ip netns exec <pod> setpriv … sh -c 'exec "$0" "$@"' <collector> <args>`: every exec in
+/// the chain keeps the pid, so the child's pid is the collector's.
+pub fn collector(pod: &Pod, privs: Privs, args: &[&str]) -> Command {
+    let (bin, set): (PathBuf, &[&str]) = match privs {
+        Privs::Nonroot => (binary_copy(pod.dir(), true), &[]),
+        Privs::NonrootNoNewPrivs => (binary_copy(pod.dir(), true), &["--no-new-privs"]),
+        Privs::NonrootNoFileCap => (binary_copy(pod.dir(), false), &[]),
+        Privs::Root => (binary_copy(pod.dir(), false), &["--no-new-privs"]),
+        Privs::RootWithoutNetRaw => (binary_copy(pod.dir(), false), &["--no-new-privs"]),
+    };
+    let bounding = match privs {
+        Privs::RootWithoutNetRaw => "--bounding-set=-all,+net_admin",
+        _ => "--bounding-set=-all,+net_raw",
+    };
+    let mut c = Command::new("ip");
+    c.args(["netns", "exec", pod.ns("b"), "setpriv"]);
+    if !matches!(privs, Privs::Root | Privs::RootWithoutNetRaw) {
+        c.args(["--reuid=65532", "--regid=65532", "--clear-groups"]);
+    }
+    c.args(["--inh-caps=-all", "--ambient-caps=-all", bounding])
+        .args(set)
+        .args(["sh", "-c", r#"exec "$0" "$@""#])
+        .arg(bin)
+        .args(args);
+    c
+}
+
+/// `Name:` line of `/proc/<pid>/status`.
+fn status_field(status: &str, name: &str) -> String {
+    status
+        .lines()
+        .find_map(|l| l.strip_prefix(name))
+        .map(|v| v.trim().to_owned())
+        .unwrap_or_else(|| panic!("no {name} in {status}"))
+}
+
+/// Asserts the running collector holds `CAP_NET_RAW` and nothing else, with UID `uid` and
+/// `NoNewPrivs` `nnp`.
+fn assert_holds_net_raw_only(pid: u32, uid: &str, nnp: &str) {
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).expect("status");
+    let name = if uid == "0" { "mc-plain" } else { "mc-fcap" };
+    assert_eq!(status_field(&status, "Name:"), name, "the collector itself");
+    for set in ["CapEff:", "CapPrm:", "CapBnd:"] {
+        assert_eq!(
+            status_field(&status, set),
+            NET_RAW_ONLY,
+            "{set} in {status}"
+        );
+    }
+    for set in ["CapInh:", "CapAmb:"] {
+        assert_eq!(status_field(&status, set), "0000000000000000", "{set}");
+    }
+    let uids = status_field(&status, "Uid:");
+    assert!(
+        uids.split_whitespace().all(|u| u == uid),
+        "Uid: {uids}, want {uid}"
+    );
+    assert_eq!(status_field(&status, "Groups:"), "", "supplementary groups");
+    assert_eq!(status_field(&status, "NoNewPrivs:"), nnp);
+}
+
+/// Spans in an OTLP/JSON lines file.
+pub fn spans(path: &Path) -> Vec<Value> {
+    let text = std::fs::read_to_string(path).unwrap_or_else(|e| panic!("{}: {e}", path.display()));
+    let mut out = Vec::new();
+    for line in text.lines().filter(|l| !l.trim().is_empty()) {
+        let req: Value = serde_json::from_str(line).expect("valid JSON line");
+        for rs in req["resourceSpans"].as_array().into_iter().flatten() {
+            for ss in rs["scopeSpans"].as_array().into_iter().flatten() {
+                out.extend(ss["spans"].as_array().into_iter().flatten().cloned());
+            }
+        }
+    }
+    out
+}
+
+/// Runs the collector for 3 s under `privs` on `iface` with `filter`, sending `requests`
+/// (`(from namespace, address)`) once it is capturing; returns the spans and the summary.
+pub fn capture(
+    pod: &Pod,
+    privs: Privs,
+    iface: &str,
+    filter: &str,
+    requests: &[(&str, &str)],
+) -> (Vec<Value>, String) {
+    let out = pod.dir().join(format!("{privs:?}.jsonl"));
+    let child = collector(
+        pod,
+        privs,
+        &[
+            "-i",
+            iface,
+            "--filter",
+            filter,
+            "--duration",
+            "3",
+            "--output",
+        ],
+    )
+    .arg(format!("otlp-json={}", out.display()))
+    .stderr(Stdio::piped())
+    .spawn()
+    .expect("start the collector");
+    std::thread::sleep(Duration::from_millis(800));
+    let (uid, nnp) = match privs {
+        Privs::Root => ("0", "1"),
+        _ => ("65532", "0"),
+    };
+    assert_holds_net_raw_only(child.id(), uid, nnp);
+    for (i, (from, addr)) in requests.iter().enumerate() {
+        let id = u32::try_from(i).expect("few requests") + 1;
+        assert!(pod.post(from, addr, id), "request {id} to {addr} failed");
+    }
+    let o = child.wait_with_output().expect("collector");
+    let summary = String::from_utf8_lossy(&o.stderr).into_owned();
+    assert!(o.status.success(), "collector under {privs:?}: {summary}");
+    (spans(&out), summary)
+}
+
+/// Starts the collector under `privs` where capture must be refused; returns its output.
+pub fn refused(pod: &Pod, privs: Privs) -> Output {
+    let o = collector(pod, privs, &["-i", &pod.veth, "--duration", "1"])
+        .output()
+        .expect("run the collector");
+    let err = String::from_utf8_lossy(&o.stderr);
+    assert_eq!(o.status.code(), Some(1), "{privs:?} must fail: {err}");
+    assert!(
+        err.contains(&format!(
+            "error: cannot capture on interface {} (needs CAP_NET_RAW)",
+            pod.veth
+        )) && err.contains("Operation not permitted"),
+        "{privs:?}: unclear error: {err}"
+    );
+    o
+}
+
+fn live() -> bool {
+    let on = std::env::var("MCPTAP_LIVE_TESTS").ok().as_deref() == Some("1");
+    if !on {
+        eprintln!("live_privileges: skipped (set MCPTAP_LIVE_TESTS=1 as root)");
+    }
+    on
+}
+
+/// Asserts `spans` are the `n` `tools/list` requests sent, ids 1..=n, and the summary says so.
+fn assert_counted(spans: &[Value], summary: &str, n: usize) {
+    assert_eq!(spans.len(), n, "{summary}");
+    let mut ids: Vec<String> = spans
+        .iter()
+        .map(|s| {
+            assert_eq!(s["name"], "tools/list", "{s}");
+            let a = s["attributes"].as_array().expect("attributes");
+            let id = a.iter().find(|kv| kv["key"] == "jsonrpc.request.id");
+            id.map(|kv| kv["value"]["stringValue"].as_str().unwrap_or("").to_owned())
+                .unwrap_or_default()
+        })
+        .collect();
+    ids.sort();
+    let want: Vec<String> = (1..=n).map(|i| i.to_string()).collect();
+    assert_eq!(ids, want, "JSON-RPC ids of the spans");
+    assert!(summary.contains(&format!("spans {n}\n")), "{summary}");
+    assert!(
+        summary.contains(&format!(
+            "http: requests {n}  responses {n}  parse-errors 0"
+        )),
+        "{summary}"
+    );
+}
+
+#[test]
+fn nonroot_with_the_file_capability_captures_and_nothing_else_does() {
+    if !live() {
+        return;
+    }
+    let pod = Pod::new(1);
+    let reqs = [("a", "10.81.0.2:8000"); 4];
+    let (spans, summary) = capture(&pod, Privs::Nonroot, &pod.veth, "tcp port 8000", &reqs);
+    assert_counted(&spans, &summary, 4);
+    refused(&pod, Privs::NonrootNoFileCap);
+    refused(&pod, Privs::NonrootNoNewPrivs);
+}
+
+#[test]
+fn root_with_net_raw_only_and_no_new_privs_captures() {
+    if !live() {
+        return;
+    }
+    let pod = Pod::new(2);
+    let reqs = [("a", "10.81.0.2:8000"); 3];
+    let (spans, summary) = capture(&pod, Privs::Root, &pod.veth, "tcp port 8000", &reqs);
+    assert_counted(&spans, &summary, 3);
+    refused(&pod, Privs::RootWithoutNetRaw);
+}
