@@ -51,6 +51,15 @@ fn sidecars(out: &str) -> Vec<Yaml> {
     acc
 }
 
+/// The sidecar's value of environment variable `name`.
+fn env_of(c: &Yaml, name: &str) -> Option<String> {
+    c["env"]
+        .as_vec()?
+        .iter()
+        .find(|e| e["name"].as_str() == Some(name))
+        .and_then(|e| e["value"].as_str().map(str::to_owned))
+}
+
 /// The documented default: UID 65532, `NET_RAW` from the file capability (so privilege
 /// escalation allowed), every other capability dropped, read-only root, RuntimeDefault.
 fn assert_nonroot_net_raw_only(c: &Yaml) {
@@ -231,4 +240,146 @@ fn invalid_yaml_is_an_error() {
         .expect("run");
     assert_eq!(o.status.code(), Some(1));
     assert!(String::from_utf8_lossy(&o.stderr).contains("/nonexistent.yaml"));
+}
+
+/// One Deployment per mesh layout, each with the MCP server on 8000.
+const MESHED: &str = r#"
+apiVersion: apps/v1
+kind: Deployment
+metadata: {name: istio}
+spec:
+  template:
+    metadata: {annotations: {sidecar.istio.io/inject: "true"}}
+    spec:
+      containers:
+      - {name: server, image: s, ports: [{containerPort: 8000}]}
+      - {name: istio-proxy, image: p, ports: [{containerPort: 15090, name: http-envoy-prom}]}
+---
+apiVersion: apps/v1
+kind: Deployment
+metadata: {name: linkerd}
+spec:
+  template:
+    metadata: {annotations: {linkerd.io/inject: enabled}}
+    spec:
+      containers: [{name: server, image: s, ports: [{containerPort: 8000}]}]
+---
+apiVersion: apps/v1
+kind: Deployment
+metadata: {name: linkerd-port}
+spec:
+  template:
+    metadata: {annotations: {linkerd.io/inject: enabled, config.linkerd.io/inbound-port: "4200"}}
+    spec:
+      containers: [{name: server, image: s, ports: [{containerPort: 8000}]}]
+---
+apiVersion: apps/v1
+kind: Deployment
+metadata: {name: linkerd-injected}
+spec:
+  template:
+    spec:
+      containers:
+      - {name: server, image: s, ports: [{containerPort: 8000}]}
+      - name: linkerd-proxy
+        image: l
+        ports: [{containerPort: 4143, name: linkerd-proxy}, {containerPort: 4191, name: linkerd-admin}]
+---
+apiVersion: apps/v1
+kind: Deployment
+metadata: {name: tls-proxy}
+spec:
+  template:
+    spec:
+      containers:
+      - {name: nginx, image: n, ports: [{containerPort: 8443}]}
+      - {name: server, image: s, ports: [{containerPort: 8000}]}
+"#;
+
+/// `(interface, filter)` of each injected sidecar, in document order.
+fn captures(out: &str) -> Vec<(String, String)> {
+    sidecars(out)
+        .iter()
+        .map(|c| {
+            (
+                env_of(c, "MCPTAP_INTERFACE").expect("MCPTAP_INTERFACE"),
+                env_of(c, "MCPTAP_FILTER").expect("MCPTAP_FILTER"),
+            )
+        })
+        .collect()
+}
+
+fn pairs(v: &[(&str, &str)]) -> Vec<(String, String)> {
+    v.iter()
+        .map(|(a, b)| ((*a).to_owned(), (*b).to_owned()))
+        .collect()
+}
+
+#[test]
+fn mesh_mode_captures_any_with_the_app_and_tls_ports() {
+    let (mesh, _) = inject(MESHED, &["--mesh"]);
+    assert_eq!(
+        captures(&mesh),
+        pairs(&[
+            // Istio: mTLS arrives on the app port itself; Envoy's own ports are not the app's.
+            ("any", "tcp port 8000"),
+            // Linkerd: meshed clients connect to the inbound proxy port on eth0.
+            ("any", "tcp port 8000 or tcp port 4143"),
+            ("any", "tcp port 8000 or tcp port 4200"),
+            ("any", "tcp port 8000 or tcp port 4143"),
+            // A plain TLS-terminating proxy: its port (TLS) and the app's (plaintext, loopback).
+            ("any", "tcp port 8443 or tcp port 8000"),
+        ])
+    );
+    // Same privileges as without a mesh: -i any needs nothing but NET_RAW.
+    for c in sidecars(&mesh) {
+        assert_nonroot_net_raw_only(&c);
+    }
+    let (again, _) = inject(&mesh, &["--mesh"]);
+    assert_eq!(again, mesh, "mesh mode is idempotent");
+    // Explicit TLS ports replace the Linkerd default.
+    let (tls, _) = inject(MESHED, &["--mesh", "--tls-port", "15006", "--port", "9000"]);
+    assert!(
+        captures(&tls).iter().all(|c| *c
+            == (
+                "any".to_owned(),
+                "tcp port 9000 or tcp port 15006".to_owned()
+            )),
+        "{:?}",
+        captures(&tls)
+    );
+    // Without --mesh: eth0, app ports only (mesh proxies' ports still not the app's), and
+    // re-injecting a mesh-mode manifest without --mesh switches it back.
+    let (plain, _) = inject(&mesh, &[]);
+    assert_eq!(
+        captures(&plain),
+        pairs(&[
+            ("eth0", "tcp port 8000"),
+            ("eth0", "tcp port 8000"),
+            ("eth0", "tcp port 8000"),
+            ("eth0", "tcp port 8000"),
+            ("eth0", "tcp port 8443 or tcp port 8000"),
+        ])
+    );
+}
+
+#[test]
+fn mesh_options_are_checked() {
+    for (args, msg) in [
+        (&["--tls-port", "4143"][..], "--mesh"),
+        (
+            &["--mesh", "--interface", "eth1"][..],
+            "cannot be used with",
+        ),
+    ] {
+        let o = Command::new(env!("CARGO_BIN_EXE_mcptap-collector"))
+            .arg("inject")
+            .args(args)
+            .arg("/dev/null")
+            .output()
+            .expect("run");
+        assert_eq!(o.status.code(), Some(2), "{args:?}");
+        let err = String::from_utf8_lossy(&o.stderr);
+        assert!(err.contains(msg), "{args:?}: {err}");
+    }
 }

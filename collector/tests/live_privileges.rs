@@ -56,7 +56,7 @@ pub struct Pod {
     /// The pod side of the veth (in `b`).
     pub veth: String,
     dir: PathBuf,
-    server: Option<Child>,
+    children: Vec<Child>,
 }
 
 fn sh(args: &[&str]) {
@@ -80,7 +80,7 @@ impl Pod {
             b: format!("{id}b"),
             veth: format!("{id}vb"),
             dir,
-            server: None,
+            children: Vec::new(),
         };
         let va = format!("{id}va");
         sh(&["ip", "netns", "add", &pod.a]);
@@ -115,16 +115,79 @@ impl Pod {
         }
         let py = pod.dir.join("server.py");
         std::fs::write(&py, SERVER_PY).expect("server.py");
-        pod.server = Some(
-            Command::new("ip")
-                .args(["netns", "exec", &pod.b, "python3"])
-                .arg(&py)
-                .arg("8000")
-                .spawn()
-                .expect("start python3 server"),
-        );
+        let server = Command::new("ip")
+            .args(["netns", "exec", &pod.b, "python3"])
+            .arg(&py)
+            .arg("8000")
+            .spawn()
+            .expect("start python3 server");
+        pod.children.push(server);
         pod.wait_server();
         pod
+    }
+
+    /// Starts a TLS server (openssl s_server, a self-signed certificate for `mcp.test` made
+    /// here) in `b` on `port`.
+    pub fn tls_server(&mut self, port: u16) {
+        let (key, cert) = (self.dir.join("key.pem"), self.dir.join("cert.pem"));
+        let st = Command::new("openssl")
+            .args([
+                "req",
+                "-x509",
+                "-newkey",
+                "ec",
+                "-pkeyopt",
+                "ec_paramgen_curve:prime256v1",
+            ])
+            .args(["-nodes", "-subj", "/CN=mcp.test", "-days", "1", "-keyout"])
+            .arg(&key)
+            .arg("-out")
+            .arg(&cert)
+            .stderr(Stdio::null())
+            .status()
+            .expect("openssl req");
+        assert!(st.success(), "openssl req failed");
+        let child = Command::new("ip")
+            .args([
+                "netns", "exec", &self.b, "openssl", "s_server", "-quiet", "-www",
+            ])
+            .args(["-accept", &port.to_string(), "-cert"])
+            .arg(&cert)
+            .arg("-key")
+            .arg(&key)
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("openssl s_server");
+        self.children.push(child);
+        for _ in 0..100 {
+            if self.tls_get("a", "mcp.test", &format!("10.81.0.2:{port}")) {
+                return;
+            }
+            std::thread::sleep(Duration::from_millis(100));
+        }
+        panic!("the TLS server did not start");
+    }
+
+    /// One HTTPS GET from namespace `from` to `addr` with SNI `sni`; true when it answered.
+    pub fn tls_get(&self, from: &str, sni: &str, addr: &str) -> bool {
+        let (ip, port) = addr.rsplit_once(':').expect("ip:port");
+        let o = Command::new("ip")
+            .args([
+                "netns",
+                "exec",
+                self.ns(from),
+                "curl",
+                "-sk",
+                "-o",
+                "/dev/null",
+            ])
+            .args(["-w", "%{http_code}", "--max-time", "5", "--resolve"])
+            .arg(format!("{sni}:{port}:{ip}"))
+            .arg(format!("https://{sni}:{port}/"))
+            .output()
+            .expect("curl");
+        o.stdout == b"200"
     }
 
     fn wait_server(&self) {
@@ -150,17 +213,26 @@ impl Pod {
     /// Sends one `tools/list` request with JSON-RPC id `id` from namespace `from` to `addr`;
     /// true when it got a 200.
     pub fn post(&self, from: &str, addr: &str, id: u32) -> bool {
-        let o = Command::new("ip")
+        self.post_from(from, None, addr, id)
+    }
+
+    /// As `post`, from source address `bind` when given (curl `--interface`).
+    pub fn post_from(&self, from: &str, bind: Option<&str>, addr: &str, id: u32) -> bool {
+        let mut c = Command::new("ip");
+        c.args(["netns", "exec", self.ns(from), "curl"]);
+        if let Some(b) = bind {
+            c.args(["--interface", b]);
+        }
+        let o = c
             .args([
-                "netns",
-                "exec",
-                self.ns(from),
-                "curl",
                 "-s",
                 "-o",
                 "/dev/null",
+                "-w",
+                "%{http_code}",
+                "--max-time",
+                "5",
             ])
-            .args(["-w", "%{http_code}", "--max-time", "5"])
             .args(["-H", "content-type: application/json", "-d"])
             .arg(format!(
                 r#"{{"jsonrpc":"2.0","id":{id},"method":"tools/list"}}"#
@@ -174,9 +246,9 @@ impl Pod {
 
 impl Drop for Pod {
     fn drop(&mut self) {
-        if let Some(mut s) = self.server.take() {
-            let _ = s.kill();
-            let _ = s.wait();
+        for c in &mut self.children {
+            let _ = c.kill();
+            let _ = c.wait();
         }
         for n in [&self.a, &self.b] {
             let _ = Command::new("ip").args(["netns", "del", n]).status();
@@ -289,14 +361,14 @@ pub fn spans(path: &Path) -> Vec<Value> {
     out
 }
 
-/// Runs the collector for 3 s under `privs` on `iface` with `filter`, sending `requests`
-/// (`(from namespace, address)`) once it is capturing; returns the spans and the summary.
+/// Runs the collector for 3 s under `privs` on `iface` with `filter`, calling `traffic` once
+/// it is capturing; returns the spans and the summary.
 pub fn capture(
     pod: &Pod,
     privs: Privs,
     iface: &str,
     filter: &str,
-    requests: &[(&str, &str)],
+    traffic: &dyn Fn(&Pod),
 ) -> (Vec<Value>, String) {
     let out = pod.dir().join(format!("{privs:?}.jsonl"));
     let child = collector(
@@ -322,10 +394,7 @@ pub fn capture(
         _ => ("65532", "0"),
     };
     assert_holds_net_raw_only(child.id(), uid, nnp);
-    for (i, (from, addr)) in requests.iter().enumerate() {
-        let id = u32::try_from(i).expect("few requests") + 1;
-        assert!(pod.post(from, addr, id), "request {id} to {addr} failed");
-    }
+    traffic(pod);
     let o = child.wait_with_output().expect("collector");
     let summary = String::from_utf8_lossy(&o.stderr).into_owned();
     assert!(o.status.success(), "collector under {privs:?}: {summary}");
@@ -349,6 +418,22 @@ pub fn refused(pod: &Pod, privs: Privs) -> Output {
     o
 }
 
+/// Sends `tools/list` requests with the JSON-RPC ids `ids` (see `Pod::post_from`).
+fn requests(
+    pod: &Pod,
+    from: &str,
+    bind: Option<&str>,
+    addr: &str,
+    ids: std::ops::RangeInclusive<u32>,
+) {
+    for id in ids {
+        assert!(
+            pod.post_from(from, bind, addr, id),
+            "request {id} to {addr} failed"
+        );
+    }
+}
+
 fn live() -> bool {
     let on = std::env::var("MCPTAP_LIVE_TESTS").ok().as_deref() == Some("1");
     if !on {
@@ -370,7 +455,7 @@ fn assert_counted(spans: &[Value], summary: &str, n: usize) {
                 .unwrap_or_default()
         })
         .collect();
-    ids.sort();
+    ids.sort_by_key(|i| i.parse::<u64>().unwrap_or(u64::MAX));
     let want: Vec<String> = (1..=n).map(|i| i.to_string()).collect();
     assert_eq!(ids, want, "JSON-RPC ids of the spans");
     assert!(summary.contains(&format!("spans {n}\n")), "{summary}");
@@ -388,8 +473,9 @@ fn nonroot_with_the_file_capability_captures_and_nothing_else_does() {
         return;
     }
     let pod = Pod::new(1);
-    let reqs = [("a", "10.81.0.2:8000"); 4];
-    let (spans, summary) = capture(&pod, Privs::Nonroot, &pod.veth, "tcp port 8000", &reqs);
+    let (spans, summary) = capture(&pod, Privs::Nonroot, &pod.veth, "tcp port 8000", &|p| {
+        requests(p, "a", None, "10.81.0.2:8000", 1..=4)
+    });
     assert_counted(&spans, &summary, 4);
     refused(&pod, Privs::NonrootNoFileCap);
     refused(&pod, Privs::NonrootNoNewPrivs);
@@ -401,8 +487,100 @@ fn root_with_net_raw_only_and_no_new_privs_captures() {
         return;
     }
     let pod = Pod::new(2);
-    let reqs = [("a", "10.81.0.2:8000"); 3];
-    let (spans, summary) = capture(&pod, Privs::Root, &pod.veth, "tcp port 8000", &reqs);
+    let (spans, summary) = capture(&pod, Privs::Root, &pod.veth, "tcp port 8000", &|p| {
+        requests(p, "a", None, "10.81.0.2:8000", 1..=3)
+    });
     assert_counted(&spans, &summary, 3);
     refused(&pod, Privs::RootWithoutNetRaw);
+}
+
+/// `MCPTAP_INTERFACE` and `MCPTAP_FILTER` of the sidecar `inject` makes with `args`.
+fn injected_capture(args: &[&str]) -> (String, String) {
+    use std::io::Write;
+    let skeleton = "apiVersion: v1\nkind: Pod\nmetadata: {name: p}\nspec: {containers: []}\n";
+    let mut c = Command::new(BIN)
+        .arg("inject")
+        .args(args)
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .spawn()
+        .expect("inject");
+    c.stdin
+        .take()
+        .expect("stdin")
+        .write_all(skeleton.as_bytes())
+        .expect("write");
+    let o = c.wait_with_output().expect("inject");
+    assert!(o.status.success());
+    let docs = yaml_rust2::YamlLoader::load_from_str(&String::from_utf8_lossy(&o.stdout))
+        .expect("inject output is YAML");
+    let env = docs[0]["spec"]["containers"][0]["env"]
+        .as_vec()
+        .expect("env")
+        .clone();
+    let value = |n: &str| {
+        env.iter()
+            .find(|e| e["name"].as_str() == Some(n))
+            .and_then(|e| e["value"].as_str())
+            .unwrap_or_else(|| panic!("no {n}"))
+            .to_owned()
+    };
+    (value("MCPTAP_INTERFACE"), value("MCPTAP_FILTER"))
+}
+
+/// The `client.address` of the span with JSON-RPC id `id`.
+fn client_of(spans: &[Value], id: &str) -> String {
+    let attr = |s: &Value, k: &str| {
+        s["attributes"]
+            .as_array()
+            .and_then(|a| a.iter().find(|kv| kv["key"] == k))
+            .and_then(|kv| kv["value"]["stringValue"].as_str())
+            .map(str::to_owned)
+    };
+    spans
+        .iter()
+        .find(|s| attr(s, "jsonrpc.request.id").as_deref() == Some(id))
+        .and_then(|s| attr(s, "client.address"))
+        .unwrap_or_else(|| panic!("no span with id {id}"))
+}
+
+/// Mesh mode as `inject --mesh` writes it, under the default privileges: `-i any` decodes the
+/// plaintext legs a proxy in the pod uses (Istio 1.10+: 127.0.0.6 to the pod IP, over `lo`;
+/// older Istio and plain proxies: to 127.0.0.1) and the ones from outside on the veth, and
+/// counts the TLS connection on the veth (SNI read, nothing decoded).
+#[test]
+fn mesh_mode_decodes_the_loopback_leg_and_counts_tls() {
+    if !live() {
+        return;
+    }
+    let (iface, filter) = injected_capture(&["--mesh", "--port", "8000", "--tls-port", "8443"]);
+    assert_eq!(
+        (iface.as_str(), filter.as_str()),
+        ("any", "tcp port 8000 or tcp port 8443")
+    );
+    let mut pod = Pod::new(3);
+    pod.tls_server(8443);
+    let (spans, summary) = capture(&pod, Privs::Nonroot, &iface, &filter, &|p| {
+        requests(p, "a", None, "10.81.0.2:8000", 1..=2);
+        requests(p, "b", Some("127.0.0.6"), "10.81.0.2:8000", 3..=4);
+        requests(p, "b", None, "127.0.0.1:8000", 5..=5);
+        assert!(p.tls_get("a", "mcp.test", "10.81.0.2:8443"), "TLS request");
+    });
+    assert_counted(&spans, &summary, 5);
+    for (id, client) in [
+        ("1", "10.81.0.1"),
+        ("3", "127.0.0.6"),
+        ("4", "127.0.0.6"),
+        ("5", "127.0.0.1"),
+    ] {
+        assert_eq!(client_of(&spans, id), client, "client of request {id}");
+    }
+    let tls = summary
+        .lines()
+        .find(|l| l.starts_with("tls "))
+        .unwrap_or_else(|| panic!("no tls line: {summary}"));
+    assert!(
+        tls.contains("connections 1 ") && tls.contains("mcp.test"),
+        "{tls}"
+    );
 }
