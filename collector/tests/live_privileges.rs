@@ -72,9 +72,11 @@ impl Pod {
     pub fn new(n: u32) -> Pod {
         let id = format!("mtp{}{n}", std::process::id() % 100_000);
         let dir = std::env::temp_dir().join(format!("{id}-priv"));
-        std::fs::create_dir_all(&dir).expect("scratch dir");
-        // The collector runs as UID 65532: it must reach its binary and write its output here.
-        std::fs::set_permissions(&dir, std::fs::Permissions::from_mode(0o777)).expect("chmod");
+        std::fs::create_dir_all(dir.join("out")).expect("scratch dir");
+        // Root-owned and not writable by others (it holds a binary with a file capability);
+        // the collector, UID 65532, writes its output into `out` only.
+        std::fs::set_permissions(&dir, std::fs::Permissions::from_mode(0o755)).expect("chmod");
+        std::os::unix::fs::chown(dir.join("out"), Some(65532), Some(65532)).expect("chown");
         let mut pod = Pod {
             a: format!("{id}a"),
             b: format!("{id}b"),
@@ -200,7 +202,7 @@ impl Pod {
         panic!("the test server did not start");
     }
 
-    /// The scratch directory (mode 0777).
+    /// The scratch directory (root's, mode 0755; `out/` belongs to UID 65532).
     pub fn dir(&self) -> &Path {
         &self.dir
     }
@@ -370,7 +372,12 @@ pub fn capture(
     filter: &str,
     traffic: &dyn Fn(&Pod),
 ) -> (Vec<Value>, String) {
-    let out = pod.dir().join(format!("{privs:?}.jsonl"));
+    // Without CAP_DAC_OVERRIDE, UID 0 cannot write into UID 65532's 0700 `out` either.
+    let dir = match privs {
+        Privs::Root => pod.dir().to_owned(),
+        _ => pod.dir().join("out"),
+    };
+    let out = dir.join(format!("{privs:?}.jsonl"));
     let child = collector(
         pod,
         privs,
