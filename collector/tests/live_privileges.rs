@@ -18,9 +18,14 @@
 //! `allowPrivilegeEscalation: false` does; a bounding set without it as root) fails at start
 //! with an error that names the interface and `CAP_NET_RAW`.
 //!
-//! Needs root, iproute2, util-linux `setpriv`, libcap2-bin `setcap`, curl and python3; runs when
-//! `MCPTAP_LIVE_TESTS=1` (set by scripts/test.sh as root), and then fails rather than skips when
-//! a tool is missing. Namespaces `mtp<pid><n>{a,b}`, subnet 10.81.0.0/24.
+//! Mesh mode (`-i any` with the filter `inject --mesh` writes) runs under the `nonroot`
+//! privileges too: requests over the veth, from 127.0.0.6 to the pod IP (Istio's hop) and to
+//! 127.0.0.1 (a plain proxy's) are decoded with those peers, and a TLS connection (openssl
+//! s_server) is counted, SNI included, not decoded.
+//!
+//! Needs root, iproute2, util-linux `setpriv`, libcap2-bin `setcap`, curl, openssl and python3;
+//! runs when `MCPTAP_LIVE_TESTS=1` (set by scripts/test.sh as root), and then fails rather than
+//! skips when a tool is missing. Namespaces `mtp<pid><n>{a,b}`, subnet 10.81.0.0/24. About 8 s.
 
 use serde_json::Value;
 use std::os::unix::fs::PermissionsExt;
