@@ -10,8 +10,8 @@
 //!   instance id `MCPTAP_INSTANCE_ID`, ClickHouse from a URL or a Secret,
 //!   `/readyz` and `/healthz` probes on the admin port, resources, and a
 //!   locked-down security context (every capability dropped but `NET_RAW`,
-//!   read-only root filesystem, seccomp `RuntimeDefault`);
-//!   The filter covers the MCP server's ports (`--port`, else the pod's TCP
+//!   read-only root filesystem, seccomp `RuntimeDefault`); the capture filter
+//!   covers the MCP server's ports (`--port`, else the pod's TCP
 //!   `containerPort`s, a mesh proxy's own excepted);
 //! - with `--mesh` (a pod whose inbound traffic a TLS-terminating proxy takes:
 //!   Istio or Linkerd sidecar, or a plain proxy container), capture on `any`, so
@@ -349,7 +349,7 @@ fn inject_template(
             }
         });
     let ann = hash_at(meta, "annotations")?;
-    let linkerd_annotated = linkerd_inbound_port(ann);
+    let linkerd_annotated = linkerd_inbound_port(ann)?;
     ann.insert(key(INJECTED_ANNOTATION), key(env!("CARGO_PKG_VERSION")));
     if args.scrape_annotations {
         ann.insert(key("prometheus.io/scrape"), key("true"));
@@ -376,16 +376,28 @@ pub const LINKERD_INBOUND_PORT: u16 = 4143;
 
 /// Linkerd's inbound port when the pod template asks for Linkerd injection
 /// (`linkerd.io/inject: enabled`; `config.linkerd.io/inbound-port` overrides the port).
-fn linkerd_inbound_port(ann: &Hash) -> Option<u16> {
+/// Errors: an inbound-port annotation that is not a port number.
+fn linkerd_inbound_port(ann: &Hash) -> Result<Option<u16>> {
     if str_of(ann, "linkerd.io/inject") != Some("enabled") {
-        return None;
+        return Ok(None);
     }
     let custom = match get(ann, "config.linkerd.io/inbound-port") {
-        Some(Yaml::String(s)) => s.parse().ok(),
-        Some(Yaml::Integer(n)) => u16::try_from(*n).ok(),
-        _ => None,
+        None => None,
+        Some(Yaml::String(s)) => s.parse().ok().filter(|p| *p != 0),
+        Some(Yaml::Integer(n)) => u16::try_from(*n).ok().filter(|p| *p != 0),
+        Some(_) => None,
     };
-    Some(custom.unwrap_or(LINKERD_INBOUND_PORT))
+    match (get(ann, "config.linkerd.io/inbound-port"), custom) {
+        (Some(v), None) => {
+            let shown = match v {
+                Yaml::String(s) => s.clone(),
+                Yaml::Integer(n) => n.to_string(),
+                other => format!("{other:?}"),
+            };
+            bail!("config.linkerd.io/inbound-port {shown:?} is not a port")
+        }
+        _ => Ok(Some(custom.unwrap_or(LINKERD_INBOUND_PORT))),
+    }
 }
 
 /// The inbound port of an already injected `linkerd-proxy` container (its port named

@@ -365,6 +365,27 @@ fn mesh_mode_captures_any_with_the_app_and_tls_ports() {
 
 #[test]
 fn mesh_options_are_checked() {
+    // A Linkerd inbound-port annotation that is no port fails instead of guessing.
+    let bad = MESHED.replace("inbound-port: \"4200\"", "inbound-port: \"42x\"");
+    let mut c = Command::new(env!("CARGO_BIN_EXE_mcptap-collector"))
+        .args(["inject", "--mesh"])
+        .stdin(Stdio::piped())
+        .stderr(Stdio::piped())
+        .stdout(Stdio::null())
+        .spawn()
+        .expect("spawn");
+    c.stdin
+        .take()
+        .expect("stdin")
+        .write_all(bad.as_bytes())
+        .expect("write");
+    let o = c.wait_with_output().expect("wait");
+    assert_eq!(o.status.code(), Some(1));
+    let err = String::from_utf8_lossy(&o.stderr);
+    assert!(
+        err.contains("Deployment linkerd-port") && err.contains("\"42x\" is not a port"),
+        "{err}"
+    );
     for (args, msg) in [
         (&["--tls-port", "4143"][..], "--mesh"),
         (
