@@ -18,8 +18,8 @@
 //!   the proxy's plaintext hop to the application over the loopback is decoded
 //!   and the TLS connections on eth0 are recognised and counted, not decoded;
 //!   the filter adds `--tls-port`s (default: Linkerd's inbound port when the pod
-//!   is Linkerd-injected). Where the plaintext leg is, per mesh, is in
-//!   deploy/README.md ("Meshes");
+//!   is Linkerd-injected). Where the plaintext leg is, per mesh: deploy/README.md,
+//!   "Meshes and TLS-terminating proxies in the pod";
 //! - an `emptyDir` volume `mcptap-spool` for the export spool;
 //! - the annotation `mcptap.io/injected: <version>` (and, with
 //!   `--scrape-annotations`, `prometheus.io/scrape|port|path`).
