@@ -1,7 +1,9 @@
 #!/usr/bin/env python3
 """Offline validation of deploy/: kustomize builds (kubectl kustomize), Helm lint + render
-(helm-python-sdk), kubernetes-validate on every output, the sidecar's security contract, and
-that generated files are in sync (PrometheusRule, chart copies, sidecar patch).
+(helm-python-sdk), kubernetes-validate on every output, the sidecar's security contract
+(NET_RAW only, both modes, the Dockerfile's file capability), its capture settings (eth0, or
+`any` in mesh mode), and that generated files are in sync (PrometheusRule, chart copies, the
+sidecar and sidecar-mesh patches, Helm's sidecar vs `inject`).
 
 usage: check_manifests.py COLLECTOR_BIN
 """
