@@ -3,7 +3,7 @@
 # Needs root (or sudo) for apt-get. Rust (cargo) must already be installed.
 set -euo pipefail
 need=()
-for pkg in libpcap-dev tcpdump tcpreplay iproute2 prometheus chromium curl; do
+for pkg in libpcap-dev tcpdump tcpreplay iproute2 libcap2-bin openssl prometheus chromium curl; do
   dpkg-query -W -f='${Status}' "$pkg" 2>/dev/null | grep -q "install ok installed" || need+=("$pkg")
 done
 if ((${#need[@]})); then

@@ -9,8 +9,17 @@
 //!   downward-API variables `POD_NAME`, `POD_NAMESPACE`, `NODE_NAME` and the
 //!   instance id `MCPTAP_INSTANCE_ID`, ClickHouse from a URL or a Secret,
 //!   `/readyz` and `/healthz` probes on the admin port, resources, and a
-//!   locked-down security context (capabilities `NET_RAW` + `NET_ADMIN` only,
-//!   read-only root filesystem);
+//!   locked-down security context (every capability dropped but `NET_RAW`,
+//!   read-only root filesystem, seccomp `RuntimeDefault`); the capture filter
+//!   covers the MCP server's ports (`--port`, else the pod's TCP
+//!   `containerPort`s, a mesh proxy's own excepted);
+//! - with `--mesh` (a pod whose inbound traffic a TLS-terminating proxy takes:
+//!   Istio or Linkerd sidecar, or a plain proxy container), capture on `any`, so
+//!   the proxy's plaintext hop to the application over the loopback is decoded
+//!   and the TLS connections on eth0 are recognised and counted, not decoded;
+//!   the filter adds `--tls-port`s (default: Linkerd's inbound port when the pod
+//!   is Linkerd-injected). Where the plaintext leg is, per mesh: deploy/README.md,
+//!   "Meshes and TLS-terminating proxies in the pod";
 //! - an `emptyDir` volume `mcptap-spool` for the export spool;
 //! - the annotation `mcptap.io/injected: <version>` (and, with
 //!   `--scrape-annotations`, `prometheus.io/scrape|port|path`).
@@ -24,14 +33,19 @@
 //! scalars are read as Kubernetes reads them where it matters: `0644` is the
 //! YAML 1.1 octal 420 (written back as `420`).
 //!
-//! Security trade-off (see deploy/README.md): the default `--security nonroot`
-//! runs as UID 65532 and relies on the file capabilities the image sets on the
-//! binary (`setcap cap_net_raw,cap_net_admin+eip`). Linux documents that
-//! `no_new_privs` (which `allowPrivilegeEscalation: false` sets) stops file
-//! capabilities from being granted at exec, so this mode keeps
-//! `allowPrivilegeEscalation: true`; the bounding set still holds only
-//! `NET_RAW` and `NET_ADMIN`. `--security root` runs as UID 0 with those two
-//! capabilities and `allowPrivilegeEscalation: false` instead.
+//! Security trade-off (see deploy/README.md): capture needs `CAP_NET_RAW` only
+//! (the packet socket; the BPF filter and the TPACKET_V3 ring need nothing
+//! more). The default `--security nonroot` runs as UID 65532 and gets
+//! `NET_RAW` from the file capability the image sets on the binary
+//! (`setcap cap_net_raw+ep`). Linux documents that `no_new_privs` (which
+//! `allowPrivilegeEscalation: false` sets) stops file capabilities from being
+//! granted at exec, so this mode keeps `allowPrivilegeEscalation: true`; the
+//! bounding set holds only `NET_RAW` and the image has no setuid or setgid
+//! file, so there is nothing else to escalate to. `--security root` runs as
+//! UID 0 with `NET_RAW` only and `allowPrivilegeEscalation: false`: no exec can
+//! gain anything, but code running in it is UID 0 (root-owned files on
+//! volumes, host root after a container escape without user namespaces).
+//! `collector/tests/live_privileges.rs` captures under exactly both.
 
 use anyhow::{Context, Result, bail};
 use clap::{Args, ValueEnum};
@@ -59,10 +73,10 @@ pub const ADMIN_PORT_NAME: &str = "mcptap-admin";
 /// How the sidecar gets its capture privileges.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
 pub enum SecurityMode {
-    /// UID 65532, `runAsNonRoot`; capabilities from the binary's file
-    /// capabilities, so `allowPrivilegeEscalation: true` (bounding set: NET_RAW, NET_ADMIN).
+    /// UID 65532, `runAsNonRoot`; `NET_RAW` from the binary's file capability,
+    /// so `allowPrivilegeEscalation: true` (bounding set: `NET_RAW` only).
     Nonroot,
-    /// UID 0 with NET_RAW and NET_ADMIN only, `allowPrivilegeEscalation: false`.
+    /// UID 0 with `NET_RAW` only, `allowPrivilegeEscalation: false`.
     Root,
 }
 
@@ -83,8 +97,26 @@ pub struct InjectArgs {
     #[arg(long = "port", value_name = "PORT")]
     pub ports: Vec<u16>,
     /// Interface the sidecar captures on (the pod's network namespace).
-    #[arg(long, default_value = "eth0", value_name = "IFACE")]
+    #[arg(
+        long,
+        default_value = "eth0",
+        value_name = "IFACE",
+        conflicts_with = "mesh"
+    )]
     pub interface: String,
+    /// Mesh mode, for a pod with a TLS-terminating proxy (Istio or Linkerd sidecar, or a
+    /// plain proxy container): capture on `any`, so the proxy's plaintext hop to the
+    /// application on the loopback is decoded and the TLS connections on eth0 are counted
+    /// (not decoded); the filter covers the application ports plus `--tls-port`.
+    #[arg(long)]
+    pub mesh: bool,
+    /// With `--mesh`: a port where only TLS arrives on eth0 (counted, not decoded), added to
+    /// the filter (repeatable). Default: Linkerd's inbound port (4143, or
+    /// `config.linkerd.io/inbound-port`) when the pod template is annotated
+    /// `linkerd.io/inject: enabled` or has a `linkerd-proxy` container; none otherwise
+    /// (Istio's mTLS arrives on the application port itself).
+    #[arg(long = "tls-port", value_name = "PORT", requires = "mesh")]
+    pub tls_ports: Vec<u16>,
     /// Port of the admin server (`/metrics`, `/healthz`, `/readyz`).
     #[arg(long, default_value_t = 9464, value_name = "PORT")]
     pub admin_port: u16,
@@ -317,6 +349,7 @@ fn inject_template(
             }
         });
     let ann = hash_at(meta, "annotations")?;
+    let linkerd_annotated = linkerd_inbound_port(ann)?;
     ann.insert(key(INJECTED_ANNOTATION), key(env!("CARGO_PKG_VERSION")));
     if args.scrape_annotations {
         ann.insert(key("prometheus.io/scrape"), key("true"));
@@ -325,54 +358,134 @@ fn inject_template(
     }
 
     let spec = hash_at(t, "spec")?;
-    // Ports of the application containers (not our own).
+    let mut tls = args.tls_ports.clone();
+    if args.mesh && tls.is_empty() {
+        tls.extend(linkerd_annotated.or_else(|| linkerd_proxy_port(spec)));
+    }
+    let filter = capture_filter(&app_ports(spec, args, what, notes), &tls);
+    let container = sidecar(args, &service, &filter);
+    place_container(spec, container, args.native_sidecar)?;
+    place_volume(spec, &args.spool_size_limit)
+}
+
+/// Containers a mesh injects next to the application: their ports are the proxy's own
+/// (admin, metrics, inbound), never the MCP server's.
+const MESH_PROXIES: [&str; 2] = ["istio-proxy", "linkerd-proxy"];
+/// Linkerd's default inbound proxy port: meshed clients connect to it (mTLS) on eth0.
+pub const LINKERD_INBOUND_PORT: u16 = 4143;
+
+/// Linkerd's inbound port when the pod template asks for Linkerd injection
+/// (`linkerd.io/inject: enabled`; `config.linkerd.io/inbound-port` overrides the port).
+/// Errors: an inbound-port annotation that is not a port number.
+fn linkerd_inbound_port(ann: &Hash) -> Result<Option<u16>> {
+    if str_of(ann, "linkerd.io/inject") != Some("enabled") {
+        return Ok(None);
+    }
+    let custom = match get(ann, "config.linkerd.io/inbound-port") {
+        None => None,
+        Some(Yaml::String(s)) => s.parse().ok().filter(|p| *p != 0),
+        Some(Yaml::Integer(n)) => u16::try_from(*n).ok().filter(|p| *p != 0),
+        Some(_) => None,
+    };
+    match (get(ann, "config.linkerd.io/inbound-port"), custom) {
+        (Some(v), None) => {
+            let shown = match v {
+                Yaml::String(s) => s.clone(),
+                Yaml::Integer(n) => n.to_string(),
+                other => format!("{other:?}"),
+            };
+            bail!("config.linkerd.io/inbound-port {shown:?} is not a port")
+        }
+        _ => Ok(Some(custom.unwrap_or(LINKERD_INBOUND_PORT))),
+    }
+}
+
+/// The inbound port of an already injected `linkerd-proxy` container (its port named
+/// `linkerd-proxy`, else the default).
+fn linkerd_proxy_port(spec: &Hash) -> Option<u16> {
+    let proxy = ["containers", "initContainers"]
+        .iter()
+        .filter_map(|l| get(spec, l).and_then(Yaml::as_vec))
+        .flatten()
+        .filter_map(Yaml::as_hash)
+        .find(|c| str_of(c, "name") == Some("linkerd-proxy"))?;
+    let named = get(proxy, "ports")
+        .and_then(Yaml::as_vec)
+        .into_iter()
+        .flatten()
+        .filter_map(Yaml::as_hash)
+        .find(|p| str_of(p, "name") == Some("linkerd-proxy"))
+        .and_then(|p| get(p, "containerPort").and_then(Yaml::as_i64))
+        .and_then(|n| u16::try_from(n).ok());
+    Some(named.unwrap_or(LINKERD_INBOUND_PORT))
+}
+
+/// The MCP server ports to capture: `--port`, else every TCP `containerPort` of the pod's
+/// containers but ours and a mesh's proxy (native sidecars included, init containers not).
+fn app_ports(spec: &Hash, args: &InjectArgs, what: &str, notes: &mut Vec<String>) -> Vec<u16> {
     let mut ports = args.ports.clone();
-    if ports.is_empty() {
-        for list in ["containers", "initContainers"] {
-            let Some(Yaml::Array(cs)) = get(spec, list) else {
+    if !ports.is_empty() {
+        return ports;
+    }
+    for list in ["containers", "initContainers"] {
+        let Some(Yaml::Array(cs)) = get(spec, list) else {
+            continue;
+        };
+        for c in cs.iter().filter_map(Yaml::as_hash) {
+            let name = str_of(c, "name").unwrap_or("");
+            if name == CONTAINER_NAME || MESH_PROXIES.contains(&name) {
+                continue;
+            }
+            if list == "initContainers" && str_of(c, "restartPolicy") != Some("Always") {
+                continue;
+            }
+            let Some(Yaml::Array(ps)) = get(c, "ports") else {
                 continue;
             };
-            for c in cs.iter().filter_map(Yaml::as_hash) {
-                if str_of(c, "name") == Some(CONTAINER_NAME) {
-                    continue;
-                }
-                if list == "initContainers" && str_of(c, "restartPolicy") != Some("Always") {
-                    continue;
-                }
-                let Some(Yaml::Array(ps)) = get(c, "ports") else {
-                    continue;
-                };
-                for p in ps.iter().filter_map(Yaml::as_hash) {
-                    let tcp = str_of(p, "protocol").is_none_or(|x| x == "TCP");
-                    if let Some(n) = get(p, "containerPort").and_then(Yaml::as_i64)
-                        && tcp
-                        && let Ok(n) = u16::try_from(n)
-                        && !ports.contains(&n)
-                    {
-                        ports.push(n);
-                    }
+            for p in ps.iter().filter_map(Yaml::as_hash) {
+                let tcp = str_of(p, "protocol").is_none_or(|x| x == "TCP");
+                if let Some(n) = get(p, "containerPort").and_then(Yaml::as_i64)
+                    && tcp
+                    && let Ok(n) = u16::try_from(n)
+                    && !ports.contains(&n)
+                {
+                    ports.push(n);
                 }
             }
         }
-        if ports.is_empty() {
-            notes.push(format!(
-                "{what}: no containerPort and no --port: capturing all TCP traffic"
-            ));
+    }
+    if ports.is_empty() {
+        notes.push(format!(
+            "{what}: no containerPort and no --port: capturing all TCP traffic"
+        ));
+    }
+    ports
+}
+
+/// The BPF filter for the application ports `app` plus the TLS-only ports `tls` (mesh
+/// mode): `tcp port A or tcp port B …`, on whatever interface is captured (with `-i any`,
+/// the loopback leg and eth0 alike); all TCP when no application port is known.
+pub fn capture_filter(app: &[u16], tls: &[u16]) -> String {
+    if app.is_empty() {
+        return "tcp".to_owned();
+    }
+    let mut ports: Vec<u16> = app.to_vec();
+    for p in tls {
+        if !ports.contains(p) {
+            ports.push(*p);
         }
     }
-    let filter = if ports.is_empty() {
-        "tcp".to_owned()
-    } else {
-        ports
-            .iter()
-            .map(|p| format!("tcp port {p}"))
-            .collect::<Vec<_>>()
-            .join(" or ")
-    };
-    let container = sidecar(args, &service, &filter);
+    ports
+        .iter()
+        .map(|p| format!("tcp port {p}"))
+        .collect::<Vec<_>>()
+        .join(" or ")
+}
 
-    // Place the container: replace where it is, else append to its list.
-    let (target, other) = if args.native_sidecar {
+/// Puts the sidecar in `containers` (or `initContainers` for a native sidecar): replaced
+/// where it is, else appended; removed from the other list.
+fn place_container(spec: &mut Hash, container: Yaml, native: bool) -> Result<()> {
+    let (target, other) = if native {
         ("initContainers", "containers")
     } else {
         ("containers", "initContainers")
@@ -392,14 +505,15 @@ fn inject_template(
         Some(i) => list[i] = container,
         None => list.push(container),
     }
+    Ok(())
+}
 
+/// Puts the spool `emptyDir` volume in `volumes`: replaced where it is, else appended.
+fn place_volume(spec: &mut Hash, size_limit: &str) -> Result<()> {
     let volumes = array_at(spec, "volumes")?;
     let vol = map(vec![
         ("name", key(SPOOL_VOLUME)),
-        (
-            "emptyDir",
-            map(vec![("sizeLimit", key(&args.spool_size_limit))]),
-        ),
+        ("emptyDir", map(vec![("sizeLimit", key(size_limit))])),
     ]);
     match volumes
         .iter()
@@ -455,34 +569,14 @@ fn probe(path: &str, period: i64, failures: i64) -> Yaml {
     ])
 }
 
-/// The sidecar container for service `service` capturing with BPF `filter`.
-fn sidecar(args: &InjectArgs, service: &str, filter: &str) -> Yaml {
-    let mut env = vec![
-        env_field("POD_NAME", "metadata.name"),
-        env_field("POD_NAMESPACE", "metadata.namespace"),
-        env_field("NODE_NAME", "spec.nodeName"),
-        env_field("MCPTAP_INSTANCE_ID", &args.instance_id_field),
-        env_value("OTEL_SERVICE_NAME", service),
-        env_value("MCPTAP_INTERFACE", &args.interface),
-        env_value("MCPTAP_FILTER", filter),
-        env_value("MCPTAP_ADMIN_ADDR", &format!("0.0.0.0:{}", args.admin_port)),
-        env_value("MCPTAP_SPOOL_DIR", SPOOL_PATH),
-        env_value("MCPTAP_SPOOL_MAX_BYTES", &args.spool_max_bytes.to_string()),
-        env_value("MCPTAP_LOG_FORMAT", "json"),
-    ];
-    if let Some(u) = &args.clickhouse_url {
-        env.push(env_value("CLICKHOUSE_URL", u));
-    }
-    if let Some(s) = &args.clickhouse_secret {
-        env.push(env_secret("CLICKHOUSE_URL", s, "url", false));
-        env.push(env_secret("CLICKHOUSE_USER", s, "user", true));
-        env.push(env_secret("CLICKHOUSE_PASSWORD", s, "password", true));
-    }
+/// The sidecar's security context in mode `mode`: `NET_RAW` the only capability, read-only
+/// root filesystem, seccomp `RuntimeDefault` (deploy/README.md, "Capture privileges").
+fn security_context(mode: SecurityMode) -> Yaml {
     let caps = map(vec![
         ("drop", Yaml::Array(vec![key("ALL")])),
-        ("add", Yaml::Array(vec![key("NET_RAW"), key("NET_ADMIN")])),
+        ("add", Yaml::Array(vec![key("NET_RAW")])),
     ]);
-    let sc = match args.security {
+    match mode {
         SecurityMode::Nonroot => map(vec![
             ("runAsNonRoot", Yaml::Boolean(true)),
             ("runAsUser", Yaml::Integer(65532)),
@@ -501,7 +595,36 @@ fn sidecar(args: &InjectArgs, service: &str, filter: &str) -> Yaml {
             ("capabilities", caps),
             ("seccompProfile", map(vec![("type", key("RuntimeDefault"))])),
         ]),
-    };
+    }
+}
+
+/// The sidecar container for service `service` capturing with BPF `filter`.
+fn sidecar(args: &InjectArgs, service: &str, filter: &str) -> Yaml {
+    let mut env = vec![
+        env_field("POD_NAME", "metadata.name"),
+        env_field("POD_NAMESPACE", "metadata.namespace"),
+        env_field("NODE_NAME", "spec.nodeName"),
+        env_field("MCPTAP_INSTANCE_ID", &args.instance_id_field),
+        env_value("OTEL_SERVICE_NAME", service),
+        env_value(
+            "MCPTAP_INTERFACE",
+            if args.mesh { "any" } else { &args.interface },
+        ),
+        env_value("MCPTAP_FILTER", filter),
+        env_value("MCPTAP_ADMIN_ADDR", &format!("0.0.0.0:{}", args.admin_port)),
+        env_value("MCPTAP_SPOOL_DIR", SPOOL_PATH),
+        env_value("MCPTAP_SPOOL_MAX_BYTES", &args.spool_max_bytes.to_string()),
+        env_value("MCPTAP_LOG_FORMAT", "json"),
+    ];
+    if let Some(u) = &args.clickhouse_url {
+        env.push(env_value("CLICKHOUSE_URL", u));
+    }
+    if let Some(s) = &args.clickhouse_secret {
+        env.push(env_secret("CLICKHOUSE_URL", s, "url", false));
+        env.push(env_secret("CLICKHOUSE_USER", s, "user", true));
+        env.push(env_secret("CLICKHOUSE_PASSWORD", s, "password", true));
+    }
+    let sc = security_context(args.security);
     let mut items = vec![
         ("name", key(CONTAINER_NAME)),
         ("image", key(&args.image)),

@@ -1,7 +1,9 @@
 #!/usr/bin/env python3
 """Offline validation of deploy/: kustomize builds (kubectl kustomize), Helm lint + render
-(helm-python-sdk), kubernetes-validate on every output, the sidecar's security contract, and
-that generated files are in sync (PrometheusRule, chart copies, sidecar patch).
+(helm-python-sdk), kubernetes-validate on every output, the sidecar's security contract
+(NET_RAW only, both modes, the Dockerfile's file capability), its capture settings (eth0, or
+`any` in mesh mode), and that generated files are in sync (PrometheusRule, chart copies, the
+sidecar and sidecar-mesh patches, Helm's sidecar vs `inject`).
 
 usage: check_manifests.py COLLECTOR_BIN
 """
@@ -36,7 +38,24 @@ def validate(name, text):
     return docs
 
 
-def sidecar_ok(where, pod_spec):
+def privileges_ok(where, sc, mode):
+    """The documented capture privileges (deploy/README.md): NET_RAW only, every other capability
+    dropped, read-only root, RuntimeDefault; nonroot: UID/GID 65532 with privilege escalation
+    allowed (file capability); root: UID 0 with no_new_privs."""
+    caps = sc.get("capabilities", {})
+    check(caps.get("drop") == ["ALL"] and caps.get("add") == ["NET_RAW"], f"{where}: capabilities {caps}")
+    check(sc.get("readOnlyRootFilesystem") is True, f"{where}: readOnlyRootFilesystem")
+    check(sc.get("seccompProfile") == {"type": "RuntimeDefault"}, f"{where}: seccompProfile {sc.get('seccompProfile')}")
+    check("privileged" not in sc, f"{where}: privileged set")
+    if mode == "nonroot":
+        check(sc.get("runAsNonRoot") is True and sc.get("runAsUser") == 65532 and sc.get("runAsGroup") == 65532
+              and sc.get("allowPrivilegeEscalation") is True, f"{where}: nonroot mode {sc}")
+    else:
+        check(sc.get("runAsNonRoot") is False and sc.get("runAsUser") == 0
+              and sc.get("allowPrivilegeEscalation") is False, f"{where}: root mode {sc}")
+
+
+def sidecar_ok(where, pod_spec, iface="eth0", filt="tcp port 8000"):
     cs = [c for c in pod_spec.get("containers", []) + pod_spec.get("initContainers", [])
           if c["name"] == "mcptap-collector"]
     if not check(len(cs) == 1, f"{where}: {len(cs)} mcptap-collector containers"):
@@ -44,15 +63,15 @@ def sidecar_ok(where, pod_spec):
     c = cs[0]
     sc = c.get("securityContext", {})
     caps = sc.get("capabilities", {})
-    check(caps.get("drop") == ["ALL"] and sorted(caps.get("add", [])) == ["NET_ADMIN", "NET_RAW"], f"{where}: capabilities {caps}")
-    check(sc.get("readOnlyRootFilesystem") is True, f"{where}: readOnlyRootFilesystem")
-    check(sc.get("runAsNonRoot") is True and sc.get("runAsUser") == 65532, f"{where}: non-root")
+    privileges_ok(where, sc, "nonroot")
     env = {e["name"]: e for e in c.get("env", [])}
     for var, path in [("POD_NAME", "metadata.name"), ("POD_NAMESPACE", "metadata.namespace"),
                       ("NODE_NAME", "spec.nodeName"), ("MCPTAP_INSTANCE_ID", "metadata.name")]:
         check(env.get(var, {}).get("valueFrom", {}).get("fieldRef", {}).get("fieldPath") == path, f"{where}: {var}")
     check("CLICKHOUSE_URL" in env, f"{where}: CLICKHOUSE_URL")
     check(env.get("MCPTAP_SPOOL_DIR", {}).get("value") == "/var/spool/mcptap", f"{where}: spool dir")
+    check(env.get("MCPTAP_INTERFACE", {}).get("value") == iface, f"{where}: interface {env.get('MCPTAP_INTERFACE')}, want {iface}")
+    check(env.get("MCPTAP_FILTER", {}).get("value") == filt, f"{where}: filter {env.get('MCPTAP_FILTER')}, want {filt}")
     check(c.get("readinessProbe", {}).get("httpGet", {}).get("path") == "/readyz", f"{where}: readiness")
     check(c.get("livenessProbe", {}).get("httpGet", {}).get("path") == "/healthz", f"{where}: liveness")
     r = c.get("resources", {})
@@ -66,7 +85,7 @@ def by_kind(docs, kind):
 
 
 # --- kustomize ----------------------------------------------------------------
-for k in ["base", "overlays/example"]:
+for k in ["base", "overlays/example", "overlays/example-mesh"]:
     p = ROOT / "deploy/kubernetes" / k
     r = subprocess.run(["kubectl", "kustomize", str(p)], capture_output=True, text=True)
     if not check(r.returncode == 0, f"kubectl kustomize {k}: {r.stderr}"):
@@ -84,6 +103,15 @@ for k in ["base", "overlays/example"]:
         kinds = {d["kind"] for d in docs}
         check({"ServiceMonitor", "PodMonitor", "PrometheusRule", "Secret"} <= kinds, f"example kinds {kinds}")
         check(all(d["metadata"].get("namespace") == "mcp-demo" for d in docs), "example: namespace")
+    if k == "overlays/example-mesh":
+        # Mesh mode (components/sidecar-mesh): `any`, so the proxy's loopback hop is captured.
+        shop = [d for d in by_kind(docs, "Deployment") if d["metadata"]["name"] == "shop-mcp"]
+        if check(shop, "example-mesh: shop-mcp"):
+            t = shop[0]["spec"]["template"]
+            sidecar_ok("kustomize example-mesh shop-mcp", t["spec"], iface="any")
+            check(t["metadata"]["annotations"].get("sidecar.istio.io/inject") == "true", "example-mesh: Istio annotation")
+            check(sorted(c["name"] for c in t["spec"]["containers"]) == ["mcptap-collector", "server"], "example-mesh: containers")
+        check(all(d["metadata"].get("namespace") == "mcp-mesh-demo" for d in docs), "example-mesh: namespace")
 
 # --- Helm ---------------------------------------------------------------------
 H = ROOT / "deploy/helm/mcptap"
@@ -91,7 +119,8 @@ for vals in [None, {"monitoring": {"serviceMonitor": {"enabled": True}, "podMoni
                                    "prometheusRule": {"enabled": True}},
                     "grafana": {"dashboards": {"enabled": True}}, "exampleServer": {"enabled": True},
                     "clickhouse": {"existingSecret": "ch"}, "schemaJob": {"ttlDays": 30}},
-             {"exampleServer": {"enabled": True}, "collector": {"securityMode": "root"}}]:
+             {"exampleServer": {"enabled": True}, "collector": {"securityMode": "root"}},
+             {"exampleServer": {"enabled": True}, "collector": {"mesh": {"enabled": True, "tlsPorts": [4143]}}}]:
     rep = helm_chart.lint(H, vals, strict=True, kube_version="v1.33.0")
     msgs = [m for m in rep.get("messages", []) if m.get("severity", 0) >= 2]
     check(not msgs and not rep.get("errors"), f"helm lint {vals}: {msgs} {rep.get('errors')}")
@@ -102,9 +131,10 @@ for vals in [None, {"monitoring": {"serviceMonitor": {"enabled": True}, "podMoni
     if vals and vals.get("exampleServer"):
         if check(ex, "helm: example server"):
             spec = ex[0]["spec"]["template"]["spec"]
-            if vals.get("collector", {}).get("securityMode") == "root":
-                sc = spec["containers"][1]["securityContext"]
-                check(sc["runAsUser"] == 0 and sc["allowPrivilegeEscalation"] is False, f"helm root mode {sc}")
+            if vals.get("collector", {}).get("mesh"):
+                sidecar_ok("helm example-mcp mesh", spec, iface="any", filt="tcp port 8000 or tcp port 4143")
+            elif vals.get("collector", {}).get("securityMode") == "root":
+                privileges_ok("helm root mode", spec["containers"][1]["securityContext"], "root")
             else:
                 sidecar_ok("helm example-mcp", spec)
         if vals.get("monitoring"):
@@ -121,6 +151,20 @@ for vals in [None, {"monitoring": {"serviceMonitor": {"enabled": True}, "podMoni
     else:
         check(not ex and len(by_kind(docs, "Job")) == 1 and by_kind(docs, "Secret"), "helm defaults")
 
+# --- image: NET_RAW only, as a file capability, no setuid/setgid file left ---------------
+df = (ROOT / "deploy/docker/collector.Dockerfile").read_text()
+setcaps = [l.strip() for l in df.splitlines() if "setcap " in l and not l.lstrip().startswith("#")]
+check(setcaps == ["RUN setcap cap_net_raw+ep /usr/local/bin/mcptap-collector \\"], f"Dockerfile setcap: {setcaps}")
+check("find / -xdev -type f -perm /6000 -exec chmod ug-s {} +" in df, "Dockerfile: setuid/setgid bits not stripped")
+check("USER 65532:65532" in df and "net_admin" not in df.lower(), "Dockerfile: user or NET_ADMIN")
+# Helm refuses an unknown securityMode (fail closed) instead of rendering something else.
+try:
+    Chart.load(H).render({"exampleServer": {"enabled": True}, "collector": {"securityMode": "privileged"}},
+                         name="mcptap", namespace="x")
+    check(False, "helm: securityMode=privileged rendered")
+except Exception as e:  # HelmRenderError
+    check("securityMode must be nonroot or root" in str(e), f"helm bad securityMode: {e}")
+
 # --- generated files in sync --------------------------------------------------
 rules = yaml.safe_load((ROOT / "deploy/prometheus/mcptap-rules.yml").read_text())
 pr = yaml.safe_load((ROOT / "deploy/kubernetes/components/monitoring/prometheusrule.yaml").read_text())
@@ -132,6 +176,35 @@ r = subprocess.run([BIN, "inject", "--port", "8000", "--image", "mcptap-collecto
                     "mcptap-clickhouse", "--scrape-annotations"], input=skeleton, capture_output=True, text=True)
 check(r.returncode == 0 and r.stdout == (ROOT / "deploy/kubernetes/components/sidecar/sidecar-patch.yaml").read_text(),
       "sidecar-patch.yaml is stale (see components/sidecar/README.md)")
+r_mesh = subprocess.run([BIN, "inject", "--mesh", "--port", "8000", "--image", "mcptap-collector", "--clickhouse-secret",
+                         "mcptap-clickhouse", "--scrape-annotations"], input=skeleton, capture_output=True, text=True)
+check(r_mesh.returncode == 0 and r_mesh.stdout == (ROOT / "deploy/kubernetes/components/sidecar-mesh/sidecar-patch.yaml").read_text(),
+      "components/sidecar-mesh/sidecar-patch.yaml is stale (see its README.md)")
+# The two patches differ in the capture interface only.
+plain_c = yaml.safe_load(r.stdout)["spec"]["template"]["spec"]["containers"][0]
+mesh_c = yaml.safe_load(r_mesh.stdout)["spec"]["template"]["spec"]["containers"][0]
+diff = [(a, b) for a, b in zip(plain_c["env"], mesh_c["env"]) if a != b]
+check(diff == [({"name": "MCPTAP_INTERFACE", "value": "eth0"}, {"name": "MCPTAP_INTERFACE", "value": "any"})]
+      and {k: v for k, v in plain_c.items() if k != "env"} == {k: v for k, v in mesh_c.items() if k != "env"},
+      f"mesh patch differs from the plain one by more than the interface: {diff}")
+# Helm refuses tlsPorts without mesh mode.
+try:
+    Chart.load(H).render({"exampleServer": {"enabled": True}, "collector": {"mesh": {"tlsPorts": [4143]}}},
+                         name="mcptap", namespace="x")
+    check(False, "helm: mesh.tlsPorts without mesh.enabled rendered")
+except Exception as e:
+    check("collector.mesh.tlsPorts needs collector.mesh.enabled" in str(e), f"helm tlsPorts: {e}")
+# Helm mesh mode and `inject --mesh --tls-port 4143` give the same container and capture.
+r_l5d = subprocess.run([BIN, "inject", "--mesh", "--port", "8000", "--tls-port", "4143"], input=skeleton,
+                       capture_output=True, text=True)
+out = Chart.load(H).render({"exampleServer": {"enabled": True}, "collector": {"mesh": {"enabled": True, "tlsPorts": [4143]}}},
+                           name="mcptap", namespace="x")
+helm_m = [c for d in yaml.safe_load_all(out["mcptap/templates/example-server.yaml"]) if d
+          for c in d["spec"]["template"]["spec"]["containers"] if c["name"] == "mcptap-collector"][0]
+inj_m = yaml.safe_load(r_l5d.stdout)["spec"]["template"]["spec"]["containers"][0]
+cap = lambda c: {e["name"]: e.get("value") for e in c["env"] if e["name"] in ("MCPTAP_INTERFACE", "MCPTAP_FILTER")}
+check(cap(helm_m) == cap(inj_m) == {"MCPTAP_INTERFACE": "any", "MCPTAP_FILTER": "tcp port 8000 or tcp port 4143"},
+      f"helm mesh capture {cap(helm_m)} vs inject --mesh {cap(inj_m)}")
 # The Helm sidecar template and `inject` produce the same container.
 out = Chart.load(H).render({"exampleServer": {"enabled": True}}, name="mcptap", namespace="x")
 helm_c = [c for d in yaml.safe_load_all(out["mcptap/templates/example-server.yaml"]) if d

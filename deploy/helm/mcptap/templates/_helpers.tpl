@@ -34,8 +34,19 @@ helm.sh/chart: {{ printf "%s-%s" .Chart.Name .Chart.Version }}
      Args: dict "root" $ "ports" (list 8000) "service" "name". */}}
 {{- define "mcptap.sidecar" -}}
 {{- $v := .root.Values.collector -}}
+{{- if not (has $v.securityMode (list "nonroot" "root")) -}}
+{{- fail (printf "collector.securityMode must be nonroot or root, not %q" $v.securityMode) -}}
+{{- end -}}
+{{- $mesh := $v.mesh | default dict -}}
+{{- $tls := $mesh.tlsPorts | default list -}}
+{{- if and $tls (not $mesh.enabled) -}}
+{{- fail "collector.mesh.tlsPorts needs collector.mesh.enabled" -}}
+{{- end -}}
+{{- $ports := list -}}
+{{- range .ports }}{{ $ports = append $ports (int .) }}{{ end -}}
+{{- if $ports }}{{ range $tls }}{{ if not (has (int .) $ports) }}{{ $ports = append $ports (int .) }}{{ end }}{{ end }}{{ end -}}
 {{- $filter := list -}}
-{{- range .ports }}{{ $filter = append $filter (printf "tcp port %v" .) }}{{ end -}}
+{{- range $ports }}{{ $filter = append $filter (printf "tcp port %v" .) }}{{ end -}}
 - name: mcptap-collector
   image: {{ include "mcptap.image" (dict "root" .root "name" "collector") }}
   imagePullPolicy: {{ .root.Values.image.collector.pullPolicy }}
@@ -51,7 +62,7 @@ helm.sh/chart: {{ printf "%s-%s" .Chart.Name .Chart.Version }}
     - name: OTEL_SERVICE_NAME
       value: {{ .service | quote }}
     - name: MCPTAP_INTERFACE
-      value: {{ $v.interface | quote }}
+      value: {{ if $mesh.enabled }}"any"{{ else }}{{ $v.interface | quote }}{{ end }}
     - name: MCPTAP_FILTER
       value: {{ if $filter }}{{ join " or " $filter | quote }}{{ else }}"tcp"{{ end }}
     - name: MCPTAP_ADMIN_ADDR
@@ -86,13 +97,14 @@ helm.sh/chart: {{ printf "%s-%s" .Chart.Name .Chart.Version }}
     runAsNonRoot: true
     runAsUser: 65532
     runAsGroup: 65532
-    # file capabilities on the binary need exec without no_new_privs (deploy/README.md)
+    # NET_RAW comes from the binary's file capability, which exec grants only
+    # without no_new_privs (deploy/README.md, "Capture privileges")
     allowPrivilegeEscalation: true
     {{- end }}
     readOnlyRootFilesystem: true
     capabilities:
       drop: [ALL]
-      add: [NET_RAW, NET_ADMIN]
+      add: [NET_RAW]
     seccompProfile: {type: RuntimeDefault}
   volumeMounts:
     - name: mcptap-spool
