@@ -168,15 +168,29 @@ fn mesh_pod_tls_leg_is_counted_and_the_loopback_leg_decoded() {
     assert!(summary.contains("parse-errors 0"), "{summary}");
     let (spans, _) = decode("topology-pod-b-any.pcap");
     // The loopback peer is the mesh proxy; the client comes from XFF, the
-    // workload from XFCC.
+    // workload from XFCC when the mesh proxy's peer is the client itself
+    // (through the ingress, XFCC names the ingress: no client workload).
+    let workloads: BTreeMap<String, Option<String>> = t["requests"]
+        .as_array()
+        .expect("requests")
+        .iter()
+        .filter_map(|r| {
+            Some((
+                r["request_id"].as_str()?.to_owned(),
+                r["workload_identity"].as_str().map(str::to_owned),
+            ))
+        })
+        .collect();
+    let mut with_workload = 0;
     for s in &spans {
         assert_eq!(a(s, "network.peer.address").as_deref(), Some("127.0.0.6"));
         assert_eq!(a(s, "mcptap.hop").as_deref(), Some("upstream"));
-        assert!(
-            a(s, "mcptap.client.workload").is_some_and(|w| w.starts_with("spiffe://")),
-            "{s}"
-        );
+        let rid = request_id(s).expect("X-Request-Id on the loopback leg");
+        let want = workloads.get(&rid).expect("request in the truth");
+        assert_eq!(&a(s, "mcptap.client.workload"), want, "request {rid}");
+        with_workload += usize::from(want.is_some());
     }
+    assert_eq!(with_workload, 16, "the mesh client's 15 and the probe's 1");
 }
 
 #[test]

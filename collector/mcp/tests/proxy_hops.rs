@@ -198,10 +198,8 @@ fn a_pod_sidecar_sees_the_real_client_without_the_client_leg() {
     );
     assert_eq!(attr(s, a::NETWORK_PEER_ADDRESS), Some(INGRESS));
     assert_eq!(attr(s, a::HOP), Some("upstream"));
-    assert_eq!(
-        attr(s, a::CLIENT_WORKLOAD),
-        Some("spiffe://cluster.local/ns/shop/sa/agent")
-    );
+    // Two hops: the mesh identity is that of the hop before the ingress, not the client's.
+    assert_eq!(attr(s, a::CLIENT_WORKLOAD), None);
     assert!(s.parent_span_id.is_none());
     assert_eq!(
         (stats.upstream_legs_linked, stats.upstream_legs_unlinked),
@@ -228,4 +226,33 @@ fn forwarding_headers_from_an_untrusted_peer_are_ignored() {
     assert_eq!(attr(s, a::CLIENT_ADDRESS_ANOMALY), Some("untrusted_peer"));
     assert_eq!(attr(s, a::HOP), None);
     assert_eq!(stats.client_address_anomalies, 1);
+}
+
+#[test]
+fn the_mesh_identity_names_a_client_that_reached_the_mesh_proxy_directly() {
+    let mut evs = vec![request(
+        conn(3, "127.0.0.6", 40000, "127.0.0.1", 8000),
+        110,
+        &[
+            ("X-Forwarded-For", CLIENT_B),
+            (
+                "x-forwarded-client-cert",
+                "By=spiffe://cluster.local/ns/mcp/sa/mcp;URI=spiffe://cluster.local/ns/shop/sa/agent",
+            ),
+        ],
+        &call(1),
+    )];
+    evs.extend(response(3, 120, 200, &result(1)));
+    let (spans, _) = run(DecoderConfig::default(), evs);
+    let s = &spans[0];
+    assert_eq!(attr(s, a::CLIENT_ADDRESS), Some(CLIENT_B));
+    assert_eq!(attr(s, a::NETWORK_PEER_ADDRESS), Some("127.0.0.6"));
+    assert_eq!(
+        attr(s, a::CLIENT_WORKLOAD),
+        Some("spiffe://cluster.local/ns/shop/sa/agent")
+    );
+    assert_eq!(
+        attr(s, a::CLIENT_WORKLOAD_SOURCE),
+        Some("x-forwarded-client-cert")
+    );
 }

@@ -34,7 +34,12 @@ impl Decoder {
         }
         let trusted = &self.cfg.trusted_proxies;
         let id = resolve_client(peer, hdrs.headers.iter_bytes(), trusted);
-        let workload = workload_identity(peer, hdrs.headers.iter_bytes(), trusted)
+        // The mesh proxy vouches for its own mTLS peer: that is the client
+        // only when no other proxy stood between them (an ingress gateway
+        // would otherwise be named as every client's workload).
+        let workload = (id.hops <= 1)
+            .then(|| workload_identity(peer, hdrs.headers.iter_bytes(), trusted))
+            .flatten()
             .map(|w| (w.id.into_owned(), w.source.as_str()));
         if let Some(anomaly) = id.anomaly {
             self.stats.client_address_anomalies += 1;
