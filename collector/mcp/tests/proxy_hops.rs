@@ -256,3 +256,30 @@ fn the_mesh_identity_names_a_client_that_reached_the_mesh_proxy_directly() {
         Some("x-forwarded-client-cert")
     );
 }
+
+#[test]
+fn many_forwarding_lines_give_the_same_client_as_one() {
+    let one = format!("{CLIENT_A}, 10.0.0.5, 10.0.0.6, 10.0.0.7, 10.0.0.8");
+    let joined = [("X-Forwarded-For", one.as_str())];
+    let split: Vec<(&str, &str)> = one.split(", ").map(|h| ("X-Forwarded-For", h)).collect();
+    let mut answers = Vec::new();
+    for headers in [&joined[..], &split[..]] {
+        let mut evs = vec![request(
+            conn(3, INGRESS, 40000, POD, 8000),
+            110,
+            headers,
+            &call(1),
+        )];
+        evs.extend(response(3, 120, 200, &result(1)));
+        let (spans, _) = run(DecoderConfig::default(), evs);
+        answers.push((
+            attr(&spans[0], a::CLIENT_ADDRESS).map(str::to_owned),
+            attr(&spans[0], a::CLIENT_ADDRESS_SOURCE).map(str::to_owned),
+        ));
+    }
+    assert_eq!(
+        answers[0], answers[1],
+        "5 lines (more than the scan keeps) read as one"
+    );
+    assert_eq!(answers[0].0.as_deref(), Some(CLIENT_A));
+}

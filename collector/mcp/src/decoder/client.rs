@@ -33,12 +33,12 @@ impl Decoder {
             return (Arc::clone(&peer_ip), Some(peer.port()), peer_ip, None, None);
         }
         let trusted = &self.cfg.trusted_proxies;
-        let id = resolve_client(peer, hdrs.headers.iter_bytes(), trusted);
+        let id = resolve_client(peer, hdrs.forwarding_headers(), trusted);
         // The mesh proxy vouches for its own mTLS peer: that is the client
         // only when no other proxy stood between them (an ingress gateway
         // would otherwise be named as every client's workload).
-        let workload = (id.hops <= 1)
-            .then(|| workload_identity(peer, hdrs.headers.iter_bytes(), trusted))
+        let workload = (id.hops <= 1 && hdrs.mesh_identity)
+            .then(|| workload_identity(peer, hdrs.forwarding_headers(), trusted))
             .flatten()
             .map(|w| (w.id.into_owned(), w.source.as_str()));
         if let Some(anomaly) = id.anomaly {

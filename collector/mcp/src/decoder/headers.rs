@@ -24,8 +24,34 @@ pub(super) struct ReqHeaders<'h> {
     pub(super) param_headers: bool,
     /// Some forwarding or mesh identity header is there (`Forwarded`,
     /// `X-Forwarded-For`, `X-Real-IP`, `x-forwarded-client-cert`,
-    /// `l5d-client-id`): the client identity needs its own pass.
+    /// `l5d-client-id`).
     pub(super) forwarding: bool,
+    /// Those headers' lines in wire order, the first [`FORWARDING_LINES`]
+    /// (the client identity reads these instead of every header).
+    pub(super) forwarding_lines: [(&'h [u8], &'h [u8]); FORWARDING_LINES],
+    /// Forwarding lines seen (may exceed [`FORWARDING_LINES`]: then the
+    /// client identity walks every header).
+    pub(super) forwarding_count: usize,
+    /// Some of them is a mesh identity header (`x-forwarded-client-cert`, `l5d-client-id`).
+    pub(super) mesh_identity: bool,
+}
+
+/// Forwarding header lines kept by [`ReqHeaders::scan`].
+pub(super) const FORWARDING_LINES: usize = 4;
+
+impl<'h> ReqHeaders<'h> {
+    /// The forwarding and mesh identity header lines, in wire order: the
+    /// ones the scan kept, or every header when there were more.
+    pub(super) fn forwarding_headers(&self) -> impl Iterator<Item = (&'h [u8], &'h [u8])> + '_ {
+        let kept = (self.forwarding_count <= FORWARDING_LINES).then(|| {
+            self.forwarding_lines
+                .iter()
+                .take(self.forwarding_count)
+                .copied()
+        });
+        let all = kept.is_none().then(|| self.headers.iter_bytes());
+        kept.into_iter().flatten().chain(all.into_iter().flatten())
+    }
 }
 
 impl<'h> ReqHeaders<'h> {
@@ -42,6 +68,9 @@ impl<'h> ReqHeaders<'h> {
             request_id: None,
             param_headers: false,
             forwarding: false,
+            forwarding_lines: [(&[], &[]); FORWARDING_LINES],
+            forwarding_count: 0,
+            mesh_identity: false,
         };
         for (n, value) in headers.iter_bytes() {
             // Names of ten bytes are told apart by their first letter
@@ -57,8 +86,13 @@ impl<'h> ReqHeaders<'h> {
                 14 if name_is(n, b"mcp-session-id") => &mut r.session_id,
                 20 if name_is(n, b"mcp-protocol-version") => &mut r.protocol_version,
                 _ => {
-                    if is_forwarding(n) {
+                    if let Some(mesh) = forwarding_kind(n) {
                         r.forwarding = true;
+                        r.mesh_identity |= mesh;
+                        if let Some(slot) = r.forwarding_lines.get_mut(r.forwarding_count) {
+                            *slot = (n, value);
+                        }
+                        r.forwarding_count += 1;
                         continue;
                     }
                     if n.len() >= 10
@@ -78,14 +112,15 @@ impl<'h> ReqHeaders<'h> {
     }
 }
 
-/// `n` is a forwarding or mesh identity header name (any case).
-fn is_forwarding(n: &[u8]) -> bool {
+/// `Some(mesh)` when `n` is a forwarding header name (any case), `mesh`
+/// for a mesh identity header.
+fn forwarding_kind(n: &[u8]) -> Option<bool> {
     match n.len() {
-        9 => name_is(n, b"forwarded") || name_is(n, b"x-real-ip"),
-        13 => name_is(n, b"l5d-client-id"),
-        15 => name_is(n, b"x-forwarded-for"),
-        23 => name_is(n, b"x-forwarded-client-cert"),
-        _ => false,
+        9 if name_is(n, b"forwarded") || name_is(n, b"x-real-ip") => Some(false),
+        13 if name_is(n, b"l5d-client-id") => Some(true),
+        15 if name_is(n, b"x-forwarded-for") => Some(false),
+        23 if name_is(n, b"x-forwarded-client-cert") => Some(true),
+        _ => None,
     }
 }
 
