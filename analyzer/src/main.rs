@@ -10,7 +10,8 @@
 use anyhow::{Context, Result};
 use clap::{Args, Parser, Subcommand, ValueEnum};
 use mcptap_analyzer::clickhouse::{Cols, Db, Source};
-use mcptap_analyzer::engine::{self, Config, Range, SpikeConfig};
+use mcptap_analyzer::config::{Config, Range, SpikeConfig};
+use mcptap_analyzer::engine;
 use mcptap_analyzer::finding::{RuleId, Severity};
 use mcptap_analyzer::report::{self, SourceInfo};
 use mcptap_analyzer::serve::notify::{Webhook, WebhookFormat};

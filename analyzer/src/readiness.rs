@@ -17,7 +17,7 @@
 //! findings (routing header problems, modern clients still sending a session id...).
 
 use crate::clickhouse::{Db, de_u64};
-use crate::engine::{Config, Range};
+use crate::config::{Config, Range};
 use crate::finding::{Client, Finding, RuleId};
 use crate::rules::ClientCols;
 use anyhow::Result;

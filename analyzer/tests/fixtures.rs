@@ -8,7 +8,8 @@
 mod common;
 
 use mcptap_analyzer::clickhouse::Cols;
-use mcptap_analyzer::engine::{Analysis, Config, Range, analyze};
+use mcptap_analyzer::config::{Config, Range};
+use mcptap_analyzer::engine::{Analysis, analyze};
 use mcptap_analyzer::finding::{Finding, RuleId, Severity};
 use mcptap_analyzer::readiness::Verdict;
 use serde_json::Value;

@@ -11,7 +11,7 @@ use axum::Router;
 use axum::extract::{Path, State};
 use axum::http::StatusCode;
 use axum::routing::post;
-use mcptap_analyzer::engine::Config;
+use mcptap_analyzer::config::Config;
 use mcptap_analyzer::finding::Severity;
 use mcptap_analyzer::serve::notify::{Webhook, WebhookFormat};
 use mcptap_analyzer::serve::{App, ServeConfig, finding_id};

@@ -19,7 +19,7 @@
 
 use super::{ClientCols, counts};
 use crate::clickhouse::{Db, de_i64, de_u64};
-use crate::engine::{Config, Range};
+use crate::config::{Config, Range};
 use crate::finding::{Finding, RuleId, Severity, Subject};
 use crate::timeutil::format_rfc3339_ns;
 use anyhow::Result;

@@ -33,7 +33,7 @@
 
 use super::{ClientCols, Seen, counts};
 use crate::clickhouse::{Db, de_i64, de_u64};
-use crate::engine::{Config, Range, SpikeConfig};
+use crate::config::{Config, Range, SpikeConfig};
 use crate::finding::{Finding, RuleId, Severity, Subject};
 use crate::timeutil::format_rfc3339_ns;
 use anyhow::{Result, bail};

@@ -12,7 +12,8 @@
 //! Accepted values then only travel as bound query parameters.
 
 use super::{App, finding_id, series, traces, web};
-use crate::engine::{Analysis, Range};
+use crate::config::Range;
+use crate::engine::Analysis;
 use crate::finding::{RuleId, Severity};
 use crate::timeutil;
 use axum::Router;

@@ -20,7 +20,8 @@ pub mod traces;
 mod web;
 
 use crate::clickhouse::Db;
-use crate::engine::{self, Analysis, Config, Range};
+use crate::config::{Config, Range};
+use crate::engine::{self, Analysis};
 use crate::finding::{Finding, RuleId};
 use crate::report::SourceInfo;
 use crate::timeutil;

@@ -6,7 +6,8 @@
 //! baseline, `cross_instance_handle_failure` its mint lookback).
 
 use crate::clickhouse::Db;
-use crate::engine::{Config, Range, run_rule};
+use crate::config::{Config, Range};
+use crate::engine::run_rule;
 use crate::finding::RuleId;
 use crate::timeutil::format_rfc3339_ns;
 use serde_json::{Value, json};
