@@ -29,16 +29,9 @@ fn chromium() -> Option<PathBuf> {
         })
 }
 
-fn target_dir() -> PathBuf {
-    Path::new(env!("CARGO_TARGET_TMPDIR"))
-        .parent()
-        .unwrap()
-        .to_path_buf()
-}
-
 /// Runs headless Chromium on `url` with `extra` flags (a fresh profile each time); stdout.
 fn run_chromium(bin: &Path, url: &str, extra: &[String]) -> String {
-    let profile = tempdir("profile");
+    let profile = common::temp_dir("chromium-profile");
     let out = Command::new("timeout")
         .arg("180")
         .arg(bin)
@@ -74,19 +67,6 @@ fn run_chromium(bin: &Path, url: &str, extra: &[String]) -> String {
         String::from_utf8_lossy(&out.stderr)
     );
     String::from_utf8_lossy(&out.stdout).into_owned()
-}
-
-fn tempdir(tag: &str) -> PathBuf {
-    let d = std::env::temp_dir().join(format!(
-        "mcptap-chromium-{tag}-{}-{}",
-        std::process::id(),
-        std::time::SystemTime::now()
-            .duration_since(std::time::UNIX_EPOCH)
-            .unwrap()
-            .as_nanos()
-    ));
-    std::fs::create_dir_all(&d).unwrap();
-    d
 }
 
 /// The `<tr ...>...</tr>` of the findings table for `rule`.
@@ -183,7 +163,7 @@ async fn page_renders_the_real_capture() {
     assert!(!dom.contains(TOKEN));
 
     // Screenshot of the overview.
-    let png = target_dir().join("analyzer-page.png");
+    let png = common::target_dir().join("analyzer-page.png");
     let _ = std::fs::remove_file(&png);
     run_chromium(
         &bin,
@@ -242,7 +222,7 @@ async fn page_renders_the_real_capture() {
         assert!(tbl.contains(s["instance"].as_str().unwrap()));
     }
     assert!(tbl.contains("tools/call"));
-    let png = target_dir().join("analyzer-page-trace.png");
+    let png = common::target_dir().join("analyzer-page-trace.png");
     run_chromium(
         &bin,
         &format!("{page}#/trace/{tid}"),
