@@ -5,6 +5,7 @@
 //! engine calls, do not import the engine (the module graph is acyclic; `tests/modules.rs`
 //! checks it).
 
+use crate::timeutil::{MAX_RANGE_NS, MIN_RANGE_NS, format_rfc3339_ns};
 use anyhow::{Result, bail};
 use serde::Serialize;
 
@@ -18,15 +19,34 @@ pub struct Range {
 }
 
 impl Range {
-    /// Checks `since < until`.
+    /// Checks `since < until` and that both lie in the accepted span
+    /// [`MIN_RANGE_NS`, `MAX_RANGE_NS`] (1970-01-01 .. 2200-01-01), so that lengths and step
+    /// counts never overflow.
     ///
     /// # Errors
-    /// An empty or inverted range.
+    /// An empty or inverted range, or a time outside the accepted span.
     pub fn new(since_ns: i64, until_ns: i64) -> Result<Self> {
+        for (what, t) in [("since", since_ns), ("until", until_ns)] {
+            if !(MIN_RANGE_NS..=MAX_RANGE_NS).contains(&t) {
+                bail!(
+                    "{what} {} is outside the accepted span 1970-01-01T00:00:00Z .. \
+                     2200-01-01T00:00:00Z",
+                    format_rfc3339_ns(t)
+                );
+            }
+        }
         if since_ns >= until_ns {
             bail!("empty time range: since must be before until");
         }
         Ok(Self { since_ns, until_ns })
+    }
+
+    /// Length in ns (0 for a range built by hand with `until <= since`; never overflows).
+    pub fn len_ns(&self) -> i64 {
+        self.until_ns
+            .checked_sub(self.since_ns)
+            .unwrap_or(i64::MAX)
+            .max(0)
     }
 }
 
@@ -91,5 +111,33 @@ impl Default for Config {
             session_lookback_ns: 24 * 3600 * crate::timeutil::NS_PER_SEC,
             samples: 5,
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::timeutil::parse_rfc3339_ns;
+
+    #[test]
+    fn range_accepts_only_the_span() {
+        let t = |s: &str| parse_rfc3339_ns(s).unwrap_or_else(|e| panic!("{e}"));
+        let e = Range::new(t("1700-01-01T00:00:00Z"), t("2262-01-01T00:00:00Z"))
+            .err()
+            .map(|e| e.to_string())
+            .unwrap_or_default();
+        assert!(
+            e.contains("since 1700-01-01T00:00:00.000000000Z is outside"),
+            "{e}"
+        );
+        assert!(Range::new(0, t("2200-01-02T00:00:00Z")).is_err());
+        assert!(Range::new(-1, 5).is_err());
+        let r = Range::new(0, MAX_RANGE_NS).unwrap_or_else(|e| panic!("{e}"));
+        assert_eq!(r.len_ns(), MAX_RANGE_NS);
+        let hand = Range {
+            since_ns: i64::MIN,
+            until_ns: i64::MAX,
+        };
+        assert_eq!(hand.len_ns(), i64::MAX);
     }
 }

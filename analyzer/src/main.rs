@@ -30,6 +30,7 @@ struct Cli {
 }
 
 #[derive(Subcommand, Debug)]
+#[allow(clippy::large_enum_variant)] // parsed once per process
 enum Command {
     /// Run every rule over a time range and print the findings and the readiness verdict.
     Report(ReportArgs),
@@ -222,12 +223,21 @@ struct ServeArgs {
     /// Longest range an API request may ask for (longer: HTTP 400).
     #[arg(long, default_value = "31d")]
     max_range: String,
-    /// Most points per series request.
+    /// Most points per series request (1 to 100000).
     #[arg(long, default_value_t = 120)]
     max_series_points: i64,
+    /// Deadline of one on-demand analysis or series (explicit range), the wait for one of the
+    /// two on-demand slots included (duration); past it: HTTP 503.
+    #[arg(long, default_value = "30s")]
+    on_demand_timeout: String,
     /// Bearer token required on /api/* (and on /metrics with --protect-metrics).
     #[arg(long, env = "MCPTAP_ANALYZER_TOKEN", hide_env_values = true)]
     bearer_token: Option<String>,
+    /// Serve without a bearer token on a non-loopback --listen address (without this flag
+    /// `serve` refuses to: anyone who can reach it would read every finding, client name,
+    /// session id and trace).
+    #[arg(long, conflicts_with = "bearer_token")]
+    insecure_no_auth: bool,
     /// Require the bearer token on /metrics too.
     #[arg(long)]
     protect_metrics: bool,
@@ -264,10 +274,16 @@ async fn serve_cmd(a: ServeArgs) -> Result<i32> {
     let window_ns = timeutil::parse_duration_ns(&a.window).context("--window")?;
     anyhow::ensure!(window_ns > 0, "--window must be positive");
     let max_range_ns = timeutil::parse_duration_ns(&a.max_range).context("--max-range")?;
+    anyhow::ensure!(max_range_ns > 0, "--max-range must be positive");
+    anyhow::ensure!(
+        (1..=100_000).contains(&a.max_series_points),
+        "--max-series-points must be within 1..=100000"
+    );
     timeutil::parse_time_arg(&a.until, timeutil::now_ns()).context("--until")?;
     if let Some(t) = &a.bearer_token {
         anyhow::ensure!(!t.trim().is_empty(), "--bearer-token is empty");
     }
+    serve::check_listen_auth(a.listen, a.bearer_token.as_deref(), a.insecure_no_auth)?;
     let mut webhooks = Vec::new();
     for (urls, format) in [
         (&a.webhooks, a.webhook_format),
@@ -301,7 +317,8 @@ async fn serve_cmd(a: ServeArgs) -> Result<i32> {
         window_ns,
         until: a.until.clone(),
         max_range_ns,
-        max_series_points: a.max_series_points.max(1),
+        max_series_points: a.max_series_points,
+        on_demand_timeout: duration_arg(&a.on_demand_timeout, "--on-demand-timeout")?,
         bearer_token: a.bearer_token.clone(),
         protect_metrics: a.protect_metrics,
         webhooks,
@@ -319,7 +336,7 @@ async fn serve_cmd(a: ServeArgs) -> Result<i32> {
         app.columns_ready();
     }
     if a.bearer_token.is_none() && !local.ip().is_loopback() {
-        tracing::warn!(listen = %local, "no --bearer-token: the API is open to anyone who can reach it");
+        tracing::warn!(listen = %local, "--insecure-no-auth: the API is open to anyone who can reach it");
     }
     eprintln!("mcptap-analyzer: serving on http://{local}/");
     serve::run(app, listener).await?;

@@ -83,6 +83,7 @@ async fn alertmanager_and_slack_dedup_and_resolve() {
         until: common::serve::UNTIL.to_string(),
         max_range_ns: 31 * 86_400 * NS_PER_SEC,
         max_series_points: 120,
+        on_demand_timeout: Duration::from_secs(30),
         bearer_token: None,
         protect_metrics: false,
         webhooks: vec![
