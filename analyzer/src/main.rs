@@ -14,6 +14,7 @@ use mcptap_analyzer::config::{Config, Range, SpikeConfig};
 use mcptap_analyzer::engine;
 use mcptap_analyzer::finding::{RuleId, Severity};
 use mcptap_analyzer::report::{self, SourceInfo};
+use mcptap_analyzer::serve::http::HttpLimits;
 use mcptap_analyzer::serve::notify::{Webhook, WebhookFormat};
 use mcptap_analyzer::serve::{self, App, ServeConfig};
 use mcptap_analyzer::timeutil;
@@ -241,6 +242,17 @@ struct ServeArgs {
     /// Require the bearer token on /metrics too.
     #[arg(long)]
     protect_metrics: bool,
+    /// Time a client has to send a complete request head; also how long an idle keep-alive
+    /// connection is kept (duration).
+    #[arg(long, default_value = "10s")]
+    header_read_timeout: String,
+    /// Time without a byte in either direction before a connection is closed (duration).
+    #[arg(long, default_value = "60s")]
+    idle_timeout: String,
+    /// Most HTTP connections at once (1 to 65536); at the cap a new connection evicts the
+    /// oldest.
+    #[arg(long, default_value_t = 512)]
+    max_connections: usize,
     /// Webhook URL (http://) to notify (repeatable); payload per --webhook-format.
     #[arg(long = "webhook")]
     webhooks: Vec<String>,
@@ -283,6 +295,10 @@ async fn serve_cmd(a: ServeArgs) -> Result<i32> {
     if let Some(t) = &a.bearer_token {
         anyhow::ensure!(!t.trim().is_empty(), "--bearer-token is empty");
     }
+    anyhow::ensure!(
+        (1..=65_536).contains(&a.max_connections),
+        "--max-connections must be within 1..=65536"
+    );
     serve::check_listen_auth(a.listen, a.bearer_token.as_deref(), a.insecure_no_auth)?;
     let mut webhooks = Vec::new();
     for (urls, format) in [
@@ -326,6 +342,11 @@ async fn serve_cmd(a: ServeArgs) -> Result<i32> {
         external_url,
         webhook_timeout: duration_arg(&a.webhook_timeout, "--webhook-timeout")?,
         engine,
+        http: HttpLimits {
+            header_read_timeout: duration_arg(&a.header_read_timeout, "--header-read-timeout")?,
+            idle_timeout: duration_arg(&a.idle_timeout, "--idle-timeout")?,
+            max_connections: a.max_connections,
+        },
     };
     let mut db = a.conn.db_unchecked()?;
     if a.conn.map_only {

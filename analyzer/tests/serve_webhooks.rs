@@ -95,6 +95,7 @@ async fn alertmanager_and_slack_dedup_and_resolve() {
         external_url: "http://analyzer.example:8080".into(),
         webhook_timeout: Duration::from_secs(10),
         engine: Config::default(),
+        http: mcptap_analyzer::serve::http::HttpLimits::default(),
     };
     let app = App::new(db, cfg).unwrap();
     app.columns_ready();

@@ -13,6 +13,7 @@
 //! Reference: `analyzer/SERVE.md` (routes, flags, auth, webhooks), `analyzer/METRICS.md`.
 
 pub mod api;
+pub mod http;
 pub mod metrics;
 pub mod notify;
 pub mod series;
@@ -65,6 +66,8 @@ pub struct ServeConfig {
     pub webhook_timeout: Duration,
     /// Rule thresholds.
     pub engine: Config,
+    /// Time and number limits of the HTTP server.
+    pub http: http::HttpLimits,
 }
 
 impl std::fmt::Debug for ServeConfig {
@@ -88,6 +91,7 @@ impl std::fmt::Debug for ServeConfig {
             .field("external_url", &self.external_url)
             .field("webhook_timeout", &self.webhook_timeout)
             .field("engine", &self.engine)
+            .field("http", &self.http)
             .finish()
     }
 }
@@ -394,17 +398,16 @@ pub async fn background(app: Arc<App>) {
     }
 }
 
-/// Serves `app` on `listener` with the background loop until SIGINT/SIGTERM.
+/// Serves `app` on `listener` ([`http::serve`], within [`ServeConfig::http`]) with the
+/// background loop until SIGINT/SIGTERM.
 ///
 /// # Errors
-/// The server fails.
+/// None today (accept errors are retried); kept for callers.
 pub async fn run(app: Arc<App>, listener: tokio::net::TcpListener) -> Result<()> {
     let bg = tokio::spawn(background(app.clone()));
+    let limits = app.cfg.http;
     let router = api::router(app);
-    axum::serve(listener, router)
-        .with_graceful_shutdown(shutdown_signal())
-        .await
-        .context("HTTP server")?;
+    http::serve(listener, router, limits, shutdown_signal()).await;
     bg.abort();
     Ok(())
 }
@@ -463,6 +466,7 @@ mod tests {
             external_url: "http://127.0.0.1:0".into(),
             webhook_timeout: Duration::from_secs(10),
             engine: Config::default(),
+            http: http::HttpLimits::default(),
         };
         let app = App::new(db, cfg).unwrap_or_else(|e| panic!("{e}"));
         for text in [
