@@ -5,6 +5,7 @@ that generated files are in sync (PrometheusRule, chart copies, sidecar patch).
 
 usage: check_manifests.py COLLECTOR_BIN
 """
+import base64
 import json, pathlib, subprocess, sys, tempfile
 import yaml
 from helm_python import Chart, chart as helm_chart
@@ -65,6 +66,22 @@ def by_kind(docs, kind):
     return [d for d in docs if d["kind"] == kind]
 
 
+def analyzer_locked(where, docs, token_secret):
+    """The analyzer gets its bearer token from `token_secret` and a NetworkPolicy guards it."""
+    an = [d for d in by_kind(docs, "Deployment") if d["metadata"]["name"].endswith("mcptap-analyzer")]
+    if not check(an, f"{where}: analyzer Deployment"):
+        return
+    env = {e["name"]: e for e in an[0]["spec"]["template"]["spec"]["containers"][0].get("env", [])}
+    ref = env.get("MCPTAP_ANALYZER_TOKEN", {}).get("valueFrom", {}).get("secretKeyRef", {})
+    check(ref.get("name") == token_secret and ref.get("key") == "token" and not ref.get("optional"),
+          f"{where}: MCPTAP_ANALYZER_TOKEN from Secret {token_secret} (required): {ref}")
+    labels = an[0]["spec"]["template"]["metadata"]["labels"]
+    np = [d for d in by_kind(docs, "NetworkPolicy")
+          if all(labels.get(k) == v for k, v in d["spec"]["podSelector"]["matchLabels"].items())]
+    check(np and "Ingress" in np[0]["spec"]["policyTypes"] and np[0]["spec"]["ingress"][0]["from"],
+          f"{where}: NetworkPolicy selecting the analyzer with restricted ingress")
+
+
 # --- kustomize ----------------------------------------------------------------
 for k in ["base", "overlays/example"]:
     p = ROOT / "deploy/kubernetes" / k
@@ -75,6 +92,7 @@ for k in ["base", "overlays/example"]:
     job = by_kind(docs, "Job")
     check(job and job[0]["spec"]["template"]["spec"]["containers"][0]["args"] == ["schema"], f"{k}: schema Job")
     check(any(d["metadata"]["name"] == "mcptap-analyzer" for d in by_kind(docs, "Service")), f"{k}: analyzer Service")
+    analyzer_locked(f"kustomize {k}", docs, "mcptap-analyzer-token")
     if k == "overlays/example":
         shop = [d for d in by_kind(docs, "Deployment") if d["metadata"]["name"] == "shop-mcp"]
         if check(shop, "example: shop-mcp"):
@@ -84,13 +102,16 @@ for k in ["base", "overlays/example"]:
         kinds = {d["kind"] for d in docs}
         check({"ServiceMonitor", "PodMonitor", "PrometheusRule", "Secret"} <= kinds, f"example kinds {kinds}")
         check(all(d["metadata"].get("namespace") == "mcp-demo" for d in docs), "example: namespace")
+        check(any(d["metadata"]["name"] == "mcptap-analyzer-token" for d in by_kind(docs, "Secret")),
+              "example: analyzer token Secret")
 
 # --- Helm ---------------------------------------------------------------------
 H = ROOT / "deploy/helm/mcptap"
 for vals in [None, {"monitoring": {"serviceMonitor": {"enabled": True}, "podMonitor": {"enabled": True},
                                    "prometheusRule": {"enabled": True}},
                     "grafana": {"dashboards": {"enabled": True}}, "exampleServer": {"enabled": True},
-                    "clickhouse": {"existingSecret": "ch"}, "schemaJob": {"ttlDays": 30}},
+                    "clickhouse": {"existingSecret": "ch"}, "schemaJob": {"ttlDays": 30},
+                    "analyzer": {"auth": {"existingSecret": "tok"}}},
              {"exampleServer": {"enabled": True}, "collector": {"securityMode": "root"}}]:
     rep = helm_chart.lint(H, vals, strict=True, kube_version="v1.33.0")
     msgs = [m for m in rep.get("messages", []) if m.get("severity", 0) >= 2]
@@ -99,6 +120,11 @@ for vals in [None, {"monitoring": {"serviceMonitor": {"enabled": True}, "podMoni
     text = "\n---\n".join(v for k, v in sorted(out.items()) if k.endswith(".yaml") and v.strip())
     docs = validate(f"helm render values={json.dumps(vals)[:60]}", text)
     ex = [d for d in by_kind(docs, "Deployment") if d["metadata"]["name"].endswith("example-mcp")]
+    tok = (vals or {}).get("analyzer", {}).get("auth", {}).get("existingSecret") or "mcptap-analyzer-token"
+    analyzer_locked("helm render", docs, tok)
+    if tok == "mcptap-analyzer-token":
+        sec = [d for d in by_kind(docs, "Secret") if d["metadata"]["name"] == tok]
+        check(sec and len(base64.b64decode(sec[0]["data"]["token"])) >= 32, "helm: generated analyzer token")
     if vals and vals.get("exampleServer"):
         if check(ex, "helm: example server"):
             spec = ex[0]["spec"]["template"]["spec"]
@@ -117,7 +143,7 @@ for vals in [None, {"monitoring": {"serviceMonitor": {"enabled": True}, "podMoni
             secret_refs = {e["valueFrom"]["secretKeyRef"]["name"] for d in by_kind(docs, "Deployment")
                            for c in d["spec"]["template"]["spec"]["containers"] for e in c.get("env", [])
                            if "secretKeyRef" in e.get("valueFrom", {})}
-            check(secret_refs == {"ch"} and not by_kind(docs, "Secret"), f"helm existingSecret {secret_refs}")
+            check(secret_refs == {"ch", "tok"} and not by_kind(docs, "Secret"), f"helm existingSecret {secret_refs}")
     else:
         check(not ex and len(by_kind(docs, "Job")) == 1 and by_kind(docs, "Secret"), "helm defaults")
 
