@@ -281,26 +281,9 @@ fn duration_arg(s: &str, what: &str) -> Result<std::time::Duration> {
     Ok(std::time::Duration::from_nanos(ns.unsigned_abs()))
 }
 
-async fn serve_cmd(a: ServeArgs) -> Result<i32> {
-    let engine = a.thresholds.config()?;
-    let window_ns = timeutil::parse_duration_ns(&a.window).context("--window")?;
-    anyhow::ensure!(window_ns > 0, "--window must be positive");
-    let max_range_ns = timeutil::parse_duration_ns(&a.max_range).context("--max-range")?;
-    anyhow::ensure!(max_range_ns > 0, "--max-range must be positive");
-    anyhow::ensure!(
-        (1..=100_000).contains(&a.max_series_points),
-        "--max-series-points must be within 1..=100000"
-    );
-    timeutil::parse_time_arg(&a.until, timeutil::now_ns()).context("--until")?;
-    if let Some(t) = &a.bearer_token {
-        anyhow::ensure!(!t.trim().is_empty(), "--bearer-token is empty");
-    }
-    anyhow::ensure!(
-        (1..=65_536).contains(&a.max_connections),
-        "--max-connections must be within 1..=65536"
-    );
-    serve::check_listen_auth(a.listen, a.bearer_token.as_deref(), a.insecure_no_auth)?;
-    let mut webhooks = Vec::new();
+/// The `--webhook` and `--slack-webhook` receivers.
+fn webhooks(a: &ServeArgs) -> Result<Vec<Webhook>> {
+    let mut out = Vec::new();
     for (urls, format) in [
         (&a.webhooks, a.webhook_format),
         (&a.slack_webhooks, WebhookFormat::Slack),
@@ -311,24 +294,37 @@ async fn serve_cmd(a: ServeArgs) -> Result<i32> {
                 "webhook {u:?}: only http:// URLs are supported (this build has no TLS); \
                  relay https receivers through an in-cluster proxy or Alertmanager"
             );
-            webhooks.push(Webhook {
+            out.push(Webhook {
                 url: u.clone(),
                 format,
             });
         }
     }
-    let listener = tokio::net::TcpListener::bind(a.listen)
-        .await
-        .with_context(|| format!("binding {}", a.listen))?;
-    let local = listener.local_addr()?;
-    let external_url = a
-        .external_url
-        .clone()
-        .unwrap_or_else(|| format!("http://{local}"))
-        .trim_end_matches('/')
-        .to_string();
-    let cfg = ServeConfig {
-        listen: local,
+    Ok(out)
+}
+
+/// Checks every `serve` flag (before anything binds) into the configuration; `listen` and
+/// `external_url` are those asked for (port 0 is resolved after binding).
+fn serve_config(a: &ServeArgs) -> Result<ServeConfig> {
+    let window_ns = timeutil::parse_duration_ns(&a.window).context("--window")?;
+    anyhow::ensure!(window_ns > 0, "--window must be positive");
+    let max_range_ns = timeutil::parse_duration_ns(&a.max_range).context("--max-range")?;
+    anyhow::ensure!(max_range_ns > 0, "--max-range must be positive");
+    anyhow::ensure!(
+        (1..=100_000).contains(&a.max_series_points),
+        "--max-series-points must be within 1..=100000"
+    );
+    anyhow::ensure!(
+        (1..=65_536).contains(&a.max_connections),
+        "--max-connections must be within 1..=65536"
+    );
+    timeutil::parse_time_arg(&a.until, timeutil::now_ns()).context("--until")?;
+    if let Some(t) = &a.bearer_token {
+        anyhow::ensure!(!t.trim().is_empty(), "--bearer-token is empty");
+    }
+    serve::check_listen_auth(a.listen, a.bearer_token.as_deref(), a.insecure_no_auth)?;
+    Ok(ServeConfig {
+        listen: a.listen,
         interval: duration_arg(&a.interval, "--interval")?,
         window_ns,
         until: a.until.clone(),
@@ -337,17 +333,30 @@ async fn serve_cmd(a: ServeArgs) -> Result<i32> {
         on_demand_timeout: duration_arg(&a.on_demand_timeout, "--on-demand-timeout")?,
         bearer_token: a.bearer_token.clone(),
         protect_metrics: a.protect_metrics,
-        webhooks,
+        webhooks: webhooks(a)?,
         notify_min_severity: a.notify_min_severity,
-        external_url,
+        external_url: a.external_url.clone().unwrap_or_default(),
         webhook_timeout: duration_arg(&a.webhook_timeout, "--webhook-timeout")?,
-        engine,
+        engine: a.thresholds.config()?,
         http: HttpLimits {
             header_read_timeout: duration_arg(&a.header_read_timeout, "--header-read-timeout")?,
             idle_timeout: duration_arg(&a.idle_timeout, "--idle-timeout")?,
             max_connections: a.max_connections,
         },
-    };
+    })
+}
+
+async fn serve_cmd(a: ServeArgs) -> Result<i32> {
+    let mut cfg = serve_config(&a)?;
+    let listener = tokio::net::TcpListener::bind(a.listen)
+        .await
+        .with_context(|| format!("binding {}", a.listen))?;
+    let local = listener.local_addr()?;
+    cfg.listen = local;
+    if cfg.external_url.is_empty() {
+        cfg.external_url = format!("http://{local}");
+    }
+    cfg.external_url = cfg.external_url.trim_end_matches('/').to_string();
     let mut db = a.conn.db_unchecked()?;
     if a.conn.map_only {
         db.set_cols(Cols::map_only());

@@ -30,9 +30,12 @@ impl Drop for Serve {
 }
 
 /// `serve` on a free loopback port with an unreachable ClickHouse (the HTTP server does not
-/// need it) and `extra` flags.
+/// need it) and `extra` flags. `MCPTAP_ANALYZER_BIN` runs another build (such as an older
+/// one, to show the test fails there).
 fn start(extra: &[&str]) -> Serve {
-    let mut child = Command::new(env!("CARGO_BIN_EXE_mcptap-analyzer"))
+    let bin = std::env::var("MCPTAP_ANALYZER_BIN")
+        .unwrap_or_else(|_| env!("CARGO_BIN_EXE_mcptap-analyzer").to_string());
+    let mut child = Command::new(bin)
         .args(["serve", "--clickhouse-url", "http://127.0.0.1:9"])
         .args(["--listen", "127.0.0.1:0", "--interval", "1h"])
         .args(extra)
