@@ -47,7 +47,7 @@ const METHOD_LABEL: &str =
 /// Client key of `--spike-by-client` (the resolved identity, see [`super::ClientCols`]).
 const CLIENT_KEY: &str = "concat(@client_name@, '|', @client_version@, '|', if(@client_name@ != '', '', @ua@), '|', @addr@)";
 
-/// Totals per (key, window) over `[base_since, until)`. `$GCLIENT`/`$FROM`: [`CLIENT_KEY`]
+/// Totals per (key, window) over `[base_since, until)`. `$GCLIENT`/`$FROM`: `CLIENT_KEY`
 /// and `@from_clients@` with `--spike-by-client`, else `''` and `@from@` (no session join).
 pub const SQL_TOTALS: &str = "
 SELECT toString(@instance@) AS instance,
