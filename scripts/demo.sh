@@ -33,7 +33,7 @@ $BIN/mcptap-analyzer report --clickhouse-url "$CLICKHOUSE_URL" --since 2026-11-0
 cat >&2 <<MSG
 
 demo: spans are in ClickHouse at $CLICKHOUSE_URL (table default.otel_traces).
-  web page:   $BIN/mcptap-analyzer serve --clickhouse-url $CLICKHOUSE_URL --until 2026-11-21T06:00:00Z --window 1h
+  web page:   $BIN/mcptap-analyzer serve --clickhouse-url $CLICKHOUSE_URL --listen 127.0.0.1:8080 --until 2026-11-21T06:00:00Z --window 1h
               then open http://127.0.0.1:8080/  (the capture was recorded at 2026-11-21T05:51Z)
   SQL:        curl '$CLICKHOUSE_URL/?query=SELECT+McpMethod,count()+FROM+otel_traces+GROUP+BY+1+ORDER+BY+2+DESC'
 MSG

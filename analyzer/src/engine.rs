@@ -2,98 +2,13 @@
 //! verdict into an [`Analysis`]. Used by `report` now and meant to be reused by `serve`.
 
 use crate::clickhouse::Db;
+use crate::config::{Config, Range};
 use crate::finding::{Finding, RuleId, Severity};
 use crate::readiness::{self, Readiness};
 use crate::rules;
-use anyhow::{Result, bail};
+use anyhow::Result;
 use serde::Serialize;
 use std::time::Instant;
-
-/// A half-open time range `[since_ns, until_ns)` in Unix nanoseconds (span start times).
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
-pub struct Range {
-    /// Inclusive start.
-    pub since_ns: i64,
-    /// Exclusive end.
-    pub until_ns: i64,
-}
-
-impl Range {
-    /// Checks `since < until`.
-    ///
-    /// # Errors
-    /// An empty or inverted range.
-    pub fn new(since_ns: i64, until_ns: i64) -> Result<Self> {
-        if since_ns >= until_ns {
-            bail!("empty time range: since must be before until");
-        }
-        Ok(Self { since_ns, until_ns })
-    }
-}
-
-/// Sensitivity of `status_4xx_spike` (see `rules::status_4xx_spike`).
-#[derive(Debug, Clone, PartialEq, Serialize)]
-pub struct SpikeConfig {
-    /// Window (bucket) length in ns. Default 60 s.
-    pub bucket_ns: i64,
-    /// Trailing baseline length, in buckets. Default 60 (one hour of 1-minute buckets).
-    pub baseline_buckets: u32,
-    /// Minimum 4xx answers in a window to flag it. Default 5.
-    pub min_count: u64,
-    /// Minimum 4xx rate (0..1) in a window to flag it. Default 0.05.
-    pub min_rate: f64,
-    /// The window rate must be at least `factor` × the baseline rate. Default 3.
-    pub factor: f64,
-    /// Rate at/above which a spike is `critical` instead of `warning`. Default 0.5.
-    pub critical_rate: f64,
-    /// Also split windows by MCP method. Default false.
-    pub by_method: bool,
-    /// Also split windows by client identity. Default false.
-    pub by_client: bool,
-}
-
-impl Default for SpikeConfig {
-    fn default() -> Self {
-        Self {
-            bucket_ns: 60 * crate::timeutil::NS_PER_SEC,
-            baseline_buckets: 60,
-            min_count: 5,
-            min_rate: 0.05,
-            factor: 3.0,
-            critical_rate: 0.5,
-            by_method: false,
-            by_client: false,
-        }
-    }
-}
-
-/// Rule thresholds.
-#[derive(Debug, Clone, PartialEq, Serialize)]
-pub struct Config {
-    /// `status_4xx_spike` sensitivity.
-    pub spike: SpikeConfig,
-    /// How far before `since` `cross_instance_handle_failure` looks for the mint of a handle
-    /// used in range, in ns. Default 24 h.
-    pub handle_lookback_ns: i64,
-    /// How far before the range start the client identity looks for the span that minted a
-    /// session (`mcptap.session.minted`), to name the client of session spans that carry no
-    /// clientInfo (answered by an instance that never saw the `initialize`), in ns.
-    /// Default 24 h.
-    pub session_lookback_ns: i64,
-    /// Sample trace ids per finding. Default 5.
-    pub samples: usize,
-}
-
-impl Default for Config {
-    fn default() -> Self {
-        Self {
-            spike: SpikeConfig::default(),
-            handle_lookback_ns: 24 * 3600 * crate::timeutil::NS_PER_SEC,
-            session_lookback_ns: 24 * 3600 * crate::timeutil::NS_PER_SEC,
-            samples: 5,
-        }
-    }
-}
 
 /// What one rule run took and gave.
 #[derive(Debug, Clone, Serialize)]

@@ -10,9 +10,11 @@
 use anyhow::{Context, Result};
 use clap::{Args, Parser, Subcommand, ValueEnum};
 use mcptap_analyzer::clickhouse::{Cols, Db, Source};
-use mcptap_analyzer::engine::{self, Config, Range, SpikeConfig};
+use mcptap_analyzer::config::{Config, Range, SpikeConfig};
+use mcptap_analyzer::engine;
 use mcptap_analyzer::finding::{RuleId, Severity};
 use mcptap_analyzer::report::{self, SourceInfo};
+use mcptap_analyzer::serve::http::HttpLimits;
 use mcptap_analyzer::serve::notify::{Webhook, WebhookFormat};
 use mcptap_analyzer::serve::{self, App, ServeConfig};
 use mcptap_analyzer::timeutil;
@@ -29,6 +31,7 @@ struct Cli {
 }
 
 #[derive(Subcommand, Debug)]
+#[allow(clippy::large_enum_variant)] // parsed once per process
 enum Command {
     /// Run every rule over a time range and print the findings and the readiness verdict.
     Report(ReportArgs),
@@ -221,15 +224,35 @@ struct ServeArgs {
     /// Longest range an API request may ask for (longer: HTTP 400).
     #[arg(long, default_value = "31d")]
     max_range: String,
-    /// Most points per series request.
+    /// Most points per series request (1 to 100000).
     #[arg(long, default_value_t = 120)]
     max_series_points: i64,
+    /// Deadline of one on-demand analysis or series (explicit range), the wait for one of the
+    /// two on-demand slots included (duration); past it: HTTP 503.
+    #[arg(long, default_value = "30s")]
+    on_demand_timeout: String,
     /// Bearer token required on /api/* (and on /metrics with --protect-metrics).
     #[arg(long, env = "MCPTAP_ANALYZER_TOKEN", hide_env_values = true)]
     bearer_token: Option<String>,
+    /// Serve without a bearer token on a non-loopback --listen address (without this flag
+    /// `serve` refuses to: anyone who can reach it would read every finding, client name,
+    /// session id and trace).
+    #[arg(long, conflicts_with = "bearer_token")]
+    insecure_no_auth: bool,
     /// Require the bearer token on /metrics too.
     #[arg(long)]
     protect_metrics: bool,
+    /// Time a client has to send a complete request head; also how long an idle keep-alive
+    /// connection is kept (duration).
+    #[arg(long, default_value = "10s")]
+    header_read_timeout: String,
+    /// Time without a byte in either direction before a connection is closed (duration).
+    #[arg(long, default_value = "60s")]
+    idle_timeout: String,
+    /// Most HTTP connections at once (1 to 65536); at the cap a new connection evicts the
+    /// oldest.
+    #[arg(long, default_value_t = 512)]
+    max_connections: usize,
     /// Webhook URL (http://) to notify (repeatable); payload per --webhook-format.
     #[arg(long = "webhook")]
     webhooks: Vec<String>,
@@ -258,16 +281,9 @@ fn duration_arg(s: &str, what: &str) -> Result<std::time::Duration> {
     Ok(std::time::Duration::from_nanos(ns.unsigned_abs()))
 }
 
-async fn serve_cmd(a: ServeArgs) -> Result<i32> {
-    let engine = a.thresholds.config()?;
-    let window_ns = timeutil::parse_duration_ns(&a.window).context("--window")?;
-    anyhow::ensure!(window_ns > 0, "--window must be positive");
-    let max_range_ns = timeutil::parse_duration_ns(&a.max_range).context("--max-range")?;
-    timeutil::parse_time_arg(&a.until, timeutil::now_ns()).context("--until")?;
-    if let Some(t) = &a.bearer_token {
-        anyhow::ensure!(!t.trim().is_empty(), "--bearer-token is empty");
-    }
-    let mut webhooks = Vec::new();
+/// The `--webhook` and `--slack-webhook` receivers.
+fn webhooks(a: &ServeArgs) -> Result<Vec<Webhook>> {
+    let mut out = Vec::new();
     for (urls, format) in [
         (&a.webhooks, a.webhook_format),
         (&a.slack_webhooks, WebhookFormat::Slack),
@@ -278,37 +294,69 @@ async fn serve_cmd(a: ServeArgs) -> Result<i32> {
                 "webhook {u:?}: only http:// URLs are supported (this build has no TLS); \
                  relay https receivers through an in-cluster proxy or Alertmanager"
             );
-            webhooks.push(Webhook {
+            out.push(Webhook {
                 url: u.clone(),
                 format,
             });
         }
     }
-    let listener = tokio::net::TcpListener::bind(a.listen)
-        .await
-        .with_context(|| format!("binding {}", a.listen))?;
-    let local = listener.local_addr()?;
-    let external_url = a
-        .external_url
-        .clone()
-        .unwrap_or_else(|| format!("http://{local}"))
-        .trim_end_matches('/')
-        .to_string();
-    let cfg = ServeConfig {
-        listen: local,
+    Ok(out)
+}
+
+/// Checks every `serve` flag (before anything binds) into the configuration; `listen` and
+/// `external_url` are those asked for (port 0 is resolved after binding).
+fn serve_config(a: &ServeArgs) -> Result<ServeConfig> {
+    let window_ns = timeutil::parse_duration_ns(&a.window).context("--window")?;
+    anyhow::ensure!(window_ns > 0, "--window must be positive");
+    let max_range_ns = timeutil::parse_duration_ns(&a.max_range).context("--max-range")?;
+    anyhow::ensure!(max_range_ns > 0, "--max-range must be positive");
+    anyhow::ensure!(
+        (1..=100_000).contains(&a.max_series_points),
+        "--max-series-points must be within 1..=100000"
+    );
+    anyhow::ensure!(
+        (1..=65_536).contains(&a.max_connections),
+        "--max-connections must be within 1..=65536"
+    );
+    timeutil::parse_time_arg(&a.until, timeutil::now_ns()).context("--until")?;
+    if let Some(t) = &a.bearer_token {
+        anyhow::ensure!(!t.trim().is_empty(), "--bearer-token is empty");
+    }
+    serve::check_listen_auth(a.listen, a.bearer_token.as_deref(), a.insecure_no_auth)?;
+    Ok(ServeConfig {
+        listen: a.listen,
         interval: duration_arg(&a.interval, "--interval")?,
         window_ns,
         until: a.until.clone(),
         max_range_ns,
-        max_series_points: a.max_series_points.max(1),
+        max_series_points: a.max_series_points,
+        on_demand_timeout: duration_arg(&a.on_demand_timeout, "--on-demand-timeout")?,
         bearer_token: a.bearer_token.clone(),
         protect_metrics: a.protect_metrics,
-        webhooks,
+        webhooks: webhooks(a)?,
         notify_min_severity: a.notify_min_severity,
-        external_url,
+        external_url: a.external_url.clone().unwrap_or_default(),
         webhook_timeout: duration_arg(&a.webhook_timeout, "--webhook-timeout")?,
-        engine,
-    };
+        engine: a.thresholds.config()?,
+        http: HttpLimits {
+            header_read_timeout: duration_arg(&a.header_read_timeout, "--header-read-timeout")?,
+            idle_timeout: duration_arg(&a.idle_timeout, "--idle-timeout")?,
+            max_connections: a.max_connections,
+        },
+    })
+}
+
+async fn serve_cmd(a: ServeArgs) -> Result<i32> {
+    let mut cfg = serve_config(&a)?;
+    let listener = tokio::net::TcpListener::bind(a.listen)
+        .await
+        .with_context(|| format!("binding {}", a.listen))?;
+    let local = listener.local_addr()?;
+    cfg.listen = local;
+    if cfg.external_url.is_empty() {
+        cfg.external_url = format!("http://{local}");
+    }
+    cfg.external_url = cfg.external_url.trim_end_matches('/').to_string();
     let mut db = a.conn.db_unchecked()?;
     if a.conn.map_only {
         db.set_cols(Cols::map_only());
@@ -318,7 +366,7 @@ async fn serve_cmd(a: ServeArgs) -> Result<i32> {
         app.columns_ready();
     }
     if a.bearer_token.is_none() && !local.ip().is_loopback() {
-        tracing::warn!(listen = %local, "no --bearer-token: the API is open to anyone who can reach it");
+        tracing::warn!(listen = %local, "--insecure-no-auth: the API is open to anyone who can reach it");
     }
     eprintln!("mcptap-analyzer: serving on http://{local}/");
     serve::run(app, listener).await?;

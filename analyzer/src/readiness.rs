@@ -17,7 +17,7 @@
 //! findings (routing header problems, modern clients still sending a session id...).
 
 use crate::clickhouse::{Db, de_u64};
-use crate::engine::{Config, Range};
+use crate::config::{Config, Range};
 use crate::finding::{Client, Finding, RuleId};
 use crate::rules::ClientCols;
 use anyhow::Result;
@@ -132,12 +132,9 @@ fn share(a: u64, b: u64) -> f64 {
     if b == 0 { 0.0 } else { a as f64 / b as f64 }
 }
 
-/// Computes the verdict from the rows and the findings of this run (pure).
-pub fn from_rows(rows: &[Row], findings: &[Finding]) -> Readiness {
-    let requests: u64 = rows.iter().map(|r| r.requests).sum();
-    let dep: u64 = rows.iter().map(|r| r.session_dependent).sum();
-    let legacy: u64 = rows.iter().map(|r| r.legacy).sum();
-    let s404: u64 = rows.iter().map(|r| r.session_404).sum();
+/// Session dependence per client (only clients with some) and per instance, most dependent
+/// first.
+fn dependence(rows: &[Row]) -> (Vec<ClientDependence>, Vec<InstanceDependence>) {
     let mut clients: BTreeMap<ClientCols, ClientDependence> = BTreeMap::new();
     let mut instances: BTreeMap<String, InstanceDependence> = BTreeMap::new();
     for r in rows {
@@ -196,11 +193,15 @@ pub fn from_rows(rows: &[Row], findings: &[Finding]) -> Readiness {
             .cmp(&a.session_dependent)
             .then(a.instance.cmp(&b.instance))
     });
-    let xi: u64 = findings
-        .iter()
-        .filter(|f| f.rule == RuleId::CrossInstanceHandleFailure)
-        .map(|f| f.count)
-        .sum();
+    (clients, instances)
+}
+
+/// Why the verdict is what it is (before the verdict's own line).
+fn reasons(
+    (requests, dep, s404, xi): (u64, u64, u64, u64),
+    clients: &[ClientDependence],
+    instances: &[InstanceDependence],
+) -> Vec<String> {
     let mut reasons = Vec::new();
     if requests == 0 {
         reasons.push("no spans in the range: nothing to judge".to_string());
@@ -236,6 +237,11 @@ pub fn from_rows(rows: &[Row], findings: &[Finding]) -> Readiness {
              handles is instance-local; move it to a shared store before relying on stateless routing"
         ));
     }
+    reasons
+}
+
+/// Advice from the other rules' findings (not blocking the verdict).
+fn advice(findings: &[Finding]) -> Vec<String> {
     let mut advice = Vec::new();
     for (rule, text) in [
         (
@@ -276,6 +282,23 @@ pub fn from_rows(rows: &[Row], findings: &[Finding]) -> Readiness {
             "session_id_still_sent: {modern_sid} modern client(s) still send an ignored Mcp-Session-Id"
         ));
     }
+    advice
+}
+
+/// Computes the verdict from the rows and the findings of this run (pure).
+pub fn from_rows(rows: &[Row], findings: &[Finding]) -> Readiness {
+    let requests: u64 = rows.iter().map(|r| r.requests).sum();
+    let dep: u64 = rows.iter().map(|r| r.session_dependent).sum();
+    let legacy: u64 = rows.iter().map(|r| r.legacy).sum();
+    let s404: u64 = rows.iter().map(|r| r.session_404).sum();
+    let (clients, instances) = dependence(rows);
+    let xi: u64 = findings
+        .iter()
+        .filter(|f| f.rule == RuleId::CrossInstanceHandleFailure)
+        .map(|f| f.count)
+        .sum();
+    let mut reasons = reasons((requests, dep, s404, xi), &clients, &instances);
+    let advice = advice(findings);
     let verdict = if requests == 0 {
         Verdict::NoData
     } else if dep > 0 || xi > 0 {

@@ -111,6 +111,66 @@ fn trunc(s: &str, n: usize) -> String {
     }
 }
 
+/// The readiness section of the terminal report.
+fn readiness_table(o: &mut String, r: &crate::readiness::Readiness) {
+    let v = match r.verdict {
+        Verdict::Ready => "READY",
+        Verdict::NotReady => "NOT READY",
+        Verdict::NoData => "NO DATA",
+    };
+    let sticky = if r.sticky_sessions_removable {
+        "sticky sessions can be removed"
+    } else {
+        "sticky sessions cannot be removed yet"
+    };
+    let _ = writeln!(o, "CUTOVER READINESS: {v} — {sticky}");
+    let _ = writeln!(
+        o,
+        "  session-dependent requests: {} of {} ({:.1}%), legacy-era: {}, session 404s: {}, cross-instance handle failures: {}",
+        r.session_dependent_requests,
+        r.requests,
+        r.session_dependent_share * 100.0,
+        r.legacy_requests,
+        r.session_404,
+        r.cross_instance_handle_failures
+    );
+    for reason in &r.reasons {
+        let _ = writeln!(o, "  - {reason}");
+    }
+    for adv in &r.advice {
+        let _ = writeln!(o, "  * {adv}");
+    }
+    if !r.clients.is_empty() {
+        let _ = writeln!(o, "  clients still on sessions:");
+        for c in &r.clients {
+            let _ = writeln!(
+                o,
+                "    {:<48} {:>6}/{:<6} ({:>5.1}%)  404s {:<4} instances {}",
+                trunc(&c.client.label(), 48),
+                c.session_dependent,
+                c.requests,
+                c.share * 100.0,
+                c.session_404,
+                c.instances.join(", ")
+            );
+        }
+    }
+    if !r.instances.is_empty() {
+        let _ = writeln!(o, "  instances:");
+        for i in &r.instances {
+            let _ = writeln!(
+                o,
+                "    {:<48} {:>6}/{:<6} ({:>5.1}%) session-dependent, 404s {}",
+                trunc(&i.instance, 48),
+                i.session_dependent,
+                i.requests,
+                i.share * 100.0,
+                i.session_404
+            );
+        }
+    }
+}
+
 /// Renders the terminal report (plain text, fixed-width columns).
 pub fn to_table(a: &Analysis, source: &SourceInfo) -> String {
     let mut o = String::new();
@@ -124,64 +184,7 @@ pub fn to_table(a: &Analysis, source: &SourceInfo) -> String {
     );
     let _ = writeln!(o);
     match &a.readiness {
-        Some(r) => {
-            let v = match r.verdict {
-                Verdict::Ready => "READY",
-                Verdict::NotReady => "NOT READY",
-                Verdict::NoData => "NO DATA",
-            };
-            let sticky = if r.sticky_sessions_removable {
-                "sticky sessions can be removed"
-            } else {
-                "sticky sessions cannot be removed yet"
-            };
-            let _ = writeln!(o, "CUTOVER READINESS: {v} — {sticky}");
-            let _ = writeln!(
-                o,
-                "  session-dependent requests: {} of {} ({:.1}%), legacy-era: {}, session 404s: {}, cross-instance handle failures: {}",
-                r.session_dependent_requests,
-                r.requests,
-                r.session_dependent_share * 100.0,
-                r.legacy_requests,
-                r.session_404,
-                r.cross_instance_handle_failures
-            );
-            for reason in &r.reasons {
-                let _ = writeln!(o, "  - {reason}");
-            }
-            for adv in &r.advice {
-                let _ = writeln!(o, "  * {adv}");
-            }
-            if !r.clients.is_empty() {
-                let _ = writeln!(o, "  clients still on sessions:");
-                for c in &r.clients {
-                    let _ = writeln!(
-                        o,
-                        "    {:<48} {:>6}/{:<6} ({:>5.1}%)  404s {:<4} instances {}",
-                        trunc(&c.client.label(), 48),
-                        c.session_dependent,
-                        c.requests,
-                        c.share * 100.0,
-                        c.session_404,
-                        c.instances.join(", ")
-                    );
-                }
-            }
-            if !r.instances.is_empty() {
-                let _ = writeln!(o, "  instances:");
-                for i in &r.instances {
-                    let _ = writeln!(
-                        o,
-                        "    {:<48} {:>6}/{:<6} ({:>5.1}%) session-dependent, 404s {}",
-                        trunc(&i.instance, 48),
-                        i.session_dependent,
-                        i.requests,
-                        i.share * 100.0,
-                        i.session_404
-                    );
-                }
-            }
-        }
+        Some(r) => readiness_table(&mut o, r),
         None => {
             let _ = writeln!(
                 o,

@@ -12,6 +12,15 @@ use anyhow::{Context, Result, anyhow, bail};
 /// Nanoseconds per second.
 pub const NS_PER_SEC: i64 = 1_000_000_000;
 
+/// Earliest instant a range may start at: 1970-01-01T00:00:00Z (Unix ns 0; spans carry Unix
+/// timestamps, nothing is older).
+pub const MIN_RANGE_NS: i64 = 0;
+
+/// Latest instant a range may end at: 2200-01-01T00:00:00Z in Unix ns. With
+/// [`MIN_RANGE_NS`] it keeps every range length and step count far from `i64` overflow
+/// (`i64::MAX` ns is 2262-04-11).
+pub const MAX_RANGE_NS: i64 = 7_258_118_400 * NS_PER_SEC;
+
 /// Days since 1970-01-01 of the civil date `y-m-d` (proleptic Gregorian).
 fn days_from_civil(y: i64, m: i64, d: i64) -> i64 {
     let y = if m <= 2 { y - 1 } else { y };

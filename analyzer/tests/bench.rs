@@ -18,7 +18,8 @@
 mod common;
 
 use mcptap_analyzer::clickhouse::Cols;
-use mcptap_analyzer::engine::{Config, Range, analyze};
+use mcptap_analyzer::config::{Config, Range};
+use mcptap_analyzer::engine::analyze;
 use mcptap_analyzer::finding::RuleId;
 use mcptap_analyzer::timeutil::{NS_PER_SEC, parse_rfc3339_ns};
 use std::time::Instant;

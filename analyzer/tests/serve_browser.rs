@@ -29,16 +29,11 @@ fn chromium() -> Option<PathBuf> {
         })
 }
 
-fn target_dir() -> PathBuf {
-    Path::new(env!("CARGO_TARGET_TMPDIR"))
-        .parent()
-        .unwrap()
-        .to_path_buf()
-}
-
-/// Runs headless Chromium on `url` with `extra` flags (a fresh profile each time); stdout.
-fn run_chromium(bin: &Path, url: &str, extra: &[String]) -> String {
-    let profile = tempdir("profile");
+/// Runs headless Chromium on `url` with `extra` flags in the profile `profile` (a fresh one
+/// when `None`, removed afterwards); stdout.
+fn run_chromium(bin: &Path, profile: Option<&Path>, url: &str, extra: &[String]) -> String {
+    let fresh = profile.is_none();
+    let profile = profile.map_or_else(|| common::temp_dir("chromium-profile"), Path::to_path_buf);
     let out = Command::new("timeout")
         .arg("180")
         .arg(bin)
@@ -60,7 +55,9 @@ fn run_chromium(bin: &Path, url: &str, extra: &[String]) -> String {
         .arg(url)
         .output()
         .unwrap();
-    let _ = std::fs::remove_dir_all(&profile);
+    if fresh {
+        let _ = std::fs::remove_dir_all(&profile);
+    }
     let dom = String::from_utf8_lossy(&out.stdout);
     assert!(
         !dom.contains("[object "),
@@ -74,19 +71,6 @@ fn run_chromium(bin: &Path, url: &str, extra: &[String]) -> String {
         String::from_utf8_lossy(&out.stderr)
     );
     String::from_utf8_lossy(&out.stdout).into_owned()
-}
-
-fn tempdir(tag: &str) -> PathBuf {
-    let d = std::env::temp_dir().join(format!(
-        "mcptap-chromium-{tag}-{}-{}",
-        std::process::id(),
-        std::time::SystemTime::now()
-            .duration_since(std::time::UNIX_EPOCH)
-            .unwrap()
-            .as_nanos()
-    ));
-    std::fs::create_dir_all(&d).unwrap();
-    d
 }
 
 /// The `<tr ...>...</tr>` of the findings table for `rule`.
@@ -134,9 +118,23 @@ async fn page_renders_the_real_capture() {
         .unwrap()
         .clone();
 
+    // Log in the way a user does: the login form POSTs the token, the answer sets an HttpOnly
+    // cookie and sends the browser to the page (a data: page submits the form here, as
+    // headless Chromium cannot type). The profile keeps the cookie for the runs below.
+    let profile = common::temp_dir("chromium-logged-in");
+    let login = format!(
+        "data:text/html,<form%20method=post%20action=%22{}/login%22><input%20name=token%20value=%22{TOKEN}%22></form><script>document.forms[0].submit()</script>",
+        srv.base
+    );
+    let p = Some(profile.as_path());
+    let dom = run_chromium(&bin, p, &login, &["--dump-dom".to_string()]);
+    assert!(
+        dom.contains("data-state=\"ready\""),
+        "login did not lead to the page:\n{dom}"
+    );
     // Overview.
-    let page = format!("{}/?token={TOKEN}", srv.base);
-    let dom = run_chromium(&bin, &page, &["--dump-dom".to_string()]);
+    let page = format!("{}/", srv.base);
+    let dom = run_chromium(&bin, p, &page, &["--dump-dom".to_string()]);
     assert!(
         dom.contains("data-state=\"ready\""),
         "page did not finish:\n{dom}"
@@ -183,10 +181,11 @@ async fn page_renders_the_real_capture() {
     assert!(!dom.contains(TOKEN));
 
     // Screenshot of the overview.
-    let png = target_dir().join("analyzer-page.png");
+    let png = common::target_dir().join("analyzer-page.png");
     let _ = std::fs::remove_file(&png);
     run_chromium(
         &bin,
+        p,
         &page,
         &[
             format!("--screenshot={}", png.display()),
@@ -206,6 +205,7 @@ async fn page_renders_the_real_capture() {
     let fid = xi["id"].as_str().unwrap();
     let dom = run_chromium(
         &bin,
+        p,
         &format!("{page}#/finding/{fid}"),
         &["--dump-dom".to_string()],
     );
@@ -226,6 +226,7 @@ async fn page_renders_the_real_capture() {
         .unwrap();
     let dom = run_chromium(
         &bin,
+        p,
         &format!("{page}#/trace/{tid}"),
         &["--dump-dom".to_string()],
     );
@@ -242,9 +243,10 @@ async fn page_renders_the_real_capture() {
         assert!(tbl.contains(s["instance"].as_str().unwrap()));
     }
     assert!(tbl.contains("tools/call"));
-    let png = target_dir().join("analyzer-page-trace.png");
+    let png = common::target_dir().join("analyzer-page-trace.png");
     run_chromium(
         &bin,
+        p,
         &format!("{page}#/trace/{tid}"),
         &[
             format!("--screenshot={}", png.display()),
@@ -254,11 +256,17 @@ async fn page_renders_the_real_capture() {
     assert!(std::fs::metadata(&png).unwrap().len() > 10_000);
 
     // Without the token the page asks for it and shows no data.
-    let dom = run_chromium(&bin, &format!("{}/", srv.base), &["--dump-dom".to_string()]);
+    let dom = run_chromium(
+        &bin,
+        None,
+        &format!("{}/", srv.base),
+        &["--dump-dom".to_string()],
+    );
     assert!(dom.contains("Bearer token required"));
     assert!(
         dom.contains("id=\"auth\" class=\"card\""),
         "token form visible"
     );
     assert!(!dom.contains("id=\"findings-table\""));
+    let _ = std::fs::remove_dir_all(&profile);
 }

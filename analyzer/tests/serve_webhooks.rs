@@ -11,7 +11,7 @@ use axum::Router;
 use axum::extract::{Path, State};
 use axum::http::StatusCode;
 use axum::routing::post;
-use mcptap_analyzer::engine::Config;
+use mcptap_analyzer::config::Config;
 use mcptap_analyzer::finding::Severity;
 use mcptap_analyzer::serve::notify::{Webhook, WebhookFormat};
 use mcptap_analyzer::serve::{App, ServeConfig, finding_id};
@@ -83,6 +83,7 @@ async fn alertmanager_and_slack_dedup_and_resolve() {
         until: common::serve::UNTIL.to_string(),
         max_range_ns: 31 * 86_400 * NS_PER_SEC,
         max_series_points: 120,
+        on_demand_timeout: Duration::from_secs(30),
         bearer_token: None,
         protect_metrics: false,
         webhooks: vec![
@@ -94,6 +95,7 @@ async fn alertmanager_and_slack_dedup_and_resolve() {
         external_url: "http://analyzer.example:8080".into(),
         webhook_timeout: Duration::from_secs(10),
         engine: Config::default(),
+        http: mcptap_analyzer::serve::http::HttpLimits::default(),
     };
     let app = App::new(db, cfg).unwrap();
     app.columns_ready();

@@ -1,17 +1,11 @@
 // mcptap-analyzer web page: vanilla JS, no dependencies. Reads the JSON API of the same
-// origin. Token: `?token=` (moved to sessionStorage and removed from the address bar) or the
-// form shown after a 401. Range: `?since=&until=` (else the service's cached window).
+// origin, authenticated by the HttpOnly cookie that the login form (shown after a 401, a plain
+// POST to `login`) sets; the page never sees the token. Range: `?since=&until=` (else the
+// service's cached window).
 // Routes: `#/` overview, `#/finding/<id>` finding drill-down, `#/trace/<trace id>` spans.
 'use strict';
 (function () {
-  const TOKEN_KEY = 'mcptap-analyzer-token';
   const params = new URLSearchParams(location.search);
-  if (params.has('token')) {
-    sessionStorage.setItem(TOKEN_KEY, params.get('token'));
-    params.delete('token');
-    const q = params.toString();
-    history.replaceState(null, '', location.pathname + (q ? '?' + q : '') + location.hash);
-  }
   const range = {};
   for (const k of ['since', 'until']) {
     const v = params.get(k);
@@ -53,9 +47,7 @@
 
   async function api(path, extra) {
     const headers = { Accept: 'application/json' };
-    const t = sessionStorage.getItem(TOKEN_KEY);
-    if (t) headers.Authorization = 'Bearer ' + t;
-    const r = await fetch(path + query(extra), { headers });
+    const r = await fetch(path + query(extra), { headers, credentials: 'same-origin' });
     if (r.status === 401) {
       $('auth').classList.remove('hidden');
       throw new AuthError('bearer token required');
@@ -292,13 +284,6 @@
     }
   }
 
-  $('token-form').addEventListener('submit', (ev) => {
-    ev.preventDefault();
-    sessionStorage.setItem(TOKEN_KEY, $('token-input').value);
-    $('auth').classList.add('hidden');
-    $('error').classList.add('hidden');
-    load();
-  });
   $('range-form').addEventListener('submit', (ev) => {
     ev.preventDefault();
     const p = new URLSearchParams();

@@ -7,6 +7,7 @@ sidecar and sidecar-mesh patches, Helm's sidecar vs `inject`).
 
 usage: check_manifests.py COLLECTOR_BIN
 """
+import base64
 import json, pathlib, subprocess, sys, tempfile
 import yaml
 from helm_python import Chart, chart as helm_chart
@@ -84,6 +85,22 @@ def by_kind(docs, kind):
     return [d for d in docs if d["kind"] == kind]
 
 
+def analyzer_locked(where, docs, token_secret):
+    """The analyzer gets its bearer token from `token_secret` and a NetworkPolicy guards it."""
+    an = [d for d in by_kind(docs, "Deployment") if d["metadata"]["name"].endswith("mcptap-analyzer")]
+    if not check(an, f"{where}: analyzer Deployment"):
+        return
+    env = {e["name"]: e for e in an[0]["spec"]["template"]["spec"]["containers"][0].get("env", [])}
+    ref = env.get("MCPTAP_ANALYZER_TOKEN", {}).get("valueFrom", {}).get("secretKeyRef", {})
+    check(ref.get("name") == token_secret and ref.get("key") == "token" and not ref.get("optional"),
+          f"{where}: MCPTAP_ANALYZER_TOKEN from Secret {token_secret} (required): {ref}")
+    labels = an[0]["spec"]["template"]["metadata"]["labels"]
+    np = [d for d in by_kind(docs, "NetworkPolicy")
+          if all(labels.get(k) == v for k, v in d["spec"]["podSelector"]["matchLabels"].items())]
+    check(np and "Ingress" in np[0]["spec"]["policyTypes"] and np[0]["spec"]["ingress"][0]["from"],
+          f"{where}: NetworkPolicy selecting the analyzer with restricted ingress")
+
+
 # --- kustomize ----------------------------------------------------------------
 for k in ["base", "overlays/example", "overlays/example-mesh"]:
     p = ROOT / "deploy/kubernetes" / k
@@ -94,6 +111,7 @@ for k in ["base", "overlays/example", "overlays/example-mesh"]:
     job = by_kind(docs, "Job")
     check(job and job[0]["spec"]["template"]["spec"]["containers"][0]["args"] == ["schema"], f"{k}: schema Job")
     check(any(d["metadata"]["name"] == "mcptap-analyzer" for d in by_kind(docs, "Service")), f"{k}: analyzer Service")
+    analyzer_locked(f"kustomize {k}", docs, "mcptap-analyzer-token")
     if k == "overlays/example":
         shop = [d for d in by_kind(docs, "Deployment") if d["metadata"]["name"] == "shop-mcp"]
         if check(shop, "example: shop-mcp"):
@@ -103,6 +121,8 @@ for k in ["base", "overlays/example", "overlays/example-mesh"]:
         kinds = {d["kind"] for d in docs}
         check({"ServiceMonitor", "PodMonitor", "PrometheusRule", "Secret"} <= kinds, f"example kinds {kinds}")
         check(all(d["metadata"].get("namespace") == "mcp-demo" for d in docs), "example: namespace")
+        check(any(d["metadata"]["name"] == "mcptap-analyzer-token" for d in by_kind(docs, "Secret")),
+              "example: analyzer token Secret")
     if k == "overlays/example-mesh":
         # Mesh mode (components/sidecar-mesh): `any`, so the proxy's loopback hop is captured.
         shop = [d for d in by_kind(docs, "Deployment") if d["metadata"]["name"] == "shop-mcp"]
@@ -118,7 +138,8 @@ H = ROOT / "deploy/helm/mcptap"
 for vals in [None, {"monitoring": {"serviceMonitor": {"enabled": True}, "podMonitor": {"enabled": True},
                                    "prometheusRule": {"enabled": True}},
                     "grafana": {"dashboards": {"enabled": True}}, "exampleServer": {"enabled": True},
-                    "clickhouse": {"existingSecret": "ch"}, "schemaJob": {"ttlDays": 30}},
+                    "clickhouse": {"existingSecret": "ch"}, "schemaJob": {"ttlDays": 30},
+                    "analyzer": {"auth": {"existingSecret": "tok"}}},
              {"exampleServer": {"enabled": True}, "collector": {"securityMode": "root"}},
              {"exampleServer": {"enabled": True}, "collector": {"mesh": {"enabled": True, "tlsPorts": [4143]}}}]:
     rep = helm_chart.lint(H, vals, strict=True, kube_version="v1.33.0")
@@ -128,6 +149,11 @@ for vals in [None, {"monitoring": {"serviceMonitor": {"enabled": True}, "podMoni
     text = "\n---\n".join(v for k, v in sorted(out.items()) if k.endswith(".yaml") and v.strip())
     docs = validate(f"helm render values={json.dumps(vals)[:60]}", text)
     ex = [d for d in by_kind(docs, "Deployment") if d["metadata"]["name"].endswith("example-mcp")]
+    tok = (vals or {}).get("analyzer", {}).get("auth", {}).get("existingSecret") or "mcptap-analyzer-token"
+    analyzer_locked("helm render", docs, tok)
+    if tok == "mcptap-analyzer-token":
+        sec = [d for d in by_kind(docs, "Secret") if d["metadata"]["name"] == tok]
+        check(sec and len(base64.b64decode(sec[0]["data"]["token"])) >= 32, "helm: generated analyzer token")
     if vals and vals.get("exampleServer"):
         if check(ex, "helm: example server"):
             spec = ex[0]["spec"]["template"]["spec"]
@@ -147,7 +173,7 @@ for vals in [None, {"monitoring": {"serviceMonitor": {"enabled": True}, "podMoni
             secret_refs = {e["valueFrom"]["secretKeyRef"]["name"] for d in by_kind(docs, "Deployment")
                            for c in d["spec"]["template"]["spec"]["containers"] for e in c.get("env", [])
                            if "secretKeyRef" in e.get("valueFrom", {})}
-            check(secret_refs == {"ch"} and not by_kind(docs, "Secret"), f"helm existingSecret {secret_refs}")
+            check(secret_refs == {"ch", "tok"} and not by_kind(docs, "Secret"), f"helm existingSecret {secret_refs}")
     else:
         check(not ex and len(by_kind(docs, "Job")) == 1 and by_kind(docs, "Secret"), "helm defaults")
 

@@ -19,7 +19,7 @@
 
 use super::{ClientCols, counts};
 use crate::clickhouse::{Db, de_i64, de_u64};
-use crate::engine::{Config, Range};
+use crate::config::{Config, Range};
 use crate::finding::{Finding, RuleId, Severity, Subject};
 use crate::timeutil::format_rfc3339_ns;
 use anyhow::Result;
@@ -86,6 +86,28 @@ pub struct Row {
     pub minted_tool: String,
 }
 
+/// One failed use with its mint, as `details.examples[]` shows it.
+fn example(r: &Row) -> serde_json::Value {
+    serde_json::json!({
+        "handle": r.handle,
+        "tool": r.tool,
+        "method": r.method,
+        "minted_on": r.minted_on,
+        "minted_at": format_rfc3339_ns(r.minted_ns),
+        "minted_trace_id": r.minted_trace,
+        "minted_span_id": r.minted_span,
+        "minted_by_tool": r.minted_tool,
+        "used_on": r.used_on,
+        "used_at": format_rfc3339_ns(r.used_ns),
+        "used_trace_id": r.used_trace,
+        "used_span_id": r.used_span,
+        "http_status": r.http_status,
+        "rpc_error_code": r.rpc_code,
+        "error_type": r.error_type,
+        "error": r.status_message,
+    })
+}
+
 /// Turns rows into findings (pure): grouped by (client, tool, handle key, minted_on, used_on).
 pub fn findings(rows: &[Row], cfg: &Config) -> Vec<Finding> {
     type Key = (ClientCols, String, String, String, String);
@@ -115,30 +137,8 @@ pub fn findings(rows: &[Row], cfg: &Config) -> Vec<Finding> {
             let c = |f: &dyn Fn(&Row) -> bool| rs.iter().filter(|r| f(r)).count() as u64;
             let first = rs.iter().map(|r| r.used_ns).min().unwrap_or(0);
             let last = rs.iter().map(|r| r.used_ns).max().unwrap_or(0);
-            let examples: Vec<serde_json::Value> = rs
-                .iter()
-                .take(cfg.samples.max(1))
-                .map(|r| {
-                    serde_json::json!({
-                        "handle": r.handle,
-                        "tool": r.tool,
-                        "method": r.method,
-                        "minted_on": r.minted_on,
-                        "minted_at": format_rfc3339_ns(r.minted_ns),
-                        "minted_trace_id": r.minted_trace,
-                        "minted_span_id": r.minted_span,
-                        "minted_by_tool": r.minted_tool,
-                        "used_on": r.used_on,
-                        "used_at": format_rfc3339_ns(r.used_ns),
-                        "used_trace_id": r.used_trace,
-                        "used_span_id": r.used_span,
-                        "http_status": r.http_status,
-                        "rpc_error_code": r.rpc_code,
-                        "error_type": r.error_type,
-                        "error": r.status_message,
-                    })
-                })
-                .collect();
+            let examples: Vec<serde_json::Value> =
+                rs.iter().take(cfg.samples.max(1)).map(|r| example(r)).collect();
             let mut traces = Vec::new();
             for r in &rs {
                 for t in [&r.used_trace, &r.minted_trace] {

@@ -14,7 +14,7 @@
 
 use super::{ClientCols, GroupFinding, Seen, sorted};
 use crate::clickhouse::{Db, de_u64};
-use crate::engine::{Config, Range};
+use crate::config::{Config, Range};
 use crate::finding::{Finding, RuleId, Severity, Subject};
 use anyhow::Result;
 use serde::Deserialize;

@@ -24,7 +24,7 @@ pub mod session_id_still_sent;
 pub mod status_4xx_spike;
 
 use crate::clickhouse::{Db, de_i64, de_u64};
-use crate::engine::Config;
+use crate::config::Config;
 use crate::finding::{Client, Finding, RuleId, Severity, Subject};
 use crate::timeutil::format_rfc3339_ns;
 use serde::Deserialize;

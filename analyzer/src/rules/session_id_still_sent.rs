@@ -20,7 +20,7 @@
 
 use super::{ClientCols, GroupFinding, Seen, de_count_map, sorted};
 use crate::clickhouse::{Db, de_u64};
-use crate::engine::{Config, Range};
+use crate::config::{Config, Range};
 use crate::finding::{Finding, RuleId, Severity, Subject};
 use anyhow::Result;
 use serde::Deserialize;

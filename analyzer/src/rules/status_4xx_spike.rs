@@ -33,7 +33,7 @@
 
 use super::{ClientCols, Seen, counts};
 use crate::clickhouse::{Db, de_i64, de_u64};
-use crate::engine::{Config, Range, SpikeConfig};
+use crate::config::{Config, Range, SpikeConfig};
 use crate::finding::{Finding, RuleId, Severity, Subject};
 use crate::timeutil::format_rfc3339_ns;
 use anyhow::{Result, bail};
@@ -47,7 +47,7 @@ const METHOD_LABEL: &str =
 /// Client key of `--spike-by-client` (the resolved identity, see [`super::ClientCols`]).
 const CLIENT_KEY: &str = "concat(@client_name@, '|', @client_version@, '|', if(@client_name@ != '', '', @ua@), '|', @addr@)";
 
-/// Totals per (key, window) over `[base_since, until)`. `$GCLIENT`/`$FROM`: [`CLIENT_KEY`]
+/// Totals per (key, window) over `[base_since, until)`. `$GCLIENT`/`$FROM`: `CLIENT_KEY`
 /// and `@from_clients@` with `--spike-by-client`, else `''` and `@from@` (no session join).
 pub const SQL_TOTALS: &str = "
 SELECT toString(@instance@) AS instance,
@@ -198,25 +198,107 @@ pub fn detect(totals: &[TotalRow], range: &Range, sc: &SpikeConfig) -> Vec<Incid
     out
 }
 
+/// Client, method and cause of 4xx answers, with their count and up to 3 sample traces.
+type Attribution = Vec<((ClientCols, String, String), (u64, Vec<String>))>;
+
+/// The 4xx answers of an incident's rows by cause, and attributed to client, method and cause
+/// (most first).
+fn attribute(rows: &[&CauseRow]) -> (BTreeMap<String, u64>, Attribution) {
+    let mut by_cause: BTreeMap<String, u64> = BTreeMap::new();
+    let mut attribution: BTreeMap<(ClientCols, String, String), (u64, Vec<String>)> =
+        BTreeMap::new();
+    for r in rows {
+        *by_cause.entry(r.cause.clone()).or_default() += r.n;
+        let a = attribution
+            .entry((r.client.clone(), r.method.clone(), r.cause.clone()))
+            .or_default();
+        a.0 += r.n;
+        for t in &r.seen.traces {
+            if a.1.len() < 3 && !a.1.contains(t) {
+                a.1.push(t.clone());
+            }
+        }
+    }
+    let mut attr: Vec<_> = attribution.into_iter().collect();
+    attr.sort_by(|a, b| b.1.0.cmp(&a.1.0).then(a.0.cmp(&b.0)));
+    (by_cause, attr)
+}
+
+/// The cause rows of an incident (its key, its windows).
+fn incident_rows<'a>(inc: &Incident, causes: &'a [CauseRow]) -> Vec<&'a CauseRow> {
+    let buckets: BTreeSet<i64> = inc.windows.iter().map(|w| w.0).collect();
+    causes
+        .iter()
+        .filter(|c| {
+            (
+                c.instance.as_str(),
+                c.g_method.as_str(),
+                c.g_client.as_str(),
+            ) == (inc.key.0.as_str(), inc.key.1.as_str(), inc.key.2.as_str())
+                && buckets.contains(&c.bucket)
+        })
+        .collect()
+}
+
+/// The first sample trace of each attribution entry, in order, de-duplicated, at most `n`.
+fn attribution_samples(attr: &Attribution, n: usize) -> Vec<String> {
+    let mut traces = Vec::new();
+    for (_, (_, ts)) in attr {
+        if let Some(t) = ts.first()
+            && traces.len() < n
+            && !traces.contains(t)
+        {
+            traces.push(t.clone());
+        }
+    }
+    traces
+}
+
+/// The `details` of an incident's finding.
+fn details(
+    inc: &Incident,
+    sc: &SpikeConfig,
+    (peak, baseline): (f64, Option<f64>),
+    by_cause: &BTreeMap<String, u64>,
+    attr: &Attribution,
+) -> serde_json::Value {
+    let bucket_ns = sc.bucket_ns.max(1);
+    serde_json::json!({
+        "windows": inc.windows.iter().map(|w| serde_json::json!({
+            "start": format_rfc3339_ns(w.0.saturating_mul(bucket_ns)),
+            "end": format_rfc3339_ns(w.0.saturating_add(1).saturating_mul(bucket_ns)),
+            "requests": w.1,
+            "status_4xx": w.2,
+            "rate": if w.1 == 0 { 0.0 } else { w.2 as f64 / w.1 as f64 },
+            "baseline_rate": w.3,
+        })).collect::<Vec<_>>(),
+        "peak_rate": peak,
+        "baseline_rate": baseline,
+        "causes": by_cause,
+        "attribution": attr.iter().map(|((cc, m, cause), (n, ts))| serde_json::json!({
+            "client": cc.client(&[]),
+            "method": m,
+            "cause": cause,
+            "count": n,
+            "sample_trace_ids": ts,
+        })).collect::<Vec<_>>(),
+        "thresholds": {
+            "window_seconds": bucket_ns as f64 / 1e9,
+            "baseline_windows": sc.baseline_buckets,
+            "min_count": sc.min_count,
+            "min_rate": sc.min_rate,
+            "factor": sc.factor,
+        },
+    })
+}
+
 /// Builds findings from incidents and the cause breakdown (pure).
 pub fn findings(incidents: &[Incident], causes: &[CauseRow], cfg: &Config) -> Vec<Finding> {
     let sc = &cfg.spike;
-    let bucket_ns = sc.bucket_ns.max(1);
     incidents
         .iter()
         .map(|inc| {
-            let buckets: BTreeSet<i64> = inc.windows.iter().map(|w| w.0).collect();
-            let rows: Vec<&CauseRow> = causes
-                .iter()
-                .filter(|c| {
-                    (
-                        c.instance.as_str(),
-                        c.g_method.as_str(),
-                        c.g_client.as_str(),
-                    ) == (inc.key.0.as_str(), inc.key.1.as_str(), inc.key.2.as_str())
-                        && buckets.contains(&c.bucket)
-                })
-                .collect();
+            let rows = incident_rows(inc, causes);
             let requests: u64 = inc.windows.iter().map(|w| w.1).sum();
             let c4xx: u64 = inc.windows.iter().map(|w| w.2).sum();
             let peak = inc
@@ -230,32 +312,8 @@ pub fn findings(incidents: &[Incident], causes: &[CauseRow], cfg: &Config) -> Ve
                     }
                 })
                 .fold(0.0_f64, f64::max);
-            let mut by_cause: BTreeMap<String, u64> = BTreeMap::new();
-            let mut attribution: BTreeMap<(ClientCols, String, String), (u64, Vec<String>)> =
-                BTreeMap::new();
-            for r in &rows {
-                *by_cause.entry(r.cause.clone()).or_default() += r.n;
-                let a = attribution
-                    .entry((r.client.clone(), r.method.clone(), r.cause.clone()))
-                    .or_default();
-                a.0 += r.n;
-                for t in &r.seen.traces {
-                    if a.1.len() < 3 && !a.1.contains(t) {
-                        a.1.push(t.clone());
-                    }
-                }
-            }
-            let mut attr: Vec<_> = attribution.into_iter().collect();
-            attr.sort_by(|a, b| b.1.0.cmp(&a.1.0).then(a.0.cmp(&b.0)));
-            let mut traces = Vec::new();
-            for (_, (_, ts)) in &attr {
-                if let Some(t) = ts.first()
-                    && traces.len() < cfg.samples
-                    && !traces.contains(t)
-                {
-                    traces.push(t.clone());
-                }
-            }
+            let (by_cause, attr) = attribute(&rows);
+            let traces = attribution_samples(&attr, cfg.samples);
             let first = rows.iter().map(|r| r.seen.first_ns).min().unwrap_or(0);
             let last = rows.iter().map(|r| r.seen.last_ns).max().unwrap_or(0);
             let base_rates: Vec<f64> = inc.windows.iter().filter_map(|w| w.3).collect();
@@ -304,33 +362,7 @@ pub fn findings(incidents: &[Incident], causes: &[CauseRow], cfg: &Config) -> Ve
                 first_seen: format_rfc3339_ns(first),
                 last_seen: format_rfc3339_ns(last),
                 sample_trace_ids: traces,
-                details: serde_json::json!({
-                    "windows": inc.windows.iter().map(|w| serde_json::json!({
-                        "start": format_rfc3339_ns(w.0.saturating_mul(bucket_ns)),
-                        "end": format_rfc3339_ns(w.0.saturating_add(1).saturating_mul(bucket_ns)),
-                        "requests": w.1,
-                        "status_4xx": w.2,
-                        "rate": if w.1 == 0 { 0.0 } else { w.2 as f64 / w.1 as f64 },
-                        "baseline_rate": w.3,
-                    })).collect::<Vec<_>>(),
-                    "peak_rate": peak,
-                    "baseline_rate": baseline,
-                    "causes": by_cause,
-                    "attribution": attr.iter().map(|((cc, m, cause), (n, ts))| serde_json::json!({
-                        "client": cc.client(&[]),
-                        "method": m,
-                        "cause": cause,
-                        "count": n,
-                        "sample_trace_ids": ts,
-                    })).collect::<Vec<_>>(),
-                    "thresholds": {
-                        "window_seconds": bucket_ns as f64 / 1e9,
-                        "baseline_windows": sc.baseline_buckets,
-                        "min_count": sc.min_count,
-                        "min_rate": sc.min_rate,
-                        "factor": sc.factor,
-                    },
-                }),
+                details: details(inc, sc, (peak, baseline), &by_cause, &attr),
             }
         })
         .collect()

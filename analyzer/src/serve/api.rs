@@ -12,7 +12,8 @@
 //! Accepted values then only travel as bound query parameters.
 
 use super::{App, finding_id, series, traces, web};
-use crate::engine::{Analysis, Range};
+use crate::config::Range;
+use crate::engine::Analysis;
 use crate::finding::{RuleId, Severity};
 use crate::timeutil;
 use axum::Router;
@@ -151,7 +152,7 @@ fn explicit_range(app: &App, q: &Q) -> Result<Option<Range>, ApiError> {
         None => until_ns.saturating_sub(app.cfg.window_ns),
     };
     let r = Range::new(since_ns, until_ns).map_err(|e| ApiError::bad(format!("{e:#}")))?;
-    if until_ns - since_ns > app.cfg.max_range_ns {
+    if r.len_ns() > app.cfg.max_range_ns {
         return Err(ApiError::bad(format!(
             "range too long: at most {} s (--max-range)",
             app.cfg.max_range_ns / timeutil::NS_PER_SEC
@@ -173,7 +174,7 @@ async fn analysis_for(app: &App, q: &Q) -> Result<(Arc<Analysis>, bool), ApiErro
             let a = app
                 .analyze_range(r)
                 .await
-                .map_err(|e| ApiError::unavailable(format!("ClickHouse: {e:#}")))?;
+                .map_err(|e| ApiError::unavailable(format!("{e:#}")))?;
             Ok((Arc::new(a), false))
         }
     }
@@ -309,7 +310,7 @@ async fn rule_series(State(app): State<Arc<App>>, Path(id): Path<String>, p: Par
         return Err(ApiError::bad("step must be at least 1s"));
     }
     let n = series::points(&range, step_ns);
-    if n > app.cfg.max_series_points {
+    if n > app.cfg.max_series_points.unsigned_abs() {
         return Err(ApiError::bad(format!(
             "{n} points: at most {} per series (use a larger step)",
             app.cfg.max_series_points
@@ -324,15 +325,16 @@ async fn rule_series(State(app): State<Arc<App>>, Path(id): Path<String>, p: Par
     {
         return Ok(json_response(v));
     }
-    let _permit = app
-        .on_demand
-        .acquire()
+    let max_points = app.cfg.max_series_points.unsigned_abs();
+    let v = app
+        .on_demand(async {
+            app.ensure_columns().await?;
+            let v =
+                series::compute(&app.db(), &app.cfg.engine, rule, range, step_ns, max_points).await;
+            Ok(v)
+        })
         .await
-        .map_err(|e| ApiError::unavailable(e.to_string()))?;
-    app.ensure_columns()
-        .await
-        .map_err(|e| ApiError::unavailable(format!("ClickHouse: {e:#}")))?;
-    let v = series::compute(&app.db(), &app.cfg.engine, rule, range, step_ns).await;
+        .map_err(|e| ApiError::unavailable(format!("{e:#}")))?;
     if let Some(s) = &snap
         && let Ok(mut m) = s.series.lock()
     {
@@ -393,17 +395,38 @@ pub fn ct_eq(a: &[u8], b: &[u8]) -> bool {
     a.iter().zip(b).fold(0u8, |acc, (x, y)| acc | (x ^ y)) == 0
 }
 
-/// Whether the request carries `Authorization: Bearer <token>` (always true without a token).
+/// The cookie `POST /login` sets (value: the token in lowercase hex).
+pub const TOKEN_COOKIE: &str = "mcptap_analyzer_token";
+
+/// Lowercase hex of `b`.
+pub fn hex(b: &[u8]) -> String {
+    b.iter().map(|x| format!("{x:02x}")).collect()
+}
+
+/// Whether the request carries the token (always true without one): `Authorization: Bearer
+/// <token>` (RFC 6750 §2.1), or the [`TOKEN_COOKIE`] cookie set by the page's login form. A
+/// token in the query string is never read.
 pub fn authorized(token: Option<&str>, headers: &HeaderMap) -> bool {
     let Some(token) = token else { return true };
-    headers
+    let bearer = headers
         .get(header::AUTHORIZATION)
         .and_then(|v| v.to_str().ok())
         .and_then(|v| {
             v.strip_prefix("Bearer ")
                 .or_else(|| v.strip_prefix("bearer "))
         })
-        .is_some_and(|got| ct_eq(got.trim().as_bytes(), token.as_bytes()))
+        .is_some_and(|got| ct_eq(got.trim().as_bytes(), token.as_bytes()));
+    if bearer {
+        return true;
+    }
+    let want = hex(token.as_bytes());
+    headers
+        .get_all(header::COOKIE)
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .flat_map(|v| v.split(';'))
+        .filter_map(|kv| kv.trim().split_once('='))
+        .any(|(k, v)| k == TOKEN_COOKIE && ct_eq(v.as_bytes(), want.as_bytes()))
 }
 
 async fn auth(State(app): State<Arc<App>>, req: Request, next: Next) -> Response {
@@ -474,6 +497,25 @@ mod tests {
         );
         assert!(!authorized(Some("t0k"), &h));
         assert!(ct_eq(b"abc", b"abc") && !ct_eq(b"abc", b"abd") && !ct_eq(b"ab", b"abc"));
+        let mut c = HeaderMap::new();
+        c.insert(
+            header::COOKIE,
+            "a=b; mcptap_analyzer_token=74306b"
+                .parse()
+                .unwrap_or_else(|_| unreachable!()),
+        );
+        assert!(authorized(Some("t0k"), &c));
+        assert!(!authorized(Some("t0K"), &c));
+        c.insert(
+            header::COOKIE,
+            "mcptap_analyzer_token=t0k"
+                .parse()
+                .unwrap_or_else(|_| unreachable!()),
+        );
+        assert!(
+            !authorized(Some("t0k"), &c),
+            "the cookie holds hex, not the token"
+        );
     }
 
     #[test]

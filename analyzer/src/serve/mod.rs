@@ -13,6 +13,7 @@
 //! Reference: `analyzer/SERVE.md` (routes, flags, auth, webhooks), `analyzer/METRICS.md`.
 
 pub mod api;
+pub mod http;
 pub mod metrics;
 pub mod notify;
 pub mod series;
@@ -20,7 +21,8 @@ pub mod traces;
 mod web;
 
 use crate::clickhouse::Db;
-use crate::engine::{self, Analysis, Config, Range};
+use crate::config::{Config, Range};
+use crate::engine::{self, Analysis};
 use crate::finding::{Finding, RuleId};
 use crate::report::SourceInfo;
 use crate::timeutil;
@@ -30,8 +32,9 @@ use std::net::SocketAddr;
 use std::sync::{Arc, Mutex, RwLock};
 use std::time::Duration;
 
-/// Everything `serve` needs besides the ClickHouse connection.
-#[derive(Debug, Clone)]
+/// Everything `serve` needs besides the ClickHouse connection. Its `Debug` never prints the
+/// bearer token or webhook URLs (Slack webhook URLs are credentials).
+#[derive(Clone)]
 pub struct ServeConfig {
     /// Address the HTTP server binds.
     pub listen: SocketAddr,
@@ -46,6 +49,9 @@ pub struct ServeConfig {
     pub max_range_ns: i64,
     /// Most points a series request may ask for (more: HTTP 400).
     pub max_series_points: i64,
+    /// Deadline of one on-demand run (an explicit range or a series), waiting for one of the
+    /// two on-demand permits included; past it the request gets 503 and the work is dropped.
+    pub on_demand_timeout: Duration,
     /// Bearer token protecting `/api/*` (and `/metrics` when `protect_metrics`).
     pub bearer_token: Option<String>,
     /// Whether `/metrics` needs the bearer token too.
@@ -60,6 +66,55 @@ pub struct ServeConfig {
     pub webhook_timeout: Duration,
     /// Rule thresholds.
     pub engine: Config,
+    /// Time and number limits of the HTTP server.
+    pub http: http::HttpLimits,
+}
+
+impl std::fmt::Debug for ServeConfig {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let hooks: Vec<_> = self.webhooks.iter().map(|w| w.format).collect();
+        f.debug_struct("ServeConfig")
+            .field("listen", &self.listen)
+            .field("interval", &self.interval)
+            .field("window_ns", &self.window_ns)
+            .field("until", &self.until)
+            .field("max_range_ns", &self.max_range_ns)
+            .field("max_series_points", &self.max_series_points)
+            .field("on_demand_timeout", &self.on_demand_timeout)
+            .field(
+                "bearer_token",
+                &self.bearer_token.as_ref().map(|_| "[REDACTED]"),
+            )
+            .field("protect_metrics", &self.protect_metrics)
+            .field("webhooks (formats)", &hooks)
+            .field("notify_min_severity", &self.notify_min_severity)
+            .field("external_url", &self.external_url)
+            .field("webhook_timeout", &self.webhook_timeout)
+            .field("engine", &self.engine)
+            .field("http", &self.http)
+            .finish()
+    }
+}
+
+/// Checks the fail-closed rule of `serve`: without a bearer token it listens on a loopback
+/// address only, unless `insecure_no_auth` says so explicitly (`SECURITY.md`).
+///
+/// # Errors
+/// No token, a non-loopback `listen` and no `insecure_no_auth`; the message names the fixes.
+pub fn check_listen_auth(
+    listen: SocketAddr,
+    token: Option<&str>,
+    insecure_no_auth: bool,
+) -> Result<()> {
+    if token.is_some() || listen.ip().is_loopback() || insecure_no_auth {
+        return Ok(());
+    }
+    anyhow::bail!(
+        "refusing to listen on {listen} without a bearer token: the API (findings, client \
+         names, session ids, traces) would be open to anyone who can reach it; set \
+         --bearer-token or MCPTAP_ANALYZER_TOKEN, listen on a loopback address, or pass \
+         --insecure-no-auth"
+    )
 }
 
 /// One cached background analysis.
@@ -230,14 +285,42 @@ impl App {
     /// # Errors
     /// ClickHouse could not be reached to detect the table's columns.
     pub async fn analyze_range(&self, range: Range) -> Result<Analysis> {
-        let _permit = self.on_demand.acquire().await?;
-        self.ensure_columns().await?;
-        let a = engine::analyze(&self.db(), range, &self.cfg.engine, &RuleId::ALL).await;
+        let a = self
+            .on_demand(async {
+                self.ensure_columns().await?;
+                Ok(engine::analyze(&self.db(), range, &self.cfg.engine, &RuleId::ALL).await)
+            })
+            .await?;
         self.record_errors(&a);
         if let Ok(mut s) = self.stats.lock() {
             s.on_demand_total += 1;
         }
         Ok(a)
+    }
+
+    /// Runs on-demand work: holds one of the two on-demand permits, and gives up (dropping
+    /// `work`, which cancels its queries) at [`ServeConfig::on_demand_timeout`] after the call,
+    /// the wait for a permit included.
+    ///
+    /// # Errors
+    /// `work` failed, or the deadline passed.
+    pub async fn on_demand<T>(&self, work: impl Future<Output = Result<T>>) -> Result<T> {
+        let limit = self.cfg.on_demand_timeout;
+        let run = async {
+            let _permit = self.on_demand.acquire().await?;
+            work.await
+        };
+        match tokio::time::timeout(limit, run).await {
+            Ok(r) => r,
+            Err(_) => {
+                tracing::warn!(timeout_s = limit.as_secs_f64(), "on-demand work timed out");
+                anyhow::bail!(
+                    "on-demand analysis took longer than --on-demand-timeout ({} s); ask for a \
+                     shorter range or a larger step",
+                    limit.as_secs_f64()
+                )
+            }
+        }
     }
 
     /// One background run at `now_ns`: analyses the default range, replaces the cache, updates
@@ -315,17 +398,16 @@ pub async fn background(app: Arc<App>) {
     }
 }
 
-/// Serves `app` on `listener` with the background loop until SIGINT/SIGTERM.
+/// Serves `app` on `listener` ([`http::serve`], within [`ServeConfig::http`]) with the
+/// background loop until SIGINT/SIGTERM.
 ///
 /// # Errors
-/// The server fails.
+/// None today (accept errors are retried); kept for callers.
 pub async fn run(app: Arc<App>, listener: tokio::net::TcpListener) -> Result<()> {
     let bg = tokio::spawn(background(app.clone()));
+    let limits = app.cfg.http;
     let router = api::router(app);
-    axum::serve(listener, router)
-        .with_graceful_shutdown(shutdown_signal())
-        .await
-        .context("HTTP server")?;
+    http::serve(listener, router, limits, shutdown_signal()).await;
     bg.abort();
     Ok(())
 }
@@ -348,5 +430,68 @@ async fn shutdown_signal() {
     tokio::select! {
         () = ctrl_c => {},
         () = term => {},
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::clickhouse::Source;
+
+    #[test]
+    fn debug_never_prints_the_token_or_webhook_urls() {
+        let db = Db::new(&Source {
+            url: "http://127.0.0.1:9".into(),
+            user: None,
+            password: None,
+            database: "default".into(),
+            table: "otel_traces".into(),
+        })
+        .unwrap_or_else(|e| panic!("{e}"));
+        let cfg = ServeConfig {
+            listen: SocketAddr::from(([127, 0, 0, 1], 0)),
+            interval: Duration::from_secs(60),
+            window_ns: 3600 * timeutil::NS_PER_SEC,
+            until: "now".into(),
+            max_range_ns: 86_400 * timeutil::NS_PER_SEC,
+            max_series_points: 120,
+            on_demand_timeout: Duration::from_secs(30),
+            bearer_token: Some("super-secret-token-123".into()),
+            protect_metrics: false,
+            webhooks: vec![notify::Webhook {
+                url: "http://hooks.slack.example/services/T0/B0/XXXXsecret".into(),
+                format: notify::WebhookFormat::Slack,
+            }],
+            notify_min_severity: crate::finding::Severity::Warning,
+            external_url: "http://127.0.0.1:0".into(),
+            webhook_timeout: Duration::from_secs(10),
+            engine: Config::default(),
+            http: http::HttpLimits::default(),
+        };
+        let app = App::new(db, cfg).unwrap_or_else(|e| panic!("{e}"));
+        for text in [
+            format!("{app:?}"),
+            format!("{app:#?}"),
+            format!("{:?}", app.cfg),
+        ] {
+            assert!(!text.contains("super-secret-token-123"), "{text}");
+            assert!(!text.contains("XXXXsecret"), "{text}");
+            assert!(
+                text.contains("[REDACTED]") && text.contains("Slack"),
+                "{text}"
+            );
+        }
+    }
+
+    #[test]
+    fn listen_auth_rule() {
+        let any: SocketAddr = "0.0.0.0:8080".parse().unwrap_or_else(|_| unreachable!());
+        let lo: SocketAddr = "127.0.0.1:8080".parse().unwrap_or_else(|_| unreachable!());
+        let lo6: SocketAddr = "[::1]:8080".parse().unwrap_or_else(|_| unreachable!());
+        assert!(check_listen_auth(any, None, false).is_err());
+        assert!(check_listen_auth(any, Some("t"), false).is_ok());
+        assert!(check_listen_auth(any, None, true).is_ok());
+        assert!(check_listen_auth(lo, None, false).is_ok());
+        assert!(check_listen_auth(lo6, None, false).is_ok());
     }
 }

@@ -6,30 +6,46 @@
 //! baseline, `cross_instance_handle_failure` its mint lookback).
 
 use crate::clickhouse::Db;
-use crate::engine::{Config, Range, run_rule};
+use crate::config::{Config, Range};
+use crate::engine::run_rule;
 use crate::finding::RuleId;
 use crate::timeutil::format_rfc3339_ns;
 use serde_json::{Value, json};
 
 /// The default step for a range: about 30 points, rounded up to a whole minute (at least 1 m).
 pub fn default_step_ns(range: &Range) -> i64 {
-    let minute = 60 * crate::timeutil::NS_PER_SEC;
-    let raw = (range.until_ns - range.since_ns) / 30;
-    ((raw + minute - 1) / minute).max(1) * minute
+    let minute = (60 * crate::timeutil::NS_PER_SEC).unsigned_abs();
+    let raw = (range.len_ns() / 30).unsigned_abs();
+    i64::try_from(raw.div_ceil(minute).max(1) * minute).unwrap_or(i64::MAX)
 }
 
-/// Number of points of `range` at `step_ns` (> 0).
-pub fn points(range: &Range, step_ns: i64) -> i64 {
-    let len = range.until_ns - range.since_ns;
-    (len + step_ns - 1) / step_ns
+/// Number of points of `range` at `step_ns` (the last one may be short); 0 for `step_ns <= 0`.
+pub fn points(range: &Range, step_ns: i64) -> u64 {
+    if step_ns <= 0 {
+        return 0;
+    }
+    range
+        .len_ns()
+        .unsigned_abs()
+        .div_ceil(step_ns.unsigned_abs())
 }
 
-/// Runs `rule` over every step of `range` (sequentially) into the series document.
-pub async fn compute(db: &Db, cfg: &Config, rule: RuleId, range: Range, step_ns: i64) -> Value {
+/// Runs `rule` over every step of `range` (sequentially) into the series document, at most
+/// `max_points` steps (the API refuses longer series before; this bounds the loop whatever the
+/// caller checked).
+pub async fn compute(
+    db: &Db,
+    cfg: &Config,
+    rule: RuleId,
+    range: Range,
+    step_ns: i64,
+    max_points: u64,
+) -> Value {
     let mut pts = Vec::new();
     let mut t = range.since_ns;
     let mut errors = 0u64;
-    while t < range.until_ns {
+    let step_ns = step_ns.max(1);
+    while t < range.until_ns && (pts.len() as u64) < max_points {
         let end = t.saturating_add(step_ns).min(range.until_ns);
         let r = Range {
             since_ns: t,

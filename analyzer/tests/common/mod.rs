@@ -6,6 +6,7 @@
 //! array text).
 #![allow(dead_code, missing_docs, clippy::unwrap_used, clippy::expect_used)]
 
+pub mod ground_truth;
 pub mod serve;
 
 use mcptap_analyzer::clickhouse::{Db, Source};
@@ -25,20 +26,43 @@ pub fn repo_root() -> PathBuf {
         .to_path_buf()
 }
 
-struct Front {
-    url: String,
-    _child: Option<Child>,
+/// The cargo target directory of this build (`CARGO_TARGET_TMPDIR`'s parent).
+pub fn target_dir() -> PathBuf {
+    Path::new(env!("CARGO_TARGET_TMPDIR"))
+        .parent()
+        .unwrap()
+        .to_path_buf()
 }
 
-static FRONT: OnceLock<Mutex<Option<Front>>> = OnceLock::new();
+/// A fresh empty directory under the system temp dir, unique per process and call
+/// (`mcptap-analyzer-<tag>-<pid>-<n>`); the caller removes it.
+pub fn temp_dir(tag: &str) -> PathBuf {
+    static SEQ: AtomicU32 = AtomicU32::new(0);
+    let d = std::env::temp_dir().join(format!(
+        "mcptap-analyzer-{tag}-{}-{}",
+        std::process::id(),
+        SEQ.fetch_add(1, Ordering::SeqCst)
+    ));
+    let _ = std::fs::remove_dir_all(&d);
+    std::fs::create_dir_all(&d).unwrap();
+    d
+}
 
-fn free_port() -> u16 {
+/// A TCP port free on loopback at the time of the call.
+pub fn free_port() -> u16 {
     TcpListener::bind("127.0.0.1:0")
         .unwrap()
         .local_addr()
         .unwrap()
         .port()
 }
+
+struct Front {
+    url: String,
+    _child: Option<Child>,
+}
+
+static FRONT: OnceLock<Mutex<Option<Front>>> = OnceLock::new();
 
 fn ping(url: &str) -> bool {
     let Some(hostport) = url.strip_prefix("http://") else {
@@ -75,11 +99,7 @@ pub fn clickhouse_url() -> String {
     }
     let root = repo_root();
     let port = free_port();
-    let data = std::env::temp_dir().join(format!(
-        "mcptap-analyzer-test-{}-{port}",
-        std::process::id()
-    ));
-    std::fs::create_dir_all(&data).unwrap();
+    let data = temp_dir(&format!("chfront-{port}"));
     let py = root.join(".venv/bin/python");
     let start = root.join("tools/chfront/start.sh");
     // The front runs under a small shell that kills it when our stdin pipe closes, i.e. when
@@ -337,10 +357,7 @@ pub fn collector_bin() -> PathBuf {
     if let Ok(p) = std::env::var("MCPTAP_COLLECTOR") {
         return PathBuf::from(p);
     }
-    let target = Path::new(env!("CARGO_TARGET_TMPDIR"))
-        .parent()
-        .unwrap()
-        .to_path_buf();
+    let target = target_dir();
     let bin = target.join("debug/mcptap-collector");
     static BUILT: OnceLock<()> = OnceLock::new();
     BUILT.get_or_init(|| {
