@@ -52,7 +52,7 @@ async fn report_table_json_and_exit_codes() {
     assert_eq!(code, 0, "{err}");
     assert!(table.contains("CUTOVER READINESS: NOT READY"), "{table}");
     assert!(table.contains("cross_instance_handle_failure"));
-    assert!(table.contains("legacy-py/2.3.0 @ 10.77.0.10"));
+    assert!(table.contains("legacy-py/2.3.0 @ 10.77.0.20"));
 
     let (code, json, err) = report(
         &url,
