@@ -121,18 +121,31 @@ const COLUMN_CHOICES: &[(&str, &str, &str)] = &[
     ),
 ];
 
+/// The client's address in every rule: its mesh workload identity when a mesh proxy vouched for
+/// it (`mcptap.client.workload`, a SPIFFE or Linkerd identity: it names a workload, which beats
+/// an IP), else `client.address` (the original client behind trusted proxies; docs/attributes.md).
+pub const ADDR: &str = "if(SpanAttributes['mcptap.client.workload'] != '', SpanAttributes['mcptap.client.workload'], SpanAttributes['client.address'])";
+
+/// One count per logical request, and never a proxy as an instance: the client leg of a
+/// forwarded request (`mcptap.hop` = `client`) is counted on its upstream leg, at the instance
+/// that served it; a request to a proxy whose upstream leg is not in the data (`client_only`)
+/// belongs to no instance (only the 4xx rule reports it, as answered by the proxy). `@range@`
+/// includes this condition.
+pub const ONE_LEG: &str = "SpanAttributes['mcptap.hop'] NOT IN ('client', 'client_only')";
+
 /// Alias of the session-mint subquery joined by `@from_clients@` (and prefix of its columns).
 const MINTED: &str = "mcptap_minted";
 
 /// Fixed expressions (no materialized column exists for them).
 const FIXED: &[(&str, &str)] = &[
     ("ua", "SpanAttributes['user_agent.original']"),
-    ("addr", "SpanAttributes['client.address']"),
+    ("addr", ADDR),
     ("ts_ns", "toUnixTimestamp64Nano(Timestamp)"),
     (
         "range",
-        "Timestamp >= fromUnixTimestamp64Nano({since_ns:Int64}) AND Timestamp < fromUnixTimestamp64Nano({until_ns:Int64})",
+        "Timestamp >= fromUnixTimestamp64Nano({since_ns:Int64}) AND Timestamp < fromUnixTimestamp64Nano({until_ns:Int64}) AND SpanAttributes['mcptap.hop'] NOT IN ('client', 'client_only')",
     ),
+    ("one_leg", ONE_LEG),
     ("from", "{db:Identifier}.{table:Identifier}"),
 ];
 
@@ -180,7 +193,7 @@ impl Cols {
             "client_cols",
             format!(
                 "{name} AS client_name, {version} AS client_version, \
-                 if({name} != '', '', {ua}) AS client_ua, SpanAttributes['client.address'] AS client_address"
+                 if({name} != '', '', {ua}) AS client_ua, {ADDR} AS client_address"
             ),
         ));
         pairs.push(("client_name", name));

@@ -45,6 +45,7 @@ minted AS (
   ARRAY JOIN @hminted@ AS h
   WHERE Timestamp >= fromUnixTimestamp64Nano({mint_since_ns:Int64})
     AND Timestamp < fromUnixTimestamp64Nano({until_ns:Int64})
+    AND @one_leg@
     AND h IN (SELECT h FROM used)
 )
 SELECT u.h AS handle, u.used_on AS used_on, u.used_ns AS used_ns, u.used_trace AS used_trace,

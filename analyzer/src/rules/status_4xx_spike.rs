@@ -12,12 +12,17 @@
 //! does not raise its own baseline). Windows without traffic do not count. Data before
 //! `since` is read for the baseline.
 //!
+//! The client leg of a forwarded request is counted once, on its upstream leg
+//! (`mcptap.hop` = `client` is left out).
+//!
 //! **Spike** when all hold (the sensitivity flags): 4xx count >= `min_count` (default 5);
 //! rate >= `min_rate` (default 0.05); and, when the baseline has traffic, rate >=
 //! `factor` × baseline rate (default 3). Consecutive flagged windows of one key are merged
 //! into one finding.
 //!
 //! **Causes** of each 4xx answer, first match wins:
+//! - `answered_by_proxy`: a request to a proxy whose upstream leg is not in the data
+//!   (`mcptap.hop` = `client_only`), under the instance `proxy <address>`;
 //! - `session_not_found`: 404 to a request that carried `Mcp-Session-Id`;
 //! - `header_mismatch`: 400 with JSON-RPC `-32020`, or a routing header status
 //!   `mismatch`/`missing`;
@@ -47,10 +52,17 @@ const METHOD_LABEL: &str =
 /// Client key of `--spike-by-client` (the resolved identity, see [`super::ClientCols`]).
 const CLIENT_KEY: &str = "concat(@client_name@, '|', @client_version@, '|', if(@client_name@ != '', '', @ua@), '|', @addr@)";
 
+/// The instance of a span: `service.instance.id`, except for a request to a proxy whose
+/// upstream leg is not in the data (`mcptap.hop` = `client_only`: the proxy answered it
+/// itself, or forwarded it out of sight), shown as `proxy <its address>` so that a proxy is
+/// never taken for an instance. Client legs of forwarded requests are counted on their
+/// upstream leg only (`mcptap.hop` = `client` is left out).
+const INSTANCE: &str = "if(SpanAttributes['mcptap.hop'] = 'client_only', concat('proxy ', toString(@instance@)), toString(@instance@))";
+
 /// Totals per (key, window) over `[base_since, until)`. `$GCLIENT`/`$FROM`: `CLIENT_KEY`
 /// and `@from_clients@` with `--spike-by-client`, else `''` and `@from@` (no session join).
 pub const SQL_TOTALS: &str = "
-SELECT toString(@instance@) AS instance,
+SELECT $INSTANCE AS instance,
   if({by_method:Bool}, $METHOD, '') AS g_method,
   $GCLIENT AS g_client,
   intDiv(@ts_ns@, {bucket_ns:Int64}) AS bucket,
@@ -59,19 +71,21 @@ SELECT toString(@instance@) AS instance,
 FROM $FROM
 WHERE Timestamp >= fromUnixTimestamp64Nano({base_since_ns:Int64})
   AND Timestamp < fromUnixTimestamp64Nano({until_ns:Int64})
+  AND SpanAttributes['mcptap.hop'] != 'client'
 GROUP BY instance, g_method, g_client, bucket
 ORDER BY instance, g_method, g_client, bucket
 ";
 
 /// 4xx answers in `[since, until)` per (key, window, client, method, cause).
 pub const SQL_BREAKDOWN: &str = "
-SELECT toString(@instance@) AS instance,
+SELECT $INSTANCE AS instance,
   if({by_method:Bool}, $METHOD, '') AS g_method,
   if({by_client:Bool}, $CLIENT_KEY, '') AS g_client,
   intDiv(@ts_ns@, {bucket_ns:Int64}) AS bucket,
   @client_cols@,
   $METHOD AS method,
   multiIf(
+    SpanAttributes['mcptap.hop'] = 'client_only', 'answered_by_proxy',
     @status@ = 404 AND @sid@ != '', 'session_not_found',
     @status@ = 400 AND (@rpc@ = '-32020' OR @rmethod@ IN ('mismatch', 'missing') OR @rname@ IN ('mismatch', 'missing')), 'header_mismatch',
     @status@ = 404 AND @rpc@ = '-32601', 'unknown_method',
@@ -81,7 +95,10 @@ SELECT toString(@instance@) AS instance,
   min(@ts_ns@) AS first_ns, max(@ts_ns@) AS last_ns,
   groupArray(5)(TraceId) AS traces
 FROM @from_clients@
-WHERE @range@ AND @status@ >= 400 AND @status@ < 500
+WHERE Timestamp >= fromUnixTimestamp64Nano({since_ns:Int64})
+  AND Timestamp < fromUnixTimestamp64Nano({until_ns:Int64})
+  AND SpanAttributes['mcptap.hop'] != 'client'
+  AND @status@ >= 400 AND @status@ < 500
 GROUP BY instance, g_method, g_client, bucket, client_name, client_version, client_ua, client_address, method, cause
 ORDER BY instance, g_method, g_client, bucket, n DESC
 ";
@@ -388,6 +405,7 @@ pub async fn run(db: &Db, range: &Range, cfg: &Config) -> Result<Vec<Finding>> {
         ("''", "@from@")
     };
     let totals_sql = SQL_TOTALS
+        .replace("$INSTANCE", INSTANCE)
         .replace("$METHOD", METHOD_LABEL)
         .replace("$GCLIENT", g_client)
         .replace("$FROM", from);
@@ -404,6 +422,7 @@ pub async fn run(db: &Db, range: &Range, cfg: &Config) -> Result<Vec<Finding>> {
         return Ok(Vec::new());
     }
     let sql = SQL_BREAKDOWN
+        .replace("$INSTANCE", INSTANCE)
         .replace("$METHOD", METHOD_LABEL)
         .replace("$CLIENT_KEY", CLIENT_KEY);
     let q = super::query(db, &sql, range.since_ns, range.until_ns, cfg)?
