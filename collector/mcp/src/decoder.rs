@@ -61,6 +61,10 @@ pub struct Decoder {
     instance_id: Option<Arc<str>>,
     /// Known proxies and the client legs they may still forward.
     hops: hops::Hops,
+    /// The last header-given client identity (`decoder/client.rs`).
+    last_client: Option<Box<client::LastClient>>,
+    /// Scratch buffer of that cache's key.
+    client_key: Vec<u8>,
 }
 
 impl Decoder {
@@ -74,6 +78,8 @@ impl Decoder {
             user_agent: LastText::default(),
             instance_id: cfg.instance_id.as_deref().map(Arc::from),
             hops: hops::Hops::default(),
+            last_client: None,
+            client_key: Vec::new(),
             cfg,
         }
     }
@@ -188,10 +194,13 @@ impl Decoder {
             }
         }
         let (mut ex, req_body) = self.exchanges.admit(conn, req);
-        ex.digest = hops::digest(&ex.method, &ex.target, &req_body);
-        body::parse_request_body(&mut ex, &req_body, &self.cfg, &mut self.stats);
         let server = ex.conn.server.ip();
-        if self.hops.is_proxy(server) {
+        let to_proxy = self.hops.is_proxy(server);
+        if to_proxy || self.hops.needs_digest() {
+            ex.digest = hops::digest(&ex.method, &ex.target, &req_body);
+        }
+        body::parse_request_body(&mut ex, &req_body, &self.cfg, &mut self.stats);
+        if to_proxy {
             let head = hops::head_digest(&ex.method, &ex.target);
             self.index_client_leg(server, (ex.digest, head), ex.conn.flow, ex.index);
         }
@@ -262,6 +271,11 @@ impl Decoder {
                     self.index_client_leg(proxy, d, f, i);
                 }
             }
+        }
+        if !self.hops.seen_client_leg() {
+            // No request to a proxy in the data (a pod sidecar): nothing to link to.
+            self.stats.upstream_legs_unlinked += 1;
+            return Hop::Upstream { parent: None };
         }
         let (exchanges, ts) = (&mut self.exchanges, ex.ts_first);
         // No body forwarded (the instance answered from the head alone):

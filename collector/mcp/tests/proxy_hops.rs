@@ -283,3 +283,66 @@ fn many_forwarding_lines_give_the_same_client_as_one() {
     );
     assert_eq!(answers[0].0.as_deref(), Some(CLIENT_A));
 }
+
+/// The one-entry identity cache answers as a fresh resolution would: a run of
+/// requests with repeating, changing, untrusted and malformed forwarding
+/// headers gives, request by request, what a decoder that saw only that
+/// request gives.
+#[test]
+fn the_identity_cache_answers_as_a_fresh_decoder() {
+    let cases: Vec<(&str, Vec<(&str, &str)>)> = vec![
+        (INGRESS, vec![("X-Forwarded-For", CLIENT_A)]),
+        (INGRESS, vec![("X-Forwarded-For", CLIENT_A)]),
+        (INGRESS, vec![("X-Forwarded-For", CLIENT_B)]),
+        ("192.0.2.99", vec![("X-Forwarded-For", CLIENT_B)]),
+        ("192.0.2.99", vec![("X-Forwarded-For", CLIENT_B)]),
+        (INGRESS, vec![("X-Forwarded-For", "garbage, 10.0.0.3")]),
+        (INGRESS, vec![("Forwarded", "for=\"[2001:db8::7]:4711\"")]),
+        (INGRESS, vec![("Forwarded", "for=\"[2001:db8::7]:4711\"")]),
+        (
+            "127.0.0.6",
+            vec![
+                ("X-Forwarded-For", CLIENT_A),
+                (
+                    "l5d-client-id",
+                    "web.shop.serviceaccount.identity.linkerd.cluster.local",
+                ),
+            ],
+        ),
+        ("127.0.0.6", vec![("X-Forwarded-For", CLIENT_A)]),
+        (INGRESS, vec![("X-Real-IP", CLIENT_B)]),
+    ];
+    let keys = [
+        a::CLIENT_ADDRESS,
+        a::CLIENT_PORT,
+        a::NETWORK_PEER_ADDRESS,
+        a::CLIENT_ADDRESS_SOURCE,
+        a::CLIENT_ADDRESS_ANOMALY,
+        a::CLIENT_WORKLOAD,
+    ];
+    let view = |s: &Span| -> Vec<String> {
+        keys.iter()
+            .map(|k| {
+                s.attributes
+                    .iter()
+                    .find(|(n, _)| n == k)
+                    .map(|(_, v)| format!("{v:?}"))
+                    .unwrap_or_default()
+            })
+            .collect()
+    };
+    let mut all = Vec::new();
+    let mut alone = Vec::new();
+    for (i, (peer, headers)) in cases.iter().enumerate() {
+        let flow = 10 + i as u64;
+        let c = conn(flow, peer, 41000 + i as u16, POD, 8000);
+        let mut evs = vec![request(c, 100 + i as u64, headers, &call(1))];
+        evs.extend(response(flow, 200 + i as u64, 200, &result(1)));
+        all.extend(evs.clone());
+        let (spans, _) = run(DecoderConfig::default(), evs);
+        alone.push(view(&spans[0]));
+    }
+    let (spans, _) = run(DecoderConfig::default(), all);
+    let together: Vec<Vec<String>> = spans.iter().map(view).collect();
+    assert_eq!(together, alone);
+}

@@ -94,12 +94,39 @@ pub(super) struct Hops {
     /// Entries in `legs`, and in `by_head`.
     indexed: usize,
     indexed_by_head: usize,
+    /// Some request to a known proxy was indexed: upstream legs are worth
+    /// looking up (a pod sidecar never sees one, and skips the digests).
+    seen_client_leg: bool,
+    /// The last [`Hops::is_proxy`] answer (servers repeat).
+    last: Option<(IpAddr, bool)>,
 }
 
 impl Hops {
     /// `ip` forwarded requests (it sent believed forwarding headers).
-    pub(super) fn is_proxy(&self, ip: IpAddr) -> bool {
-        !self.proxies.is_empty() && self.proxies.contains(&ip)
+    pub(super) fn is_proxy(&mut self, ip: IpAddr) -> bool {
+        if self.proxies.is_empty() {
+            return false;
+        }
+        if let Some((last, answer)) = self.last
+            && last == ip
+        {
+            return answer;
+        }
+        let answer = self.proxies.contains(&ip);
+        self.last = Some((ip, answer));
+        answer
+    }
+
+    /// Requests need their [`digest`]: no proxy is known yet (the first
+    /// one's pending requests are indexed when it is learned), or client
+    /// legs have been seen.
+    pub(super) fn needs_digest(&self) -> bool {
+        self.proxies.is_empty() || self.seen_client_leg
+    }
+
+    /// Some client leg was indexed (else no upstream leg can be linked).
+    pub(super) fn seen_client_leg(&self) -> bool {
+        self.seen_client_leg
     }
 
     /// Remembers proxy `ip`; `true` when it is new (the caller then indexes
@@ -109,6 +136,7 @@ impl Hops {
             return false;
         }
         self.proxies.insert(ip);
+        self.last = None;
         true
     }
 
@@ -138,6 +166,7 @@ impl Hops {
             .push_back((flow, index));
         self.indexed += 1;
         self.indexed_by_head += 1;
+        self.seen_client_leg = true;
         kept
     }
 
