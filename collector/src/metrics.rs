@@ -613,7 +613,7 @@ mod tests {
             let name = line.split(' ').nth(2).unwrap_or_default().to_string();
             assert!(seen.insert(name.clone()), "{name} twice");
         }
-        assert_eq!(seen.len(), 41, "{s}");
+        assert_eq!(seen.len(), 47, "{s}");
         assert!(s.contains("mcptap_mcp_requests_total{method=\"tools/call\"} 3\n"));
         // Label values escape `\`, `"` and newline.
         assert!(
