@@ -199,7 +199,7 @@ impl Decoder {
     }
 
     /// Turns a finished exchange into its spans (one per JSON-RPC message,
-    /// else one HTTP-level span) and keeps its box for reuse.
+    /// else one HTTP-level span).
     fn finalize(
         &mut self,
         mut ex: Box<Exchange>,
@@ -235,7 +235,6 @@ impl Decoder {
         for span in out.iter_mut().skip(first_span) {
             hops_attrs(ex.hop, to_proxy, span);
         }
-        self.exchanges.recycle(ex);
     }
 
     /// Indexes a request to proxy `proxy` as a client leg (counted when the
