@@ -71,7 +71,6 @@ fn read_off(buf: &[u8], pos: usize, wide: bool) -> usize {
 /// into `dst` bytes that later pieces overwrite (so the bytes after the
 /// last piece are unspecified unless `dst` ends there, where the copy is
 /// exact). No `memcpy` call for short pieces.
-#[inline(always)]
 fn copy_pieces<'d>(
     dst: &'d mut [u8],
     src: &[u8],
@@ -95,7 +94,6 @@ fn copy_pieces<'d>(
 
 /// Copies the 16 bytes of `src` at `from` to the start of `dst`; `false`
 /// (nothing copied) when either is too short.
-#[inline(always)]
 fn copy_block16(dst: &mut [u8], src: &[u8], from: usize) -> bool {
     let s = src.get(from..).and_then(|s| s.first_chunk::<16>());
     match (dst.first_chunk_mut::<16>(), s) {
@@ -112,7 +110,6 @@ fn copy_block16(dst: &mut [u8], src: &[u8], from: usize) -> bool {
 /// names and values written (`None` when they do not fit). Offsets are
 /// below 2³¹ (`W == 4`) or at most `u16::MAX` (`W == 2`): the caller sized
 /// the block.
-#[inline(always)]
 fn fill<'a, const W: usize>(
     table: &mut [u8],
     names: &mut [u8],

@@ -272,7 +272,6 @@ fn tchar_run(s: &[u8]) -> Option<usize> {
 /// bits (no carries between lanes), bytes from 0x80 fail; the first
 /// failing lane is then looked up in [`TCHAR`] (a digit or a rarer
 /// `tchar` such as `_` is stepped over).
-#[inline(always)]
 fn tchar_end(buf: &[u8], mut i: usize) -> usize {
     const LO: u64 = 0x0101_0101_0101_0101;
     const HI: u64 = LO * 0x80;
@@ -305,7 +304,6 @@ fn tchar_end(buf: &[u8], mut i: usize) -> usize {
 /// a byte below 0x20 or equal to 0x7F sets the high bit of its lane
 /// (borrows only run upwards, so the lowest marked lane is the first such
 /// byte); a marked HTAB is stepped over.
-#[inline(always)]
 fn value_stop(buf: &[u8], mut i: usize) -> usize {
     const LO: u64 = 0x0101_0101_0101_0101;
     const HI: u64 = 0x8080_8080_8080_8080;
@@ -345,7 +343,6 @@ fn ascii_string(bytes: &[u8]) -> String {
 }
 
 /// `HTTP/1.0` or `HTTP/1.1` followed by CRLF: the minor version.
-#[inline(always)]
 fn version_crlf(s: Option<&[u8; 10]>) -> Option<u8> {
     match s? {
         b"HTTP/1.1\r\n" => Some(1),
@@ -431,7 +428,6 @@ fn parse_head_fast(buf: &[u8], kind: Kind) -> Option<ParsedHead> {
 /// The request line (RFC 9112 §3) at the start of `buf`, written the plain
 /// way (see [`parse_head_fast`]): the index after its CRLF, the method, the
 /// target and the minor version.
-#[inline(always)]
 fn fast_request_line(buf: &[u8]) -> Option<(usize, &[u8], &[u8], u8)> {
     let m = tchar_run(buf)?;
     if m == 0 || buf.get(m) != Some(&b' ') {
@@ -453,7 +449,6 @@ fn fast_request_line(buf: &[u8]) -> Option<(usize, &[u8], &[u8], u8)> {
 /// The status line (RFC 9112 §4) at the start of `buf`, written the plain
 /// way (see [`parse_head_fast`]): the index after its CRLF, the status code
 /// and the minor version.
-#[inline(always)]
 fn fast_status_line(buf: &[u8]) -> Option<(usize, u16, u8)> {
     let line = buf.first_chunk::<13>()?;
     let (version, rest) = line.split_at(8);
@@ -498,7 +493,6 @@ struct FastFields<'b> {
 /// The header lines (RFC 9112 §5) from `i` to the empty line, each written
 /// the plain way (see [`parse_head_fast`]), at most [`FAST_HEADERS`], in a
 /// head of at most 65 535 bytes; `response`: look for `Content-Type`.
-#[inline(always)]
 fn fast_header_lines(buf: &[u8], mut i: usize, response: bool) -> Option<FastFields<'_>> {
     let mut spans = [[0u16; 4]; FAST_HEADERS];
     let mut count = 0;
@@ -562,7 +556,6 @@ fn fast_header_lines(buf: &[u8], mut i: usize, response: bool) -> Option<FastFie
 /// The header line at `i` (not the empty line), written the plain way:
 /// the name's length, the value's start and end (SP/HTAB around it left
 /// out, as `httparse` trims them), and the index of the line's CR.
-#[inline(always)]
 fn fast_header_line(buf: &[u8], i: usize) -> Option<(usize, usize, usize, usize)> {
     let colon = tchar_end(buf, i);
     let n = colon - i;
