@@ -193,10 +193,6 @@ pub struct Pipeline {
     http: HttpStage,
     stats: WireStats,
     last_expire: TimestampNs,
-    /// `last_expire + EXPIRE_EVERY_NS` (saturating): a capture time below it
-    /// cannot be due for expiry (one compare per packet; the exact test
-    /// follows only when it passes).
-    expire_at: TimestampNs,
     last_ts: TimestampNs,
 }
 
@@ -217,7 +213,6 @@ impl Pipeline {
             },
             stats: WireStats::default(),
             last_expire: 0,
-            expire_at: EXPIRE_EVERY_NS,
             last_ts: 0,
         }
     }
@@ -234,7 +229,7 @@ impl Pipeline {
         // The common frame (Ethernet/SLL → IPv4 → TCP) on its own call site,
         // every other frame out of line: with one call site for both, the
         // IPv4 segment was copied byte by byte into the IPv6-capable layout
-        // the general decoder returns (~54 instructions per packet).
+        // the general decoder returns (BENCHMARKS.md, round 8).
         match decode_fast(self.link, frame) {
             Some(pkt) => self.flows.ingest(ts, &pkt, &mut self.stats, &mut feed),
             None => general_packet(
@@ -246,22 +241,11 @@ impl Pipeline {
                 &mut feed,
             ),
         }
-        // The second test decides only when `expire_at` saturated.
-        if self.last_ts >= self.expire_at
-            && self.last_ts.saturating_sub(self.last_expire) >= EXPIRE_EVERY_NS
-        {
-            // (Not `set_last_expire`: `feed` holds part of `self`.)
+        if self.last_ts.saturating_sub(self.last_expire) >= EXPIRE_EVERY_NS {
             self.last_expire = self.last_ts;
-            self.expire_at = self.last_ts.saturating_add(EXPIRE_EVERY_NS);
             self.flows.expire(self.last_ts, &mut self.stats, &mut feed);
         }
         feed.done()
-    }
-
-    /// Records an expiry pass at `t`.
-    fn set_last_expire(&mut self, t: TimestampNs) {
-        self.last_expire = t;
-        self.expire_at = t.saturating_add(EXPIRE_EVERY_NS);
     }
 
     /// Expires idle flows at `now` (for live captures with no packets arriving).
@@ -270,7 +254,7 @@ impl Pipeline {
         if now.saturating_sub(self.last_expire) < EXPIRE_EVERY_NS {
             return Ok(());
         }
-        self.set_last_expire(now);
+        self.last_expire = now;
         let mut feed = Feed {
             stage: &mut self.http,
             out: sink,

@@ -208,7 +208,7 @@ impl Decoder {
     }
 
     /// Turns a finished exchange into its spans (one per JSON-RPC message,
-    /// else one HTTP-level span) and keeps its box for reuse.
+    /// else one HTTP-level span).
     fn finalize(
         &mut self,
         mut ex: Box<Exchange>,
@@ -244,7 +244,6 @@ impl Decoder {
         for span in out.iter_mut().skip(first_span) {
             hops_attrs(ex.hop, to_proxy, span);
         }
-        self.exchanges.recycle(ex);
     }
 
     /// Indexes a request to proxy `proxy` as a client leg (counted when the

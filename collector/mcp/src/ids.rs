@@ -45,7 +45,6 @@ fn fnv1a3(seeds: [u64; 3], bytes: &[u8]) -> [u64; 3] {
 
 /// Continues three FNV-1a 64 states over `bytes`, a fixed-size array so the
 /// loop is unrolled (no key buffer, no bounds checks).
-#[inline(always)]
 fn mix<const N: usize>(h: &mut [u64; 3], bytes: [u8; N]) {
     for x in bytes {
         let x = u64::from(x);
@@ -57,7 +56,6 @@ fn mix<const N: usize>(h: &mut [u64; 3], bytes: [u8; N]) {
 
 /// [`mix`] of an endpoint's encoding (as [`push_addr`]: family byte, address
 /// octets, port big-endian).
-#[inline(always)]
 fn mix_addr(h: &mut [u64; 3], a: &SocketAddr) {
     match a.ip() {
         IpAddr::V4(v4) => {

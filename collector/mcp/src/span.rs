@@ -370,6 +370,41 @@ mod tests {
         assert_eq!(Arc::strong_count(&shared), 1);
     }
 
+    proptest! {
+        /// Differential check of `Span`'s own `Drop` against the derived
+        /// drop it replaces (the attribute vector dropped as a plain
+        /// `Vec<Attr>`): on any mix of attribute kinds, both release the
+        /// shared texts the same number of times (the only heap effect a
+        /// test can observe without an allocator of its own).
+        #[test]
+        fn own_drop_releases_what_the_derived_drop_releases(
+            kinds in prop::collection::vec(0u8..6, 0..24),
+        ) {
+            let shared: Arc<str> = Arc::from("10.0.0.1");
+            let attrs: Vec<Attr> = kinds
+                .iter()
+                .map(|k| {
+                    let v = match k {
+                        0 => AttrValue::Str(Text::Shared(shared.clone())),
+                        1 => AttrValue::Str(Text::from("owned".to_string())),
+                        2 => AttrValue::Str(Text::Static("s")),
+                        3 => AttrValue::Int(7),
+                        4 => AttrValue::Bool(true),
+                        _ => AttrValue::StrArray(vec!["k=v".into(), "x".into()]),
+                    };
+                    ("a", v)
+                })
+                .collect();
+            let derived = attrs.clone();
+            let before = Arc::strong_count(&shared);
+            drop(derived);
+            let after_derived = Arc::strong_count(&shared);
+            drop(span_with(attrs));
+            prop_assert_eq!(before - after_derived, after_derived - Arc::strong_count(&shared));
+            prop_assert_eq!(Arc::strong_count(&shared), 1);
+        }
+    }
+
     /// A serialised span (the spool's format: keys as plain strings) reads
     /// back equal, its known names as the `attrs` constants themselves and
     /// other names interned once.

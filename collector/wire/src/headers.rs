@@ -62,49 +62,6 @@ fn read_off(buf: &[u8], pos: usize, wide: bool) -> usize {
     }
 }
 
-/// `dst.copy_from_slice(src)` for slices of equal length (anything else is
-/// left alone), without a `memcpy` call for the short slices header names
-/// and values mostly are: two overlapping fixed-size copies.
-#[inline(always)]
-fn copy_short(dst: &mut [u8], src: &[u8]) {
-    let n = src.len();
-    if dst.len() != n {
-        return;
-    }
-    match n {
-        0 => {}
-        1 => dst.copy_from_slice(src),
-        2..4 => {
-            copy_fixed::<2>(dst, src, 0);
-            copy_fixed::<2>(dst, src, n - 2);
-        }
-        4..8 => {
-            copy_fixed::<4>(dst, src, 0);
-            copy_fixed::<4>(dst, src, n - 4);
-        }
-        8..16 => {
-            copy_fixed::<8>(dst, src, 0);
-            copy_fixed::<8>(dst, src, n - 8);
-        }
-        16..=32 => {
-            copy_fixed::<16>(dst, src, 0);
-            copy_fixed::<16>(dst, src, n - 16);
-        }
-        _ => dst.copy_from_slice(src),
-    }
-}
-
-/// Copies the `N` bytes of `src` at `at` to `dst` at `at` (nothing when
-/// either is too short).
-#[inline(always)]
-fn copy_fixed<const N: usize>(dst: &mut [u8], src: &[u8], at: usize) {
-    let from: Option<&[u8; N]> = src.get(at..at + N).and_then(|s| s.try_into().ok());
-    let to: Option<&mut [u8; N]> = dst.get_mut(at..at + N).and_then(|d| d.try_into().ok());
-    if let (Some(from), Some(to)) = (from, to) {
-        *to = *from;
-    }
-}
-
 /// Copies the pieces `src[from..from + len]` of `pieces`, in order, one
 /// after the other to the start of `dst`, and returns the rest of `dst`;
 /// `None` (and `dst` partly written) when a piece is outside `src` or
@@ -114,7 +71,6 @@ fn copy_fixed<const N: usize>(dst: &mut [u8], src: &[u8], at: usize) {
 /// into `dst` bytes that later pieces overwrite (so the bytes after the
 /// last piece are unspecified unless `dst` ends there, where the copy is
 /// exact). No `memcpy` call for short pieces.
-#[inline(always)]
 fn copy_pieces<'d>(
     dst: &'d mut [u8],
     src: &[u8],
@@ -138,7 +94,6 @@ fn copy_pieces<'d>(
 
 /// Copies the 16 bytes of `src` at `from` to the start of `dst`; `false`
 /// (nothing copied) when either is too short.
-#[inline(always)]
 fn copy_block16(dst: &mut [u8], src: &[u8], from: usize) -> bool {
     let s = src.get(from..).and_then(|s| s.first_chunk::<16>());
     match (dst.first_chunk_mut::<16>(), s) {
@@ -155,7 +110,6 @@ fn copy_block16(dst: &mut [u8], src: &[u8], from: usize) -> bool {
 /// names and values written (`None` when they do not fit). Offsets are
 /// below 2³¹ (`W == 4`) or at most `u16::MAX` (`W == 2`): the caller sized
 /// the block.
-#[inline(always)]
 fn fill<'a, const W: usize>(
     table: &mut [u8],
     names: &mut [u8],
@@ -167,12 +121,12 @@ fn fill<'a, const W: usize>(
         let (n0, v0) = (name_end, value_end);
         name_end += name.len();
         value_end += value.len();
-        copy_short(names.get_mut(n0..name_end)?, name);
-        copy_short(values.get_mut(v0..value_end)?, value);
+        names.get_mut(n0..name_end)?.copy_from_slice(name);
+        values.get_mut(v0..value_end)?.copy_from_slice(value);
         let (e_name, e_value) = entry.split_at_mut(W);
         // Truncation to `W` bytes: see above.
-        copy_fixed::<W>(e_name, &(name_end as u32).to_le_bytes(), 0);
-        copy_fixed::<W>(e_value, &(value_end as u32).to_le_bytes(), 0);
+        e_name.copy_from_slice(&(name_end as u32).to_le_bytes()[..W]);
+        e_value.copy_from_slice(&(value_end as u32).to_le_bytes()[..W]);
     }
     Some((name_end, value_end))
 }
@@ -359,7 +313,7 @@ impl Headers {
             value_end = value_end.wrapping_add(s[3]);
             let [n0, n1] = name_end.to_le_bytes();
             let [v0, v1] = value_end.to_le_bytes();
-            copy_fixed::<4>(entry, &[n0, n1, v0, v1], 0);
+            entry.copy_from_slice(&[n0, n1, v0, v1]);
         }
         if usize::from(name_end) != names_len || usize::from(value_end) != values_len {
             return Headers::new();
@@ -574,23 +528,6 @@ mod tests {
     }
 
     proptest! {
-        /// `copy_short` copies exactly like `copy_from_slice`, every length
-        /// class (fixed-size pieces up to 32 bytes, `memcpy` beyond), and
-        /// leaves slices of different lengths alone.
-        #[test]
-        fn copy_short_is_copy_from_slice(
-            src in proptest::collection::vec(any::<u8>(), 0..70),
-            extra in 0usize..2,
-        ) {
-            let mut dst = vec![0xAAu8; src.len() + extra];
-            super::copy_short(&mut dst, &src);
-            if extra == 0 {
-                prop_assert_eq!(&dst, &src);
-            } else {
-                prop_assert!(dst.iter().all(|&b| b == 0xAA));
-            }
-        }
-
         /// Packing from spans builds the same block as packing the slices
         /// (pieces of every length class, overlapping, at the very end of
         /// the source, empty values; spans outside the source give empty

@@ -24,6 +24,7 @@ pub mod link;
 pub mod pcapfile;
 pub mod sse;
 pub mod stats;
+pub mod swar;
 pub mod tcp;
 pub mod tls;
 

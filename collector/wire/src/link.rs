@@ -27,10 +27,10 @@
 //! - **Fast path.** Most frames are Ethernet (or SLL/SLL2) → IPv4 → TCP,
 //!   unfragmented, with complete headers and the whole IP packet captured.
 //!   Their fixed IPv4 and TCP headers are read by hand ([`decode_fast`]:
-//!   each field once, a few bounds checks; several times fewer instructions
-//!   than the lax slicer, which builds and moves a large `LaxSlicedPacket`
-//!   per frame, and fewer than etherparse's strict slices, which re-check
-//!   lengths per accessor). Any other frame (VLAN tags, IPv6,
+//!   each field once, a few bounds checks, where the lax slicer builds and
+//!   moves a large `LaxSlicedPacket` per frame and etherparse's strict
+//!   slices re-check lengths per accessor; figures in BENCHMARKS.md,
+//!   round 8). Any other frame (VLAN tags, IPv6,
 //!   options that do not fit, truncation, fragments, odd lengths) takes the
 //!   lax slicer. The property test `fast_path_agrees_with_lax_slicer` checks
 //!   that both give the same answer wherever the fast path answers.
@@ -235,8 +235,8 @@ pub fn decode_fast(link: LinkType, frame: &[u8]) -> Option<TcpPacket<'_>> {
     }
     let payload = tcp.get(doff..)?;
     let bits = t[13];
-    // Built here, not through a helper shared with `classify`: with the helper
-    // the release build ran 1.2% more instructions on c20.pcap (inlining).
+    // Built here, not through a helper shared with `classify` (inlining;
+    // BENCHMARKS.md, round 8).
     Some(TcpPacket {
         src: SocketAddr::new(
             IpAddr::V4(Ipv4Addr::new(s0, s1, s2, s3)),

@@ -1,9 +1,8 @@
 //! The exchange table: one [`Exchange`] per HTTP request awaiting (the rest
 //! of) its response, keyed by (flow, request index), with the arrival order
-//! used for eviction and [`Decoder::finish`](super::Decoder::finish), and a
-//! few boxes of finished exchanges kept for reuse. Also the types an exchange
-//! is made of: its JSON-RPC messages ([`Msg`]), their responses
-//! ([`Outcome`]) and attached SSE messages ([`Attached`]).
+//! used for eviction and [`Decoder::finish`](super::Decoder::finish). Also
+//! the types an exchange is made of: its JSON-RPC messages ([`Msg`]), their
+//! responses ([`Outcome`]) and attached SSE messages ([`Attached`]).
 
 use super::hops::Hop;
 use mcptap_wire::{ConnMeta, FlowId, Headers, HttpRequest, MsgFlags};
@@ -14,9 +13,6 @@ use crate::protocol::Method;
 use crate::request::Params;
 use crate::response::RespMsg;
 use crate::span::{SpanEvent, Text};
-
-/// Exchange boxes kept for reuse.
-const SPARE_EXCHANGES: usize = 8;
 
 /// Why an exchange ended without a response head.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -117,10 +113,6 @@ pub(super) struct Exchanges {
     /// Arrival order of the pending exchanges (eviction, `finish`).
     order: Order,
     next_seq: u64,
-    /// Boxes of finished exchanges kept for the next requests (at most
-    /// [`SPARE_EXCHANGES`]; their old contents are dropped on reuse).
-    #[allow(clippy::vec_box)] // the boxes are what is reused
-    spare: Vec<Box<Exchange>>,
 }
 
 impl Exchanges {
@@ -142,7 +134,7 @@ impl Exchanges {
     }
 
     /// Removes every pending exchange of `flow`, in request-index order.
-    #[allow(clippy::vec_box)] // the boxes are recycled
+    #[allow(clippy::vec_box)] // the boxes the table holds, moved out as they are
     pub(super) fn take_flow(&mut self, flow: FlowId) -> Vec<Box<Exchange>> {
         let taken = self.pending.take_flow(flow);
         for ex in &taken {
@@ -164,18 +156,11 @@ impl Exchanges {
     }
 
     /// A new exchange for `req` (not yet pending: [`Exchanges::insert`]),
-    /// with the next arrival number, and the request's body. A finished
-    /// exchange's box, if one is kept, saves an allocation.
+    /// with the next arrival number, and the request's body.
     pub(super) fn admit(&mut self, conn: ConnMeta, req: HttpRequest) -> (Box<Exchange>, Vec<u8>) {
         let seq = self.next_seq;
         self.next_seq += 1;
-        match self.spare.pop() {
-            Some(mut b) => {
-                let body = refill(&mut b, seq, conn, req);
-                (b, body)
-            }
-            None => fresh(seq, conn, req),
-        }
+        fresh(seq, conn, req)
     }
 
     /// Makes `ex` pending under its flow and request index.
@@ -184,73 +169,6 @@ impl Exchanges {
         self.order.push(ex.seq, key);
         self.pending.insert(key.0, key.1, ex);
     }
-
-    /// Keeps the box of a finished exchange for reuse, if few are kept.
-    pub(super) fn recycle(&mut self, ex: Box<Exchange>) {
-        if self.spare.len() < SPARE_EXCHANGES {
-            self.spare.push(ex);
-        }
-    }
-}
-
-/// Refills `b` for `req` field by field (every field is named below, so none
-/// can keep an old value), without a whole new exchange built on the stack
-/// and copied in; returns the request's body.
-fn refill(b: &mut Exchange, next_seq: u64, conn: ConnMeta, req: HttpRequest) -> Vec<u8> {
-    let last_ts = req.ts_last.max(req.ts_first);
-    let Exchange {
-        seq,
-        conn: b_conn,
-        index,
-        method,
-        target,
-        version_minor,
-        headers,
-        ts_first,
-        flags,
-        msgs,
-        batch,
-        posted_responses,
-        request_invalid,
-        request_json,
-        status,
-        resp_headers,
-        sse,
-        sse_events,
-        response_invalid,
-        response_json,
-        null_error,
-        http_attached,
-        last_ts: b_last_ts,
-        digest,
-        hop,
-    } = b;
-    *seq = next_seq;
-    *b_conn = conn;
-    *index = req.index;
-    *method = req.method;
-    *target = req.target;
-    *version_minor = req.version_minor;
-    *headers = req.headers;
-    *ts_first = req.ts_first;
-    *flags = req.flags;
-    msgs.clear();
-    *batch = false;
-    *posted_responses = 0;
-    *request_invalid = false;
-    *request_json = None;
-    *status = None;
-    *resp_headers = Headers::new();
-    *sse = false;
-    *sse_events = 0;
-    *response_invalid = false;
-    *response_json = None;
-    *null_error = None;
-    *http_attached = Attached::default();
-    *b_last_ts = last_ts;
-    *digest = 0;
-    *hop = Hop::Direct;
-    req.body
 }
 
 /// A new exchange box for `req`, and the request's body.

@@ -73,36 +73,38 @@ impl<'h> ReqHeaders<'h> {
             mesh_identity: false,
         };
         for (n, value) in headers.iter_bytes() {
-            // Names of ten bytes are told apart by their first letter
-            // first (`connection`, on most requests, is none of them).
-            let first = n.first().map_or(0, |c| c | 0x20);
-            let slot = match n.len() {
-                8 if name_is(n, b"mcp-name") => &mut r.mcp_name,
-                10 if first == b'u' && name_is(n, b"user-agent") => &mut r.user_agent,
-                10 if first == b'm' && name_is(n, b"mcp-method") => &mut r.mcp_method,
-                10 if first == b't' && name_is(n, b"tracestate") => &mut r.tracestate,
-                11 if name_is(n, b"traceparent") => &mut r.traceparent,
-                12 if first == b'x' && name_is(n, b"x-request-id") => &mut r.request_id,
-                14 if name_is(n, b"mcp-session-id") => &mut r.session_id,
-                20 if name_is(n, b"mcp-protocol-version") => &mut r.protocol_version,
-                _ => {
-                    if let Some(mesh) = forwarding_kind(n) {
-                        r.forwarding = true;
-                        r.mesh_identity |= mesh;
-                        if let Some(slot) = r.forwarding_lines.get_mut(r.forwarding_count) {
-                            *slot = (n, value);
-                        }
-                        r.forwarding_count += 1;
-                        continue;
+            let is = |name: &[u8]| n.eq_ignore_ascii_case(name);
+            let slot = if is(b"mcp-name") {
+                &mut r.mcp_name
+            } else if is(b"user-agent") {
+                &mut r.user_agent
+            } else if is(b"mcp-method") {
+                &mut r.mcp_method
+            } else if is(b"tracestate") {
+                &mut r.tracestate
+            } else if is(b"traceparent") {
+                &mut r.traceparent
+            } else if is(b"x-request-id") {
+                &mut r.request_id
+            } else if is(b"mcp-session-id") {
+                &mut r.session_id
+            } else if is(b"mcp-protocol-version") {
+                &mut r.protocol_version
+            } else {
+                if let Some(mesh) = forwarding_kind(n) {
+                    r.forwarding = true;
+                    r.mesh_identity |= mesh;
+                    if let Some(slot) = r.forwarding_lines.get_mut(r.forwarding_count) {
+                        *slot = (n, value);
                     }
-                    if n.len() >= 10
-                        && n.first().is_some_and(|c| c.eq_ignore_ascii_case(&b'm'))
-                        && n.get(..10).is_some_and(|p| name_is(p, b"mcp-param-"))
-                    {
-                        r.param_headers = true;
-                    }
-                    continue;
+                    r.forwarding_count += 1;
+                } else if n
+                    .get(..10)
+                    .is_some_and(|p| p.eq_ignore_ascii_case(b"mcp-param-"))
+                {
+                    r.param_headers = true;
                 }
+                continue;
             };
             if slot.is_none() {
                 *slot = Some(value);
@@ -113,58 +115,16 @@ impl<'h> ReqHeaders<'h> {
 }
 
 /// `Some(mesh)` when `n` is a forwarding header name (any case), `mesh`
-/// for a mesh identity header.
+/// for a mesh identity header (`x-forwarded-client-cert`, `l5d-client-id`).
 fn forwarding_kind(n: &[u8]) -> Option<bool> {
-    match n.len() {
-        9 if name_is(n, b"forwarded") || name_is(n, b"x-real-ip") => Some(false),
-        13 if name_is(n, b"l5d-client-id") => Some(true),
-        15 if name_is(n, b"x-forwarded-for") => Some(false),
-        23 if name_is(n, b"x-forwarded-client-cert") => Some(true),
-        _ => None,
+    let is = |name: &[u8]| n.eq_ignore_ascii_case(name);
+    if is(b"forwarded") || is(b"x-real-ip") || is(b"x-forwarded-for") {
+        Some(false)
+    } else if is(b"l5d-client-id") || is(b"x-forwarded-client-cert") {
+        Some(true)
+    } else {
+        None
     }
-}
-
-/// `n.eq_ignore_ascii_case(t)` for a lowercase ASCII name `t`, eight bytes
-/// at a time when `t` has at least eight: a byte of `n` matches a letter of
-/// `t` in either case (`b | 0x20 == t`) and any other byte of `t` exactly,
-/// which is the byte-wise rule (see the proptest).
-#[inline(always)]
-fn name_is(n: &[u8], t: &[u8]) -> bool {
-    if n.len() != t.len() || t.len() < 8 {
-        return n.eq_ignore_ascii_case(t);
-    }
-    let last = t.len() - 8;
-    let mut at = 0;
-    loop {
-        let at8 = at.min(last);
-        let (Some(a), Some(b)) = (word8(n, at8), word8(t, at8)) else {
-            return false;
-        };
-        if a | lower_letters(b) != b {
-            return false;
-        }
-        if at8 == last {
-            return true;
-        }
-        at += 8;
-    }
-}
-
-/// The eight bytes of `s` from `at`, little-endian.
-#[inline(always)]
-fn word8(s: &[u8], at: usize) -> Option<u64> {
-    let w = s.get(at..at.checked_add(8)?)?;
-    <[u8; 8]>::try_from(w).ok().map(u64::from_le_bytes)
-}
-
-/// `0x20` in each byte of `w` that is a lowercase ASCII letter, else `0`
-/// (`w` all ASCII: no byte sum below carries into the next byte).
-#[inline(always)]
-const fn lower_letters(w: u64) -> u64 {
-    const ONES: u64 = 0x0101_0101_0101_0101;
-    let from_a = w.wrapping_add(ONES * (0x80 - b'a' as u64));
-    let past_z = w.wrapping_add(ONES * (0x80 - b'z' as u64 - 1));
-    ((from_a & !past_z) & (ONES * 0x80)) >> 2
 }
 
 /// A header value as UTF-8 text, lossy (as [`mcptap_wire::header_text`]).
@@ -193,38 +153,6 @@ pub(super) fn owned_text(v: &[u8]) -> String {
 mod req_header_tests {
     use crate::protocol::{known_method_bytes, known_version_bytes};
     use proptest::prelude::*;
-
-    proptest! {
-        /// The word-wise name comparison is `eq_ignore_ascii_case`.
-        #[test]
-        fn name_is_matches_eq_ignore_ascii_case(
-            t in prop_oneof![
-                Just("mcp-name"), Just("user-agent"), Just("mcp-method"), Just("tracestate"),
-                Just("traceparent"), Just("mcp-session-id"), Just("mcp-protocol-version"),
-                Just("mcp-param-"), Just("host"),
-            ],
-            flips in proptest::collection::vec(any::<u8>(), 20),
-            junk in proptest::collection::vec(any::<u8>(), 0..22),
-        ) {
-            let t = t.as_bytes();
-            // Same bytes with cases flipped and some bytes replaced (often by
-            // a neighbour of the right byte), and unrelated bytes.
-            let mixed: Vec<u8> = t
-                .iter()
-                .zip(flips.iter().cycle())
-                .map(|(&b, &f)| match f % 8 {
-                    0 => b.to_ascii_uppercase(),
-                    1 => b ^ 0x20,
-                    2 => b ^ 0x80,
-                    3 => f,
-                    _ => b,
-                })
-                .collect();
-            for n in [t, mixed.as_slice(), junk.as_slice()] {
-                prop_assert_eq!(super::name_is(n, t), n.eq_ignore_ascii_case(t));
-            }
-        }
-    }
 
     proptest! {
         /// A known header value reads as the same text, known or not.

@@ -93,8 +93,10 @@ fn err(msg: &'static str) -> Error {
     <Error as de::Error>::custom(msg)
 }
 
-/// Bytes that end the plain part of a string: `"`, `\` and control characters.
-#[inline]
+/// Bytes that end the plain part of a string: `"`, `\` and control
+/// characters (the byte loop [`mcptap_wire::swar::json_special_end`] is
+/// checked against).
+#[cfg(test)]
 fn is_string_special(b: u8) -> bool {
     b == b'"' || b == b'\\' || b < 0x20
 }
@@ -176,36 +178,7 @@ impl<'de> Fast<'de> {
         let Some(rest) = bytes.get(from..) else {
             return from;
         };
-        // Eight bytes at a time: a byte is special when it is `"` or `\` or
-        // below 0x20. `"` and the control characters are exactly the bytes
-        // `b` with `b ^ 0x02 < 0x21` (xor 2 maps 0x00..=0x1F onto itself and
-        // 0x22 onto 0x20), so two classic SWAR tests suffice: "has a byte
-        // below 0x21" on `w ^ 0x0202…` and "has a zero byte" on `w ^ 0x5C5C…`.
-        // In each test a borrow only starts at a matching byte and only
-        // moves to higher bytes, so the lowest flagged byte is the first
-        // special one. Both share their `& !x & HIGHS` part: the xor
-        // constants have no high bit, so `!(w ^ c)` and `!w` agree there.
-        const ONES: u64 = 0x0101_0101_0101_0101;
-        const HIGHS: u64 = 0x8080_8080_8080_8080;
-        let (words, tail) = rest.as_chunks::<8>();
-        let mut i = from;
-        for word in words {
-            let w = u64::from_le_bytes(*word);
-            let quote_or_control = (w ^ (ONES * 0x02)).wrapping_sub(ONES * 0x21);
-            let backslash = (w ^ (ONES * u64::from(b'\\'))).wrapping_sub(ONES);
-            let has = (quote_or_control | backslash) & !w & HIGHS;
-            if has != 0 {
-                return i + (has.trailing_zeros() / 8) as usize;
-            }
-            i += 8;
-        }
-        for &b in tail {
-            if is_string_special(b) {
-                return i;
-            }
-            i += 1;
-        }
-        i
+        from + mcptap_wire::swar::json_special_end(rest)
     }
 
     /// A string value at the position (its opening quote), `Value`-strict.

@@ -10,6 +10,7 @@ use super::framing::{
     ResponseHead, TRANSFER_ENCODING, is_event_stream,
 };
 use crate::Headers;
+use crate::swar::{tchar_end, tchar_run, value_stop};
 use std::mem::MaybeUninit;
 
 /// Headers parsed per head at first; doubled on `TooManyHeaders`.
@@ -229,112 +230,6 @@ fn parse_head_with<'b>(
 /// path (which allows up to [`HEADERS_MAX`]).
 const FAST_HEADERS: usize = 32;
 
-/// `tchar` (RFC 9110 §5.6.2), the bytes of a method or a header name:
-/// exactly the bytes `httparse` accepts there (its `TOKEN_MAP`).
-static TCHAR: [bool; 256] = {
-    let mut t = [false; 256];
-    let mut i = 0;
-    while i < 256 {
-        let b = i as u8;
-        t[i] = b.is_ascii_alphanumeric()
-            || matches!(
-                b,
-                b'!' | b'#'
-                    | b'$'
-                    | b'%'
-                    | b'&'
-                    | b'\''
-                    | b'*'
-                    | b'+'
-                    | b'-'
-                    | b'.'
-                    | b'^'
-                    | b'_'
-                    | b'`'
-                    | b'|'
-                    | b'~'
-            );
-        i += 1;
-    }
-    t
-};
-
-/// Length of the run of `tchar` bytes at the start of `s` (`None` when
-/// `s` ends inside it).
-#[inline]
-fn tchar_run(s: &[u8]) -> Option<usize> {
-    s.iter().position(|&b| !TCHAR[usize::from(b)])
-}
-
-/// Index of the first byte at or after `i` that is not a `tchar` (see
-/// [`TCHAR`]), or `buf.len()`. Eight bytes at a time for the usual name
-/// bytes (letters and `-`): each lane is range-checked on its low seven
-/// bits (no carries between lanes), bytes from 0x80 fail; the first
-/// failing lane is then looked up in [`TCHAR`] (a digit or a rarer
-/// `tchar` such as `_` is stepped over).
-#[inline(always)]
-fn tchar_end(buf: &[u8], mut i: usize) -> usize {
-    const LO: u64 = 0x0101_0101_0101_0101;
-    const HI: u64 = LO * 0x80;
-    while let Some(w) = buf.get(i..).and_then(|r| r.first_chunk::<8>()) {
-        let x = u64::from_le_bytes(*w);
-        let x7 = x & !HI;
-        // High bit of a lane set when the condition holds for that lane.
-        let l = x7 | (LO * 0x20); // letters folded to lowercase
-        let letter = l.wrapping_add(LO * 0x1f) & !l.wrapping_add(LO * 0x05); // 0x61..=0x7a
-        let dash = !(x7 ^ (LO * 0x2d)).wrapping_add(LO * 0x7f); // 0x2d
-        let odd = !((letter | dash) & !x) & HI;
-        if odd == 0 {
-            i += 8;
-            continue;
-        }
-        let j = i + (odd.trailing_zeros() / 8) as usize;
-        match buf.get(j) {
-            Some(&b) if TCHAR[usize::from(b)] => i = j + 1,
-            _ => return j,
-        }
-    }
-    // Fewer than eight bytes left.
-    i + tchar_run(buf.get(i..).unwrap_or_default()).unwrap_or(buf.len().saturating_sub(i))
-}
-
-/// Index of the first byte at or after `i` that may not appear in a header
-/// value or a reason phrase, or `buf.len()`. Allowed are HTAB, SP, VCHAR
-/// and obs-text (RFC 9110 §5.5): every byte but DEL and the controls other
-/// than HTAB, as `httparse`'s `HEADER_VALUE_MAP`. Eight bytes at a time:
-/// a byte below 0x20 or equal to 0x7F sets the high bit of its lane
-/// (borrows only run upwards, so the lowest marked lane is the first such
-/// byte); a marked HTAB is stepped over.
-#[inline(always)]
-fn value_stop(buf: &[u8], mut i: usize) -> usize {
-    const LO: u64 = 0x0101_0101_0101_0101;
-    const HI: u64 = 0x8080_8080_8080_8080;
-    while let Some(w) = buf.get(i..).and_then(|r| r.first_chunk::<8>()) {
-        let x = u64::from_le_bytes(*w);
-        let ctl = x.wrapping_sub(LO * 0x20) & !x;
-        let y = x ^ (LO * 0x7f);
-        let del = y.wrapping_sub(LO) & !y;
-        let marked = (ctl | del) & HI;
-        if marked == 0 {
-            i += 8;
-            continue;
-        }
-        let j = i + (marked.trailing_zeros() / 8) as usize;
-        if buf.get(j) != Some(&b'\t') {
-            return j;
-        }
-        i = j + 1;
-    }
-    // Fewer than eight bytes left.
-    while let Some(&b) = buf.get(i) {
-        if !(b == b'\t' || (b >= 0x20 && b != 0x7f)) {
-            break;
-        }
-        i += 1;
-    }
-    i
-}
-
 /// `bytes` as text, one `char` per byte: the same as `str::from_utf8` for
 /// the ASCII that the fast walk checked (method and target), without a
 /// second validation pass or a `memcpy` call.
@@ -345,7 +240,6 @@ fn ascii_string(bytes: &[u8]) -> String {
 }
 
 /// `HTTP/1.0` or `HTTP/1.1` followed by CRLF: the minor version.
-#[inline(always)]
 fn version_crlf(s: Option<&[u8; 10]>) -> Option<u8> {
     match s? {
         b"HTTP/1.1\r\n" => Some(1),
@@ -431,7 +325,6 @@ fn parse_head_fast(buf: &[u8], kind: Kind) -> Option<ParsedHead> {
 /// The request line (RFC 9112 §3) at the start of `buf`, written the plain
 /// way (see [`parse_head_fast`]): the index after its CRLF, the method, the
 /// target and the minor version.
-#[inline(always)]
 fn fast_request_line(buf: &[u8]) -> Option<(usize, &[u8], &[u8], u8)> {
     let m = tchar_run(buf)?;
     if m == 0 || buf.get(m) != Some(&b' ') {
@@ -453,7 +346,6 @@ fn fast_request_line(buf: &[u8]) -> Option<(usize, &[u8], &[u8], u8)> {
 /// The status line (RFC 9112 §4) at the start of `buf`, written the plain
 /// way (see [`parse_head_fast`]): the index after its CRLF, the status code
 /// and the minor version.
-#[inline(always)]
 fn fast_status_line(buf: &[u8]) -> Option<(usize, u16, u8)> {
     let line = buf.first_chunk::<13>()?;
     let (version, rest) = line.split_at(8);
@@ -498,7 +390,6 @@ struct FastFields<'b> {
 /// The header lines (RFC 9112 §5) from `i` to the empty line, each written
 /// the plain way (see [`parse_head_fast`]), at most [`FAST_HEADERS`], in a
 /// head of at most 65 535 bytes; `response`: look for `Content-Type`.
-#[inline(always)]
 fn fast_header_lines(buf: &[u8], mut i: usize, response: bool) -> Option<FastFields<'_>> {
     let mut spans = [[0u16; 4]; FAST_HEADERS];
     let mut count = 0;
@@ -562,7 +453,6 @@ fn fast_header_lines(buf: &[u8], mut i: usize, response: bool) -> Option<FastFie
 /// The header line at `i` (not the empty line), written the plain way:
 /// the name's length, the value's start and end (SP/HTAB around it left
 /// out, as `httparse` trims them), and the index of the line's CR.
-#[inline(always)]
 fn fast_header_line(buf: &[u8], i: usize) -> Option<(usize, usize, usize, usize)> {
     let colon = tchar_end(buf, i);
     let n = colon - i;
@@ -880,6 +770,7 @@ mod tests {
 
     #[test]
     fn tchar_table_is_rfc_tchar() {
+        use crate::swar::TCHAR;
         for b in 0..=255u8 {
             assert_eq!(TCHAR[usize::from(b)], httparse_tchar(b), "{b:#x}");
         }

@@ -157,7 +157,6 @@ pub(super) fn client_guess(pkt: &TcpPacket<'_>) -> (bool, u32, bool) {
 
 /// Applies one segment to its flow; returns why the flow must close now, if so.
 #[allow(clippy::too_many_arguments)] // private; one call site
-#[inline(always)]
 pub(super) fn process<S: FlowSink<T>, T>(
     flow: &mut Flow<T>,
     ts: TimestampNs,

@@ -51,7 +51,6 @@ pub(super) struct Out<'x, S, T> {
 }
 
 impl<S: FlowSink<T>, T> Out<'_, S, T> {
-    #[inline(always)]
     pub(super) fn data(&mut self, data: &[u8]) {
         if data.is_empty() {
             return;
@@ -207,7 +206,6 @@ impl Half {
     }
 
     /// Payload `payload` whose first byte has sequence number `seq`.
-    #[inline(always)]
     pub(super) fn data<S: FlowSink<T>, T>(
         &mut self,
         seq: u32,
