@@ -35,7 +35,7 @@
 use std::collections::VecDeque;
 use std::net::SocketAddr;
 
-use crate::http::{Event, GapOutcome, Head, Kind, MessageParser};
+use crate::http::{Event, GapOutcome, Head, Kind, MessageParser, RequestHead, ResponseHead};
 use crate::sse::{SseParser, SseSink};
 use crate::stats::WireStats;
 use crate::tls::{self, HelloParse, Sniff};
@@ -520,122 +520,150 @@ impl HttpConnection {
             } => {
                 self.learn_roles(s, head.kind());
                 match head {
-                    Head::Request(r) => {
-                        let index = self.next_index;
-                        self.next_index += 1;
-                        if self.outstanding.len() >= MAX_OUTSTANDING {
-                            self.outstanding.pop_front();
-                            stats.http_outstanding_overflow += 1;
-                        }
-                        self.outstanding.push_back(Outstanding {
-                            index,
-                            is_head: r.method == "HEAD",
-                        });
-                        self.msgs[s] = Some(Box::new(Msg::Request(
-                            HttpRequest {
-                                index,
-                                ts_first,
-                                ts_last: ts,
-                                method: r.method,
-                                target: r.target,
-                                version_minor: r.version_minor,
-                                headers: r.headers,
-                                body: Vec::new(),
-                                flags,
-                            },
-                            None,
-                        )));
-                    }
-                    Head::Response(r) => {
-                        let Some(o) = self.outstanding.pop_front() else {
-                            stats.http_unpaired_responses += 1;
-                            self.msgs[s] = Some(Box::new(Msg::Unpaired));
-                            return;
-                        };
-                        if o.is_head {
-                            self.parsers[s].set_no_body();
-                        }
-                        if let Some(Msg::Request(req, held)) =
-                            self.msgs[1 - s.min(1)].as_deref_mut()
-                            && req.index == o.index
-                        {
-                            stats.http_early_responses += 1;
-                            *held = Some(Box::new(HeldResponse {
-                                events: Vec::new(),
-                                bytes: 0,
-                            }));
-                        }
-                        let sse = r.event_stream;
-                        let head = HttpEvent::ResponseHead {
-                            flow: self.flow(),
-                            index: o.index,
-                            ts,
-                            status: r.status,
-                            headers: r.headers,
-                            sse,
-                        };
-                        self.send(s, head, 0, stats, out);
-                        self.msgs[s] = Some(Box::new(Msg::Response(RespBuild {
-                            index: o.index,
-                            sse: sse.then(|| Box::new(SseParser::new(self.max_body_bytes))),
-                            body: Vec::new(),
-                            flags,
-                            last_ts: ts,
-                        })));
-                    }
+                    Head::Request(r) => self.request_head(s, r, (ts_first, ts), flags, stats),
+                    Head::Response(r) => self.response_head(s, r, ts, flags, stats, out),
                 }
             }
-            Event::Body(bytes) => {
-                let mut check_held = false;
-                let cap = self.max_body_bytes;
-                let flow = self.flow();
-                let (this, other) = two_slots(&mut self.msgs, s);
-                match this.as_deref_mut() {
-                    Some(Msg::Request(req, _)) => {
-                        req.ts_last = ts;
-                        append_capped(&mut req.body, bytes, cap, &mut req.flags, stats);
-                    }
-                    Some(Msg::Response(r)) => {
-                        r.last_ts = ts;
-                        let held = match other.as_deref_mut() {
-                            Some(Msg::Request(_, Some(held))) => Some(held),
-                            _ => None,
-                        };
-                        match (&mut r.sse, held) {
-                            (Some(sse), None) => {
-                                let mut sse_out = SseOut {
-                                    out,
-                                    flow,
-                                    index: r.index,
-                                    ts,
-                                };
-                                sse.feed(bytes, stats, &mut sse_out);
-                            }
-                            (Some(sse), Some(held)) => {
-                                let before = held.events.len();
-                                let mut sse_out = SseOut {
-                                    out: &mut held.events,
-                                    flow,
-                                    index: r.index,
-                                    ts,
-                                };
-                                sse.feed(bytes, stats, &mut sse_out);
-                                held.bytes +=
-                                    held.events[before..].iter().map(event_bytes).sum::<usize>();
-                                check_held = true;
-                            }
-                            (None, _) => {
-                                append_capped(&mut r.body, bytes, cap, &mut r.flags, stats);
-                            }
-                        }
-                    }
-                    Some(Msg::Unpaired | Msg::Emitted | Msg::Tls { .. }) | None => {}
-                }
-                if check_held {
-                    self.check_held(s, stats, out);
-                }
-            }
+            Event::Body(bytes) => self.body(s, bytes, ts, stats, out),
             Event::End { flags } => self.end_message(s, flags, Some(ts), stats, out),
+        }
+    }
+
+    /// A request head in slot `s`, received over `(first, last)` timestamps.
+    fn request_head(
+        &mut self,
+        s: usize,
+        r: RequestHead,
+        (ts_first, ts): (TimestampNs, TimestampNs),
+        flags: MsgFlags,
+        stats: &mut WireStats,
+    ) {
+        let index = self.next_index;
+        self.next_index += 1;
+        if self.outstanding.len() >= MAX_OUTSTANDING {
+            self.outstanding.pop_front();
+            stats.http_outstanding_overflow += 1;
+        }
+        self.outstanding.push_back(Outstanding {
+            index,
+            is_head: r.method == "HEAD",
+        });
+        self.msgs[s] = Some(Box::new(Msg::Request(
+            HttpRequest {
+                index,
+                ts_first,
+                ts_last: ts,
+                method: r.method,
+                target: r.target,
+                version_minor: r.version_minor,
+                headers: r.headers,
+                body: Vec::new(),
+                flags,
+            },
+            None,
+        )));
+    }
+
+    /// A response head in slot `s`: paired with the oldest outstanding
+    /// request; held when that request is still arriving.
+    fn response_head(
+        &mut self,
+        s: usize,
+        r: ResponseHead,
+        ts: TimestampNs,
+        flags: MsgFlags,
+        stats: &mut WireStats,
+        out: &mut impl EventSink,
+    ) {
+        let Some(o) = self.outstanding.pop_front() else {
+            stats.http_unpaired_responses += 1;
+            self.msgs[s] = Some(Box::new(Msg::Unpaired));
+            return;
+        };
+        if o.is_head {
+            self.parsers[s].set_no_body();
+        }
+        if let Some(Msg::Request(req, held)) = self.msgs[1 - s.min(1)].as_deref_mut()
+            && req.index == o.index
+        {
+            stats.http_early_responses += 1;
+            *held = Some(Box::new(HeldResponse {
+                events: Vec::new(),
+                bytes: 0,
+            }));
+        }
+        let sse = r.event_stream;
+        let head = HttpEvent::ResponseHead {
+            flow: self.flow(),
+            index: o.index,
+            ts,
+            status: r.status,
+            headers: r.headers,
+            sse,
+        };
+        self.send(s, head, 0, stats, out);
+        self.msgs[s] = Some(Box::new(Msg::Response(RespBuild {
+            index: o.index,
+            sse: sse.then(|| Box::new(SseParser::new(self.max_body_bytes))),
+            body: Vec::new(),
+            flags,
+            last_ts: ts,
+        })));
+    }
+
+    /// Body bytes of the message in slot `s`.
+    fn body(
+        &mut self,
+        s: usize,
+        bytes: &[u8],
+        ts: TimestampNs,
+        stats: &mut WireStats,
+        out: &mut impl EventSink,
+    ) {
+        let mut check_held = false;
+        let cap = self.max_body_bytes;
+        let flow = self.flow();
+        let (this, other) = two_slots(&mut self.msgs, s);
+        match this.as_deref_mut() {
+            Some(Msg::Request(req, _)) => {
+                req.ts_last = ts;
+                append_capped(&mut req.body, bytes, cap, &mut req.flags, stats);
+            }
+            Some(Msg::Response(r)) => {
+                r.last_ts = ts;
+                let held = match other.as_deref_mut() {
+                    Some(Msg::Request(_, Some(held))) => Some(held),
+                    _ => None,
+                };
+                match (&mut r.sse, held) {
+                    (Some(sse), None) => {
+                        let mut sse_out = SseOut {
+                            out,
+                            flow,
+                            index: r.index,
+                            ts,
+                        };
+                        sse.feed(bytes, stats, &mut sse_out);
+                    }
+                    (Some(sse), Some(held)) => {
+                        let before = held.events.len();
+                        let mut sse_out = SseOut {
+                            out: &mut held.events,
+                            flow,
+                            index: r.index,
+                            ts,
+                        };
+                        sse.feed(bytes, stats, &mut sse_out);
+                        held.bytes += held.events[before..].iter().map(event_bytes).sum::<usize>();
+                        check_held = true;
+                    }
+                    (None, _) => append_capped(&mut r.body, bytes, cap, &mut r.flags, stats),
+                }
+            }
+            Some(Msg::Unpaired | Msg::Emitted | Msg::Tls { .. }) | None => {}
+        }
+        if check_held {
+            self.check_held(s, stats, out);
         }
     }
 
