@@ -28,45 +28,8 @@ pub fn render(s: &PipelineStats<'_>, kernel: Option<KernelStats>, elapsed: Durat
         w.flows_opened,
         s.spans
     );
+    render_mcp(&mut o, s);
     let m = s.mcp;
-    let _ = writeln!(
-        o,
-        "mcp: requests {}  notifications {}  http-only exchanges {}  batches {}",
-        m.jsonrpc_requests, m.jsonrpc_notifications, m.http_only_exchanges, m.batches
-    );
-    let mut methods: Vec<(&String, &u64)> = m.methods.iter().collect();
-    methods.sort_by(|a, b| b.1.cmp(a.1).then(a.0.cmp(b.0)));
-    for chunk in methods.chunks(3) {
-        let line: Vec<String> = chunk
-            .iter()
-            .map(|(k, v)| format!("{k:<28} {v:>7}"))
-            .collect();
-        let _ = writeln!(o, "  {}", line.join("   "));
-    }
-    let _ = writeln!(
-        o,
-        "status: 2xx {}  3xx {}  4xx {}  5xx {}  other {}  no-response {}",
-        m.status_2xx,
-        m.status_3xx,
-        m.status_4xx,
-        m.status_5xx,
-        m.status_1xx + m.status_other,
-        m.status_none
-    );
-    let _ = writeln!(
-        o,
-        "legacy: requests with Mcp-Session-Id {}  sessions minted {}  initialize {}  era legacy/modern {}/{}",
-        m.legacy_session_requests,
-        m.sessions_minted,
-        m.initialize_calls,
-        m.era_legacy,
-        m.era_modern
-    );
-    let _ = writeln!(
-        o,
-        "routing headers (2026-07-28): mismatched {}  missing {}",
-        m.routing_mismatch, m.routing_missing
-    );
     let _ = writeln!(
         o,
         "decode errors: json request/response/sse {}/{}/{}  not json-rpc {}  unmatched responses {}  \
@@ -105,9 +68,69 @@ pub fn render(s: &PipelineStats<'_>, kernel: Option<KernelStats>, elapsed: Durat
         h.http_unpaired_responses,
         h.sse_events
     );
-    if h.http_early_responses > 0 {
+    render_topology(&mut o, s);
+    if let Some(k) = kernel {
         let _ = writeln!(
             o,
+            "kernel: received {}  dropped {}  interface-dropped {}",
+            k.received, k.dropped, k.if_dropped
+        );
+    }
+    o
+}
+
+/// The MCP lines: requests and notifications, methods, status classes, legacy
+/// session use, routing headers.
+fn render_mcp(o: &mut String, s: &PipelineStats<'_>) {
+    use std::fmt::Write as _;
+    let m = s.mcp;
+    let _ = writeln!(
+        *o,
+        "mcp: requests {}  notifications {}  http-only exchanges {}  batches {}",
+        m.jsonrpc_requests, m.jsonrpc_notifications, m.http_only_exchanges, m.batches
+    );
+    let mut methods: Vec<(&String, &u64)> = m.methods.iter().collect();
+    methods.sort_by(|a, b| b.1.cmp(a.1).then(a.0.cmp(b.0)));
+    for chunk in methods.chunks(3) {
+        let line: Vec<String> = chunk
+            .iter()
+            .map(|(k, v)| format!("{k:<28} {v:>7}"))
+            .collect();
+        let _ = writeln!(*o, "  {}", line.join("   "));
+    }
+    let _ = writeln!(
+        *o,
+        "status: 2xx {}  3xx {}  4xx {}  5xx {}  other {}  no-response {}",
+        m.status_2xx,
+        m.status_3xx,
+        m.status_4xx,
+        m.status_5xx,
+        m.status_1xx + m.status_other,
+        m.status_none
+    );
+    let _ = writeln!(
+        *o,
+        "legacy: requests with Mcp-Session-Id {}  sessions minted {}  initialize {}  era legacy/modern {}/{}",
+        m.legacy_session_requests,
+        m.sessions_minted,
+        m.initialize_calls,
+        m.era_legacy,
+        m.era_modern
+    );
+    let _ = writeln!(
+        *o,
+        "routing headers (2026-07-28): mismatched {}  missing {}",
+        m.routing_mismatch, m.routing_missing
+    );
+}
+
+/// Early responses and TLS connections, when there were any.
+fn render_topology(o: &mut String, s: &PipelineStats<'_>) {
+    use std::fmt::Write as _;
+    let h = s.http;
+    if h.http_early_responses > 0 {
+        let _ = writeln!(
+            *o,
             "http: early responses {} (answered before the request body was complete; held until it was)",
             h.http_early_responses
         );
@@ -128,7 +151,7 @@ pub fn render(s: &PipelineStats<'_>, kernel: Option<KernelStats>, elapsed: Durat
             .chain((s.tls.other > 0).then(|| format!("other {}", s.tls.other)))
             .collect();
         let _ = writeln!(
-            o,
+            *o,
             "tls (not decrypted, not parsed as http): connections {}  bytes {}  hellos unread {}  servers: {}",
             h.tls_connections,
             h.tls_bytes,
@@ -136,12 +159,4 @@ pub fn render(s: &PipelineStats<'_>, kernel: Option<KernelStats>, elapsed: Durat
             servers.join(", ")
         );
     }
-    if let Some(k) = kernel {
-        let _ = writeln!(
-            o,
-            "kernel: received {}  dropped {}  interface-dropped {}",
-            k.received, k.dropped, k.if_dropped
-        );
-    }
-    o
 }
