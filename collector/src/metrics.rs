@@ -441,6 +441,20 @@ fn render_mcp(w: &mut Families<'_, '_>, c: &CaptureSnapshot) -> fmt::Result {
         "kind",
         &[("mismatch", m.routing_mismatch), ("missing", m.routing_missing)],
     )?;
+    w.counters(
+        "mcptap_upstream_legs_total",
+        "Requests forwarded by a trusted proxy, by whether their client leg was in the same capture and linked.",
+        "outcome",
+        &[
+            ("linked", m.upstream_legs_linked),
+            ("unlinked", m.upstream_legs_unlinked),
+        ],
+    )?;
+    w.counter(
+        "mcptap_hop_index_resets_total",
+        "Times the index of client legs awaiting their upstream leg was full and started over (legs then stay unlinked).",
+        m.hop_index_resets,
+    )?;
     w.counter(
         "mcptap_client_address_forwarded_total",
         "Requests whose client.address came from forwarding headers sent by a trusted proxy.",
@@ -613,7 +627,7 @@ mod tests {
             let name = line.split(' ').nth(2).unwrap_or_default().to_string();
             assert!(seen.insert(name.clone()), "{name} twice");
         }
-        assert_eq!(seen.len(), 47, "{s}");
+        assert_eq!(seen.len(), 49, "{s}");
         assert!(s.contains("mcptap_mcp_requests_total{method=\"tools/call\"} 3\n"));
         // Label values escape `\`, `"` and newline.
         assert!(
