@@ -240,22 +240,11 @@ impl Decoder {
     /// Trace context from the `traceparent` / `tracestate` headers.
     fn apply_header_trace(&mut self, hdrs: &ReqHeaders<'_>, span: &mut Span) {
         if let Some(tp) = hdrs.traceparent.map(text) {
-            match parse_traceparent(&tp) {
-                Some(p) => {
-                    self.stats.trace_from_header += 1;
-                    span.trace_id = p.trace_id;
-                    span.parent_span_id = Some(p.span_id);
-                    span.trace_state = hdrs.tracestate.map(owned_text).unwrap_or_default();
-                    push_str(&mut span.attributes, a::TRACE_SOURCE, "header");
-                }
-                None => {
-                    self.stats.traceparent_invalid += 1;
-                    push(
-                        &mut span.attributes,
-                        a::TRACE_INVALID,
-                        AttrValue::Bool(true),
-                    );
-                }
+            let state = || hdrs.tracestate.map(owned_text).unwrap_or_default();
+            if apply_traceparent(span, &tp, state, "header") {
+                self.stats.trace_from_header += 1;
+            } else {
+                self.stats.traceparent_invalid += 1;
             }
         }
     }
@@ -522,23 +511,12 @@ impl Decoder {
     fn msg_trace(&mut self, meta: &Meta, ctx: &ExCtx, span: &mut Span) {
         let mut from_meta = false;
         if let Some(tp) = meta.traceparent.as_deref() {
-            match parse_traceparent(tp) {
-                Some(p) => {
-                    from_meta = true;
-                    self.stats.trace_from_meta += 1;
-                    span.trace_id = p.trace_id;
-                    span.parent_span_id = Some(p.span_id);
-                    span.trace_state = meta.tracestate.clone().unwrap_or_default();
-                    push_str(&mut span.attributes, a::TRACE_SOURCE, "meta");
-                }
-                None => {
-                    self.stats.traceparent_invalid += 1;
-                    push(
-                        &mut span.attributes,
-                        a::TRACE_INVALID,
-                        AttrValue::Bool(true),
-                    );
-                }
+            let state = || meta.tracestate.clone().unwrap_or_default();
+            from_meta = apply_traceparent(span, tp, state, "meta");
+            if from_meta {
+                self.stats.trace_from_meta += 1;
+            } else {
+                self.stats.traceparent_invalid += 1;
             }
         }
         if !from_meta {
@@ -764,5 +742,34 @@ fn msg_span_shell(
         instance_id: Text::Shared(Arc::clone(&ctx.instance_id)),
         attributes: attrs,
         events,
+    }
+}
+
+/// Applies a W3C `traceparent` value to `span`: its trace id, the caller's span
+/// as parent, the `tracestate` that `state` gives, and `mcptap.trace.source` =
+/// `source` (`header` or `meta`). `false` when the value is invalid: the span
+/// keeps its own ids and is flagged `mcptap.trace.invalid`.
+fn apply_traceparent(
+    span: &mut Span,
+    tp: &str,
+    state: impl FnOnce() -> String,
+    source: &'static str,
+) -> bool {
+    match parse_traceparent(tp) {
+        Some(p) => {
+            span.trace_id = p.trace_id;
+            span.parent_span_id = Some(p.span_id);
+            span.trace_state = state();
+            push_str(&mut span.attributes, a::TRACE_SOURCE, source);
+            true
+        }
+        None => {
+            push(
+                &mut span.attributes,
+                a::TRACE_INVALID,
+                AttrValue::Bool(true),
+            );
+            false
+        }
     }
 }
